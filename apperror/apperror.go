@@ -1,0 +1,74 @@
+// Package apperror holds the one error type that services and middleware
+// return. The HTTP layer turns its Kind into a status code in one place
+// (handlers.ErrorHandler); nothing else writes error JSON.
+package apperror
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies an error by what the caller can do about it.
+type Kind int
+
+// The kinds, each mapped to exactly one HTTP status by the HTTP layer.
+const (
+	Internal        Kind = iota // 500: never shows its cause to a client
+	Invalid                     // 400
+	Unauthenticated             // 401
+	Forbidden                   // 403
+	NotFound                    // 404
+	Conflict                    // 409
+	TooLarge                    // 413
+	Unsupported                 // 415
+	TooManyRequests             // 429
+	Unavailable                 // 503
+)
+
+// Error is a domain error with a stable machine code and a human message.
+type Error struct {
+	Kind    Kind
+	Code    string            // stable snake_case identifier clients may switch on
+	Message string            // safe to show to a client
+	Details map[string]string // field -> problem, for validation errors
+	Err     error             // cause, logged but never sent
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return e.Code + ": " + e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// New builds an Error.
+func New(kind Kind, code, message string) *Error {
+	return &Error{Kind: kind, Code: code, Message: message}
+}
+
+// Validation builds a 400 with per-field details.
+func Validation(details map[string]string) *Error {
+	return &Error{Kind: Invalid, Code: "validation_failed", Message: "Validation failed", Details: details}
+}
+
+// Wrap marks err as an internal failure; its text is logged, never sent.
+func Wrap(err error, what string) *Error {
+	return &Error{Kind: Internal, Code: "internal_error", Message: "Internal server error", Err: fmt.Errorf("%s: %w", what, err)}
+}
+
+// As returns the *Error inside err, if any.
+func As(err error) (*Error, bool) {
+	var e *Error
+	ok := errors.As(err, &e)
+	return e, ok
+}
+
+// Errors shared by several layers.
+var (
+	ErrAuthRequired = New(Unauthenticated, "authentication_required", "Authentication required")
+	ErrTokenExpired = New(Unauthenticated, "token_expired", "Token expired")
+	ErrInvalidToken = New(Unauthenticated, "invalid_token", "Invalid token")
+	ErrForbidden    = New(Forbidden, "insufficient_permissions", "Insufficient permissions")
+)

@@ -1,0 +1,262 @@
+// Package cli is the binary's command line: serve (the default), migrate,
+// keys and user. Each command loads the configuration, builds only what it
+// needs and returns an error for main to print.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/apperror"
+	"github.com/tollgate/tollgate/clock"
+	"github.com/tollgate/tollgate/database"
+	"github.com/tollgate/tollgate/migrations"
+	"github.com/tollgate/tollgate/models"
+	"github.com/tollgate/tollgate/server"
+	"github.com/tollgate/tollgate/services"
+	"github.com/tollgate/tollgate/settings"
+)
+
+const usage = `usage: tollgate [command]
+
+  (no command), serve                 run the API server
+  migrate up|down|status              apply, roll back one, or list migrations
+  keys generate [--force]             write a new JWT key pair
+  user create --email E --password P [--role viewer|editor|admin] [--tier free|paid|enterprise]
+                                      create a verified user (how the first admin is made)`
+
+// Run executes the command in args with configuration from environ.
+func Run(ctx context.Context, args []string, environ map[string]string, out io.Writer) error {
+	cfg, err := settings.Load(environ)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, out)
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, cfg, log)
+	case "migrate":
+		return migrate(ctx, cfg, args, out)
+	case "keys":
+		return keys(cfg, args, out)
+	case "user":
+		return user(ctx, cfg, args, out)
+	case "help", "-h", "--help":
+		fmt.Fprintln(out, usage)
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+	}
+}
+
+func newLogger(cfg settings.Config, out io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.IsProduction() {
+		return slog.New(slog.NewJSONHandler(out, opts))
+	}
+	return slog.New(slog.NewTextHandler(out, opts))
+}
+
+// checkProduction refuses what must never happen in production.
+func checkProduction(cfg settings.Config) error {
+	if !cfg.IsProduction() {
+		return nil
+	}
+	if cfg.DatabaseURL == "" {
+		return errors.New("APP_ENV=production needs DATABASE_URL (the embedded SQLite file is for development)")
+	}
+	for _, f := range []string{cfg.JWTPrivateKeyFile, cfg.JWTPublicKeyFile} {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("APP_ENV=production needs the JWT key file %s (JWT_PRIVATE_KEY_FILE / JWT_PUBLIC_KEY_FILE): %v", f, errors.Unwrap(err))
+		}
+	}
+	return nil
+}
+
+// loadKeys reads the key pair; in development it first generates a missing
+// pair so `go run .` works on a fresh clone. Production never generates.
+func loadKeys(cfg settings.Config, log *slog.Logger) (*services.KeySet, error) {
+	if !cfg.IsProduction() {
+		_, errPriv := os.Stat(cfg.JWTPrivateKeyFile)
+		_, errPub := os.Stat(cfg.JWTPublicKeyFile)
+		if errors.Is(errPriv, os.ErrNotExist) && errors.Is(errPub, os.ErrNotExist) {
+			if err := services.GenerateKeyPair(cfg.JWTPrivateKeyFile, cfg.JWTPublicKeyFile, false); err != nil {
+				return nil, fmt.Errorf("generate development keys: %w", err)
+			}
+			log.Info("generated a development JWT key pair", "private", cfg.JWTPrivateKeyFile, "public", cfg.JWTPublicKeyFile)
+		}
+	}
+	ks, err := services.LoadKeySet(cfg.JWTPrivateKeyFile, cfg.JWTPublicKeyFile, cfg.JWTPreviousPublicKeyFiles)
+	if err != nil {
+		if cfg.IsProduction() {
+			return nil, fmt.Errorf("APP_ENV=production: unusable JWT keys: %w", err)
+		}
+		return nil, err
+	}
+	return ks, nil
+}
+
+func openDB(ctx context.Context, cfg settings.Config) (*database.DB, error) {
+	db, err := database.Open(cfg.DatabaseURL, cfg.SQLitePath)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Ping(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database %s unreachable: %w", db.Description, err)
+	}
+	return db, nil
+}
+
+func serve(ctx context.Context, cfg settings.Config, log *slog.Logger) error {
+	if err := checkProduction(cfg); err != nil {
+		return err
+	}
+	ks, err := loadKeys(cfg, log)
+	if err != nil {
+		return err
+	}
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		return err
+	}
+	log.Info("database", "using", db.Description)
+
+	var rdb *redis.Client
+	if cfg.RedisURL != "" {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return fmt.Errorf("invalid REDIS_URL: %w", err)
+		}
+		rdb = redis.NewClient(opts)
+		defer rdb.Close()
+		log.Info("redis", "address", opts.Addr, "db", opts.DB)
+	}
+
+	var mailer services.Mailer
+	if cfg.SMTPURL != "" {
+		if mailer, err = services.NewSMTPMailer(cfg.SMTPURL, cfg.MailFrom); err != nil {
+			return err
+		}
+	} else {
+		mailer = &services.LogMailer{Log: log, IncludeBody: !cfg.IsProduction()}
+	}
+	log.Info("mail", "destination", mailer.Destination())
+
+	srv, err := server.New(server.Deps{Config: cfg, DB: db, Redis: rdb, Keys: ks, Clock: clock.System{}, Mailer: mailer, Log: log})
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx, ":"+cfg.Port)
+}
+
+func migrate(ctx context.Context, cfg settings.Config, args []string, out io.Writer) error {
+	if len(args) != 1 {
+		return errors.New("usage: tollgate migrate up|down|status")
+	}
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	sqlDB, err := db.DB.DB()
+	if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "up":
+		if err := migrations.Up(ctx, sqlDB, db.Dialect); err != nil {
+			return err
+		}
+	case "down":
+		if err := migrations.Down(ctx, sqlDB, db.Dialect); err != nil {
+			return err
+		}
+	case "status":
+	default:
+		return fmt.Errorf("unknown migrate command %q: use up, down or status", args[0])
+	}
+	fmt.Fprintln(out, "database:", db.Description)
+	return migrations.Status(ctx, sqlDB, db.Dialect, out)
+}
+
+func keys(cfg settings.Config, args []string, out io.Writer) error {
+	if len(args) == 0 || args[0] != "generate" {
+		return errors.New("usage: tollgate keys generate [--force]")
+	}
+	fs := flag.NewFlagSet("keys generate", flag.ContinueOnError)
+	fs.SetOutput(out)
+	force := fs.Bool("force", false, "replace existing key files")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if err := services.GenerateKeyPair(cfg.JWTPrivateKeyFile, cfg.JWTPublicKeyFile, *force); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "wrote %s (keep secret) and %s\n", cfg.JWTPrivateKeyFile, cfg.JWTPublicKeyFile)
+	return nil
+}
+
+func user(ctx context.Context, cfg settings.Config, args []string, out io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return errors.New("usage: tollgate user create --email E --password P [--role R] [--tier T]")
+	}
+	fs := flag.NewFlagSet("user create", flag.ContinueOnError)
+	fs.SetOutput(out)
+	email := fs.String("email", "", "email address")
+	password := fs.String("password", "", "password (10+ characters, upper, lower, digit)")
+	role := fs.String("role", models.RoleViewer, "viewer, editor or admin")
+	tier := fs.String("tier", models.TierFree, "free, paid or enterprise")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		return err
+	}
+	u, err := services.NewUsers(db.DB, clock.System{}, cfg.BcryptCost).Create(ctx, services.NewUser{
+		Email: *email, Password: *password, Role: *role, Tier: *tier, EmailVerified: true,
+	})
+	if err != nil {
+		return describe(err)
+	}
+	fmt.Fprintf(out, "created %s user %s (%s, tier %s, verified)\n", u.Role, u.Email, u.ID, u.Tier)
+	return nil
+}
+
+// describe turns a service error into one line for the terminal.
+func describe(err error) error {
+	ae, ok := apperror.As(err)
+	if !ok || len(ae.Details) == 0 {
+		return err
+	}
+	var parts []string
+	for field, msg := range ae.Details {
+		parts = append(parts, field+" "+msg)
+	}
+	sort.Strings(parts)
+	return fmt.Errorf("%s: %s", ae.Message, strings.Join(parts, "; "))
+}

@@ -1,0 +1,53 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/tollgate/tollgate/services"
+)
+
+// AnalyticsResponse is the admin summary.
+type AnalyticsResponse struct {
+	Users struct {
+		ByRole     map[string]int64 `json:"by_role"`
+		ByTier     map[string]int64 `json:"by_tier"`
+		Verified   int64            `json:"verified"`
+		Unverified int64            `json:"unverified"`
+	} `json:"users"`
+	Projects struct {
+		Total     int64 `json:"total"`
+		Last7Days int64 `json:"created_last_7_days"`
+	} `json:"projects"`
+	ActiveRefreshSessions int64 `json:"active_refresh_sessions"`
+}
+
+// Analytics serves the admin report.
+type Analytics struct{ analytics *services.Analytics }
+
+// NewAnalytics builds the analytics handler.
+func NewAnalytics(a *services.Analytics) *Analytics { return &Analytics{analytics: a} }
+
+// Get returns the report.
+//
+//	@Summary	Usage analytics (admin)
+//	@Tags		analytics
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Success	200	{object}	AnalyticsResponse
+//	@Failure	401	{object}	ErrorResponse
+//	@Failure	403	{object}	ErrorResponse
+//	@Router		/analytics [get]
+func (h *Analytics) Get(c *echo.Context) error {
+	r, err := h.analytics.Report(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	var out AnalyticsResponse
+	out.Users.ByRole, out.Users.ByTier = r.UsersByRole, r.UsersByTier
+	out.Users.Verified, out.Users.Unverified = r.UsersVerified, r.UsersUnverified
+	out.Projects.Total, out.Projects.Last7Days = r.ProjectsTotal, r.ProjectsLast7Days
+	out.ActiveRefreshSessions = r.ActiveRefreshSession
+	return c.JSON(http.StatusOK, out)
+}

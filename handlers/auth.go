@@ -1,0 +1,214 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/tollgate/tollgate/services"
+)
+
+// Auth serves registration, verification, login, refresh and logout.
+type Auth struct{ auth *services.Auth }
+
+// NewAuth builds the auth handlers.
+func NewAuth(auth *services.Auth) *Auth { return &Auth{auth: auth} }
+
+// RegisterRequest creates an account. Anything else in the body (role,
+// tier, email_verified) is ignored.
+type RegisterRequest struct {
+	Email    string `json:"email" validate:"required,max=254" example:"marta@example.com"`
+	Password string `json:"password" validate:"required" example:"Correct-Horse-9"`
+}
+
+// Register creates an unverified account and mails a verification link.
+//
+//	@Summary		Register an account
+//	@Description	Creates a viewer on the free tier and mails a verification link valid for EMAIL_VERIFICATION_TTL. Password: 10+ characters, upper and lower case and a digit, at most 72 bytes.
+//	@Tags			auth
+//	@Accept			json
+//	@Produce		json
+//	@Param			body	body		RegisterRequest	true	"email and password"
+//	@Success		201		{object}	UserResponse
+//	@Failure		400		{object}	ErrorResponse
+//	@Failure		409		{object}	ErrorResponse	"email already registered"
+//	@Failure		413		{object}	ErrorResponse
+//	@Failure		429		{object}	ErrorResponse
+//	@Router			/auth/register [post]
+func (h *Auth) Register(c *echo.Context) error {
+	var req RegisterRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	u, err := h.auth.Register(c.Request().Context(), req.Email, req.Password)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, toUser(u))
+}
+
+// MessageResponse is a short confirmation.
+type MessageResponse struct {
+	Message string `json:"message" example:"Email verified"`
+}
+
+// Verify marks an email verified.
+//
+//	@Summary	Verify an email address
+//	@Tags		auth
+//	@Produce	json
+//	@Param		token	query		string	true	"token from the verification link"
+//	@Success	200		{object}	MessageResponse
+//	@Failure	400		{object}	ErrorResponse	"verification_token_invalid, verification_token_used or verification_token_expired"
+//	@Failure	429		{object}	ErrorResponse
+//	@Router		/auth/verify [get]
+func (h *Auth) Verify(c *echo.Context) error {
+	token := c.QueryParam("token")
+	if token == "" {
+		return validationError("token", "is required")
+	}
+	if err := h.auth.VerifyEmail(c.Request().Context(), token); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, MessageResponse{Message: "Email verified"})
+}
+
+// ResendRequest asks for a new verification link.
+type ResendRequest struct {
+	Email string `json:"email" validate:"required,max=254" example:"marta@example.com"`
+}
+
+// Resend mails a new verification link if the account exists and is unverified.
+//
+//	@Summary		Send the verification link again
+//	@Description	Always 202, so the answer does not reveal whether an account exists.
+//	@Tags			auth
+//	@Accept			json
+//	@Produce		json
+//	@Param			body	body		ResendRequest	true	"email"
+//	@Success		202		{object}	MessageResponse
+//	@Failure		400		{object}	ErrorResponse
+//	@Failure		413		{object}	ErrorResponse
+//	@Failure		429		{object}	ErrorResponse
+//	@Router			/auth/verify/resend [post]
+func (h *Auth) Resend(c *echo.Context) error {
+	var req ResendRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	if msg := services.CheckEmail(services.NormalizeEmail(req.Email)); msg != "" {
+		return validationError("email", msg)
+	}
+	if err := h.auth.ResendVerification(c.Request().Context(), req.Email); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, MessageResponse{Message: "If that account exists and is not verified, a new link is on its way"})
+}
+
+// LoginRequest carries credentials.
+type LoginRequest struct {
+	Email    string `json:"email" validate:"required,max=254" example:"marta@example.com"`
+	Password string `json:"password" validate:"required,max=1024" example:"Correct-Horse-9"`
+}
+
+// TokenResponse is what login and refresh return.
+type TokenResponse struct {
+	AccessToken      string       `json:"access_token" example:"eyJhbGciOiJSUzI1NiIsImtpZCI6Ii4uLiJ9..."`
+	TokenType        string       `json:"token_type" example:"Bearer"`
+	ExpiresIn        int64        `json:"expires_in" example:"900"`
+	RefreshToken     string       `json:"refresh_token" example:"3f9a...128 hex characters"`
+	RefreshExpiresIn int64        `json:"refresh_expires_in" example:"604800"`
+	User             UserResponse `json:"user"`
+}
+
+func toTokens(s *services.Session) TokenResponse {
+	return TokenResponse{
+		AccessToken: s.AccessToken, TokenType: "Bearer", ExpiresIn: int64(s.AccessExpiresIn.Seconds()),
+		RefreshToken: s.RefreshToken, RefreshExpiresIn: int64(s.RefreshExpiresIn.Seconds()), User: toUser(s.User),
+	}
+}
+
+func client(c *echo.Context) services.Client {
+	return services.Client{IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
+}
+
+// Login exchanges credentials for a token pair.
+//
+//	@Summary		Log in
+//	@Description	A wrong password and an unknown email get the same 401. An unverified account gets 403 once its password matched.
+//	@Tags			auth
+//	@Accept			json
+//	@Produce		json
+//	@Param			body	body		LoginRequest	true	"credentials"
+//	@Success		200		{object}	TokenResponse
+//	@Failure		400		{object}	ErrorResponse
+//	@Failure		401		{object}	ErrorResponse	"Invalid email or password"
+//	@Failure		403		{object}	ErrorResponse	"Email not verified"
+//	@Failure		413		{object}	ErrorResponse
+//	@Failure		429		{object}	ErrorResponse	"Too many login attempts"
+//	@Router			/auth/login [post]
+func (h *Auth) Login(c *echo.Context) error {
+	var req LoginRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	s, err := h.auth.Login(c.Request().Context(), req.Email, req.Password, client(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toTokens(s))
+}
+
+// RefreshRequest carries a refresh token.
+type RefreshRequest struct {
+	RefreshToken string `json:"refresh_token" validate:"required,max=256" example:"3f9a...128 hex characters"`
+}
+
+// Refresh rotates a refresh token.
+//
+//	@Summary		Rotate a refresh token
+//	@Description	Returns a new pair and revokes the old refresh token. Presenting an already rotated token revokes every token of that login.
+//	@Tags			auth
+//	@Accept			json
+//	@Produce		json
+//	@Param			body	body		RefreshRequest	true	"refresh token"
+//	@Success		200		{object}	TokenResponse
+//	@Failure		400		{object}	ErrorResponse
+//	@Failure		401		{object}	ErrorResponse	"invalid_refresh_token, refresh_token_expired or refresh_token_reused"
+//	@Failure		413		{object}	ErrorResponse
+//	@Failure		429		{object}	ErrorResponse
+//	@Router			/auth/refresh [post]
+func (h *Auth) Refresh(c *echo.Context) error {
+	var req RefreshRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	s, err := h.auth.Refresh(c.Request().Context(), req.RefreshToken, client(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toTokens(s))
+}
+
+// Logout revokes the refresh token's family.
+//
+//	@Summary		Log out
+//	@Description	Revokes every refresh token of this login. Idempotent: an unknown or already revoked token also gets 204.
+//	@Tags			auth
+//	@Accept			json
+//	@Param			body	body	RefreshRequest	true	"refresh token"
+//	@Success		204
+//	@Failure		400	{object}	ErrorResponse
+//	@Failure		413	{object}	ErrorResponse
+//	@Failure		429	{object}	ErrorResponse
+//	@Router			/auth/logout [post]
+func (h *Auth) Logout(c *echo.Context) error {
+	var req RefreshRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	if err := h.auth.Logout(c.Request().Context(), req.RefreshToken); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

@@ -1,0 +1,105 @@
+// Package handlers parses and validates requests, calls the services and
+// shapes their answers. ErrorHandler is the one place errors become HTTP.
+package handlers
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/tollgate/tollgate/apperror"
+)
+
+// ErrorResponse is the body of every non-2xx answer.
+type ErrorResponse struct {
+	Error   string            `json:"error" example:"Validation failed"`
+	Code    string            `json:"code" example:"validation_failed"`
+	Details map[string]string `json:"details,omitempty"`
+}
+
+var statusByKind = map[apperror.Kind]int{
+	apperror.Internal:        http.StatusInternalServerError,
+	apperror.Invalid:         http.StatusBadRequest,
+	apperror.Unauthenticated: http.StatusUnauthorized,
+	apperror.Forbidden:       http.StatusForbidden,
+	apperror.NotFound:        http.StatusNotFound,
+	apperror.Conflict:        http.StatusConflict,
+	apperror.TooLarge:        http.StatusRequestEntityTooLarge,
+	apperror.Unsupported:     http.StatusUnsupportedMediaType,
+	apperror.TooManyRequests: http.StatusTooManyRequests,
+	apperror.Unavailable:     http.StatusServiceUnavailable,
+}
+
+// Errors Echo itself raises (routing, body limit), in our shape.
+var echoErrors = map[int]*apperror.Error{
+	http.StatusBadRequest:            apperror.New(apperror.Invalid, "bad_request", "Bad request"),
+	http.StatusUnauthorized:          apperror.ErrAuthRequired,
+	http.StatusForbidden:             apperror.ErrForbidden,
+	http.StatusNotFound:              apperror.New(apperror.NotFound, "not_found", "Not found"),
+	http.StatusMethodNotAllowed:      {Kind: apperror.Invalid, Code: "method_not_allowed", Message: "Method not allowed"},
+	http.StatusRequestEntityTooLarge: apperror.New(apperror.TooLarge, "request_too_large", "Request body too large (limit 1 MiB)"),
+	http.StatusUnsupportedMediaType:  apperror.New(apperror.Unsupported, "unsupported_media_type", "Content-Type must be application/json"),
+	http.StatusTooManyRequests:       apperror.New(apperror.TooManyRequests, "rate_limited", "Too many requests"),
+}
+
+// ErrorHandler writes err as JSON. Internal errors are logged with the
+// request id and answered with a generic message: no stack, SQL or cause
+// ever reaches the client.
+func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(c *echo.Context, err error) {
+		if r, _ := echo.UnwrapResponse(c.Response()); r != nil && r.Committed {
+			return
+		}
+		status, body := describe(err)
+		if status >= http.StatusInternalServerError {
+			log.Error("request failed", "request_id", RequestID(c), "method", c.Request().Method,
+				"path", c.Request().URL.Path, "error", err)
+		}
+		if status == http.StatusUnauthorized {
+			c.Response().Header().Set("WWW-Authenticate", challenge(c, body))
+		}
+		var werr error
+		if c.Request().Method == http.MethodHead {
+			werr = c.NoContent(status)
+		} else {
+			werr = c.JSON(status, body)
+		}
+		if werr != nil {
+			log.Debug("write error response", "error", werr)
+		}
+	}
+}
+
+func describe(err error) (int, ErrorResponse) {
+	if ae, ok := apperror.As(err); ok {
+		status := statusByKind[ae.Kind]
+		if ae.Kind == apperror.Internal {
+			return status, ErrorResponse{Error: "Internal server error", Code: "internal_error"}
+		}
+		return status, ErrorResponse{Error: ae.Message, Code: ae.Code, Details: ae.Details}
+	}
+	if code := echo.StatusCode(err); code >= 400 && code < 500 {
+		if ae, ok := echoErrors[code]; ok {
+			return code, ErrorResponse{Error: ae.Message, Code: ae.Code}
+		}
+		return code, ErrorResponse{Error: http.StatusText(code), Code: strings.ReplaceAll(strings.ToLower(http.StatusText(code)), " ", "_")}
+	}
+	return http.StatusInternalServerError, ErrorResponse{Error: "Internal server error", Code: "internal_error"}
+}
+
+// challenge builds the RFC 6750 WWW-Authenticate value; error="invalid_token"
+// only when the client actually sent a token.
+func challenge(c *echo.Context, body ErrorResponse) string {
+	h := `Bearer realm="tollgate"`
+	if auth := c.Request().Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
+		h += `, error="invalid_token", error_description="` + body.Error + `"`
+	}
+	return h
+}
+
+// RequestID is the id Echo's RequestID middleware put on the response.
+func RequestID(c *echo.Context) string {
+	return c.Response().Header().Get(echo.HeaderXRequestID)
+}

@@ -1,0 +1,200 @@
+package handlers
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v5"
+
+	"github.com/tollgate/tollgate/models"
+	"github.com/tollgate/tollgate/services"
+)
+
+// ProjectResponse is a project as the API shows it.
+type ProjectResponse struct {
+	ID          uuid.UUID `json:"id" example:"1b4e28ba-2fa1-11d2-883f-0016d3cca427"`
+	OwnerID     uuid.UUID `json:"owner_id" example:"7c9e6679-7425-40de-944b-e07fc1f90ae7"`
+	Name        string    `json:"name" example:"Launch"`
+	Description string    `json:"description" example:"Everything for the launch"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+func toProject(p *models.Project) ProjectResponse {
+	return ProjectResponse{ID: p.ID, OwnerID: p.OwnerID, Name: p.Name, Description: p.Description, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
+}
+
+// Projects serves the project endpoints.
+type Projects struct{ projects *services.Projects }
+
+// NewProjects builds the project handlers.
+func NewProjects(p *services.Projects) *Projects { return &Projects{projects: p} }
+
+// List returns a page of projects.
+//
+//	@Summary	List projects
+//	@Tags		projects
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param		page		query		int	false	"page, from 1"				default(1)	minimum(1)
+//	@Param		per_page	query		int	false	"items per page, at most 100"	default(20)	minimum(1)	maximum(100)
+//	@Success	200			{object}	Paginated[ProjectResponse]
+//	@Failure	400			{object}	ErrorResponse
+//	@Failure	401			{object}	ErrorResponse
+//	@Failure	429			{object}	ErrorResponse
+//	@Router		/projects [get]
+func (h *Projects) List(c *echo.Context) error {
+	p, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	items, total, err := h.projects.List(c.Request().Context(), p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, paginate(items, p, total, toProject))
+}
+
+// Get returns one project.
+//
+//	@Summary	Get a project
+//	@Tags		projects
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param		id	path		string	true	"project id (UUID)"
+//	@Success	200	{object}	ProjectResponse
+//	@Failure	400	{object}	ErrorResponse	"malformed id"
+//	@Failure	401	{object}	ErrorResponse
+//	@Failure	404	{object}	ErrorResponse
+//	@Failure	429	{object}	ErrorResponse
+//	@Router		/projects/{id} [get]
+func (h *Projects) Get(c *echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	p, err := h.projects.Get(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toProject(p))
+}
+
+// CreateProjectRequest creates a project.
+type CreateProjectRequest struct {
+	Name        string `json:"name" validate:"required,max=200" example:"Launch"`
+	Description string `json:"description" validate:"max=2000" example:"Everything for the launch"`
+}
+
+// Create stores a project owned by the caller.
+//
+//	@Summary	Create a project (editor, admin)
+//	@Tags		projects
+//	@Accept		json
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param		body	body		CreateProjectRequest	true	"the project"
+//	@Success	201		{object}	ProjectResponse
+//	@Failure	400		{object}	ErrorResponse
+//	@Failure	401		{object}	ErrorResponse
+//	@Failure	403		{object}	ErrorResponse
+//	@Failure	413		{object}	ErrorResponse
+//	@Failure	429		{object}	ErrorResponse
+//	@Router		/projects [post]
+func (h *Projects) Create(c *echo.Context) error {
+	cl, err := claims(c)
+	if err != nil {
+		return err
+	}
+	var req CreateProjectRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	req.Name = strings.TrimSpace(req.Name)
+	if req.Name == "" {
+		return validationError("name", "is required")
+	}
+	p, err := h.projects.Create(c.Request().Context(), cl.UserID(), req.Name, req.Description)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, toProject(p))
+}
+
+// UpdateProjectRequest changes a project; omitted fields stay as they are.
+type UpdateProjectRequest struct {
+	Name        *string `json:"name,omitempty" validate:"omitempty,max=200" example:"Launch v2"`
+	Description *string `json:"description,omitempty" validate:"omitempty,max=2000" example:"Now with more launch"`
+}
+
+// Update changes a project: editors their own, admins any.
+//
+//	@Summary	Update a project (editor: own projects; admin: any)
+//	@Tags		projects
+//	@Accept		json
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param		id		path		string					true	"project id (UUID)"
+//	@Param		body	body		UpdateProjectRequest	true	"fields to change"
+//	@Success	200		{object}	ProjectResponse
+//	@Failure	400		{object}	ErrorResponse
+//	@Failure	401		{object}	ErrorResponse
+//	@Failure	403		{object}	ErrorResponse
+//	@Failure	404		{object}	ErrorResponse
+//	@Failure	413		{object}	ErrorResponse
+//	@Failure	429		{object}	ErrorResponse
+//	@Router		/projects/{id} [patch]
+func (h *Projects) Update(c *echo.Context) error {
+	cl, err := claims(c)
+	if err != nil {
+		return err
+	}
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	var req UpdateProjectRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	if req.Name == nil && req.Description == nil {
+		return validationError("body", "give name or description")
+	}
+	if req.Name != nil {
+		trimmed := strings.TrimSpace(*req.Name)
+		if trimmed == "" {
+			return validationError("name", "must not be empty")
+		}
+		req.Name = &trimmed
+	}
+	p, err := h.projects.Update(c.Request().Context(), cl, id, services.ProjectChanges{Name: req.Name, Description: req.Description})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toProject(p))
+}
+
+// Delete removes a project.
+//
+//	@Summary	Delete a project (admin)
+//	@Tags		projects
+//	@Security	BearerAuth
+//	@Param		id	path	string	true	"project id (UUID)"
+//	@Success	204
+//	@Failure	400	{object}	ErrorResponse
+//	@Failure	401	{object}	ErrorResponse
+//	@Failure	403	{object}	ErrorResponse
+//	@Failure	404	{object}	ErrorResponse
+//	@Router		/projects/{id} [delete]
+func (h *Projects) Delete(c *echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	if err := h.projects.Delete(c.Request().Context(), id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

@@ -1,0 +1,120 @@
+package handlers
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v5"
+
+	"github.com/tollgate/tollgate/models"
+	"github.com/tollgate/tollgate/services"
+)
+
+// UserResponse is a user as the API shows it: never the password hash.
+type UserResponse struct {
+	ID            uuid.UUID `json:"id" example:"7c9e6679-7425-40de-944b-e07fc1f90ae7"`
+	Email         string    `json:"email" example:"marta@example.com"`
+	Role          string    `json:"role" example:"viewer" enums:"viewer,editor,admin"`
+	Tier          string    `json:"tier" example:"free" enums:"free,paid,enterprise"`
+	EmailVerified bool      `json:"email_verified" example:"true"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+func toUser(u *models.User) UserResponse {
+	return UserResponse{ID: u.ID, Email: u.Email, Role: u.Role, Tier: u.Tier, EmailVerified: u.EmailVerified, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+}
+
+// Users serves the caller's own profile and the admin user list.
+type Users struct{ users *services.Users }
+
+// NewUsers builds the user handlers.
+func NewUsers(users *services.Users) *Users { return &Users{users: users} }
+
+// Me returns the caller's profile.
+//
+//	@Summary	The caller's profile
+//	@Tags		users
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Success	200	{object}	UserResponse
+//	@Failure	401	{object}	ErrorResponse
+//	@Failure	404	{object}	ErrorResponse	"the account was deleted"
+//	@Failure	429	{object}	ErrorResponse
+//	@Router		/users/me [get]
+func (h *Users) Me(c *echo.Context) error {
+	cl, err := claims(c)
+	if err != nil {
+		return err
+	}
+	u, err := h.users.Get(c.Request().Context(), cl.UserID())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toUser(u))
+}
+
+// List returns a page of users.
+//
+//	@Summary	List users (admin)
+//	@Tags		admin
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param		page		query		int	false	"page, from 1"				default(1)	minimum(1)
+//	@Param		per_page	query		int	false	"items per page, at most 100"	default(20)	minimum(1)	maximum(100)
+//	@Success	200			{object}	Paginated[UserResponse]
+//	@Failure	400			{object}	ErrorResponse
+//	@Failure	401			{object}	ErrorResponse
+//	@Failure	403			{object}	ErrorResponse
+//	@Router		/admin/users [get]
+func (h *Users) List(c *echo.Context) error {
+	p, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	users, total, err := h.users.List(c.Request().Context(), p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, paginate(users, p, total, toUser))
+}
+
+// UpdateUserRequest changes a user's role or plan.
+type UpdateUserRequest struct {
+	Role *string `json:"role,omitempty" validate:"omitempty,oneof=viewer editor admin" enums:"viewer,editor,admin"`
+	Tier *string `json:"tier,omitempty" validate:"omitempty,oneof=free paid enterprise" enums:"free,paid,enterprise"`
+}
+
+// Update changes a user's role or tier.
+//
+//	@Summary		Change a user's role or tier (admin)
+//	@Description	Takes effect at that user's next token refresh.
+//	@Tags			admin
+//	@Accept			json
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			id		path		string				true	"user id (UUID)"
+//	@Param			body	body		UpdateUserRequest	true	"fields to change"
+//	@Success		200		{object}	UserResponse
+//	@Failure		400		{object}	ErrorResponse
+//	@Failure		401		{object}	ErrorResponse
+//	@Failure		403		{object}	ErrorResponse
+//	@Failure		404		{object}	ErrorResponse
+//	@Failure		413		{object}	ErrorResponse
+//	@Router			/admin/users/{id} [patch]
+func (h *Users) Update(c *echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	var req UpdateUserRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	u, err := h.users.Update(c.Request().Context(), id, services.UserChanges{Role: req.Role, Tier: req.Tier})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toUser(u))
+}

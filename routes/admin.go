@@ -1,0 +1,14 @@
+package routes
+
+import (
+	"github.com/labstack/echo/v5"
+
+	"github.com/tollgate/tollgate/handlers"
+	mw "github.com/tollgate/tollgate/middleware"
+	"github.com/tollgate/tollgate/models"
+)
+
+func admin(e *echo.Echo, h *handlers.Users, g Guards) {
+	e.GET("/admin/users", h.List, g.Auth.RequireAuth, mw.RequireRole(models.RoleAdmin))         // admin
+	e.PATCH("/admin/users/:id", h.Update, g.Auth.RequireAuth, mw.RequireRole(models.RoleAdmin)) // admin
+}

@@ -1,0 +1,13 @@
+package routes
+
+import (
+	"github.com/labstack/echo/v5"
+
+	"github.com/tollgate/tollgate/handlers"
+	mw "github.com/tollgate/tollgate/middleware"
+	"github.com/tollgate/tollgate/models"
+)
+
+func analytics(e *echo.Echo, h *handlers.Analytics, g Guards) {
+	e.GET("/analytics", h.Get, g.Auth.RequireAuth, mw.RequireRole(models.RoleAdmin)) // admin
+}

@@ -1,0 +1,17 @@
+package routes
+
+import (
+	"github.com/labstack/echo/v5"
+
+	"github.com/tollgate/tollgate/handlers"
+	mw "github.com/tollgate/tollgate/middleware"
+	"github.com/tollgate/tollgate/models"
+)
+
+func projects(e *echo.Echo, h *handlers.Projects, g Guards) {
+	e.GET("/projects", h.List, g.Auth.RequireAuth)                                                              // any authenticated user
+	e.GET("/projects/:id", h.Get, g.Auth.RequireAuth)                                                           // any authenticated user
+	e.POST("/projects", h.Create, g.Auth.RequireAuth, mw.RequireRole(models.RoleEditor, models.RoleAdmin))      // editor, admin
+	e.PATCH("/projects/:id", h.Update, g.Auth.RequireAuth, mw.RequireRole(models.RoleEditor, models.RoleAdmin)) // editor (own), admin (any)
+	e.DELETE("/projects/:id", h.Delete, g.Auth.RequireAuth, mw.RequireRole(models.RoleAdmin))                   // admin
+}

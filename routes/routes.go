@@ -1,0 +1,34 @@
+// Package routes is the API's table of contents: one file per resource,
+// each route naming who may call it and which middleware guards it.
+package routes
+
+import (
+	"github.com/labstack/echo/v5"
+
+	"github.com/tollgate/tollgate/handlers"
+	"github.com/tollgate/tollgate/middleware"
+)
+
+// Handlers are the resource handlers the routes point at.
+type Handlers struct {
+	System    *handlers.System
+	Auth      *handlers.Auth
+	Users     *handlers.Users
+	Projects  *handlers.Projects
+	Analytics *handlers.Analytics
+}
+
+// Guards are the per-route middleware.
+type Guards struct {
+	Auth *middleware.Auth
+}
+
+// Register adds every route to e.
+func Register(e *echo.Echo, h Handlers, g Guards) {
+	system(e, h.System)
+	auth(e, h.Auth)
+	users(e, h.Users, g)
+	projects(e, h.Projects, g)
+	analytics(e, h.Analytics, g)
+	admin(e, h.Users, g)
+}

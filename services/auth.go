@@ -1,0 +1,312 @@
+package services
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/crypto/bcrypt"
+	"gorm.io/gorm"
+
+	"github.com/tollgate/tollgate/apperror"
+	"github.com/tollgate/tollgate/clock"
+	"github.com/tollgate/tollgate/models"
+)
+
+// Token sizes: refresh tokens are 64 random bytes (seed 001), verification
+// tokens 32.
+const (
+	refreshTokenBytes      = 64
+	verificationTokenBytes = 32
+)
+
+var (
+	errBadCredentials      = apperror.New(apperror.Unauthenticated, "invalid_credentials", "Invalid email or password")
+	errEmailNotVerified    = apperror.New(apperror.Forbidden, "email_not_verified", "Email not verified")
+	errVerificationInvalid = apperror.New(apperror.Invalid, "verification_token_invalid", "Verification token is invalid")
+	errVerificationUsed    = apperror.New(apperror.Invalid, "verification_token_used", "Verification token has already been used")
+	errVerificationExpired = apperror.New(apperror.Invalid, "verification_token_expired", "Verification token has expired; ask for a new one")
+	errRefreshInvalid      = apperror.New(apperror.Unauthenticated, "invalid_refresh_token", "Invalid refresh token")
+	errRefreshExpired      = apperror.New(apperror.Unauthenticated, "refresh_token_expired", "Refresh token expired")
+	errRefreshReused       = apperror.New(apperror.Unauthenticated, "refresh_token_reused", "Refresh token was already used; every session of this login has been revoked")
+)
+
+// AuthConfig holds the auth rules that come from configuration.
+type AuthConfig struct {
+	BaseURL         string
+	RefreshTTL      time.Duration
+	VerificationTTL time.Duration
+	BcryptCost      int
+}
+
+// Auth runs registration, verification, login and refresh-token rotation.
+type Auth struct {
+	db        *gorm.DB
+	clock     clock.Clock
+	users     *Users
+	tokens    *Tokens
+	mailer    Mailer
+	log       *slog.Logger
+	cfg       AuthConfig
+	dummyHash []byte
+}
+
+// NewAuth builds the auth service. It hashes a random password once so that
+// a login for an unknown email costs as much as one with a wrong password.
+func NewAuth(db *gorm.DB, clk clock.Clock, users *Users, tokens *Tokens, mailer Mailer, log *slog.Logger, cfg AuthConfig) (*Auth, error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	dummy, err := bcrypt.GenerateFromPassword(secret, cfg.BcryptCost)
+	if err != nil {
+		return nil, err
+	}
+	return &Auth{db: db, clock: clk, users: users, tokens: tokens, mailer: mailer, log: log, cfg: cfg, dummyHash: dummy}, nil
+}
+
+// Client identifies where a request came from; stored with refresh tokens.
+type Client struct {
+	IP        string
+	UserAgent string
+}
+
+// Session is what login and refresh hand back.
+type Session struct {
+	AccessToken      string
+	AccessExpiresIn  time.Duration
+	RefreshToken     string
+	RefreshExpiresIn time.Duration
+	User             *models.User
+}
+
+// Register creates an unverified viewer on the free tier and mails a
+// verification link. Role, tier and verification are never taken from input.
+func (a *Auth) Register(ctx context.Context, email, password string) (*models.User, error) {
+	u, err := a.users.Create(ctx, NewUser{Email: email, Password: password, Role: models.RoleViewer, Tier: models.TierFree})
+	if err != nil {
+		return nil, err
+	}
+	if err := a.sendVerification(ctx, u); err != nil {
+		// The account exists; the user can ask for another link.
+		a.log.Error("send verification mail", "user_id", u.ID, "error", err)
+	}
+	return u, nil
+}
+
+// ResendVerification mails a new link when email belongs to an unverified
+// account. It answers the same whatever the case, so it reveals nothing.
+func (a *Auth) ResendVerification(ctx context.Context, email string) error {
+	u, err := a.users.byEmail(ctx, email)
+	if err != nil || u == nil || u.EmailVerified {
+		return err
+	}
+	if err := a.sendVerification(ctx, u); err != nil {
+		a.log.Error("send verification mail", "user_id", u.ID, "error", err)
+	}
+	return nil
+}
+
+func (a *Auth) sendVerification(ctx context.Context, u *models.User) error {
+	raw, err := newOpaqueToken(verificationTokenBytes)
+	if err != nil {
+		return err
+	}
+	now := a.clock.Now()
+	tok := models.EmailVerificationToken{
+		ID: uuid.New(), UserID: u.ID, TokenHash: hashToken(raw), ExpiresAt: now.Add(a.cfg.VerificationTTL), CreatedAt: now,
+	}
+	if err := a.db.WithContext(ctx).Create(&tok).Error; err != nil {
+		return fmt.Errorf("store verification token: %w", err)
+	}
+	link := a.cfg.BaseURL + "/auth/verify?token=" + url.QueryEscape(raw)
+	return a.mailer.Send(ctx, Message{
+		To:      u.Email,
+		Subject: "Verify your email address",
+		Body: fmt.Sprintf("Welcome!\n\nConfirm your email address by opening this link within %s:\n\n%s\n\nIf you did not sign up, ignore this message.\n",
+			a.cfg.VerificationTTL, link),
+	})
+}
+
+// VerifyEmail uses up a verification token and marks its account verified.
+func (a *Auth) VerifyEmail(ctx context.Context, raw string) error {
+	var tok models.EmailVerificationToken
+	err := a.db.WithContext(ctx).Where("token_hash = ?", hashToken(raw)).First(&tok).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return errVerificationInvalid
+	}
+	if err != nil {
+		return apperror.Wrap(err, "load verification token")
+	}
+	now := a.clock.Now()
+	switch {
+	case tok.UsedAt != nil:
+		return errVerificationUsed
+	case !now.Before(tok.ExpiresAt):
+		return errVerificationExpired
+	}
+	return a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// Conditional update: of two concurrent uses, one wins.
+		res := tx.Model(&models.EmailVerificationToken{}).Where("id = ? AND used_at IS NULL", tok.ID).Update("used_at", now)
+		if res.Error != nil {
+			return apperror.Wrap(res.Error, "use verification token")
+		}
+		if res.RowsAffected == 0 {
+			return errVerificationUsed
+		}
+		if err := tx.Model(&models.User{}).Where("id = ?", tok.UserID).
+			Updates(map[string]any{"email_verified": true, "updated_at": now}).Error; err != nil {
+			return apperror.Wrap(err, "mark email verified")
+		}
+		return nil
+	})
+}
+
+// Login checks credentials and starts a new refresh-token family.
+func (a *Auth) Login(ctx context.Context, email, password string, client Client) (*Session, error) {
+	u, err := a.users.byEmail(ctx, email)
+	if err != nil {
+		return nil, err
+	}
+	if u == nil {
+		// Same work as a real check, so timing does not tell which emails exist.
+		_ = bcrypt.CompareHashAndPassword(a.dummyHash, []byte(password))
+		return nil, errBadCredentials
+	}
+	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+		return nil, errBadCredentials
+	}
+	if !u.EmailVerified {
+		return nil, errEmailNotVerified
+	}
+	var s *Session
+	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		s, err = a.issue(tx, u, uuid.New(), uuid.New(), client)
+		return err
+	})
+	return s, err
+}
+
+// issue stores a refresh token with id in family and signs an access token.
+func (a *Auth) issue(tx *gorm.DB, u *models.User, id, family uuid.UUID, client Client) (*Session, error) {
+	raw, err := newOpaqueToken(refreshTokenBytes)
+	if err != nil {
+		return nil, apperror.Wrap(err, "generate refresh token")
+	}
+	now := a.clock.Now()
+	rt := models.RefreshToken{
+		ID: id, UserID: u.ID, FamilyID: family, TokenHash: hashToken(raw),
+		ExpiresAt: now.Add(a.cfg.RefreshTTL), CreatedAt: now,
+		ClientIP: client.IP, UserAgent: truncate(client.UserAgent, 512),
+	}
+	if err := tx.Create(&rt).Error; err != nil {
+		return nil, apperror.Wrap(err, "store refresh token")
+	}
+	access, err := a.tokens.Issue(u)
+	if err != nil {
+		return nil, apperror.Wrap(err, "sign access token")
+	}
+	return &Session{
+		AccessToken: access, AccessExpiresIn: a.tokens.TTL(),
+		RefreshToken: raw, RefreshExpiresIn: a.cfg.RefreshTTL, User: u,
+	}, nil
+}
+
+// Refresh rotates a refresh token: the presented one is revoked and points to
+// its replacement. Presenting a token that was already rotated or revoked is
+// treated as theft: the whole family is revoked.
+func (a *Auth) Refresh(ctx context.Context, raw string, client Client) (*Session, error) {
+	db := a.db.WithContext(ctx)
+	var old models.RefreshToken
+	err := db.Where("token_hash = ?", hashToken(raw)).First(&old).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, errRefreshInvalid
+	}
+	if err != nil {
+		return nil, apperror.Wrap(err, "load refresh token")
+	}
+	if old.RevokedAt != nil {
+		return nil, a.reuseDetected(ctx, &old, client)
+	}
+	now := a.clock.Now()
+	if !now.Before(old.ExpiresAt) {
+		return nil, errRefreshExpired
+	}
+	// Re-read the user so role and tier changes (and deletions) apply now.
+	u, err := a.users.Get(ctx, old.UserID)
+	if err != nil {
+		var ae *apperror.Error
+		if errors.As(err, &ae) && ae.Kind == apperror.NotFound {
+			_ = a.revokeFamily(ctx, old.FamilyID)
+			return nil, errRefreshInvalid
+		}
+		return nil, err
+	}
+	var s *Session
+	lostRace := false
+	err = db.Transaction(func(tx *gorm.DB) error {
+		next := uuid.New()
+		// Only one of several concurrent refreshes of this token can flip
+		// revoked_at from NULL; the others see zero rows and count as reuse.
+		res := tx.Model(&models.RefreshToken{}).Where("id = ? AND revoked_at IS NULL", old.ID).
+			Updates(map[string]any{"revoked_at": now, "replaced_by": next})
+		if res.Error != nil {
+			return apperror.Wrap(res.Error, "revoke refresh token")
+		}
+		if res.RowsAffected == 0 {
+			lostRace = true
+			return errRefreshReused
+		}
+		s, err = a.issue(tx, u, next, old.FamilyID, client)
+		return err
+	})
+	if lostRace {
+		return nil, a.reuseDetected(ctx, &old, client)
+	}
+	return s, err
+}
+
+func (a *Auth) reuseDetected(ctx context.Context, rt *models.RefreshToken, client Client) error {
+	a.log.Warn("security: refresh token reuse, revoking family",
+		"event", "refresh_token_reuse", "user_id", rt.UserID, "family_id", rt.FamilyID, "ip", client.IP)
+	if err := a.revokeFamily(ctx, rt.FamilyID); err != nil {
+		return err
+	}
+	return errRefreshReused
+}
+
+func (a *Auth) revokeFamily(ctx context.Context, family uuid.UUID) error {
+	err := a.db.WithContext(ctx).Model(&models.RefreshToken{}).
+		Where("family_id = ? AND revoked_at IS NULL", family).Update("revoked_at", a.clock.Now()).Error
+	if err != nil {
+		return apperror.Wrap(err, "revoke token family")
+	}
+	return nil
+}
+
+// Logout revokes the family of the presented refresh token. Unknown tokens
+// are not an error: logging out twice is fine.
+func (a *Auth) Logout(ctx context.Context, raw string) error {
+	var rt models.RefreshToken
+	err := a.db.WithContext(ctx).Where("token_hash = ?", hashToken(raw)).First(&rt).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil
+	}
+	if err != nil {
+		return apperror.Wrap(err, "load refresh token")
+	}
+	return a.revokeFamily(ctx, rt.FamilyID)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

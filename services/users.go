@@ -1,0 +1,212 @@
+package services
+
+import (
+	"context"
+	"errors"
+	"net/mail"
+	"strings"
+	"unicode"
+
+	"github.com/google/uuid"
+	"golang.org/x/crypto/bcrypt"
+	"gorm.io/gorm"
+
+	"github.com/tollgate/tollgate/apperror"
+	"github.com/tollgate/tollgate/clock"
+	"github.com/tollgate/tollgate/models"
+)
+
+// Password policy (seed 001): at least 10 characters with upper case, lower
+// case and a digit; at most 72 bytes, because bcrypt ignores the rest.
+const (
+	MinPasswordLength = 10
+	MaxPasswordBytes  = 72
+)
+
+var (
+	errUserNotFound = apperror.New(apperror.NotFound, "user_not_found", "User not found")
+	errEmailTaken   = apperror.New(apperror.Conflict, "email_taken", "An account with this email already exists")
+)
+
+// Users holds the account rules shared by registration, the admin API and
+// the `user create` command.
+type Users struct {
+	db         *gorm.DB
+	clock      clock.Clock
+	bcryptCost int
+}
+
+// NewUsers builds the user service.
+func NewUsers(db *gorm.DB, clk clock.Clock, bcryptCost int) *Users {
+	return &Users{db: db, clock: clk, bcryptCost: bcryptCost}
+}
+
+// NormalizeEmail trims and lower-cases an address.
+func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+
+// CheckEmail reports a problem with an already-normalised address, or "".
+func CheckEmail(email string) string {
+	addr, err := mail.ParseAddress(email)
+	if err != nil || addr.Address != email || addr.Name != "" || len(email) > 254 || !strings.Contains(email[strings.LastIndexByte(email, '@')+1:], ".") {
+		return "must be a valid email address"
+	}
+	return ""
+}
+
+// CheckPassword reports a problem with a password, or "".
+func CheckPassword(p string) string {
+	if len(p) > MaxPasswordBytes {
+		return "must be at most 72 bytes"
+	}
+	var upper, lower, digit bool
+	n := 0
+	for _, r := range p {
+		n++
+		switch {
+		case unicode.IsUpper(r):
+			upper = true
+		case unicode.IsLower(r):
+			lower = true
+		case unicode.IsDigit(r):
+			digit = true
+		}
+	}
+	if n < MinPasswordLength || !upper || !lower || !digit {
+		return "must be at least 10 characters and contain an upper-case letter, a lower-case letter and a digit"
+	}
+	return ""
+}
+
+// ValidRole reports whether r is a known role.
+func ValidRole(r string) bool {
+	return r == models.RoleViewer || r == models.RoleEditor || r == models.RoleAdmin
+}
+
+// ValidTier reports whether t is a known tier.
+func ValidTier(t string) bool {
+	return t == models.TierFree || t == models.TierPaid || t == models.TierEnterprise
+}
+
+// NewUser is what Create needs.
+type NewUser struct {
+	Email, Password, Role, Tier string
+	EmailVerified               bool
+}
+
+// Create validates and stores a user. Registration always passes viewer/free
+// and unverified; only the CLI makes verified admins.
+func (s *Users) Create(ctx context.Context, in NewUser) (*models.User, error) {
+	return s.create(ctx, s.db, in)
+}
+
+func (s *Users) create(ctx context.Context, db *gorm.DB, in NewUser) (*models.User, error) {
+	email := NormalizeEmail(in.Email)
+	details := map[string]string{}
+	if msg := CheckEmail(email); msg != "" {
+		details["email"] = msg
+	}
+	if msg := CheckPassword(in.Password); msg != "" {
+		details["password"] = msg
+	}
+	if !ValidRole(in.Role) {
+		details["role"] = "must be viewer, editor or admin"
+	}
+	if !ValidTier(in.Tier) {
+		details["tier"] = "must be free, paid or enterprise"
+	}
+	if len(details) > 0 {
+		return nil, apperror.Validation(details)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(in.Password), s.bcryptCost)
+	if err != nil {
+		return nil, apperror.Wrap(err, "hash password")
+	}
+	now := s.clock.Now()
+	u := &models.User{
+		ID: uuid.New(), Email: email, PasswordHash: string(hash), Role: in.Role, Tier: in.Tier,
+		EmailVerified: in.EmailVerified, CreatedAt: now, UpdatedAt: now,
+	}
+	if err := db.WithContext(ctx).Create(u).Error; err != nil {
+		if errors.Is(err, gorm.ErrDuplicatedKey) {
+			return nil, errEmailTaken
+		}
+		return nil, apperror.Wrap(err, "insert user")
+	}
+	return u, nil
+}
+
+// Get returns a user by id.
+func (s *Users) Get(ctx context.Context, id uuid.UUID) (*models.User, error) {
+	var u models.User
+	if err := s.db.WithContext(ctx).First(&u, "id = ?", id).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, errUserNotFound
+		}
+		return nil, apperror.Wrap(err, "load user")
+	}
+	return &u, nil
+}
+
+func (s *Users) byEmail(ctx context.Context, email string) (*models.User, error) {
+	var u models.User
+	err := s.db.WithContext(ctx).Where("lower(email) = ?", NormalizeEmail(email)).First(&u).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, apperror.Wrap(err, "load user by email")
+	}
+	return &u, nil
+}
+
+// List returns one page of users, oldest first, and the total.
+func (s *Users) List(ctx context.Context, p Page) ([]models.User, int64, error) {
+	var total int64
+	if err := s.db.WithContext(ctx).Model(&models.User{}).Count(&total).Error; err != nil {
+		return nil, 0, apperror.Wrap(err, "count users")
+	}
+	var users []models.User
+	if err := s.db.WithContext(ctx).Order("created_at, id").Limit(p.PerPage).Offset(p.offset()).Find(&users).Error; err != nil {
+		return nil, 0, apperror.Wrap(err, "list users")
+	}
+	return users, total, nil
+}
+
+// UserChanges are the fields an admin may change; nil leaves a field alone.
+type UserChanges struct {
+	Role *string
+	Tier *string
+}
+
+// Update changes a user's role or tier. Access tokens already issued keep
+// their claims until they expire; the next refresh picks up the change.
+func (s *Users) Update(ctx context.Context, id uuid.UUID, ch UserChanges) (*models.User, error) {
+	details := map[string]string{}
+	if ch.Role != nil && !ValidRole(*ch.Role) {
+		details["role"] = "must be viewer, editor or admin"
+	}
+	if ch.Tier != nil && !ValidTier(*ch.Tier) {
+		details["tier"] = "must be free, paid or enterprise"
+	}
+	if ch.Role == nil && ch.Tier == nil {
+		details["body"] = "give role or tier"
+	}
+	if len(details) > 0 {
+		return nil, apperror.Validation(details)
+	}
+	u, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if ch.Role != nil {
+		u.Role = *ch.Role
+	}
+	if ch.Tier != nil {
+		u.Tier = *ch.Tier
+	}
+	u.UpdatedAt = s.clock.Now()
+	if err := s.db.WithContext(ctx).Model(u).Select("role", "tier", "updated_at").Updates(u).Error; err != nil {
+		return nil, apperror.Wrap(err, "update user")
+	}
+	return u, nil
+}
