@@ -1,0 +1,383 @@
+package tests
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/models"
+	"github.com/tollgate/tollgate/services"
+)
+
+func register(t testing.TB, a *App, email string) *Response {
+	t.Helper()
+	return a.do(t, Request{Method: "POST", URL: "/auth/register", Body: map[string]string{"email": email, "password": testPassword}})
+}
+
+func TestRegister(t *testing.T) {
+	scenarios := []Scenario{
+		{
+			Name: "valid credentials create an unverified viewer on the free tier", Method: "POST", URL: "/auth/register",
+			Body:            map[string]string{"email": "  Marta@Example.COM ", "password": testPassword},
+			ExpectedStatus:  http.StatusCreated,
+			ExpectedContent: []string{`"email":"marta@example.com"`, `"role":"viewer"`, `"tier":"free"`, `"email_verified":false`, `"id":"`},
+			NotExpected:     []string{"password", "hash"},
+		},
+		{
+			Name: "duplicate email, in any case, is a conflict", Method: "POST", URL: "/auth/register",
+			Body: map[string]string{"email": "MARTA@example.com", "password": testPassword},
+			Setup: func(t testing.TB, a *App) map[string]string {
+				mustf(t, register(t, a, "marta@example.com").Status == 201, "first registration failed")
+				return nil
+			},
+			ExpectedStatus: http.StatusConflict, ExpectedContent: []string{`"code":"email_taken"`},
+		},
+		{
+			Name: "weak password is rejected with a field message", Method: "POST", URL: "/auth/register",
+			Body:           map[string]string{"email": "weak@example.com", "password": "alllowercase1"},
+			ExpectedStatus: http.StatusBadRequest, ExpectedContent: []string{`"code":"validation_failed"`, `"password":"must be at least 10 characters`},
+		},
+		{
+			Name: "short password is rejected", Method: "POST", URL: "/auth/register",
+			Body:           map[string]string{"email": "short@example.com", "password": "Abc12345"},
+			ExpectedStatus: http.StatusBadRequest, ExpectedContent: []string{`"password"`},
+		},
+		{
+			Name: "password over 72 bytes is rejected", Method: "POST", URL: "/auth/register",
+			Body:           map[string]string{"email": "long@example.com", "password": "Aa1" + strings.Repeat("x", 70)},
+			ExpectedStatus: http.StatusBadRequest, ExpectedContent: []string{`"password":"must be at most 72 bytes"`},
+		},
+		{
+			Name: "malformed email is rejected", Method: "POST", URL: "/auth/register",
+			Body:           map[string]string{"email": "not-an-email", "password": testPassword},
+			ExpectedStatus: http.StatusBadRequest, ExpectedContent: []string{`"email":"must be a valid email address"`},
+		},
+		{
+			Name: "missing fields are named", Method: "POST", URL: "/auth/register", Body: `{}`,
+			ExpectedStatus: http.StatusBadRequest, ExpectedContent: []string{`"email":"is required"`, `"password":"is required"`},
+		},
+		{
+			Name: "wrong JSON type is named", Method: "POST", URL: "/auth/register", Body: `{"email": 5, "password": "x"}`,
+			ExpectedStatus: http.StatusBadRequest, ExpectedContent: []string{`"email":"must be a string"`},
+		},
+		{
+			Name: "role, tier and email_verified in the body are not honoured", Method: "POST", URL: "/auth/register",
+			Body:            map[string]any{"email": "sneaky@example.com", "password": testPassword, "role": "admin", "tier": "enterprise", "email_verified": true},
+			ExpectedStatus:  http.StatusCreated,
+			ExpectedContent: []string{`"role":"viewer"`, `"tier":"free"`, `"email_verified":false`},
+			After: func(t testing.TB, a *App, _ *Response) {
+				var u models.User
+				a.DB.Where("email = ?", "sneaky@example.com").First(&u)
+				mustf(t, u.Role == "viewer" && u.Tier == "free" && !u.EmailVerified, "stored %+v", u)
+			},
+		},
+		{
+			Name: "registration mails a verification link whose token is stored only as a hash", Method: "POST", URL: "/auth/register",
+			Body:           map[string]string{"email": "mail@example.com", "password": testPassword},
+			ExpectedStatus: http.StatusCreated,
+			After: func(t testing.TB, a *App, _ *Response) {
+				token := a.lastToken(t, "mail@example.com")
+				mustf(t, len(token) >= 64, "token %q shorter than 32 bytes", token)
+				mustf(t, strings.Contains(a.Mailer.Sent()[0].Body, "http://tollgate.test/auth/verify?token="), "link not built from APP_BASE_URL")
+				var rows []models.EmailVerificationToken
+				a.DB.Find(&rows)
+				mustf(t, len(rows) == 1 && rows[0].TokenHash != token && len(rows[0].TokenHash) == 64, "stored %+v", rows)
+				mustf(t, rows[0].ExpiresAt.Equal(Start.Add(24*time.Hour)), "expires %v", rows[0].ExpiresAt)
+			},
+		},
+		{
+			Name: "malformed JSON", Method: "POST", URL: "/auth/register", Body: `{"email":`,
+			ExpectedStatus: http.StatusBadRequest, ExpectedContent: []string{`"code":"invalid_json"`},
+		},
+		{
+			Name: "non-JSON content type", Method: "POST", URL: "/auth/register", Body: `email=a`,
+			Headers:        map[string]string{"Content-Type": "application/x-www-form-urlencoded"},
+			ExpectedStatus: http.StatusUnsupportedMediaType, ExpectedContent: []string{`"code":"unsupported_media_type"`},
+		},
+		{
+			Name: "body over 1 MiB", Method: "POST", URL: "/auth/register",
+			Body:           `{"email":"` + strings.Repeat("a", 1<<20) + `@example.com","password":"x"}`,
+			ExpectedStatus: http.StatusRequestEntityTooLarge, ExpectedContent: []string{`"code":"request_too_large"`},
+		},
+	}
+	for _, s := range scenarios {
+		s.Run(t)
+	}
+}
+
+func TestVerifyEmail(t *testing.T) {
+	registered := func(t testing.TB, a *App) map[string]string {
+		mustf(t, register(t, a, "v@example.com").Status == 201, "register failed")
+		return map[string]string{"token": a.lastToken(t, "v@example.com")}
+	}
+	scenarios := []Scenario{
+		{
+			Name: "a fresh token verifies the account", Method: "GET", URL: "/auth/verify?token={token}", Setup: registered,
+			ExpectedStatus: http.StatusOK, ExpectedContent: []string{"Email verified"},
+			After: func(t testing.TB, a *App, _ *Response) {
+				r := a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": "v@example.com", "password": testPassword}})
+				mustf(t, r.Status == 200, "login after verify: %d %s", r.Status, r.Body)
+			},
+		},
+		{
+			Name: "a used token is refused", Method: "GET", URL: "/auth/verify?token={token}",
+			Setup: func(t testing.TB, a *App) map[string]string {
+				v := registered(t, a)
+				mustf(t, a.do(t, Request{Method: "GET", URL: "/auth/verify?token=" + v["token"]}).Status == 200, "first use failed")
+				return v
+			},
+			ExpectedStatus: http.StatusBadRequest, ExpectedContent: []string{`"code":"verification_token_used"`},
+		},
+		{
+			Name: "an expired token is refused", Method: "GET", URL: "/auth/verify?token={token}",
+			Setup: func(t testing.TB, a *App) map[string]string {
+				v := registered(t, a)
+				a.Clock.Advance(24 * time.Hour)
+				return v
+			},
+			ExpectedStatus: http.StatusBadRequest, ExpectedContent: []string{`"code":"verification_token_expired"`},
+		},
+		{
+			Name: "an unknown token is refused", Method: "GET", URL: "/auth/verify?token=" + strings.Repeat("ab", 32),
+			ExpectedStatus: http.StatusBadRequest, ExpectedContent: []string{`"code":"verification_token_invalid"`},
+		},
+		{
+			Name: "a missing token is a validation error", Method: "GET", URL: "/auth/verify",
+			ExpectedStatus: http.StatusBadRequest, ExpectedContent: []string{`"token":"is required"`},
+		},
+		{
+			Name: "resend answers 202 for an unknown account and sends nothing", Method: "POST", URL: "/auth/verify/resend",
+			Body: map[string]string{"email": "nobody@example.com"}, ExpectedStatus: http.StatusAccepted,
+			After: func(t testing.TB, a *App, _ *Response) {
+				mustf(t, len(a.Mailer.Sent()) == 0, "mail sent for unknown account")
+			},
+		},
+		{
+			Name: "resend mails a new working link to an unverified account", Method: "POST", URL: "/auth/verify/resend",
+			Body: map[string]string{"email": "V@example.com"}, Setup: registered, ExpectedStatus: http.StatusAccepted,
+			After: func(t testing.TB, a *App, _ *Response) {
+				mustf(t, len(a.Mailer.Sent()) == 2, "want a second mail, got %d", len(a.Mailer.Sent()))
+				r := a.do(t, Request{Method: "GET", URL: "/auth/verify?token=" + a.lastToken(t, "v@example.com")})
+				mustf(t, r.Status == 200, "new link: %d %s", r.Status, r.Body)
+			},
+		},
+	}
+	for _, s := range scenarios {
+		s.Run(t)
+	}
+}
+
+func TestLogin(t *testing.T) {
+	withUser := func(t testing.TB, a *App) map[string]string {
+		u := a.user(t, models.RoleViewer, models.TierFree)
+		return map[string]string{"email": u.Email, "password": u.Password, "id": u.ID}
+	}
+	scenarios := []Scenario{
+		{
+			Name: "valid login returns both tokens and the user", Method: "POST", URL: "/auth/login",
+			Body: `{"email":"{email}","password":"{password}"}`, Setup: withUser,
+			ExpectedStatus: http.StatusOK,
+			ExpectedContent: []string{`"access_token":"ey`, `"token_type":"Bearer"`, `"expires_in":900`, `"refresh_token":"`,
+				`"refresh_expires_in":604800`, `"user":{"id":"{id}"`},
+			NotExpected: []string{"password_hash"},
+			After: func(t testing.TB, a *App, r *Response) {
+				mustf(t, len(field(t, r, "refresh_token")) == 128, "refresh token is not 64 bytes hex")
+			},
+		},
+		{
+			Name: "wrong password", Method: "POST", URL: "/auth/login", Body: `{"email":"{email}","password":"Wrong-Pass-99"}`, Setup: withUser,
+			ExpectedStatus: http.StatusUnauthorized, ExpectedContent: []string{`{"error":"Invalid email or password","code":"invalid_credentials"}`},
+		},
+		{
+			Name: "unknown email gets the very same answer", Method: "POST", URL: "/auth/login", Body: `{"email":"ghost@example.com","password":"Wrong-Pass-99"}`,
+			ExpectedStatus: http.StatusUnauthorized, ExpectedContent: []string{`{"error":"Invalid email or password","code":"invalid_credentials"}`},
+		},
+		{
+			Name: "unverified account with the right password is told so", Method: "POST", URL: "/auth/login",
+			Body: map[string]string{"email": "new@example.com", "password": testPassword},
+			Setup: func(t testing.TB, a *App) map[string]string {
+				register(t, a, "new@example.com")
+				return nil
+			},
+			ExpectedStatus: http.StatusForbidden, ExpectedContent: []string{`"error":"Email not verified"`, `"code":"email_not_verified"`},
+		},
+		{
+			Name: "unverified account with a wrong password learns nothing", Method: "POST", URL: "/auth/login",
+			Body: map[string]string{"email": "new@example.com", "password": "Wrong-Pass-99"},
+			Setup: func(t testing.TB, a *App) map[string]string {
+				register(t, a, "new@example.com")
+				return nil
+			},
+			ExpectedStatus: http.StatusUnauthorized, ExpectedContent: []string{`"code":"invalid_credentials"`},
+		},
+		{
+			Name: "missing password", Method: "POST", URL: "/auth/login", Body: `{"email":"a@example.com"}`,
+			ExpectedStatus: http.StatusBadRequest, ExpectedContent: []string{`"password":"is required"`},
+		},
+	}
+	for _, s := range scenarios {
+		s.Run(t)
+	}
+}
+
+// Unknown email and wrong password must cost the same bcrypt work, so their
+// timing does not reveal which emails exist. Counted, not timed: the stored
+// dummy hash has the configured cost, like a real one.
+func TestUnknownEmailAndWrongPasswordAnswerAlike(t *testing.T) {
+	a := newApp(t, "BCRYPT_COST", "10")
+	u := a.user(t, models.RoleViewer, models.TierFree)
+	wrong := a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": "Wrong-Pass-99"}})
+	unknown := a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": "x" + u.Email, "password": "Wrong-Pass-99"}})
+	mustf(t, wrong.Status == unknown.Status && wrong.Body == unknown.Body, "answers differ: %d %s / %d %s", wrong.Status, wrong.Body, unknown.Status, unknown.Body)
+	mustf(t, wrong.Header.Get("WWW-Authenticate") == unknown.Header.Get("WWW-Authenticate"), "headers differ")
+}
+
+func TestAccessTokenExpiresAfterTTL(t *testing.T) {
+	a := newApp(t)
+	u := a.user(t, models.RoleViewer, models.TierFree)
+	a.Clock.Advance(15*time.Minute - time.Second)
+	mustf(t, a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)}).Status == 200, "token refused before expiry")
+	a.Clock.Advance(time.Second)
+	r := a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)})
+	mustf(t, r.Status == 401 && strings.Contains(r.Body, `"code":"token_expired"`) && strings.Contains(r.Body, `"error":"Token expired"`), "at expiry: %d %s", r.Status, r.Body)
+	mustf(t, strings.Contains(r.Header.Get("WWW-Authenticate"), `error="invalid_token"`), "WWW-Authenticate %q", r.Header.Get("WWW-Authenticate"))
+}
+
+func refresh(t testing.TB, a *App, token string) *Response {
+	t.Helper()
+	return a.do(t, Request{Method: "POST", URL: "/auth/refresh", Body: map[string]string{"refresh_token": token}})
+}
+
+func TestRefreshRotation(t *testing.T) {
+	a := newApp(t)
+	u := a.user(t, models.RoleViewer, models.TierFree)
+	first := u.Refresh
+
+	r := refresh(t, a, first)
+	mustf(t, r.Status == 200, "refresh: %d %s", r.Status, r.Body)
+	second := field(t, r, "refresh_token")
+	mustf(t, second != first && field(t, r, "access_token") != "", "no new pair")
+	a2 := &User{Access: field(t, r, "access_token")}
+	mustf(t, a.do(t, Request{Method: "GET", URL: "/users/me", Headers: bearer(a2)}).Status == 200, "new access token refused")
+
+	var old models.RefreshToken
+	a.DB.Where("token_hash != ?", "").Order("created_at").First(&old)
+	mustf(t, old.RevokedAt != nil && old.ReplacedBy != nil, "old token not revoked and linked: %+v", old)
+
+	// The old token again: reuse. The whole family goes, the new token too.
+	r = refresh(t, a, first)
+	mustf(t, r.Status == 401 && strings.Contains(r.Body, "refresh_token_reused"), "reuse: %d %s", r.Status, r.Body)
+	mustf(t, strings.Contains(a.Logs.String(), `"level":"WARN"`) && strings.Contains(a.Logs.String(), "refresh_token_reuse") &&
+		strings.Contains(a.Logs.String(), u.ID), "no security log line: %s", a.Logs.String())
+	r = refresh(t, a, second)
+	mustf(t, r.Status == 401, "descendant survived reuse: %d %s", r.Status, r.Body)
+
+	// Other logins of the same user are separate families and live on.
+	other := &User{Email: u.Email, Password: u.Password}
+	a.login(t, other)
+	mustf(t, refresh(t, a, other.Refresh).Status == 200, "unrelated family was revoked")
+}
+
+func TestRefreshExpiryAndUnknownTokens(t *testing.T) {
+	a := newApp(t)
+	u := a.user(t, models.RoleViewer, models.TierFree)
+	r := refresh(t, a, strings.Repeat("0", 128))
+	mustf(t, r.Status == 401 && strings.Contains(r.Body, "invalid_refresh_token"), "unknown: %d %s", r.Status, r.Body)
+	a.Clock.Advance(7 * 24 * time.Hour)
+	r = refresh(t, a, u.Refresh)
+	mustf(t, r.Status == 401 && strings.Contains(r.Body, "refresh_token_expired"), "expired: %d %s", r.Status, r.Body)
+	r = a.do(t, Request{Method: "POST", URL: "/auth/refresh", Body: `{}`})
+	mustf(t, r.Status == 400, "missing token: %d", r.Status)
+}
+
+// Many parallel refreshes of one token must never yield two usable pairs.
+func TestConcurrentRefresh(t *testing.T) {
+	a := newApp(t)
+	u := a.user(t, models.RoleViewer, models.TierFree)
+	const n = 12
+	var wg sync.WaitGroup
+	results := make([]*Response, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			results[i] = refresh(t, a, u.Refresh)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	ok := 0
+	var issued []string
+	for _, r := range results {
+		switch r.Status {
+		case 200:
+			ok++
+			issued = append(issued, field(t, r, "refresh_token"))
+		case 401:
+		default:
+			t.Fatalf("unexpected %d %s", r.Status, r.Body)
+		}
+	}
+	mustf(t, ok <= 1, "%d refreshes of one token succeeded", ok)
+	usable := 0
+	for _, tok := range issued {
+		if refresh(t, a, tok).Status == 200 {
+			usable++
+		}
+	}
+	mustf(t, usable <= 1, "%d usable pairs", usable)
+	var active int64
+	a.DB.Model(&models.RefreshToken{}).Where("revoked_at IS NULL").Count(&active)
+	mustf(t, active <= 1, "%d active refresh tokens", active)
+}
+
+func TestRefreshPicksUpRoleChangesAndDeletion(t *testing.T) {
+	a := newApp(t)
+	admin := a.user(t, models.RoleAdmin, models.TierFree)
+	u := a.user(t, models.RoleViewer, models.TierFree)
+	r := a.do(t, Request{Method: "PATCH", URL: "/admin/users/" + u.ID, Headers: bearer(admin), Body: map[string]string{"role": "editor", "tier": "paid"}})
+	mustf(t, r.Status == 200, "promote: %d %s", r.Status, r.Body)
+	// The old access token still says viewer.
+	mustf(t, a.do(t, Request{Method: "POST", URL: "/projects", Headers: bearer(u), Body: map[string]string{"name": "x"}}).Status == 403, "old token gained the role")
+	r = refresh(t, a, u.Refresh)
+	mustf(t, r.Status == 200 && strings.Contains(r.Body, `"role":"editor"`) && strings.Contains(r.Body, `"tier":"paid"`), "refresh: %s", r.Body)
+	u.Access, u.Refresh = field(t, r, "access_token"), field(t, r, "refresh_token")
+	mustf(t, a.do(t, Request{Method: "POST", URL: "/projects", Headers: bearer(u), Body: map[string]string{"name": "x"}}).Status == 201, "new token lacks the role")
+
+	a.DB.Exec("DELETE FROM users WHERE id = ?", u.ID)
+	r = refresh(t, a, u.Refresh)
+	mustf(t, r.Status == 401, "deleted user refreshed: %d %s", r.Status, r.Body)
+}
+
+func TestLogout(t *testing.T) {
+	a := newApp(t)
+	u := a.user(t, models.RoleViewer, models.TierFree)
+	r := refresh(t, a, u.Refresh)
+	next := field(t, r, "refresh_token")
+	for i := range 2 { // idempotent
+		r = a.do(t, Request{Method: "POST", URL: "/auth/logout", Body: map[string]string{"refresh_token": next}})
+		mustf(t, r.Status == 204 && r.Body == "", "logout %d: %d %s", i, r.Status, r.Body)
+	}
+	mustf(t, refresh(t, a, next).Status == 401, "token usable after logout")
+	r = a.do(t, Request{Method: "POST", URL: "/auth/logout", Body: map[string]string{"refresh_token": "unknown"}})
+	mustf(t, r.Status == 204, "unknown token: %d", r.Status)
+	r = a.do(t, Request{Method: "POST", URL: "/auth/logout", Body: `{}`})
+	mustf(t, r.Status == 400, "missing token: %d", r.Status)
+}
+
+// The CLI's path to the first admin makes a verified user that can log in.
+func TestCreatedUserIsVerified(t *testing.T) {
+	a := newApp(t)
+	_, err := services.NewUsers(a.DB.DB, a.Clock, 4).Create(context.Background(), services.NewUser{Email: "x@example.com", Password: "weak", Role: "admin", Tier: "free"})
+	mustf(t, err != nil, "weak password accepted")
+	_, err = services.NewUsers(a.DB.DB, a.Clock, 4).Create(context.Background(), services.NewUser{Email: "x@example.com", Password: testPassword, Role: "root", Tier: "free"})
+	mustf(t, err != nil, "unknown role accepted")
+	admin := a.user(t, models.RoleAdmin, models.TierEnterprise)
+	r := a.do(t, Request{Method: "GET", URL: "/users/me", Headers: bearer(admin)})
+	mustf(t, r.Status == 200 && strings.Contains(r.Body, `"role":"admin"`) && strings.Contains(r.Body, `"email_verified":true`), "%s", r.Body)
+}

@@ -1,0 +1,381 @@
+// Package tests drives the real router over HTTP. Every test gets its own
+// app with its own database (a temp SQLite file, or a fresh PostgreSQL
+// schema when TEST_DATABASE_URL is set), a manual clock and an in-memory
+// mailer, so tests never see each other's data.
+package tests
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/tollgate/tollgate/clock"
+	"github.com/tollgate/tollgate/database"
+	"github.com/tollgate/tollgate/server"
+	"github.com/tollgate/tollgate/services"
+	"github.com/tollgate/tollgate/settings"
+)
+
+var keyDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tollgate-keys-")
+	if err != nil {
+		panic(err)
+	}
+	keyDir = dir
+	// One key pair for the whole run: RSA generation is slow.
+	if err := services.GenerateKeyPair(filepath.Join(dir, "private.pem"), filepath.Join(dir, "public.pem"), false); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// Start is where every test clock begins.
+var Start = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+// App is one isolated instance of the API.
+type App struct {
+	Config  settings.Config
+	Clock   *clock.Manual
+	Mailer  *services.MemoryMailer
+	DB      *database.DB
+	Keys    *services.KeySet
+	Server  *server.Server
+	Handler http.Handler
+	Logs    *syncBuffer
+}
+
+// newApp builds an app; env overrides configuration variables.
+func newApp(t testing.TB, env ...string) *App {
+	t.Helper()
+	environ := map[string]string{
+		"BCRYPT_COST":          "4", // bcrypt's minimum: the policy is what is tested, not the cost
+		"JWT_PRIVATE_KEY_FILE": filepath.Join(keyDir, "private.pem"),
+		"JWT_PUBLIC_KEY_FILE":  filepath.Join(keyDir, "public.pem"),
+		"APP_BASE_URL":         "http://tollgate.test",
+	}
+	for i := 0; i+1 < len(env); i += 2 {
+		environ[env[i]] = env[i+1]
+	}
+	cfg, err := settings.Load(environ)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	db := openTestDB(t)
+	if err := db.Migrate(context.Background()); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	keys, err := services.LoadKeySet(cfg.JWTPrivateKeyFile, cfg.JWTPublicKeyFile, cfg.JWTPreviousPublicKeyFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	a := &App{
+		Config: cfg, Clock: clock.NewManual(Start), Mailer: &services.MemoryMailer{}, DB: db, Keys: keys,
+		Logs: logs,
+	}
+	a.Server, err = server.New(server.Deps{
+		Config: cfg, DB: db, Keys: keys, Clock: a.Clock, Mailer: a.Mailer,
+		Log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Handler = a.Server.Handler()
+	return a
+}
+
+func randomName(prefix string) string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// openTestDB gives the test a database nobody else uses.
+func openTestDB(t testing.TB) *database.DB {
+	t.Helper()
+	base := os.Getenv("TEST_DATABASE_URL")
+	if base == "" {
+		db, err := database.Open("", filepath.Join(t.TempDir(), "test.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	schema := randomName("t_")
+	admin, err := gorm.Open(postgres.Open(base), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		t.Fatalf("TEST_DATABASE_URL unreachable: %v", err)
+	}
+	if err := admin.Exec("CREATE SCHEMA " + schema).Error; err != nil {
+		t.Fatalf("TEST_DATABASE_URL: create schema: %v", err)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	db, err := database.Open(u.String(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		db.Close()
+		admin.Exec("DROP SCHEMA " + schema + " CASCADE")
+		if sqlDB, err := admin.DB(); err == nil {
+			sqlDB.Close()
+		}
+	})
+	return db
+}
+
+// Response is a recorded answer.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   string
+}
+
+// JSON decodes the body into v.
+func (r *Response) JSON(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(r.Body), v); err != nil {
+		t.Fatalf("decode %q: %v", r.Body, err)
+	}
+}
+
+// Request describes one call.
+type Request struct {
+	Method     string
+	URL        string
+	Body       any // string is sent as is; anything else as JSON
+	Headers    map[string]string
+	RemoteAddr string
+}
+
+// do sends req through the full middleware chain and router.
+func (a *App) do(t testing.TB, req Request) *Response {
+	t.Helper()
+	var body io.Reader
+	switch b := req.Body.(type) {
+	case nil:
+	case string:
+		body = strings.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body = bytes.NewReader(raw)
+	}
+	r := httptest.NewRequest(req.Method, req.URL, body)
+	if body != nil {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range req.Headers {
+		if v == "" {
+			r.Header.Del(k)
+		} else {
+			r.Header.Set(k, v)
+		}
+	}
+	if req.RemoteAddr != "" {
+		r.RemoteAddr = req.RemoteAddr
+	}
+	w := httptest.NewRecorder()
+	a.Handler.ServeHTTP(w, r)
+	return &Response{Status: w.Code, Header: w.Header(), Body: w.Body.String()}
+}
+
+// Scenario is one row of an endpoint's table, PocketBase style.
+type Scenario struct {
+	Name            string
+	Method          string
+	URL             string
+	Body            any
+	Headers         map[string]string
+	Env             []string                                        // configuration overrides for this scenario's app
+	Setup           func(t testing.TB, a *App) map[string]string    // returns values for {placeholders} in URL, body and headers
+	ExpectedStatus  int
+	ExpectedContent []string // fragments the body must contain
+	NotExpected     []string // fragments it must not contain
+	ExpectedHeaders map[string]string
+	After           func(t testing.TB, a *App, r *Response)
+}
+
+var placeholder = regexp.MustCompile(`\{[a-z_]+\}`)
+
+func fill(s string, vals map[string]string) string {
+	return placeholder.ReplaceAllStringFunc(s, func(m string) string {
+		if v, ok := vals[strings.Trim(m, "{}")]; ok {
+			return v
+		}
+		return m
+	})
+}
+
+// Run runs the scenario against a fresh app.
+func (s Scenario) Run(t *testing.T) {
+	t.Run(s.Name, func(t *testing.T) {
+		a := newApp(t, s.Env...)
+		vals := map[string]string{}
+		if s.Setup != nil {
+			vals = s.Setup(t, a)
+		}
+		req := Request{Method: s.Method, URL: fill(s.URL, vals), Headers: map[string]string{}}
+		for k, v := range s.Headers {
+			req.Headers[k] = fill(v, vals)
+		}
+		switch b := s.Body.(type) {
+		case string:
+			req.Body = fill(b, vals)
+		case nil:
+		default:
+			raw, _ := json.Marshal(b)
+			req.Body = fill(string(raw), vals)
+		}
+		r := a.do(t, req)
+		if r.Status != s.ExpectedStatus {
+			t.Fatalf("status %d, want %d; body: %s", r.Status, s.ExpectedStatus, r.Body)
+		}
+		for _, frag := range s.ExpectedContent {
+			if !strings.Contains(r.Body, fill(frag, vals)) {
+				t.Errorf("body lacks %q: %s", fill(frag, vals), r.Body)
+			}
+		}
+		for _, frag := range s.NotExpected {
+			if strings.Contains(r.Body, fill(frag, vals)) {
+				t.Errorf("body has %q: %s", fill(frag, vals), r.Body)
+			}
+		}
+		for k, v := range s.ExpectedHeaders {
+			if got := r.Header.Get(k); !strings.Contains(got, v) {
+				t.Errorf("header %s = %q, want it to contain %q", k, got, v)
+			}
+		}
+		if r.Status >= 400 && !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("error answer is %q, not JSON", r.Header.Get("Content-Type"))
+		}
+		if s.After != nil {
+			s.After(t, a, r)
+		}
+	})
+}
+
+// User is a verified account made for a test, logged in.
+type User struct {
+	ID, Email, Password string
+	Access, Refresh     string
+}
+
+// Bearer is the Authorization header value for u.
+func (u *User) Bearer() string { return "Bearer " + u.Access }
+
+const testPassword = "Correct-Horse-9"
+
+// user creates a verified user with role and tier (as `user create` does)
+// and logs it in over HTTP.
+func (a *App) user(t testing.TB, role, tier string) *User {
+	t.Helper()
+	email := randomName(role+"-") + "@example.com"
+	created, err := services.NewUsers(a.DB.DB, a.Clock, a.Config.BcryptCost).Create(context.Background(),
+		services.NewUser{Email: email, Password: testPassword, Role: role, Tier: tier, EmailVerified: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &User{ID: created.ID.String(), Email: email, Password: testPassword}
+	a.login(t, u)
+	return u
+}
+
+// login logs u in and stores its tokens.
+func (a *App) login(t testing.TB, u *User) {
+	t.Helper()
+	r := a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": u.Password}})
+	if r.Status != http.StatusOK {
+		t.Fatalf("login %s: %d %s", u.Email, r.Status, r.Body)
+	}
+	var tok struct{ AccessToken, RefreshToken string }
+	tok.AccessToken, tok.RefreshToken = field(t, r, "access_token"), field(t, r, "refresh_token")
+	u.Access, u.Refresh = tok.AccessToken, tok.RefreshToken
+}
+
+// field returns a top-level string field of a JSON body.
+func field(t testing.TB, r *Response, name string) string {
+	t.Helper()
+	var m map[string]any
+	r.JSON(t, &m)
+	s, _ := m[name].(string)
+	return s
+}
+
+// lastToken returns the verification token from the newest mail to email.
+func (a *App) lastToken(t testing.TB, email string) string {
+	t.Helper()
+	sent := a.Mailer.Sent()
+	for i := len(sent) - 1; i >= 0; i-- {
+		if sent[i].To == email {
+			m := regexp.MustCompile(`/auth/verify\?token=([0-9a-f]+)`).FindStringSubmatch(sent[i].Body)
+			if m == nil {
+				t.Fatalf("mail to %s has no verification link: %s", email, sent[i].Body)
+			}
+			return m[1]
+		}
+	}
+	t.Fatalf("no mail to %s", email)
+	return ""
+}
+
+// syncBuffer collects logs from concurrent requests.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func bearer(u *User) map[string]string { return map[string]string{"Authorization": u.Bearer()} }
+
+func mustf(t testing.TB, cond bool, format string, args ...any) {
+	t.Helper()
+	if !cond {
+		t.Fatalf(format, args...)
+	}
+}
+
+var _ = fmt.Sprintf
