@@ -67,6 +67,7 @@ func New(d Deps) (*Server, error) {
 		HTTPErrorHandler: handlers.ErrorHandler(d.Log),
 		Validator:        handlers.NewValidator(),
 		IPExtractor:      ipExtractor(cfg),
+		SchemeExtractor:  echo.ExtractSchemeFromHeaders(proxyTrust(cfg)...),
 	})
 	e.Use(
 		echomw.RequestID(),
@@ -108,11 +109,18 @@ func ipExtractor(cfg settings.Config) echo.IPExtractor {
 	if len(cfg.TrustedProxyNets) == 0 {
 		return echo.ExtractIPDirect()
 	}
+	return echo.ExtractIPFromXFFHeader(proxyTrust(cfg)...)
+}
+
+// proxyTrust trusts exactly TRUSTED_PROXIES: not Echo's default of every
+// private and loopback address. It also decides whose X-Forwarded-Proto
+// counts (and so when HSTS is sent).
+func proxyTrust(cfg settings.Config) []echo.TrustOption {
 	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
 	for _, n := range cfg.TrustedProxyNets {
 		opts = append(opts, echo.TrustIPRange(n))
 	}
-	return echo.ExtractIPFromXFFHeader(opts...)
+	return opts
 }
 
 func secureConfig(cfg settings.Config) echomw.SecureConfig {

@@ -2,6 +2,8 @@ package tests
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"strings"
 	"sync"
@@ -263,9 +265,12 @@ func TestRefreshRotation(t *testing.T) {
 	a2 := &User{Access: field(t, r, "access_token")}
 	mustf(t, a.do(t, Request{Method: "GET", URL: "/users/me", Headers: bearer(a2)}).Status == 200, "new access token refused")
 
-	var old models.RefreshToken
-	a.DB.Where("token_hash != ?", "").Order("created_at").First(&old)
+	sum := sha256.Sum256([]byte(first))
+	var old, replacement models.RefreshToken
+	a.DB.Where("token_hash = ?", hex.EncodeToString(sum[:])).First(&old)
 	mustf(t, old.RevokedAt != nil && old.ReplacedBy != nil, "old token not revoked and linked: %+v", old)
+	a.DB.Where("id = ?", *old.ReplacedBy).First(&replacement)
+	mustf(t, replacement.RevokedAt == nil && replacement.FamilyID == old.FamilyID, "replacement %+v", replacement)
 
 	// The old token again: reuse. The whole family goes, the new token too.
 	r = refresh(t, a, first)

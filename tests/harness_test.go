@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -96,8 +97,17 @@ func newApp(t testing.TB, env ...string) *App {
 		Config: cfg, Clock: clock.NewManual(Start), Mailer: &services.MemoryMailer{}, DB: db, Keys: keys,
 		Logs: logs,
 	}
+	var rdb *redis.Client
+	if cfg.RedisURL != "" {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb = redis.NewClient(opts)
+		t.Cleanup(func() { rdb.Close() })
+	}
 	a.Server, err = server.New(server.Deps{
-		Config: cfg, DB: db, Keys: keys, Clock: a.Clock, Mailer: a.Mailer,
+		Config: cfg, DB: db, Redis: rdb, Keys: keys, Clock: a.Clock, Mailer: a.Mailer,
 		Log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
@@ -125,6 +135,19 @@ func openTestDB(t testing.TB) *database.DB {
 		t.Cleanup(func() { db.Close() })
 		return db
 	}
+	db, err := database.Open(openTestDBURL(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// openTestDBURL creates a fresh schema on TEST_DATABASE_URL, dropped when
+// the test ends, and returns a URL whose search_path points at it.
+func openTestDBURL(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv("TEST_DATABASE_URL")
 	schema := randomName("t_")
 	admin, err := gorm.Open(postgres.Open(base), &gorm.Config{Logger: logger.Discard})
 	if err != nil {
@@ -140,19 +163,17 @@ func openTestDB(t testing.TB) *database.DB {
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	db, err := database.Open(u.String(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Registered first, so it runs after the users of the schema closed.
 	t.Cleanup(func() {
-		db.Close()
 		admin.Exec("DROP SCHEMA " + schema + " CASCADE")
 		if sqlDB, err := admin.DB(); err == nil {
 			sqlDB.Close()
 		}
 	})
-	return db
+	return u.String()
 }
+
+func settingsVariables() []string { return settings.Variables() }
 
 // Response is a recorded answer.
 type Response struct {
@@ -219,8 +240,8 @@ type Scenario struct {
 	URL             string
 	Body            any
 	Headers         map[string]string
-	Env             []string                                        // configuration overrides for this scenario's app
-	Setup           func(t testing.TB, a *App) map[string]string    // returns values for {placeholders} in URL, body and headers
+	Env             []string                                     // configuration overrides for this scenario's app
+	Setup           func(t testing.TB, a *App) map[string]string // returns values for {placeholders} in URL, body and headers
 	ExpectedStatus  int
 	ExpectedContent []string // fragments the body must contain
 	NotExpected     []string // fragments it must not contain

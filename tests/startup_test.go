@@ -1,0 +1,129 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/cli"
+	"github.com/tollgate/tollgate/services"
+)
+
+// run starts the binary's command line with environ and returns its error.
+func run(t *testing.T, args []string, environ map[string]string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	err := cli.Run(ctx, args, environ, &out)
+	return out.String(), err
+}
+
+func TestProductionRefusesToStart(t *testing.T) {
+	dir := t.TempDir()
+	pg := "postgres://postgres@127.0.0.1:1/none?sslmode=disable"
+	cases := []struct {
+		name    string
+		environ map[string]string
+		want    string
+	}{
+		{"without DATABASE_URL", map[string]string{"APP_ENV": "production",
+			"JWT_PRIVATE_KEY_FILE": keyDir + "/private.pem", "JWT_PUBLIC_KEY_FILE": keyDir + "/public.pem"}, "DATABASE_URL"},
+		{"without key files", map[string]string{"APP_ENV": "production", "DATABASE_URL": pg,
+			"JWT_PRIVATE_KEY_FILE": dir + "/missing.pem", "JWT_PUBLIC_KEY_FILE": dir + "/missing.pub"}, "JWT key file"},
+		{"with an unreadable key file", map[string]string{"APP_ENV": "production", "DATABASE_URL": pg,
+			"JWT_PRIVATE_KEY_FILE": writeFile(t, dir, "garbage.pem", "not a key"), "JWT_PUBLIC_KEY_FILE": keyDir + "/public.pem"}, "unusable JWT keys"},
+		{"with a malformed duration", map[string]string{"ACCESS_TOKEN_TTL": "fifteen minutes"}, "ACCESS_TOKEN_TTL"},
+		{"with a malformed cost", map[string]string{"BCRYPT_COST": "high"}, "BCRYPT_COST"},
+		{"with an unknown APP_ENV", map[string]string{"APP_ENV": "staging"}, "APP_ENV"},
+		{"with a malformed proxy list", map[string]string{"TRUSTED_PROXIES": "10.0.0.0/99"}, "TRUSTED_PROXIES"},
+		{"with a non-postgres DATABASE_URL", map[string]string{"DATABASE_URL": "mysql://x"}, "DATABASE_URL"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := run(t, nil, c.environ)
+			mustf(t, err != nil && strings.Contains(err.Error(), c.want), "error %v, want it to name %s", err, c.want)
+			mustf(t, !strings.Contains(err.Error(), "\n"), "error is not one line: %q", err)
+		})
+	}
+	// Production never generates keys.
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		mustf(t, !strings.HasPrefix(e.Name(), "missing"), "production generated %s", e.Name())
+	}
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestKeysGenerateRefusesToOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"JWT_PRIVATE_KEY_FILE": dir + "/k.pem", "JWT_PUBLIC_KEY_FILE": dir + "/k.pub"}
+	_, err := run(t, []string{"keys", "generate"}, env)
+	mustf(t, err == nil, "generate: %v", err)
+	first, _ := os.ReadFile(dir + "/k.pem")
+	info, _ := os.Stat(dir + "/k.pem")
+	mustf(t, info.Mode().Perm() == 0o600, "private key mode %v", info.Mode())
+	_, err = run(t, []string{"keys", "generate"}, env)
+	mustf(t, err != nil && strings.Contains(err.Error(), "--force"), "overwrote without --force: %v", err)
+	_, err = run(t, []string{"keys", "generate", "--force"}, env)
+	mustf(t, err == nil, "--force: %v", err)
+	second, _ := os.ReadFile(dir + "/k.pem")
+	mustf(t, !bytes.Equal(first, second), "--force did not replace the key")
+	_, err = services.LoadKeySet(dir+"/k.pem", dir+"/k.pub", nil)
+	mustf(t, err == nil, "generated pair does not load: %v", err)
+}
+
+// The first admin comes from `user create`, and `migrate status` reports.
+func TestUserCreateAndMigrateCommands(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"SQLITE_PATH": dir + "/cli.db", "BCRYPT_COST": "4"}
+	if pg := os.Getenv("TEST_DATABASE_URL"); pg != "" {
+		env["DATABASE_URL"] = openTestDBURL(t)
+	}
+	out, err := run(t, []string{"user", "create", "--email", "Boss@Example.com", "--password", testPassword, "--role", "admin", "--tier", "enterprise"}, env)
+	mustf(t, err == nil && strings.Contains(out, "created admin user boss@example.com"), "user create: %v %s", err, out)
+	_, err = run(t, []string{"user", "create", "--email", "boss@example.com", "--password", testPassword, "--role", "admin"}, env)
+	mustf(t, err != nil && strings.Contains(err.Error(), "already exists"), "duplicate: %v", err)
+	_, err = run(t, []string{"user", "create", "--email", "weak@example.com", "--password", "short"}, env)
+	mustf(t, err != nil && strings.Contains(err.Error(), "password"), "weak password: %v", err)
+	out, err = run(t, []string{"migrate", "status"}, env)
+	mustf(t, err == nil && strings.Count(out, "applied") == 3, "status: %v %s", err, out)
+	out, err = run(t, []string{"migrate", "down"}, env)
+	mustf(t, err == nil && strings.Count(out, "applied") == 2 && strings.Count(out, "pending") == 1, "down: %v %s", err, out)
+	out, err = run(t, []string{"migrate", "up"}, env)
+	mustf(t, err == nil && strings.Count(out, "applied") == 3, "up: %v %s", err, out)
+	_, err = run(t, []string{"migrate", "sideways"}, env)
+	mustf(t, err != nil, "unknown migrate command accepted")
+}
+
+// Every variable the configuration reads is documented in .env.example.
+func TestEnvExampleListsEveryVariable(t *testing.T) {
+	raw, err := os.ReadFile("../.env.example")
+	mustf(t, err == nil, "read .env.example: %v", err)
+	documented := map[string]bool{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "#"))
+		if k, _, ok := strings.Cut(line, "="); ok && k == strings.ToUpper(k) && !strings.Contains(k, " ") {
+			documented[strings.TrimSpace(k)] = true
+		}
+	}
+	read := map[string]bool{}
+	for _, name := range settingsVariables() {
+		read[name] = true
+		mustf(t, documented[name], ".env.example lacks %s", name)
+	}
+	for name := range documented {
+		mustf(t, read[name], ".env.example documents %s, which nothing reads", name)
+	}
+}
