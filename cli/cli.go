@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -31,6 +33,7 @@ const usage = `usage: tollgate [command]
   (no command), serve                 run the API server
   migrate up|down|status              apply, roll back one, or list migrations
   keys generate [--force]             write a new JWT key pair
+  healthcheck                         exit 0 when the local server answers /healthz (for container health checks)
   user create --email E --password P [--role viewer|editor|admin] [--tier free|paid|enterprise]
                                       create a verified user (how the first admin is made)`
 
@@ -54,6 +57,8 @@ func Run(ctx context.Context, args []string, environ map[string]string, out io.W
 		return keys(cfg, args, out)
 	case "user":
 		return user(ctx, cfg, args, out)
+	case "healthcheck":
+		return healthcheck(ctx, cfg)
 	case "help", "-h", "--help":
 		fmt.Fprintln(out, usage)
 		return nil
@@ -259,4 +264,23 @@ func describe(err error) error {
 	}
 	sort.Strings(parts)
 	return fmt.Errorf("%s: %s", ae.Message, strings.Join(parts, "; "))
+}
+
+// healthcheck probes the local server, for images without curl.
+func healthcheck(ctx context.Context, cfg settings.Config) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+cfg.Port+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthz answered %d", resp.StatusCode)
+	}
+	return nil
 }
