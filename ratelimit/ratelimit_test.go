@@ -1,0 +1,257 @@
+package ratelimit
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"math/rand/v2"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/clock"
+)
+
+// stores returns every store to test, each driven by clk: memory always,
+// Redis when TEST_REDIS_URL is set (under a key prefix of its own).
+func stores(t *testing.T, clk clock.Clock) map[string]Store {
+	t.Helper()
+	mem := NewMemory(clk)
+	t.Cleanup(mem.Close)
+	out := map[string]Store{"memory": mem}
+	if url := os.Getenv("TEST_REDIS_URL"); url != "" {
+		opts, err := redis.ParseURL(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		client := redis.NewClient(opts)
+		t.Cleanup(func() { client.Close() })
+		if err := client.Ping(context.Background()).Err(); err != nil {
+			t.Fatalf("TEST_REDIS_URL unreachable: %v", err)
+		}
+		b := make([]byte, 6)
+		_, _ = crand.Read(b)
+		out["redis"] = NewRedis(client, "test:"+hex.EncodeToString(b)+":", time.Second).WithClock(clk)
+	}
+	return out
+}
+
+func TestParsePolicy(t *testing.T) {
+	p, err := ParsePolicy("public", "100/1m")
+	if err != nil || p.Limit != 100 || p.Window != time.Minute {
+		t.Fatalf("%+v %v", p, err)
+	}
+	for _, bad := range []string{"", "100", "0/1m", "-1/1m", "x/1m", "10/0s", "10/500ms", "10/forever"} {
+		if _, err := ParsePolicy("x", bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// Bursts either side of a fixed-minute boundary: a fixed window would allow
+// 2x the limit within one minute.
+func TestWindowBoundary(t *testing.T) {
+	p := Policy{Name: "b", Limit: 10, Window: time.Minute}
+	start := time.Date(2026, 1, 1, 12, 0, 59, 0, time.UTC)
+	for name, s := range stores(t, clock.NewManual(start)) {
+		t.Run(name, func(t *testing.T) {
+			clk := clock.NewManual(start)
+			if r, ok := s.(*Redis); ok {
+				s = r.WithClock(clk)
+			} else {
+				s = NewMemory(clk)
+			}
+			allowed := 0
+			for range 15 {
+				if r, _ := s.Take(context.Background(), "k", p); r.Allowed {
+					allowed++
+				}
+			}
+			clk.Advance(2 * time.Second) // 12:01:01, a new fixed minute
+			for range 15 {
+				if r, _ := s.Take(context.Background(), "k", p); r.Allowed {
+					allowed++
+				}
+			}
+			if allowed != 10 {
+				t.Fatalf("%d allowed within 2 seconds, limit 10", allowed)
+			}
+		})
+	}
+}
+
+// Random traffic: in every interval one window long, never more than the
+// limit, and after a quiet window the full limit is back.
+func TestNeverMoreThanLimitInAnyWindow(t *testing.T) {
+	p := Policy{Name: "prop", Limit: 20, Window: 10 * time.Second}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for name := range stores(t, clock.NewManual(start)) {
+		t.Run(name, func(t *testing.T) {
+			clk := clock.NewManual(start)
+			s := stores(t, clk)[name]
+			rng := rand.New(rand.NewPCG(1, 2))
+			var times []time.Time
+			for range 2000 {
+				clk.Advance(time.Duration(rng.IntN(200)) * time.Millisecond)
+				r, err := s.Take(context.Background(), "k", p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Allowed {
+					times = append(times, clk.Now())
+				}
+				if r.Remaining < 0 || r.Remaining > p.Limit {
+					t.Fatalf("remaining %d", r.Remaining)
+				}
+			}
+			for i := range times {
+				j := i
+				for j < len(times) && times[j].Sub(times[i]) <= p.Window {
+					j++
+				}
+				if j-i > int(p.Limit) {
+					t.Fatalf("%d allowed in the window starting %v", j-i, times[i])
+				}
+			}
+			// Offered load is ~5x the limit, so a sound limiter allows close to
+			// limit per window+slot; far fewer means it is stricter than its policy.
+			elapsed := clk.Now().Sub(start)
+			floor := int(0.9 * float64(p.Limit) * float64(elapsed) / float64(p.Window+p.Window/Slots))
+			if len(times) < floor {
+				t.Fatalf("only %d allowed in %v, want at least %d", len(times), elapsed, floor)
+			}
+			clk.Advance(p.Window + p.Window/Slots)
+			for i := range p.Limit {
+				if r, _ := s.Take(context.Background(), "k", p); !r.Allowed {
+					t.Fatalf("request %d refused after a quiet window", i)
+				}
+			}
+		})
+	}
+}
+
+// Retry-After is honest: just before it a retry fails, at it one succeeds;
+// Reset is when Remaining goes up.
+func TestRetryAfterAndResetAreHonest(t *testing.T) {
+	p := Policy{Name: "h", Limit: 3, Window: time.Minute}
+	start := time.Date(2026, 1, 1, 0, 0, 7, 300e6, time.UTC)
+	for name := range stores(t, clock.NewManual(start)) {
+		t.Run(name, func(t *testing.T) {
+			clk := clock.NewManual(start)
+			s := stores(t, clk)[name]
+			ctx := context.Background()
+			first, _ := s.Take(ctx, "k", p)
+			clk.Advance(20 * time.Second)
+			s.Take(ctx, "k", p)
+			s.Take(ctx, "k", p)
+			r, _ := s.Take(ctx, "k", p)
+			if r.Allowed || r.Remaining != 0 || r.RetryAfter <= 0 {
+				t.Fatalf("4th request: %+v", r)
+			}
+			if !r.Reset.Equal(first.Reset) {
+				t.Fatalf("reset moved: %v vs %v", r.Reset, first.Reset)
+			}
+			if got := clk.Now().Add(r.RetryAfter); !got.Equal(r.Reset) {
+				t.Fatalf("retry at %v, reset at %v", got, r.Reset)
+			}
+			if r.RetryAfter > p.Window+p.Window/Slots {
+				t.Fatalf("retry after %v is longer than a window and a slot", r.RetryAfter)
+			}
+			clk.Advance(r.RetryAfter - time.Millisecond)
+			if again, _ := s.Take(ctx, "k", p); again.Allowed {
+				t.Fatalf("allowed before Retry-After")
+			}
+			clk.Advance(time.Millisecond)
+			if again, _ := s.Take(ctx, "k", p); !again.Allowed {
+				t.Fatalf("refused at Retry-After: %+v", again)
+			}
+		})
+	}
+}
+
+func TestRefund(t *testing.T) {
+	p := Policy{Name: "login", Limit: 2, Window: 15 * time.Minute}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for name, s := range stores(t, clock.NewManual(start)) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			for range 5 {
+				r, _ := s.Take(ctx, "ip", p)
+				if !r.Allowed {
+					t.Fatal("refunded requests still counted")
+				}
+				if err := s.Refund(ctx, "ip", p, r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.Take(ctx, "ip", p)
+			s.Take(ctx, "ip", p)
+			if r, _ := s.Take(ctx, "ip", p); r.Allowed {
+				t.Fatal("limit not enforced after refunds")
+			}
+		})
+	}
+}
+
+// Memory per key stays at Slots+1 counters whatever the limit.
+func TestMemoryIsBoundedAndSwept(t *testing.T) {
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	m := NewMemory(clk)
+	defer m.Close()
+	p := Policy{Name: "enterprise", Limit: 3000, Window: time.Minute}
+	for range 3000 {
+		clk.Advance(20 * time.Millisecond)
+		m.Take(context.Background(), "k", p)
+	}
+	e := m.shard("k").keys[memKey{"enterprise", "k"}]
+	if len(e.buckets) > Slots+1 {
+		t.Fatalf("%d buckets for one key", len(e.buckets))
+	}
+	m.Take(context.Background(), "other", p)
+	clk.Advance(p.Window + p.Window/Slots)
+	m.Sweep()
+	if m.Len() != 0 {
+		t.Fatalf("%d idle keys left after sweep", m.Len())
+	}
+}
+
+func BenchmarkMemoryTake(b *testing.B) {
+	m := NewMemory(clock.System{})
+	defer m.Close()
+	p := Policy{Name: "user", Limit: 1 << 40, Window: time.Minute}
+	keys := make([]string, 1024)
+	for i := range keys {
+		keys[i] = "user-" + string(rune('a'+i%26)) + hex.EncodeToString([]byte{byte(i), byte(i >> 8)})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			m.Take(context.Background(), keys[i%len(keys)], p)
+			i++
+		}
+	})
+}
+
+func BenchmarkRedisTake(b *testing.B) {
+	url := os.Getenv("TEST_REDIS_URL")
+	if url == "" {
+		b.Skip("TEST_REDIS_URL not set")
+	}
+	opts, _ := redis.ParseURL(url)
+	client := redis.NewClient(opts)
+	defer client.Close()
+	s := NewRedis(client, "bench:", time.Second)
+	p := Policy{Name: "user", Limit: 1 << 40, Window: time.Minute}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := s.Take(context.Background(), "k", p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	client.Del(context.Background(), "bench:rl:user:k")
+}
