@@ -152,6 +152,11 @@ func serve(ctx context.Context, cfg settings.Config, log *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("invalid REDIS_URL: %w", err)
 		}
+		// Limiter calls carry their own short deadline; make the client honour
+		// it and fail fast rather than retry, so a sick Redis costs little.
+		opts.ContextTimeoutEnabled = true
+		opts.MaxRetries = -1
+		opts.DialTimeout = time.Second
 		rdb = redis.NewClient(opts)
 		defer rdb.Close()
 		log.Info("redis", "address", opts.Addr, "db", opts.DB)
@@ -171,6 +176,7 @@ func serve(ctx context.Context, cfg settings.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	defer srv.Close()
 	return srv.Run(ctx, ":"+cfg.Port)
 }
 

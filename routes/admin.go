@@ -9,6 +9,7 @@ import (
 )
 
 func admin(e *echo.Echo, h *handlers.Users, g Guards) {
-	e.GET("/admin/users", h.List, g.Auth.RequireAuth, mw.RequireRole(models.RoleAdmin))         // admin
-	e.PATCH("/admin/users/:id", h.Update, g.Auth.RequireAuth, mw.RequireRole(models.RoleAdmin)) // admin
+	admins := mw.RequireRole(models.RoleAdmin)
+	e.GET("/admin/users", h.List, g.Auth.RequireAuth, g.User, admins)         // admin
+	e.PATCH("/admin/users/:id", h.Update, g.Auth.RequireAuth, g.User, admins) // admin
 }

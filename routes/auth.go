@@ -7,11 +7,11 @@ import (
 )
 
 // Anyone may call these: they are how a caller gets a token.
-func auth(e *echo.Echo, h *handlers.Auth) {
-	e.POST("/auth/register", h.Register)
-	e.GET("/auth/verify", h.Verify)
-	e.POST("/auth/verify/resend", h.Resend)
-	e.POST("/auth/login", h.Login)
-	e.POST("/auth/refresh", h.Refresh)
-	e.POST("/auth/logout", h.Logout)
+func auth(e *echo.Echo, h *handlers.Auth, g Guards) {
+	e.POST("/auth/register", h.Register, g.Public, g.Register)
+	e.GET("/auth/verify", h.Verify, g.Public)
+	e.POST("/auth/verify/resend", h.Resend, g.Public, g.Register)
+	e.POST("/auth/login", h.Login, g.Login) // failed attempts only
+	e.POST("/auth/refresh", h.Refresh, g.Public)
+	e.POST("/auth/logout", h.Logout, g.Public)
 }

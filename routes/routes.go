@@ -20,13 +20,17 @@ type Handlers struct {
 
 // Guards are the per-route middleware.
 type Guards struct {
-	Auth *middleware.Auth
+	Auth     *middleware.Auth
+	Public   echo.MiddlewareFunc // per client IP, routes that need no token
+	Register echo.MiddlewareFunc // per client IP, account creation and mail
+	Login    echo.MiddlewareFunc // failed logins per client IP
+	User     echo.MiddlewareFunc // per user by tier; admins skip; after RequireAuth
 }
 
 // Register adds every route to e.
 func Register(e *echo.Echo, h Handlers, g Guards) {
-	system(e, h.System)
-	auth(e, h.Auth)
+	system(e, h.System, g)
+	auth(e, h.Auth, g)
 	users(e, h.Users, g)
 	projects(e, h.Projects, g)
 	analytics(e, h.Analytics, g)

@@ -5,9 +5,11 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/labstack/echo/v5"
@@ -18,6 +20,7 @@ import (
 	"github.com/tollgate/tollgate/database"
 	"github.com/tollgate/tollgate/handlers"
 	"github.com/tollgate/tollgate/middleware"
+	"github.com/tollgate/tollgate/ratelimit"
 	"github.com/tollgate/tollgate/routes"
 	"github.com/tollgate/tollgate/services"
 	"github.com/tollgate/tollgate/settings"
@@ -38,12 +41,16 @@ type Deps struct {
 	Clock  clock.Clock
 	Mailer services.Mailer
 	Log    *slog.Logger
+	// RateStore overrides the rate-limit store; nil builds the default:
+	// Redis with per-instance memory fallback when Redis is set, else memory.
+	RateStore ratelimit.Store
 }
 
 // Server holds the wired application.
 type Server struct {
-	deps Deps
-	echo *echo.Echo
+	deps   Deps
+	echo   *echo.Echo
+	memory *ratelimit.Memory
 }
 
 // New wires the application.
@@ -86,15 +93,42 @@ func New(d Deps) (*Server, error) {
 	}
 	e.Use(echomw.BodyLimit(MaxBodyBytes))
 
+	memory := ratelimit.NewMemory(d.Clock)
+	store := d.RateStore
+	if store == nil {
+		store = memory
+		if d.Redis != nil {
+			store = ratelimit.NewFallback(ratelimit.NewRedis(d.Redis, cfg.RateLimitKeyPrefix, cfg.RateLimitRedisTimeout),
+				memory, d.Clock, d.Log, time.Second)
+		}
+	}
+	limiter := middleware.NewRateLimiter(store, cfg.RateLimitEnabled, d.Clock, d.Log, instanceName())
+	rl := cfg.RateLimits
+
 	routes.Register(e, routes.Handlers{
 		System:    handlers.NewSystem(Version, services.NewHealth(2*time.Second, checks), tokens),
 		Auth:      handlers.NewAuth(auth),
 		Users:     handlers.NewUsers(users),
 		Projects:  handlers.NewProjects(services.NewProjects(d.DB.DB, d.Clock)),
 		Analytics: handlers.NewAnalytics(services.NewAnalytics(d.DB.DB, d.Clock)),
-	}, routes.Guards{Auth: middleware.NewAuth(tokens)})
-	return &Server{deps: d, echo: e}, nil
+	}, routes.Guards{
+		Auth:     middleware.NewAuth(tokens),
+		Public:   limiter.PerIP(rl.Public),
+		Register: limiter.PerIP(rl.Register),
+		Login:    limiter.LoginFailures(rl.Login),
+		User:     limiter.PerUser(rl.Tiers, rl.User),
+	})
+	return &Server{deps: d, echo: e, memory: memory}, nil
 }
+
+// instanceName identifies this process in security logs.
+func instanceName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s:%d", host, os.Getpid())
+}
+
+// Close releases what New started.
+func (s *Server) Close() { s.memory.Close() }
 
 // Headers browsers may read on cross-origin answers.
 var exposedHeaders = []string{

@@ -14,6 +14,8 @@ import (
 
 	"github.com/caarlos0/env/v11"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tollgate/tollgate/ratelimit"
 )
 
 // Environments.
@@ -50,11 +52,27 @@ type Config struct {
 	CORSAllowedOrigins []string `env:"CORS_ALLOWED_ORIGINS" envSeparator:","`
 	TrustedProxies     []string `env:"TRUSTED_PROXIES" envSeparator:","`
 
+	RateLimitEnabled      bool          `env:"RATE_LIMIT_ENABLED" envDefault:"true"`
+	RateLimitPublicRaw    string        `env:"RATE_LIMIT_PUBLIC" envDefault:"100/1m"`
+	RateLimitLoginRaw     string        `env:"RATE_LIMIT_LOGIN" envDefault:"5/15m"`
+	RateLimitRegisterRaw  string        `env:"RATE_LIMIT_REGISTER" envDefault:"10/1h"`
+	RateLimitUserRaw      string        `env:"RATE_LIMIT_USER" envDefault:"300/1m"`
+	RateLimitTiersRaw     string        `env:"RATE_LIMIT_TIERS" envDefault:"free=60/1m,paid=600/1m,enterprise=3000/1m"`
+	RateLimitRedisTimeout time.Duration `env:"RATE_LIMIT_REDIS_TIMEOUT" envDefault:"50ms"`
+	RateLimitKeyPrefix    string        `env:"RATE_LIMIT_KEY_PREFIX"`
+
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
 
-	// TrustedProxyNets is TrustedProxies parsed; filled by Load.
+	// Parsed forms, filled by Load.
 	TrustedProxyNets []*net.IPNet `env:"-"`
+	RateLimits       RateLimits   `env:"-"`
+}
+
+// RateLimits are the parsed rate-limit policies.
+type RateLimits struct {
+	Public, Login, Register, User ratelimit.Policy
+	Tiers                         map[string]ratelimit.Policy // by tier claim
 }
 
 // IsProduction reports whether APP_ENV is production.
@@ -108,6 +126,42 @@ func (c *Config) validate() error {
 	if c.JWTIssuer == "" || c.JWTAudience == "" {
 		return bad("JWT_ISSUER/JWT_AUDIENCE", "must not be empty")
 	}
+	if c.RateLimitRedisTimeout <= 0 {
+		return bad("RATE_LIMIT_REDIS_TIMEOUT", "must be a positive duration such as 50ms")
+	}
+	var err error
+	for _, p := range []struct {
+		name, policy, raw string
+		into              *ratelimit.Policy
+	}{
+		{"RATE_LIMIT_PUBLIC", "public", c.RateLimitPublicRaw, &c.RateLimits.Public},
+		{"RATE_LIMIT_LOGIN", "login", c.RateLimitLoginRaw, &c.RateLimits.Login},
+		{"RATE_LIMIT_REGISTER", "register", c.RateLimitRegisterRaw, &c.RateLimits.Register},
+		{"RATE_LIMIT_USER", "user", c.RateLimitUserRaw, &c.RateLimits.User},
+	} {
+		if *p.into, err = ratelimit.ParsePolicy(p.policy, p.raw); err != nil {
+			return bad(p.name, err.Error())
+		}
+	}
+	c.RateLimits.Tiers = map[string]ratelimit.Policy{}
+	for _, item := range strings.Split(c.RateLimitTiersRaw, ",") {
+		if strings.TrimSpace(item) == "" {
+			continue
+		}
+		tier, raw, ok := strings.Cut(item, "=")
+		tier = strings.TrimSpace(tier)
+		if !ok || tier == "" {
+			return bad("RATE_LIMIT_TIERS", fmt.Sprintf("%q is not TIER=LIMIT/WINDOW such as free=60/1m", item))
+		}
+		// Every tier counts under the one "user" key space: a plan change
+		// keeps the requests already made in the window.
+		p, err := ratelimit.ParsePolicy("user", raw)
+		if err != nil {
+			return bad("RATE_LIMIT_TIERS", tier+": "+err.Error())
+		}
+		c.RateLimits.Tiers[tier] = p
+	}
+
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:

@@ -31,6 +31,7 @@ import (
 
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/database"
+	"github.com/tollgate/tollgate/ratelimit"
 	"github.com/tollgate/tollgate/server"
 	"github.com/tollgate/tollgate/services"
 	"github.com/tollgate/tollgate/settings"
@@ -66,6 +67,24 @@ type App struct {
 	Server  *server.Server
 	Handler http.Handler
 	Logs    *syncBuffer
+	// Redis and RedisPrefix are set when the limits run on TEST_REDIS_URL.
+	Redis       *redis.Client
+	RedisPrefix string
+}
+
+// redisClient connects like the binary does and fails the test when the
+// server does not answer.
+func redisClient(t testing.TB, url string) *redis.Client {
+	t.Helper()
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.ContextTimeoutEnabled = true
+	opts.MaxRetries = -1
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // newApp builds an app; env overrides configuration variables.
@@ -99,20 +118,25 @@ func newApp(t testing.TB, env ...string) *App {
 	}
 	var rdb *redis.Client
 	if cfg.RedisURL != "" {
-		opts, err := redis.ParseURL(cfg.RedisURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rdb = redis.NewClient(opts)
-		t.Cleanup(func() { rdb.Close() })
+		rdb = redisClient(t, cfg.RedisURL)
+	}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var store ratelimit.Store
+	if url := os.Getenv("TEST_REDIS_URL"); url != "" && cfg.RedisURL == "" {
+		// Shared limits on the real Redis, under a prefix of this test's own,
+		// on the test's clock so windows can be crossed without sleeping.
+		a.Redis = redisClient(t, url)
+		a.RedisPrefix = randomName("test:") + ":"
+		store = ratelimit.NewFallback(ratelimit.NewRedis(a.Redis, a.RedisPrefix, time.Second).WithClock(a.Clock),
+			ratelimit.NewMemory(a.Clock), a.Clock, log, time.Second)
 	}
 	a.Server, err = server.New(server.Deps{
-		Config: cfg, DB: db, Redis: rdb, Keys: keys, Clock: a.Clock, Mailer: a.Mailer,
-		Log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Config: cfg, DB: db, Redis: rdb, Keys: keys, Clock: a.Clock, Mailer: a.Mailer, Log: log, RateStore: store,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(a.Server.Close)
 	a.Handler = a.Server.Handler()
 	return a
 }

@@ -1,0 +1,226 @@
+package middleware
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/tollgate/tollgate/apperror"
+	"github.com/tollgate/tollgate/clock"
+	"github.com/tollgate/tollgate/models"
+	"github.com/tollgate/tollgate/ratelimit"
+	"github.com/tollgate/tollgate/services"
+)
+
+// RateLimiter builds the per-route limit middleware over one store.
+type RateLimiter struct {
+	store   ratelimit.Store
+	enabled bool
+	clock   clock.Clock
+	log     *slog.Logger
+	events  *securityEvents
+}
+
+// NewRateLimiter builds the limiter. With enabled false every limit
+// middleware passes requests straight through.
+func NewRateLimiter(store ratelimit.Store, enabled bool, clk clock.Clock, log *slog.Logger, instance string) *RateLimiter {
+	return &RateLimiter{store: store, enabled: enabled, clock: clk, log: log,
+		events: &securityEvents{seen: map[eventKey]*event{}, clock: clk, log: log, instance: instance}}
+}
+
+var errRateLimited = apperror.New(apperror.TooManyRequests, "rate_limited", "Too many requests")
+
+// PerIP limits by client IP (as resolved under TRUSTED_PROXIES).
+func (l *RateLimiter) PerIP(p ratelimit.Policy) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		if !l.enabled {
+			return next
+		}
+		return func(c *echo.Context) error {
+			key := c.RealIP()
+			r, ok := l.take(c, key, p)
+			if ok && !r.Allowed {
+				l.events.denied(p, key, false)
+				return l.refuse(c, p, r, errRateLimited)
+			}
+			return next(c)
+		}
+	}
+}
+
+// PerUser limits by the token's subject, at the policy of its tier claim
+// (fallback for tiers not listed). Admins are not limited. It must come
+// after RequireAuth.
+func (l *RateLimiter) PerUser(tiers map[string]ratelimit.Policy, fallback ratelimit.Policy) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		if !l.enabled {
+			return next
+		}
+		return func(c *echo.Context) error {
+			claims, ok := services.ClaimsFrom(c.Request().Context())
+			if !ok {
+				return apperror.ErrAuthRequired
+			}
+			if claims.Role == models.RoleAdmin {
+				return next(c)
+			}
+			p, listed := tiers[claims.Tier]
+			if !listed {
+				p = fallback
+			}
+			r, ok := l.take(c, claims.Subject, p)
+			if ok && !r.Allowed {
+				l.events.denied(p, claims.Subject, false)
+				return l.refuse(c, p, r, errRateLimited)
+			}
+			return next(c)
+		}
+	}
+}
+
+// LoginFailures limits failed logins per client IP. Each attempt takes a
+// place before the password is checked (so parallel guesses cannot slip
+// past the limit) and gives it back unless the answer is 401.
+func (l *RateLimiter) LoginFailures(p ratelimit.Policy) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		if !l.enabled {
+			return next
+		}
+		return func(c *echo.Context) error {
+			key := c.RealIP()
+			r, ok := l.take(c, key, p)
+			if !ok {
+				return next(c)
+			}
+			if !r.Allowed {
+				l.events.denied(p, key, true)
+				mins := int(math.Ceil(retryAfter(r).Minutes()))
+				return l.refuse(c, p, r, apperror.New(apperror.TooManyRequests, "too_many_login_attempts",
+					fmt.Sprintf("Too many login attempts. Try again in %d minute%s.", mins, plural(mins))))
+			}
+			if resp, err := echo.UnwrapResponse(c.Response()); err == nil {
+				resp.Before(func() {
+					if resp.Status != http.StatusUnauthorized {
+						ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+						defer cancel()
+						if err := l.store.Refund(ctx, key, p, r); err == nil {
+							r.Remaining = min(r.Remaining+1, r.Limit)
+						}
+					}
+					l.headers(c, p, r)
+				})
+			}
+			return next(c)
+		}
+	}
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// take counts the request and writes the headers. A store error never
+// fails the request: it is logged and the request passes.
+func (l *RateLimiter) take(c *echo.Context, key string, p ratelimit.Policy) (ratelimit.Result, bool) {
+	r, err := l.store.Take(c.Request().Context(), key, p)
+	if err != nil {
+		l.log.Error("rate limit check failed; request allowed", "policy", p.Name, "error", err)
+		return r, false
+	}
+	if p.Name != "login" {
+		l.headers(c, p, r)
+	}
+	return r, true
+}
+
+func (l *RateLimiter) refuse(c *echo.Context, p ratelimit.Policy, r ratelimit.Result, err error) error {
+	if p.Name == "login" { // take leaves login's headers until the outcome is known
+		l.headers(c, p, r)
+	}
+	c.Response().Header().Set("Retry-After", strconv.FormatInt(int64(retryAfter(r).Seconds()), 10))
+	return err
+}
+
+// retryAfter rounds up to whole seconds, at least one, so that retrying
+// after it succeeds.
+func retryAfter(r ratelimit.Result) time.Duration {
+	s := math.Ceil(r.RetryAfter.Seconds())
+	return time.Duration(max(s, 1)) * time.Second
+}
+
+// headers writes X-RateLimit-* and the IETF RateLimit fields. When several
+// policies apply (public and register), the one with the least left wins.
+func (l *RateLimiter) headers(c *echo.Context, p ratelimit.Policy, r ratelimit.Result) {
+	h := c.Response().Header()
+	if p.Name != "" {
+		h.Add("RateLimit-Policy", fmt.Sprintf(`"%s";q=%d;w=%d`, p.Name, p.Limit, int64(p.Window.Seconds())))
+	}
+	if cur := h.Get("X-RateLimit-Remaining"); cur != "" {
+		if n, err := strconv.ParseInt(cur, 10, 64); err == nil && n < r.Remaining {
+			return
+		}
+	}
+	reset := int64(math.Ceil(float64(r.Reset.UnixMilli()) / 1000))
+	h.Set("X-RateLimit-Limit", strconv.FormatInt(r.Limit, 10))
+	h.Set("X-RateLimit-Remaining", strconv.FormatInt(r.Remaining, 10))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(reset, 10))
+	if p.Name != "" {
+		wait := max(int64(math.Ceil(r.Reset.Sub(l.clock.Now()).Seconds())), 0)
+		h.Set("RateLimit", fmt.Sprintf(`"%s";r=%d;t=%d`, p.Name, r.Remaining, wait))
+	}
+}
+
+// securityEvents logs a key going over its limit once per window, not once
+// per request: at the first refusal for login, past 10 refusals otherwise.
+type securityEvents struct {
+	mu       sync.Mutex
+	seen     map[eventKey]*event
+	clock    clock.Clock
+	log      *slog.Logger
+	instance string
+}
+
+type eventKey struct{ policy, key string }
+
+type event struct {
+	until   time.Time
+	denials int
+	logged  bool
+}
+
+const denialsBeforeLog = 10
+
+func (s *securityEvents) denied(p ratelimit.Policy, key string, login bool) {
+	now := s.clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := eventKey{p.Name, key}
+	e := s.seen[k]
+	if e == nil || !now.Before(e.until) {
+		if len(s.seen) > 10000 {
+			for old, ev := range s.seen {
+				if !now.Before(ev.until) {
+					delete(s.seen, old)
+				}
+			}
+		}
+		e = &event{until: now.Add(p.Window)}
+		s.seen[k] = e
+	}
+	e.denials++
+	if !e.logged && (login || e.denials > denialsBeforeLog) {
+		e.logged = true
+		s.log.Warn("security: rate limit exceeded", "event", "rate_limit_exceeded",
+			"policy", p.Name, "key", key, "instance", s.instance, "denials", e.denials)
+	}
+}
