@@ -1,0 +1,359 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/models"
+)
+
+// hammer sends n requests and returns how many got each status.
+func hammer(t testing.TB, a *App, n int, req Request) (map[int]int, *Response) {
+	t.Helper()
+	counts := map[int]int{}
+	var last *Response
+	for range n {
+		last = a.do(t, req)
+		counts[last.Status]++
+	}
+	return counts, last
+}
+
+func limitHeaders(t testing.TB, r *Response) {
+	t.Helper()
+	for _, h := range []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "RateLimit-Policy", "RateLimit"} {
+		mustf(t, r.Header.Get(h) != "", "%s missing on a %d answer: %v", h, r.Status, r.Header)
+	}
+}
+
+func assert429(t testing.TB, a *App, r *Response, body string) {
+	t.Helper()
+	mustf(t, r.Status == http.StatusTooManyRequests, "want 429, got %d %s", r.Status, r.Body)
+	mustf(t, strings.Contains(r.Body, body), "429 body %s lacks %s", r.Body, body)
+	ra, err := strconv.Atoi(r.Header.Get("Retry-After"))
+	mustf(t, err == nil && ra >= 1, "Retry-After %q", r.Header.Get("Retry-After"))
+	limitHeaders(t, r)
+	mustf(t, r.Header.Get("X-RateLimit-Remaining") == "0", "remaining %q on a 429", r.Header.Get("X-RateLimit-Remaining"))
+}
+
+// Seed 001 step 5: 429 after 100 unauthenticated requests.
+func TestPublicLimit(t *testing.T) {
+	a := newApp(t)
+	req := Request{Method: "GET", URL: "/public/status"}
+	counts, _ := hammer(t, a, 100, req)
+	mustf(t, counts[200] == 100, "first 100: %v", counts)
+	r := a.do(t, req)
+	assert429(t, a, r, `{"error":"Too many requests","code":"rate_limited"}`)
+	// The IP's limit is shared by every public route, but not by the probes.
+	mustf(t, a.do(t, Request{Method: "GET", URL: "/.well-known/jwks.json"}).Status == 429, "jwks not limited")
+	mustf(t, a.do(t, Request{Method: "GET", URL: "/healthz"}).Status == 200, "healthz limited")
+	mustf(t, a.do(t, Request{Method: "GET", URL: "/readyz"}).Status == 200, "readyz limited")
+	// Another IP has its own allowance.
+	mustf(t, a.do(t, Request{Method: "GET", URL: "/public/status", RemoteAddr: "198.51.100.9:1"}).Status == 200, "other IP limited")
+	// Retry-After is honest.
+	wait, _ := strconv.Atoi(r.Header.Get("Retry-After"))
+	a.Clock.Advance(time.Duration(wait-1) * time.Second)
+	mustf(t, a.do(t, req).Status == 429, "allowed before Retry-After")
+	a.Clock.Advance(time.Second)
+	mustf(t, a.do(t, req).Status == 200, "refused after Retry-After")
+}
+
+// Seed 001 step 5: 5 failed logins in 15 minutes, then 429 with Retry-After.
+func TestLoginBruteForceGuard(t *testing.T) {
+	a := newApp(t)
+	u := a.user(t, models.RoleViewer, models.TierFree) // one successful login already
+	wrong := Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": "Wrong-Pass-99"}}
+	right := Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": u.Password}}
+	for i := range 4 {
+		r := a.do(t, wrong)
+		mustf(t, r.Status == 401, "failure %d: %d", i, r.Status)
+		limitHeaders(t, r)
+		mustf(t, r.Header.Get("X-RateLimit-Remaining") == strconv.Itoa(4-i), "remaining after %d failures: %s", i+1, r.Header.Get("X-RateLimit-Remaining"))
+	}
+	// Successes do not count.
+	for range 3 {
+		r := a.do(t, right)
+		mustf(t, r.Status == 200 && r.Header.Get("X-RateLimit-Remaining") == "1", "success: %d remaining %s", r.Status, r.Header.Get("X-RateLimit-Remaining"))
+	}
+	mustf(t, a.do(t, wrong).Status == 401, "5th failure")
+	// Now every attempt is refused, the right password too.
+	r := a.do(t, right)
+	assert429(t, a, r, `"code":"too_many_login_attempts"`)
+	ra, _ := strconv.Atoi(r.Header.Get("Retry-After"))
+	mustf(t, ra > 14*60 && ra <= 15*60+30, "Retry-After %d for a 15-minute window", ra)
+	mustf(t, strings.Contains(r.Body, fmt.Sprintf("Too many login attempts. Try again in %d minutes.", (ra+59)/60)), "%s", r.Body)
+	// Logged once per window, not per request.
+	a.do(t, wrong)
+	a.do(t, wrong)
+	mustf(t, strings.Count(a.Logs.String(), "rate_limit_exceeded") == 1, "security log lines: %d", strings.Count(a.Logs.String(), "rate_limit_exceeded"))
+	mustf(t, strings.Contains(a.Logs.String(), `"policy":"login"`), "no login event")
+
+	wait, _ := strconv.Atoi(r.Header.Get("Retry-After"))
+	a.Clock.Advance(time.Duration(wait) * time.Second)
+	mustf(t, a.do(t, right).Status == 200, "login refused after Retry-After")
+}
+
+func TestRegisterLimit(t *testing.T) {
+	a := newApp(t)
+	for i := range 10 {
+		r := register(t, a, fmt.Sprintf("r%d@example.com", i))
+		mustf(t, r.Status == 201, "registration %d: %d", i, r.Status)
+		limitHeaders(t, r)
+	}
+	r := a.do(t, Request{Method: "POST", URL: "/auth/verify/resend", Body: map[string]string{"email": "r1@example.com"}})
+	assert429(t, a, r, `"code":"rate_limited"`)
+	// Two policies applied: both are announced, the tighter one reported.
+	mustf(t, len(r.Header.Values("RateLimit-Policy")) == 2, "policies %v", r.Header.Values("RateLimit-Policy"))
+	mustf(t, strings.HasPrefix(r.Header.Get("RateLimit"), `"register";r=0`), "RateLimit %q", r.Header.Get("RateLimit"))
+}
+
+// Seed 001 step 5: 300 a minute for an authenticated user (a tier not in
+// RATE_LIMIT_TIERS), and each listed tier at its own limit.
+func TestUserLimitsByTier(t *testing.T) {
+	cases := []struct {
+		tier  string
+		limit int
+		env   []string
+	}{
+		{"free", 300, []string{"RATE_LIMIT_TIERS", "paid=600/1m,enterprise=3000/1m"}},
+		{"free", 60, nil},
+		{"paid", 600, nil},
+		{"enterprise", 3000, nil},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s=%d", c.tier, c.limit), func(t *testing.T) {
+			a := newApp(t, c.env...)
+			u := a.user(t, models.RoleViewer, c.tier)
+			req := Request{Method: "GET", URL: "/projects", Headers: bearer(u)}
+			counts, last := hammer(t, a, c.limit, req)
+			mustf(t, counts[200] == c.limit, "%v", counts)
+			limitHeaders(t, last)
+			mustf(t, last.Header.Get("X-RateLimit-Limit") == strconv.Itoa(c.limit), "limit header %s", last.Header.Get("X-RateLimit-Limit"))
+			assert429(t, a, a.do(t, req), `"code":"rate_limited"`)
+			// Other users are unaffected.
+			other := a.user(t, models.RoleViewer, c.tier)
+			mustf(t, a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(other)}).Status == 200, "other user limited")
+		})
+	}
+}
+
+// Seed 001 step 5: admins are not limited.
+func TestAdminBypassesUserLimit(t *testing.T) {
+	a := newApp(t)
+	admin := a.user(t, models.RoleAdmin, models.TierFree)
+	counts, last := hammer(t, a, 400, Request{Method: "GET", URL: "/projects", Headers: bearer(admin)})
+	mustf(t, counts[200] == 400, "%v", counts)
+	mustf(t, last.Header.Get("X-RateLimit-Limit") == "", "admin answer carries limit headers")
+}
+
+// A plan change reaches the limit at the user's next refresh.
+func TestTierUpgradeAfterRefresh(t *testing.T) {
+	a := newApp(t)
+	admin := a.user(t, models.RoleAdmin, models.TierFree)
+	u := a.user(t, models.RoleViewer, models.TierFree)
+	req := Request{Method: "GET", URL: "/projects", Headers: bearer(u)}
+	hammer(t, a, 60, req)
+	mustf(t, a.do(t, req).Status == 429, "free limit not reached")
+	r := a.do(t, Request{Method: "PATCH", URL: "/admin/users/" + u.ID, Headers: bearer(admin), Body: map[string]string{"tier": "paid"}})
+	mustf(t, r.Status == 200, "upgrade: %d", r.Status)
+	mustf(t, a.do(t, req).Status == 429, "old token already upgraded")
+	r = refresh(t, a, u.Refresh)
+	u.Access = field(t, r, "access_token")
+	r = a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)})
+	mustf(t, r.Status == 200 && r.Header.Get("X-RateLimit-Limit") == "600", "after refresh: %d limit %s", r.Status, r.Header.Get("X-RateLimit-Limit"))
+}
+
+// Bursts either side of a minute boundary never exceed the limit in any
+// minute: the clock is driven, not slept.
+func TestWindowBoundaryOverHTTP(t *testing.T) {
+	a := newApp(t)
+	u := a.user(t, models.RoleViewer, models.TierFree)
+	a.Clock.Set(time.Date(2026, 3, 2, 9, 0, 59, 500e6, time.UTC))
+	req := Request{Method: "GET", URL: "/projects", Headers: bearer(u)}
+	counts, _ := hammer(t, a, 70, req)
+	a.Clock.Advance(time.Second) // 09:01:00.5, a new fixed minute
+	more, _ := hammer(t, a, 70, req)
+	mustf(t, counts[200]+more[200] == 60, "allowed %d+%d within one second, limit 60 a minute", counts[200], more[200])
+	a.Clock.Advance(time.Minute + 2*time.Second)
+	mustf(t, a.do(t, req).Status == 200, "still refused a full window later")
+}
+
+// X-Forwarded-For moves the key only when the peer is a listed proxy.
+func TestForwardedForCannotDodgeTheLimit(t *testing.T) {
+	a := newApp(t)
+	for i := range 100 {
+		r := a.do(t, Request{Method: "GET", URL: "/public/status", RemoteAddr: "203.0.113.5:1000",
+			Headers: map[string]string{"X-Forwarded-For": fmt.Sprintf("198.51.100.%d", i)}})
+		mustf(t, r.Status == 200, "request %d: %d", i, r.Status)
+	}
+	r := a.do(t, Request{Method: "GET", URL: "/public/status", RemoteAddr: "203.0.113.5:1000",
+		Headers: map[string]string{"X-Forwarded-For": "192.0.2.200"}})
+	mustf(t, r.Status == 429, "spoofed XFF changed the key: %d", r.Status)
+
+	proxied := newApp(t, "TRUSTED_PROXIES", "10.0.0.1")
+	for i := range 150 {
+		r := proxied.do(t, Request{Method: "GET", URL: "/public/status", RemoteAddr: "10.0.0.1:1000",
+			Headers: map[string]string{"X-Forwarded-For": fmt.Sprintf("198.51.100.%d", i)}})
+		mustf(t, r.Status == 200, "client %d behind the trusted proxy limited: %d", i, r.Status)
+	}
+}
+
+func TestRateLimitsCanBeTurnedOff(t *testing.T) {
+	a := newApp(t, "RATE_LIMIT_ENABLED", "false")
+	counts, last := hammer(t, a, 150, Request{Method: "GET", URL: "/public/status"})
+	mustf(t, counts[200] == 150 && last.Header.Get("X-RateLimit-Limit") == "", "%v %v", counts, last.Header)
+}
+
+func TestMalformedPolicyStopsStartup(t *testing.T) {
+	for _, env := range [][2]string{{"RATE_LIMIT_PUBLIC", "lots"}, {"RATE_LIMIT_TIERS", "free=60"}, {"RATE_LIMIT_LOGIN", "5/0s"}} {
+		_, err := run(t, nil, map[string]string{env[0]: env[1]})
+		mustf(t, err != nil && strings.Contains(err.Error(), env[0]), "%s=%s: %v", env[0], env[1], err)
+	}
+}
+
+func TestOverLimitKeyIsLoggedOncePerWindow(t *testing.T) {
+	a := newApp(t)
+	hammer(t, a, 100+25, Request{Method: "GET", URL: "/public/status"})
+	mustf(t, strings.Count(a.Logs.String(), "rate_limit_exceeded") == 1, "lines: %d", strings.Count(a.Logs.String(), "rate_limit_exceeded"))
+	a.Clock.Advance(2 * time.Minute)
+	hammer(t, a, 100+25, Request{Method: "GET", URL: "/public/status"})
+	mustf(t, strings.Count(a.Logs.String(), "rate_limit_exceeded") == 2, "second window not logged")
+}
+
+// sharedRedis returns TEST_REDIS_URL, skipping when it is unset: the
+// shared-limit tests need a real Redis (.ci/run always sets it).
+func sharedRedis(t *testing.T) string {
+	url := os.Getenv("TEST_REDIS_URL")
+	if url == "" {
+		t.Skip("TEST_REDIS_URL not set")
+	}
+	return url
+}
+
+// Three instances on one Redis, hammered concurrently on one key over real
+// connections: exactly the limit is allowed, not one more.
+func TestInstancesShareOneLimit(t *testing.T) {
+	url := sharedRedis(t)
+	prefix := randomName("test:") + ":"
+	var servers []*httptest.Server
+	var apps []*App
+	for range 3 {
+		// A generous Redis timeout: under -race a slow answer would send an
+		// instance to its local fallback, which is a different test.
+		a := newApp(t, "REDIS_URL", url, "RATE_LIMIT_KEY_PREFIX", prefix, "RATE_LIMIT_REDIS_TIMEOUT", "5s")
+		srv := httptest.NewServer(a.Handler)
+		t.Cleanup(srv.Close)
+		servers = append(servers, srv)
+		apps = append(apps, a)
+	}
+	var ok, limited, other atomic.Int64
+	var wg sync.WaitGroup
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	for g := range 48 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 10 {
+				resp, err := client.Get(servers[g%3].URL + "/public/status")
+				if err != nil {
+					other.Add(1)
+					continue
+				}
+				resp.Body.Close()
+				switch resp.StatusCode {
+				case 200:
+					ok.Add(1)
+				case 429:
+					limited.Add(1)
+				default:
+					other.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, a := range apps {
+		mustf(t, !strings.Contains(a.Logs.String(), "unavailable"), "an instance fell back to memory: %s", a.Logs.String())
+	}
+	mustf(t, ok.Load() == 100 && limited.Load() == 380 && other.Load() == 0, "ok %d, limited %d, other %d", ok.Load(), limited.Load(), other.Load())
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startRedis runs a private redis-server; the returned func stops it.
+func startRedis(t *testing.T, port int) func() {
+	t.Helper()
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start redis-server: %v", err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+	defer c.Close()
+	for i := 0; c.Ping(context.Background()).Err() != nil; i++ {
+		mustf(t, i < 100, "redis-server on %d never answered", port)
+		time.Sleep(20 * time.Millisecond)
+	}
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// Redis dies mid-test: no 5xx, limits continue on this instance's memory,
+// and the shared limits come back by themselves when Redis does.
+func TestRedisFailureFallsBackAndRecovers(t *testing.T) {
+	sharedRedis(t)
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("redis-server not on PATH: %v", err)
+	}
+	port := freePort(t)
+	stop := startRedis(t, port)
+	a := newApp(t, "REDIS_URL", fmt.Sprintf("redis://127.0.0.1:%d/0", port), "RATE_LIMIT_PUBLIC", "20/1m")
+	req := Request{Method: "GET", URL: "/public/status"}
+
+	counts, _ := hammer(t, a, 5, req)
+	mustf(t, counts[200] == 5, "before: %v", counts)
+	stop()
+
+	counts, last := hammer(t, a, 30, req)
+	mustf(t, counts[200] == 20 && counts[429] == 10, "while Redis is down (per-instance limit): %v", counts)
+	limitHeaders(t, last)
+	mustf(t, strings.Count(a.Logs.String(), "rate limit store unavailable") == 1, "fallback not logged once: %s", a.Logs.String())
+	mustf(t, a.do(t, Request{Method: "GET", URL: "/readyz"}).Status == 503, "readyz does not report Redis down")
+
+	startRedis(t, port)
+	a.Clock.Advance(2 * time.Second) // past the pause before Redis is tried again
+	r := a.do(t, req)
+	mustf(t, r.Status == 200 && r.Header.Get("X-RateLimit-Remaining") == "19", "after Redis is back: %d remaining %s", r.Status, r.Header.Get("X-RateLimit-Remaining"))
+	mustf(t, strings.Contains(a.Logs.String(), "shared limits resumed"), "recovery not logged")
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+	defer c.Close()
+	n, err := c.Exists(context.Background(), "rl:public:192.0.2.1").Result()
+	mustf(t, err == nil && n == 1, "shared key not written: %d %v", n, err)
+}
