@@ -1,0 +1,42 @@
+package settings
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaults(t *testing.T) {
+	cfg, err := Load(map[string]string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Port != "8080" || cfg.AccessTokenTTL != 15*time.Minute || cfg.RefreshTokenTTL != 168*time.Hour ||
+		cfg.BcryptCost != 12 || cfg.IsProduction() || len(cfg.CORSAllowedOrigins) != 0 {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+	rl := cfg.RateLimits
+	if rl.Public.Limit != 100 || rl.Login.Window != 15*time.Minute || rl.Tiers["enterprise"].Limit != 3000 || rl.User.Limit != 300 {
+		t.Fatalf("rate limit defaults: %+v", rl)
+	}
+}
+
+func TestMalformedValuesNameTheVariable(t *testing.T) {
+	for name, value := range map[string]string{
+		"ACCESS_TOKEN_TTL": "soon", "BCRYPT_COST": "99", "APP_BASE_URL": "localhost", "SMTP_URL": "mail.example.com",
+		"CORS_ALLOWED_ORIGINS": "example.com", "RATE_LIMIT_ENABLED": "maybe", "RATE_LIMIT_TIERS": "gold",
+		"REFRESH_TOKEN_TTL": "-1h", "LOG_LEVEL": "loud", "RATE_LIMIT_REDIS_TIMEOUT": "0s",
+	} {
+		_, err := Load(map[string]string{name: value})
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%q: error %v does not name it", name, value, err)
+		}
+	}
+}
+
+func TestTrustedProxiesAcceptAddressesAndRanges(t *testing.T) {
+	cfg, err := Load(map[string]string{"TRUSTED_PROXIES": "10.0.0.1, 192.168.0.0/16,::1"})
+	if err != nil || len(cfg.TrustedProxyNets) != 3 || cfg.TrustedProxyNets[0].String() != "10.0.0.1/32" {
+		t.Fatalf("%v %v", cfg.TrustedProxyNets, err)
+	}
+}
