@@ -10,7 +10,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -422,5 +421,3 @@ func mustf(t testing.TB, cond bool, format string, args ...any) {
 		t.Fatalf(format, args...)
 	}
 }
-
-var _ = fmt.Sprintf
