@@ -3,8 +3,11 @@ package tests
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -126,4 +129,45 @@ func TestEnvExampleListsEveryVariable(t *testing.T) {
 	for name := range documented {
 		mustf(t, read[name], ".env.example documents %s, which nothing reads", name)
 	}
+}
+
+// The serve path as `go run .` takes it: development keys generated when
+// missing, migrations applied, one log line each for the address, the
+// database and the mail destination, and a clean exit on shutdown.
+func TestServeStartsAndShutsDownGracefully(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	env := map[string]string{
+		"PORT": strconv.Itoa(port), "SQLITE_PATH": dir + "/data/app.db", "BCRYPT_COST": "4",
+		"JWT_PRIVATE_KEY_FILE": dir + "/config/jwt-private.pem", "JWT_PUBLIC_KEY_FILE": dir + "/config/jwt-public.pem",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- cli.Run(ctx, nil, env, out) }()
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for i := 0; ; i++ {
+		resp, err := http.Get(url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			mustf(t, resp.StatusCode == 200, "readyz %d", resp.StatusCode)
+			break
+		}
+		mustf(t, i < 200, "server never answered: %s", out.String())
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, line := range []string{"msg=listening", "msg=database using=\"sqlite", "msg=mail destination=", "generated a development JWT key pair"} {
+		mustf(t, strings.Count(out.String(), line) == 1, "log lacks one %q line: %s", line, out.String())
+	}
+	_, err := services.LoadKeySet(env["JWT_PRIVATE_KEY_FILE"], env["JWT_PUBLIC_KEY_FILE"], nil)
+	mustf(t, err == nil, "generated keys: %v", err)
+	cancel()
+	select {
+	case err := <-done:
+		mustf(t, err == nil, "shutdown returned %v", err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("server did not shut down")
+	}
+	_, err = http.Get(url + "/healthz")
+	mustf(t, err != nil, "still serving after shutdown")
 }
