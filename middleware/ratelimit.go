@@ -85,6 +85,32 @@ func (l *RateLimiter) PerUser(tiers map[string]ratelimit.Policy, fallback rateli
 	}
 }
 
+// FailedAuth counts requests that fail authentication (no token, a bad or
+// expired one) against p per client IP, so a flood of bad tokens at the
+// protected routes is limited like any other anonymous traffic. It wraps
+// RequireAuth; requests that authenticate are not counted here.
+func (l *RateLimiter) FailedAuth(p ratelimit.Policy) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		if !l.enabled {
+			return next
+		}
+		return func(c *echo.Context) error {
+			err := next(c)
+			ae, isApp := apperror.As(err)
+			if _, authenticated := services.ClaimsFrom(c.Request().Context()); authenticated || !isApp || ae.Kind != apperror.Unauthenticated {
+				return err
+			}
+			key := c.RealIP()
+			r, ok := l.take(c, key, p)
+			if ok && !r.Allowed {
+				l.events.denied(p, key, false)
+				return l.refuse(c, p, r, errRateLimited)
+			}
+			return err
+		}
+	}
+}
+
 // LoginFailures limits failed logins per client IP. Each attempt takes a
 // place before the password is checked (so parallel guesses cannot slip
 // past the limit) and gives it back unless the answer is 401.

@@ -10,6 +10,6 @@ import (
 
 func admin(e *echo.Echo, h *handlers.Users, g Guards) {
 	admins := mw.RequireRole(models.RoleAdmin)
-	e.GET("/admin/users", h.List, g.Auth.RequireAuth, g.User, admins)         // admin
-	e.PATCH("/admin/users/:id", h.Update, g.Auth.RequireAuth, g.User, admins) // admin
+	e.GET("/admin/users", h.List, g.RequireAuth, g.User, admins)         // admin
+	e.PATCH("/admin/users/:id", h.Update, g.RequireAuth, g.User, admins) // admin
 }

@@ -9,5 +9,5 @@ import (
 )
 
 func analytics(e *echo.Echo, h *handlers.Analytics, g Guards) {
-	e.GET("/analytics", h.Get, g.Auth.RequireAuth, g.User, mw.RequireRole(models.RoleAdmin)) // admin (not limited: admins skip g.User)
+	e.GET("/analytics", h.Get, g.RequireAuth, g.User, mw.RequireRole(models.RoleAdmin)) // admin (not limited: admins skip g.User)
 }

@@ -11,9 +11,9 @@ import (
 func projects(e *echo.Echo, h *handlers.Projects, g Guards) {
 	editors := mw.RequireRole(models.RoleEditor, models.RoleAdmin)
 	admins := mw.RequireRole(models.RoleAdmin)
-	e.GET("/projects", h.List, g.Auth.RequireAuth, g.User)                  // any authenticated user
-	e.GET("/projects/:id", h.Get, g.Auth.RequireAuth, g.User)               // any authenticated user
-	e.POST("/projects", h.Create, g.Auth.RequireAuth, g.User, editors)      // editor, admin
-	e.PATCH("/projects/:id", h.Update, g.Auth.RequireAuth, g.User, editors) // editor (own), admin (any)
-	e.DELETE("/projects/:id", h.Delete, g.Auth.RequireAuth, g.User, admins) // admin
+	e.GET("/projects", h.List, g.RequireAuth, g.User)                  // any authenticated user
+	e.GET("/projects/:id", h.Get, g.RequireAuth, g.User)               // any authenticated user
+	e.POST("/projects", h.Create, g.RequireAuth, g.User, editors)      // editor, admin
+	e.PATCH("/projects/:id", h.Update, g.RequireAuth, g.User, editors) // editor (own), admin (any)
+	e.DELETE("/projects/:id", h.Delete, g.RequireAuth, g.User, admins) // admin
 }

@@ -6,7 +6,6 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/tollgate/tollgate/handlers"
-	"github.com/tollgate/tollgate/middleware"
 )
 
 // Handlers are the resource handlers the routes point at.
@@ -20,11 +19,13 @@ type Handlers struct {
 
 // Guards are the per-route middleware.
 type Guards struct {
-	Auth     *middleware.Auth
-	Public   echo.MiddlewareFunc // per client IP, routes that need no token
-	Register echo.MiddlewareFunc // per client IP, account creation and mail
-	Login    echo.MiddlewareFunc // failed logins per client IP
-	User     echo.MiddlewareFunc // per user by tier; admins skip; after RequireAuth
+	// RequireAuth verifies the bearer token; failures count against the
+	// public per-IP limit.
+	RequireAuth echo.MiddlewareFunc
+	Public      echo.MiddlewareFunc // per client IP, routes that need no token
+	Register    echo.MiddlewareFunc // per client IP, account creation and mail
+	Login       echo.MiddlewareFunc // failed logins per client IP
+	User        echo.MiddlewareFunc // per user by tier; admins skip; after RequireAuth
 }
 
 // Register adds every route to e.

@@ -7,5 +7,5 @@ import (
 )
 
 func users(e *echo.Echo, h *handlers.Users, g Guards) {
-	e.GET("/users/me", h.Me, g.Auth.RequireAuth, g.User) // any authenticated user
+	e.GET("/users/me", h.Me, g.RequireAuth, g.User) // any authenticated user
 }

@@ -112,13 +112,18 @@ func New(d Deps) (*Server, error) {
 		Projects:  handlers.NewProjects(services.NewProjects(d.DB.DB, d.Clock)),
 		Analytics: handlers.NewAnalytics(services.NewAnalytics(d.DB.DB, d.Clock)),
 	}, routes.Guards{
-		Auth:     middleware.NewAuth(tokens),
-		Public:   limiter.PerIP(rl.Public),
-		Register: limiter.PerIP(rl.Register),
-		Login:    limiter.LoginFailures(rl.Login),
-		User:     limiter.PerUser(rl.Tiers, rl.User),
+		RequireAuth: chain(limiter.FailedAuth(rl.Public), middleware.NewAuth(tokens).RequireAuth),
+		Public:      limiter.PerIP(rl.Public),
+		Register:    limiter.PerIP(rl.Register),
+		Login:       limiter.LoginFailures(rl.Login),
+		User:        limiter.PerUser(rl.Tiers, rl.User),
 	})
 	return &Server{deps: d, echo: e, memory: memory}, nil
+}
+
+// chain applies outer around inner.
+func chain(outer, inner echo.MiddlewareFunc) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc { return outer(inner(next)) }
 }
 
 // instanceName identifies this process in security logs.

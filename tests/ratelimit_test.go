@@ -357,3 +357,19 @@ func TestRedisFailureFallsBackAndRecovers(t *testing.T) {
 	n, err := c.Exists(context.Background(), "rl:public:192.0.2.1").Result()
 	mustf(t, err == nil && n == 1, "shared key not written: %d %v", n, err)
 }
+
+// Requests that fail authentication are anonymous traffic: a flood of bad
+// tokens is limited per IP like the public routes, and answered 429.
+func TestFailedAuthenticationIsLimitedPerIP(t *testing.T) {
+	a := newApp(t)
+	u := a.user(t, models.RoleViewer, models.TierFree)
+	bad := Request{Method: "GET", URL: "/projects", Headers: map[string]string{"Authorization": "Bearer not.a.token"}}
+	counts, last := hammer(t, a, 100, bad)
+	mustf(t, counts[401] == 100, "%v", counts)
+	limitHeaders(t, last)
+	assert429(t, a, a.do(t, bad), `"code":"rate_limited"`)
+	mustf(t, a.do(t, Request{Method: "GET", URL: "/projects"}).Status == 429, "missing token not limited")
+	// A valid token from the same IP is counted per user, not refused.
+	r := a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)})
+	mustf(t, r.Status == 200 && r.Header.Get("X-RateLimit-Limit") == "60", "valid token: %d %s", r.Status, r.Header.Get("X-RateLimit-Limit"))
+}
