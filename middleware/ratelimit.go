@@ -45,10 +45,8 @@ func (l *RateLimiter) PerIP(p ratelimit.Policy) echo.MiddlewareFunc {
 		}
 		return func(c *echo.Context) error {
 			key := c.RealIP()
-			r, ok := l.take(c, key, p)
-			if ok && !r.Allowed {
-				l.events.denied(p, key, false)
-				return l.refuse(c, p, r, errRateLimited)
+			if err := l.limit(c, key, p); err != nil {
+				return err
 			}
 			return next(c)
 		}
@@ -75,10 +73,8 @@ func (l *RateLimiter) PerUser(tiers map[string]ratelimit.Policy, fallback rateli
 			if !listed {
 				p = fallback
 			}
-			r, ok := l.take(c, claims.Subject, p)
-			if ok && !r.Allowed {
-				l.events.denied(p, claims.Subject, false)
-				return l.refuse(c, p, r, errRateLimited)
+			if err := l.limit(c, claims.Subject, p); err != nil {
+				return err
 			}
 			return next(c)
 		}
@@ -101,10 +97,8 @@ func (l *RateLimiter) FailedAuth(p ratelimit.Policy) echo.MiddlewareFunc {
 				return err
 			}
 			key := c.RealIP()
-			r, ok := l.take(c, key, p)
-			if ok && !r.Allowed {
-				l.events.denied(p, key, false)
-				return l.refuse(c, p, r, errRateLimited)
+			if err := l.limit(c, key, p); err != nil {
+				return err
 			}
 			return err
 		}
@@ -153,6 +147,17 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+// limit counts the request under p and returns the 429 to answer with when
+// key is over it.
+func (l *RateLimiter) limit(c *echo.Context, key string, p ratelimit.Policy) error {
+	r, ok := l.take(c, key, p)
+	if ok && !r.Allowed {
+		l.events.denied(p, key, false)
+		return l.refuse(c, p, r, errRateLimited)
+	}
+	return nil
 }
 
 // take counts the request and writes the headers. A store error never

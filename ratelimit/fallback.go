@@ -82,10 +82,3 @@ func (f *Fallback) Refund(ctx context.Context, key string, p Policy, r Result) e
 	}
 	return f.local.Refund(ctx, key, p, r)
 }
-
-// Degraded reports whether the local store is in use.
-func (f *Fallback) Degraded() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.degraded
-}

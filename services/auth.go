@@ -263,8 +263,9 @@ func (a *Auth) Refresh(ctx context.Context, raw string, client Client) (*Session
 			lostRace = true
 			return errRefreshReused
 		}
-		s, err = a.issue(tx, u, next, old.FamilyID, client)
-		return err
+		var ierr error
+		s, ierr = a.issue(tx, u, next, old.FamilyID, client)
+		return ierr
 	})
 	if lostRace {
 		return nil, a.reuseDetected(ctx, &old, client)

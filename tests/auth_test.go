@@ -225,9 +225,9 @@ func TestLogin(t *testing.T) {
 	}
 }
 
-// Unknown email and wrong password must cost the same bcrypt work, so their
-// timing does not reveal which emails exist. Counted, not timed: the stored
-// dummy hash has the configured cost, like a real one.
+// Unknown email and wrong password get byte-identical answers. That both
+// cost the same bcrypt work is checked in services (the dummy hash's cost),
+// not timed here.
 func TestUnknownEmailAndWrongPasswordAnswerAlike(t *testing.T) {
 	a := newApp(t, "BCRYPT_COST", "10")
 	u := a.user(t, models.RoleViewer, models.TierFree)
