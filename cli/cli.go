@@ -33,6 +33,7 @@ const usage = `usage: tollgate [command]
   (no command), serve                 run the API server
   migrate up|down|status              apply, roll back one, or list migrations
   keys generate [--force]             write a new JWT key pair
+  docs DIR                            write openapi.json and schemas/ into DIR (go generate ./docs runs it)
   healthcheck                         exit 0 when the local server answers /healthz (for container health checks)
   user create --email E --password P [--role viewer|editor|admin] [--tier free|paid|enterprise]
                                       create a verified user (how the first admin is made)`
@@ -59,6 +60,8 @@ func Run(ctx context.Context, args []string, environ map[string]string, out io.W
 		return user(ctx, cfg, args, out)
 	case "healthcheck":
 		return healthcheck(ctx, cfg)
+	case "docs":
+		return writeDocs(args, out)
 	case "help", "-h", "--help":
 		fmt.Fprintln(out, usage)
 		return nil

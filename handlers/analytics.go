@@ -32,12 +32,16 @@ func NewAnalytics(a *services.Analytics) *Analytics { return &Analytics{analytic
 // Get returns the report.
 //
 //	@Summary	Usage analytics (admin)
-//	@Tags		analytics
+//	@Description	Users by role and tier, verification, projects and active logins. Admins only.
+//	@ID	getAnalytics
+//	@Tags	analytics
 //	@Produce	json
 //	@Security	BearerAuth
 //	@Success	200	{object}	AnalyticsResponse
-//	@Failure	401	{object}	ErrorResponse
-//	@Failure	403	{object}	ErrorResponse
+//	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
+//	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/analytics [get]
 func (h *Analytics) Get(c *echo.Context) error {
 	r, err := h.analytics.Report(c.Request().Context())

@@ -23,17 +23,25 @@ type RegisterRequest struct {
 
 // Register creates an unverified account and mails a verification link.
 //
-//	@Summary		Register an account
-//	@Description	Creates a viewer on the free tier and mails a verification link valid for EMAIL_VERIFICATION_TTL. Password: 10+ characters, upper and lower case and a digit, at most 72 bytes.
-//	@Tags			auth
-//	@Accept			json
-//	@Produce		json
-//	@Param			body	body		RegisterRequest	true	"email and password"
-//	@Success		201		{object}	UserResponse
-//	@Failure		400		{object}	ErrorResponse
-//	@Failure		409		{object}	ErrorResponse	"email already registered"
-//	@Failure		413		{object}	ErrorResponse
-//	@Failure		429		{object}	ErrorResponse
+//	@Summary	Register an account
+//	@Description	Creates a viewer on the free tier and mails a verification link valid for EMAIL_VERIFICATION_TTL. Password: 10+ characters with upper case, lower case and a digit, at most 72 bytes. Other fields (role, tier) are ignored. Limited per client IP (public and register policies).
+//	@ID	register
+//	@Tags	auth
+//	@Accept	json
+//	@Produce	json
+//	@Param	body	body	RegisterRequest	true	"email and password"
+//	@Success	201	{object}	UserResponse
+//	@Failure	400	{object}	ErrorResponse	"validation_failed or invalid_json"
+//	@Failure	409	{object}	ErrorResponse	"email_taken"
+//	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
+//	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
+//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
+//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
+//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
+//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
+//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router			/auth/register [post]
 func (h *Auth) Register(c *echo.Context) error {
 	var req RegisterRequest
@@ -55,12 +63,20 @@ type MessageResponse struct {
 // Verify marks an email verified.
 //
 //	@Summary	Verify an email address
-//	@Tags		auth
+//	@Description	The link mailed at registration points here. Limited per client IP.
+//	@ID	verifyEmail
+//	@Tags	auth
 //	@Produce	json
-//	@Param		token	query		string	true	"token from the verification link"
-//	@Success	200		{object}	MessageResponse
-//	@Failure	400		{object}	ErrorResponse	"verification_token_invalid, verification_token_used or verification_token_expired"
-//	@Failure	429		{object}	ErrorResponse
+//	@Param	token	query	string	true	"token from the verification link"
+//	@Success	200	{object}	MessageResponse
+//	@Failure	400	{object}	ErrorResponse	"validation_failed, verification_token_invalid, verification_token_used or verification_token_expired"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
+//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
+//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
+//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
+//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
+//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/auth/verify [get]
 func (h *Auth) Verify(c *echo.Context) error {
 	token := c.QueryParam("token")
@@ -80,16 +96,24 @@ type ResendRequest struct {
 
 // Resend mails a new verification link if the account exists and is unverified.
 //
-//	@Summary		Send the verification link again
-//	@Description	Always 202, so the answer does not reveal whether an account exists.
-//	@Tags			auth
-//	@Accept			json
-//	@Produce		json
-//	@Param			body	body		ResendRequest	true	"email"
-//	@Success		202		{object}	MessageResponse
-//	@Failure		400		{object}	ErrorResponse
-//	@Failure		413		{object}	ErrorResponse
-//	@Failure		429		{object}	ErrorResponse
+//	@Summary	Send the verification link again
+//	@Description	Always 202, so the answer does not reveal whether an account exists. Limited per client IP (public and register policies).
+//	@ID	resendVerification
+//	@Tags	auth
+//	@Accept	json
+//	@Produce	json
+//	@Param	body	body	ResendRequest	true	"email"
+//	@Success	202	{object}	MessageResponse
+//	@Failure	400	{object}	ErrorResponse	"validation_failed or invalid_json"
+//	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
+//	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
+//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
+//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
+//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
+//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
+//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router			/auth/verify/resend [post]
 func (h *Auth) Resend(c *echo.Context) error {
 	var req ResendRequest
@@ -134,18 +158,26 @@ func client(c *echo.Context) services.Client {
 
 // Login exchanges credentials for a token pair.
 //
-//	@Summary		Log in
-//	@Description	A wrong password and an unknown email get the same 401. An unverified account gets 403 once its password matched.
-//	@Tags			auth
-//	@Accept			json
-//	@Produce		json
-//	@Param			body	body		LoginRequest	true	"credentials"
-//	@Success		200		{object}	TokenResponse
-//	@Failure		400		{object}	ErrorResponse
-//	@Failure		401		{object}	ErrorResponse	"Invalid email or password"
-//	@Failure		403		{object}	ErrorResponse	"Email not verified"
-//	@Failure		413		{object}	ErrorResponse
-//	@Failure		429		{object}	ErrorResponse	"Too many login attempts"
+//	@Summary	Log in
+//	@Description	Returns an access token (Authorization: Bearer) and a refresh token. A wrong password and an unknown email get the same 401; an unverified account gets 403 once its password matched. Failed attempts are limited per client IP (login policy); the rate-limit headers come with failures and 429.
+//	@ID	login
+//	@Tags	auth
+//	@Accept	json
+//	@Produce	json
+//	@Param	body	body	LoginRequest	true	"credentials"
+//	@Success	200	{object}	TokenResponse
+//	@Failure	400	{object}	ErrorResponse	"validation_failed or invalid_json"
+//	@Failure	401	{object}	ErrorResponse	"invalid_credentials"
+//	@Failure	403	{object}	ErrorResponse	"email_not_verified"
+//	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
+//	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
+//	@Failure	429	{object}	ErrorResponse	"too_many_login_attempts (see Retry-After)"
+//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
+//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
+//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
+//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
+//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
+//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router			/auth/login [post]
 func (h *Auth) Login(c *echo.Context) error {
 	var req LoginRequest
@@ -166,17 +198,25 @@ type RefreshRequest struct {
 
 // Refresh rotates a refresh token.
 //
-//	@Summary		Rotate a refresh token
-//	@Description	Returns a new pair and revokes the old refresh token. Presenting an already rotated token revokes every token of that login.
-//	@Tags			auth
-//	@Accept			json
-//	@Produce		json
-//	@Param			body	body		RefreshRequest	true	"refresh token"
-//	@Success		200		{object}	TokenResponse
-//	@Failure		400		{object}	ErrorResponse
-//	@Failure		401		{object}	ErrorResponse	"invalid_refresh_token, refresh_token_expired or refresh_token_reused"
-//	@Failure		413		{object}	ErrorResponse
-//	@Failure		429		{object}	ErrorResponse
+//	@Summary	Rotate a refresh token
+//	@Description	Returns a new pair and revokes the presented refresh token. Presenting an already rotated token revokes every token of that login (reuse detection). Limited per client IP.
+//	@ID	refreshToken
+//	@Tags	auth
+//	@Accept	json
+//	@Produce	json
+//	@Param	body	body	RefreshRequest	true	"refresh token"
+//	@Success	200	{object}	TokenResponse
+//	@Failure	400	{object}	ErrorResponse	"validation_failed or invalid_json"
+//	@Failure	401	{object}	ErrorResponse	"invalid_refresh_token, refresh_token_expired or refresh_token_reused"
+//	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
+//	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
+//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
+//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
+//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
+//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
+//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router			/auth/refresh [post]
 func (h *Auth) Refresh(c *echo.Context) error {
 	var req RefreshRequest
@@ -192,15 +232,24 @@ func (h *Auth) Refresh(c *echo.Context) error {
 
 // Logout revokes the refresh token's family.
 //
-//	@Summary		Log out
-//	@Description	Revokes every refresh token of this login. Idempotent: an unknown or already revoked token also gets 204.
-//	@Tags			auth
-//	@Accept			json
-//	@Param			body	body	RefreshRequest	true	"refresh token"
-//	@Success		204
-//	@Failure		400	{object}	ErrorResponse
-//	@Failure		413	{object}	ErrorResponse
-//	@Failure		429	{object}	ErrorResponse
+//	@Summary	Log out
+//	@Description	Revokes every refresh token of this login. Idempotent: an unknown or already revoked token also gets 204. Access tokens stay valid until they expire (ACCESS_TOKEN_TTL). Limited per client IP.
+//	@ID	logout
+//	@Tags	auth
+//	@Accept	json
+//	@Produce	json
+//	@Param	body	body	RefreshRequest	true	"refresh token"
+//	@Success	204	"logged out"
+//	@Failure	400	{object}	ErrorResponse	"validation_failed or invalid_json"
+//	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
+//	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
+//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
+//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
+//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
+//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
+//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router			/auth/logout [post]
 func (h *Auth) Logout(c *echo.Context) error {
 	var req RefreshRequest

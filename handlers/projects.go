@@ -14,12 +14,12 @@ import (
 
 // ProjectResponse is a project as the API shows it.
 type ProjectResponse struct {
-	ID          uuid.UUID `json:"id" example:"1b4e28ba-2fa1-11d2-883f-0016d3cca427"`
-	OwnerID     uuid.UUID `json:"owner_id" example:"7c9e6679-7425-40de-944b-e07fc1f90ae7"`
+	ID          uuid.UUID `json:"id" format:"uuid" example:"1b4e28ba-2fa1-11d2-883f-0016d3cca427"`
+	OwnerID     uuid.UUID `json:"owner_id" format:"uuid" example:"7c9e6679-7425-40de-944b-e07fc1f90ae7"`
 	Name        string    `json:"name" example:"Launch"`
 	Description string    `json:"description" example:"Everything for the launch"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	CreatedAt   time.Time `json:"created_at" format:"date-time"`
+	UpdatedAt   time.Time `json:"updated_at" format:"date-time"`
 }
 
 func toProject(p *models.Project) ProjectResponse {
@@ -35,15 +35,23 @@ func NewProjects(p *services.Projects) *Projects { return &Projects{projects: p}
 // List returns a page of projects.
 //
 //	@Summary	List projects
-//	@Tags		projects
+//	@Description	Any authenticated user. Limited per user by tier (free, paid, enterprise).
+//	@ID	listProjects
+//	@Tags	projects
 //	@Produce	json
 //	@Security	BearerAuth
-//	@Param		page		query		int	false	"page, from 1"				default(1)	minimum(1)
-//	@Param		per_page	query		int	false	"items per page, at most 100"	default(20)	minimum(1)	maximum(100)
-//	@Success	200			{object}	Paginated[ProjectResponse]
-//	@Failure	400			{object}	ErrorResponse
-//	@Failure	401			{object}	ErrorResponse
-//	@Failure	429			{object}	ErrorResponse
+//	@Param	page	query	int	false	"page, from 1"	default(1)	minimum(1)
+//	@Param	per_page	query	int	false	"items per page, at most 100"	default(20)	minimum(1)	maximum(100)
+//	@Success	200	{object}	ProjectPage
+//	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
+//	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
+//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
+//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
+//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
+//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
+//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/projects [get]
 func (h *Projects) List(c *echo.Context) error {
 	p, err := pageParams(c)
@@ -60,15 +68,23 @@ func (h *Projects) List(c *echo.Context) error {
 // Get returns one project.
 //
 //	@Summary	Get a project
-//	@Tags		projects
+//	@Description	Any authenticated user. Limited per user by tier.
+//	@ID	getProject
+//	@Tags	projects
 //	@Produce	json
 //	@Security	BearerAuth
-//	@Param		id	path		string	true	"project id (UUID)"
+//	@Param	id	path	string	true	"project id (UUID)"	format(uuid)
 //	@Success	200	{object}	ProjectResponse
-//	@Failure	400	{object}	ErrorResponse	"malformed id"
-//	@Failure	401	{object}	ErrorResponse
-//	@Failure	404	{object}	ErrorResponse
-//	@Failure	429	{object}	ErrorResponse
+//	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
+//	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
+//	@Failure	404	{object}	ErrorResponse	"project_not_found"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
+//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
+//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
+//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
+//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
+//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/projects/{id} [get]
 func (h *Projects) Get(c *echo.Context) error {
 	id, err := pathID(c)
@@ -85,23 +101,32 @@ func (h *Projects) Get(c *echo.Context) error {
 // CreateProjectRequest creates a project.
 type CreateProjectRequest struct {
 	Name        string `json:"name" validate:"required,max=200" example:"Launch"`
-	Description string `json:"description" validate:"max=2000" example:"Everything for the launch"`
+	Description string `json:"description,omitempty" validate:"max=2000" example:"Everything for the launch"`
 }
 
 // Create stores a project owned by the caller.
 //
 //	@Summary	Create a project (editor, admin)
-//	@Tags		projects
-//	@Accept		json
+//	@Description	The caller becomes the owner. Limited per user by tier.
+//	@ID	createProject
+//	@Tags	projects
+//	@Accept	json
 //	@Produce	json
 //	@Security	BearerAuth
-//	@Param		body	body		CreateProjectRequest	true	"the project"
-//	@Success	201		{object}	ProjectResponse
-//	@Failure	400		{object}	ErrorResponse
-//	@Failure	401		{object}	ErrorResponse
-//	@Failure	403		{object}	ErrorResponse
-//	@Failure	413		{object}	ErrorResponse
-//	@Failure	429		{object}	ErrorResponse
+//	@Param	body	body	CreateProjectRequest	true	"the project"
+//	@Success	201	{object}	ProjectResponse
+//	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
+//	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
+//	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
+//	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
+//	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
+//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
+//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
+//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
+//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
+//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/projects [post]
 func (h *Projects) Create(c *echo.Context) error {
 	cl, err := claims(c)
@@ -132,19 +157,28 @@ type UpdateProjectRequest struct {
 // Update changes a project: editors their own, admins any.
 //
 //	@Summary	Update a project (editor: own projects; admin: any)
-//	@Tags		projects
-//	@Accept		json
+//	@Description	Omitted fields stay as they are. Limited per user by tier.
+//	@ID	updateProject
+//	@Tags	projects
+//	@Accept	json
 //	@Produce	json
 //	@Security	BearerAuth
-//	@Param		id		path		string					true	"project id (UUID)"
-//	@Param		body	body		UpdateProjectRequest	true	"fields to change"
-//	@Success	200		{object}	ProjectResponse
-//	@Failure	400		{object}	ErrorResponse
-//	@Failure	401		{object}	ErrorResponse
-//	@Failure	403		{object}	ErrorResponse
-//	@Failure	404		{object}	ErrorResponse
-//	@Failure	413		{object}	ErrorResponse
-//	@Failure	429		{object}	ErrorResponse
+//	@Param	id	path	string	true	"project id (UUID)"	format(uuid)
+//	@Param	body	body	UpdateProjectRequest	true	"fields to change"
+//	@Success	200	{object}	ProjectResponse
+//	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
+//	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
+//	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
+//	@Failure	404	{object}	ErrorResponse	"project_not_found"
+//	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
+//	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
+//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
+//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
+//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
+//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
+//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/projects/{id} [patch]
 func (h *Projects) Update(c *echo.Context) error {
 	cl, err := claims(c)
@@ -179,14 +213,19 @@ func (h *Projects) Update(c *echo.Context) error {
 // Delete removes a project.
 //
 //	@Summary	Delete a project (admin)
-//	@Tags		projects
+//	@Description	Admins only.
+//	@ID	deleteProject
+//	@Tags	projects
+//	@Produce	json
 //	@Security	BearerAuth
-//	@Param		id	path	string	true	"project id (UUID)"
-//	@Success	204
-//	@Failure	400	{object}	ErrorResponse
-//	@Failure	401	{object}	ErrorResponse
-//	@Failure	403	{object}	ErrorResponse
-//	@Failure	404	{object}	ErrorResponse
+//	@Param	id	path	string	true	"project id (UUID)"	format(uuid)
+//	@Success	204	"deleted"
+//	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
+//	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
+//	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
+//	@Failure	404	{object}	ErrorResponse	"project_not_found"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/projects/{id} [delete]
 func (h *Projects) Delete(c *echo.Context) error {
 	id, err := pathID(c)

@@ -203,3 +203,9 @@ func claims(c *echo.Context) (*services.Claims, error) {
 func validationError(field, msg string) error {
 	return apperror.Validation(map[string]string{field: msg})
 }
+
+// The list answers under the names the API docs give them.
+type (
+	ProjectPage = Paginated[ProjectResponse]
+	UserPage    = Paginated[UserResponse]
+)

@@ -31,16 +31,32 @@ type StatusResponse struct {
 // Status says the API is up.
 //
 //	@Summary	Public status
-//	@Tags		public
+//	@Description	Limited per client IP.
+//	@ID	getStatus
+//	@Tags	public
 //	@Produce	json
 //	@Success	200	{object}	StatusResponse
-//	@Failure	429	{object}	ErrorResponse
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
+//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
+//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
+//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
+//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
+//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/public/status [get]
 func (h *System) Status(c *echo.Context) error {
 	return c.JSON(http.StatusOK, StatusResponse{Status: "ok", Version: h.version})
 }
 
 // Healthz answers while the process runs (liveness).
+//
+//	@Summary	Liveness probe
+//	@Description	200 while the process runs. Not rate limited.
+//	@ID	healthz
+//	@Tags	system
+//	@Produce	json
+//	@Success	200	{object}	StatusResponse
+//	@Router	/healthz [get]
 func (h *System) Healthz(c *echo.Context) error {
 	return c.JSON(http.StatusOK, StatusResponse{Status: "ok", Version: h.version})
 }
@@ -52,6 +68,15 @@ type ReadyResponse struct {
 }
 
 // Readyz answers 200 when every dependency answers, else 503 naming them.
+//
+//	@Summary	Readiness probe
+//	@Description	200 when the database (and Redis, when configured) answer; 503 naming what is down. Not rate limited.
+//	@ID	readyz
+//	@Tags	system
+//	@Produce	json
+//	@Success	200	{object}	ReadyResponse
+//	@Failure	503	{object}	ErrorResponse	"not_ready"
+//	@Router	/readyz [get]
 func (h *System) Readyz(c *echo.Context) error {
 	checks, down := h.health.Ready(c.Request().Context())
 	if len(down) > 0 {
@@ -63,12 +88,19 @@ func (h *System) Readyz(c *echo.Context) error {
 
 // JWKS publishes the public keys access tokens are signed with.
 //
-//	@Summary		Public signing keys
-//	@Description	JSON Web Key Set (RFC 7517) with every key whose tokens are still accepted.
-//	@Tags			public
-//	@Produce		json
-//	@Success		200	{object}	services.JWKS
-//	@Failure		429	{object}	ErrorResponse
+//	@Summary	Public signing keys
+//	@Description	JSON Web Key Set (RFC 7517) with every key whose tokens are still accepted: verify access tokens with these, matching the token's kid. Limited per client IP.
+//	@ID	getJWKS
+//	@Tags	public
+//	@Produce	json
+//	@Success	200	{object}	services.JWKS
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
+//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
+//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
+//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
+//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
+//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router			/.well-known/jwks.json [get]
 func (h *System) JWKS(c *echo.Context) error {
 	c.Response().Header().Set("Cache-Control", "public, max-age=300")

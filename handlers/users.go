@@ -13,13 +13,13 @@ import (
 
 // UserResponse is a user as the API shows it: never the password hash.
 type UserResponse struct {
-	ID            uuid.UUID `json:"id" example:"7c9e6679-7425-40de-944b-e07fc1f90ae7"`
+	ID            uuid.UUID `json:"id" format:"uuid" example:"7c9e6679-7425-40de-944b-e07fc1f90ae7"`
 	Email         string    `json:"email" example:"marta@example.com"`
 	Role          string    `json:"role" example:"viewer" enums:"viewer,editor,admin"`
 	Tier          string    `json:"tier" example:"free" enums:"free,paid,enterprise"`
 	EmailVerified bool      `json:"email_verified" example:"true"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	CreatedAt     time.Time `json:"created_at" format:"date-time"`
+	UpdatedAt     time.Time `json:"updated_at" format:"date-time"`
 }
 
 func toUser(u *models.User) UserResponse {
@@ -35,13 +35,21 @@ func NewUsers(users *services.Users) *Users { return &Users{users: users} }
 // Me returns the caller's profile.
 //
 //	@Summary	The caller's profile
-//	@Tags		users
+//	@Description	Any authenticated user. Limited per user by tier.
+//	@ID	getMe
+//	@Tags	users
 //	@Produce	json
 //	@Security	BearerAuth
 //	@Success	200	{object}	UserResponse
-//	@Failure	401	{object}	ErrorResponse
-//	@Failure	404	{object}	ErrorResponse	"the account was deleted"
-//	@Failure	429	{object}	ErrorResponse
+//	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
+//	@Failure	404	{object}	ErrorResponse	"user_not_found: the account was deleted"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
+//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
+//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
+//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
+//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
+//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/users/me [get]
 func (h *Users) Me(c *echo.Context) error {
 	cl, err := claims(c)
@@ -58,15 +66,19 @@ func (h *Users) Me(c *echo.Context) error {
 // List returns a page of users.
 //
 //	@Summary	List users (admin)
-//	@Tags		admin
+//	@Description	Admins only; admins are not rate limited per user, but requests that fail authentication count against the per-IP limit.
+//	@ID	listUsers
+//	@Tags	admin
 //	@Produce	json
 //	@Security	BearerAuth
-//	@Param		page		query		int	false	"page, from 1"				default(1)	minimum(1)
-//	@Param		per_page	query		int	false	"items per page, at most 100"	default(20)	minimum(1)	maximum(100)
-//	@Success	200			{object}	Paginated[UserResponse]
-//	@Failure	400			{object}	ErrorResponse
-//	@Failure	401			{object}	ErrorResponse
-//	@Failure	403			{object}	ErrorResponse
+//	@Param	page	query	int	false	"page, from 1"	default(1)	minimum(1)
+//	@Param	per_page	query	int	false	"items per page, at most 100"	default(20)	minimum(1)	maximum(100)
+//	@Success	200	{object}	UserPage
+//	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
+//	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
+//	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/admin/users [get]
 func (h *Users) List(c *echo.Context) error {
 	p, err := pageParams(c)
@@ -88,20 +100,24 @@ type UpdateUserRequest struct {
 
 // Update changes a user's role or tier.
 //
-//	@Summary		Change a user's role or tier (admin)
-//	@Description	Takes effect at that user's next token refresh.
-//	@Tags			admin
-//	@Accept			json
-//	@Produce		json
-//	@Security		BearerAuth
-//	@Param			id		path		string				true	"user id (UUID)"
-//	@Param			body	body		UpdateUserRequest	true	"fields to change"
-//	@Success		200		{object}	UserResponse
-//	@Failure		400		{object}	ErrorResponse
-//	@Failure		401		{object}	ErrorResponse
-//	@Failure		403		{object}	ErrorResponse
-//	@Failure		404		{object}	ErrorResponse
-//	@Failure		413		{object}	ErrorResponse
+//	@Summary	Change a user's role or tier (admin)
+//	@Description	Takes effect at that user's next token refresh. Admins only.
+//	@ID	updateUser
+//	@Tags	admin
+//	@Accept	json
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param	id	path	string	true	"user id (UUID)"	format(uuid)
+//	@Param	body	body	UpdateUserRequest	true	"fields to change"
+//	@Success	200	{object}	UserResponse
+//	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
+//	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
+//	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
+//	@Failure	404	{object}	ErrorResponse	"user_not_found"
+//	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
+//	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router			/admin/users/{id} [patch]
 func (h *Users) Update(c *echo.Context) error {
 	id, err := pathID(c)

@@ -15,6 +15,7 @@ type Handlers struct {
 	Users     *handlers.Users
 	Projects  *handlers.Projects
 	Analytics *handlers.Analytics
+	Docs      *handlers.Docs // nil: Swagger UI and /openapi.json are off
 }
 
 // Guards are the per-route middleware.
@@ -36,4 +37,5 @@ func Register(e *echo.Echo, h Handlers, g Guards) {
 	projects(e, h.Projects, g)
 	analytics(e, h.Analytics, g)
 	admin(e, h.Users, g)
+	docs(e, h.Docs)
 }

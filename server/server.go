@@ -20,6 +20,7 @@ import (
 	"github.com/tollgate/tollgate/database"
 	"github.com/tollgate/tollgate/handlers"
 	"github.com/tollgate/tollgate/middleware"
+	"github.com/tollgate/tollgate/openapi"
 	"github.com/tollgate/tollgate/ratelimit"
 	"github.com/tollgate/tollgate/routes"
 	"github.com/tollgate/tollgate/services"
@@ -104,6 +105,18 @@ func New(d Deps) (*Server, error) {
 	}
 	limiter := middleware.NewRateLimiter(store, cfg.RateLimitEnabled, d.Clock, d.Log, instanceName())
 	rl := cfg.RateLimits
+	var apiDocs *handlers.Docs
+	if cfg.SwaggerEnabled {
+		doc, err := openapi.Document()
+		if err != nil {
+			return nil, err
+		}
+		spec, err := openapi.JSON(doc)
+		if err != nil {
+			return nil, err
+		}
+		apiDocs = handlers.NewDocs(spec)
+	}
 
 	routes.Register(e, routes.Handlers{
 		System:    handlers.NewSystem(Version, services.NewHealth(2*time.Second, checks), tokens),
@@ -111,6 +124,7 @@ func New(d Deps) (*Server, error) {
 		Users:     handlers.NewUsers(users),
 		Projects:  handlers.NewProjects(services.NewProjects(d.DB.DB, d.Clock)),
 		Analytics: handlers.NewAnalytics(services.NewAnalytics(d.DB.DB, d.Clock)),
+		Docs:      apiDocs,
 	}, routes.Guards{
 		RequireAuth: chain(limiter.FailedAuth(rl.Public), middleware.NewAuth(tokens).RequireAuth),
 		Public:      limiter.PerIP(rl.Public),

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,12 +62,17 @@ type Config struct {
 	RateLimitRedisTimeout time.Duration `env:"RATE_LIMIT_REDIS_TIMEOUT" envDefault:"50ms"`
 	RateLimitKeyPrefix    string        `env:"RATE_LIMIT_KEY_PREFIX"`
 
+	// SWAGGER_ENABLED serves /swagger/ and /openapi.json; unset means on in
+	// development and off in production.
+	SwaggerEnabledRaw string `env:"SWAGGER_ENABLED"`
+
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
 
 	// Parsed forms, filled by Load.
 	TrustedProxyNets []*net.IPNet `env:"-"`
 	RateLimits       RateLimits   `env:"-"`
+	SwaggerEnabled   bool         `env:"-"`
 }
 
 // RateLimits are the parsed rate-limit policies.
@@ -125,6 +131,14 @@ func (c *Config) validate() error {
 	}
 	if c.JWTIssuer == "" || c.JWTAudience == "" {
 		return bad("JWT_ISSUER/JWT_AUDIENCE", "must not be empty")
+	}
+	c.SwaggerEnabled = !c.IsProduction()
+	if c.SwaggerEnabledRaw != "" {
+		on, err := strconv.ParseBool(c.SwaggerEnabledRaw)
+		if err != nil {
+			return bad("SWAGGER_ENABLED", "must be true or false")
+		}
+		c.SwaggerEnabled = on
 	}
 	if c.RateLimitRedisTimeout <= 0 {
 		return bad("RATE_LIMIT_REDIS_TIMEOUT", "must be a positive duration such as 50ms")

@@ -25,7 +25,7 @@ func TestMalformedValuesNameTheVariable(t *testing.T) {
 	for name, value := range map[string]string{
 		"ACCESS_TOKEN_TTL": "soon", "BCRYPT_COST": "99", "APP_BASE_URL": "localhost", "SMTP_URL": "mail.example.com",
 		"CORS_ALLOWED_ORIGINS": "example.com", "RATE_LIMIT_ENABLED": "maybe", "RATE_LIMIT_TIERS": "gold",
-		"REFRESH_TOKEN_TTL": "-1h", "LOG_LEVEL": "loud", "RATE_LIMIT_REDIS_TIMEOUT": "0s",
+		"REFRESH_TOKEN_TTL": "-1h", "LOG_LEVEL": "loud", "RATE_LIMIT_REDIS_TIMEOUT": "0s", "SWAGGER_ENABLED": "sometimes",
 	} {
 		_, err := Load(map[string]string{name: value})
 		if err == nil || !strings.Contains(err.Error(), name) {
@@ -38,5 +38,22 @@ func TestTrustedProxiesAcceptAddressesAndRanges(t *testing.T) {
 	cfg, err := Load(map[string]string{"TRUSTED_PROXIES": "10.0.0.1, 192.168.0.0/16,::1"})
 	if err != nil || len(cfg.TrustedProxyNets) != 3 || cfg.TrustedProxyNets[0].String() != "10.0.0.1/32" {
 		t.Fatalf("%v %v", cfg.TrustedProxyNets, err)
+	}
+}
+
+func TestSwaggerFollowsTheEnvironmentUnlessSet(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		want bool
+	}{
+		{map[string]string{}, true},
+		{map[string]string{"APP_ENV": "production"}, false},
+		{map[string]string{"APP_ENV": "production", "SWAGGER_ENABLED": "true"}, true},
+		{map[string]string{"SWAGGER_ENABLED": "false"}, false},
+	} {
+		cfg, err := Load(c.env)
+		if err != nil || cfg.SwaggerEnabled != c.want {
+			t.Errorf("%v: SwaggerEnabled=%v err=%v, want %v", c.env, cfg.SwaggerEnabled, err, c.want)
+		}
 	}
 }

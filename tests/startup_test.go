@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -110,24 +111,36 @@ func TestUserCreateAndMigrateCommands(t *testing.T) {
 	mustf(t, err != nil, "unknown migrate command accepted")
 }
 
-// Every variable the configuration reads is documented in .env.example.
-func TestEnvExampleListsEveryVariable(t *testing.T) {
+// Every variable the configuration reads is documented in .env.example and
+// in the README's configuration table, and neither documents one that
+// nothing reads.
+func TestConfigurationIsDocumentedBothWays(t *testing.T) {
 	raw, err := os.ReadFile("../.env.example")
 	mustf(t, err == nil, "read .env.example: %v", err)
-	documented := map[string]bool{}
+	example := map[string]bool{}
 	for _, line := range strings.Split(string(raw), "\n") {
 		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "#"))
 		if k, _, ok := strings.Cut(line, "="); ok && k == strings.ToUpper(k) && !strings.Contains(k, " ") {
-			documented[strings.TrimSpace(k)] = true
+			example[strings.TrimSpace(k)] = true
 		}
+	}
+	readme, err := os.ReadFile("../README.md")
+	mustf(t, err == nil, "read README.md: %v", err)
+	table := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `([A-Z][A-Z0-9_]+)` \\|").FindAllStringSubmatch(string(readme), -1) {
+		table[m[1]] = true
 	}
 	read := map[string]bool{}
 	for _, name := range settingsVariables() {
 		read[name] = true
-		mustf(t, documented[name], ".env.example lacks %s", name)
+		mustf(t, example[name], ".env.example lacks %s", name)
+		mustf(t, table[name], "the README's configuration table lacks %s", name)
 	}
-	for name := range documented {
+	for name := range example {
 		mustf(t, read[name], ".env.example documents %s, which nothing reads", name)
+	}
+	for name := range table {
+		mustf(t, read[name], "the README documents %s, which nothing reads", name)
 	}
 }
 

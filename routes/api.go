@@ -1,0 +1,35 @@
+package routes
+
+// The general API information swag reads (go tool swag init -g routes/api.go).
+// Everything per operation lives on the handlers.
+
+//	@title						Tollgate API
+//	@version					0.1.0
+//	@description				SaaS REST API starter: registration with email verification, RS256 access tokens with rotating refresh tokens, roles (viewer, editor, admin) and tiered sliding-window rate limits (free, paid, enterprise).
+//	@description
+//	@description				Authorize with an access token from POST /auth/login. Rate-limited answers carry X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset (Unix seconds), the IETF draft RateLimit and RateLimit-Policy fields, and Retry-After (seconds) on 429. Every error body has the same shape: ErrorResponse.
+//	@contact.name				Tollgate
+//	@BasePath					/
+//	@schemes					http https
+//	@accept						json
+//	@produce					json
+//
+//	@tag.name					auth
+//	@tag.description			Registration, verification, login, refresh and logout. No token needed.
+//	@tag.name					users
+//	@tag.description			The caller's own account.
+//	@tag.name					projects
+//	@tag.description			Projects: any user reads, editors and admins write, admins delete.
+//	@tag.name					analytics
+//	@tag.description			Usage report for admins.
+//	@tag.name					admin
+//	@tag.description			User management for admins.
+//	@tag.name					public
+//	@tag.description			Status and signing keys, no token needed.
+//	@tag.name					system
+//	@tag.description			Liveness and readiness probes for orchestrators; not rate limited.
+//
+//	@securityDefinitions.apikey	BearerAuth
+//	@in							header
+//	@name						Authorization
+//	@description				Access token from POST /auth/login, sent as: Bearer <token>

@@ -1,0 +1,186 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/tollgate/tollgate/openapi"
+)
+
+func TestDocsEndpoints(t *testing.T) {
+	prod := []string{"APP_ENV", "production", "BCRYPT_COST", "10"}
+	scenarios := []Scenario{
+		{Name: "Swagger UI in development", Method: "GET", URL: "/swagger/index.html", ExpectedStatus: 200,
+			ExpectedContent: []string{"swagger-ui-bundle.js", `openapi.json"`},
+			ExpectedHeaders: map[string]string{"Content-Type": "text/html", "Content-Security-Policy": "script-src 'self' 'unsafe-inline'"}},
+		{Name: "Swagger UI assets", Method: "GET", URL: "/swagger/swagger-ui-bundle.js", ExpectedStatus: 200,
+			ExpectedHeaders: map[string]string{"Content-Type": "javascript"}},
+		{Name: "/swagger redirects to the page", Method: "GET", URL: "/swagger/", ExpectedStatus: 301,
+			ExpectedHeaders: map[string]string{"Location": "/swagger/index.html"}},
+		{Name: "unknown Swagger file is a JSON 404", Method: "GET", URL: "/swagger/nothing.js", ExpectedStatus: 404,
+			ExpectedContent: []string{`"code":"not_found"`}},
+		{Name: "Swagger UI only answers GET", Method: "POST", URL: "/swagger/index.html", ExpectedStatus: 405,
+			ExpectedContent: []string{`"code":"method_not_allowed"`}},
+		{Name: "the rest of the API keeps the strict CSP", Method: "GET", URL: "/openapi.json", ExpectedStatus: 200,
+			ExpectedHeaders: map[string]string{"Content-Type": "application/json", "Content-Security-Policy": "default-src 'none'"},
+			ExpectedContent: []string{`"openapi": "3.0.3"`, `"scheme": "bearer"`, `"bearerFormat": "JWT"`}},
+		{Name: "Swagger UI is off in production", Method: "GET", URL: "/swagger/index.html", Env: prod, ExpectedStatus: 404,
+			ExpectedContent: []string{`"code":"not_found"`}, NotExpected: []string{"swagger-ui"}},
+		{Name: "so is the OpenAPI document", Method: "GET", URL: "/openapi.json", Env: prod, ExpectedStatus: 404},
+		{Name: "SWAGGER_ENABLED turns it on in production", Method: "GET", URL: "/swagger/index.html",
+			Env: append(slices.Clone(prod), "SWAGGER_ENABLED", "true"), ExpectedStatus: 200},
+		{Name: "SWAGGER_ENABLED=false turns it off in development", Method: "GET", URL: "/openapi.json",
+			Env: []string{"SWAGGER_ENABLED", "false"}, ExpectedStatus: 404},
+	}
+	for _, s := range scenarios {
+		s.Run(t)
+	}
+}
+
+// The served document is the committed docs/openapi.json, valid OpenAPI 3.0
+// to kin-openapi, with the bearer scheme as OpenAPI 3 spells it.
+func TestOpenAPIDocumentIsValidAndCommitted(t *testing.T) {
+	doc, err := openapi.Document()
+	mustf(t, err == nil, "document: %v", err)
+	mustf(t, strings.HasPrefix(doc.OpenAPI, "3.0"), "openapi %q", doc.OpenAPI)
+	s := doc.Components.SecuritySchemes[openapi.BearerScheme].Value
+	mustf(t, s.Type == "http" && s.Scheme == "bearer" && s.BearerFormat == "JWT", "bearer scheme: %+v", s)
+
+	served := newApp(t).do(t, Request{Method: "GET", URL: "/openapi.json"})
+	committed, err := os.ReadFile("../docs/openapi.json")
+	mustf(t, err == nil, "read docs/openapi.json: %v", err)
+	mustf(t, served.Body == string(committed), "docs/openapi.json differs from what the server serves: run go generate ./docs")
+
+	// Load the committed file afresh, as any other tool would, and validate it.
+	loaded, err := openapi3.NewLoader().LoadFromData(committed)
+	mustf(t, err == nil, "load: %v", err)
+	mustf(t, loaded.Validate(context.Background()) == nil, "validate: %v", loaded.Validate(context.Background()))
+
+	ids := map[string]bool{}
+	for path, item := range loaded.Paths.Map() {
+		for method, op := range item.Operations() {
+			where := method + " " + path
+			mustf(t, op.OperationID != "" && !ids[op.OperationID], "%s: operationId %q missing or repeated", where, op.OperationID)
+			ids[op.OperationID] = true
+			mustf(t, op.Summary != "" && len(op.Tags) == 1, "%s: summary and one tag wanted", where)
+			for code, resp := range op.Responses.Map() {
+				if code[0] == '4' || code[0] == '5' {
+					ref := resp.Value.Content.Get("application/json").Schema.Ref
+					mustf(t, strings.HasSuffix(ref, "/ErrorResponse"), "%s %s: error answer is %q, not ErrorResponse", where, code, ref)
+				}
+			}
+			if op.Responses.Value("429") != nil {
+				mustf(t, op.Responses.Value("429").Value.Headers["Retry-After"] != nil, "%s: 429 without Retry-After", where)
+			}
+		}
+	}
+}
+
+// Every route is documented and every documented operation is routed, and
+// the documented security is what the route really does: a protected route
+// answers a request without a token with 401 before anything else.
+func TestSpecAndRouterAgree(t *testing.T) {
+	a := newApp(t)
+	doc, err := openapi.Document()
+	mustf(t, err == nil, "document: %v", err)
+
+	documented := map[string]*openapi3.Operation{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			documented[method+" "+path] = op
+		}
+	}
+	param := regexp.MustCompile(`:([a-z_]+)`)
+	routed := map[string]bool{}
+	for _, r := range a.Server.Echo().Router().Routes() {
+		if r.Path == "/openapi.json" || strings.HasPrefix(r.Path, "/swagger") {
+			continue // the docs themselves
+		}
+		key := r.Method + " " + param.ReplaceAllString(r.Path, "{$1}")
+		routed[key] = true
+		op, ok := documented[key]
+		if !ok {
+			t.Errorf("%s is routed but not in the OpenAPI document", key)
+			continue
+		}
+		secured := op.Security != nil && len(*op.Security) > 0
+		url := strings.ReplaceAll(param.ReplaceAllString(r.Path, "00000000-0000-0000-0000-000000000000"), "*", "")
+		resp := a.do(t, Request{Method: r.Method, URL: url, Body: "{}"})
+		needsToken := resp.Status == http.StatusUnauthorized && strings.Contains(resp.Body, `"authentication_required"`)
+		if secured != needsToken {
+			t.Errorf("%s: documented security %v, but without a token it answers %d %s", key, secured, resp.Status, resp.Body)
+		}
+		if secured && op.Responses.Value("401") == nil {
+			t.Errorf("%s: protected but documents no 401", key)
+		}
+	}
+	for key := range documented {
+		if !routed[key] {
+			t.Errorf("%s is documented but not routed", key)
+		}
+	}
+	mustf(t, len(routed) >= 15, "only %d routes walked", len(routed))
+}
+
+// docs/schemas/ is exported from the OpenAPI components, compiles as JSON
+// Schema 2020-12 and accepts what the API really sends and takes.
+func TestJSONSchemasStayInStepWithOpenAPI(t *testing.T) {
+	doc, err := openapi.Document()
+	mustf(t, err == nil, "document: %v", err)
+	want, err := openapi.JSONSchemas(doc)
+	mustf(t, err == nil, "export: %v", err)
+	files, _ := filepath.Glob("../docs/schemas/*.json")
+	mustf(t, len(files) == len(want), "docs/schemas has %d files, the export %d: run go generate ./docs", len(files), len(want))
+
+	compiler := jsonschema.NewCompiler()
+	for name, b := range want {
+		got, err := os.ReadFile(filepath.Join("../docs/schemas", name))
+		mustf(t, err == nil && bytes.Equal(got, b), "docs/schemas/%s is not what the components export: run go generate ./docs", name)
+		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(got))
+		mustf(t, err == nil, "%s: %v", name, err)
+		mustf(t, compiler.AddResource(name, v) == nil, "add %s", name)
+	}
+	compile := func(name string) *jsonschema.Schema {
+		s, err := compiler.Compile(name)
+		mustf(t, err == nil, "compile %s: %v", name, err)
+		return s
+	}
+
+	a := newApp(t)
+	u := a.user(t, "viewer", "free")
+	check := func(schema string, body string, valid bool) {
+		t.Helper()
+		v, err := jsonschema.UnmarshalJSON(strings.NewReader(body))
+		mustf(t, err == nil, "%s: %v", body, err)
+		err = compile(schema).Validate(v)
+		mustf(t, (err == nil) == valid, "%s against %s: valid=%v, want %v (%v)", body, schema, err == nil, valid, err)
+	}
+	login := a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": u.Password}})
+	check("token-pair.json", login.Body, true)
+	refresh := a.do(t, Request{Method: "POST", URL: "/auth/refresh", Body: map[string]string{"refresh_token": field(t, login, "refresh_token")}})
+	check("token-pair.json", refresh.Body, true)
+	bad := a.do(t, Request{Method: "POST", URL: "/auth/register", Body: map[string]string{"email": "nope"}})
+	check("error.json", bad.Body, true)
+	check("register.json", `{"email":"marta@example.com","password":"Correct-Horse-9"}`, true)
+	check("register.json", `{"email":"marta@example.com"}`, false)
+	check("login.json", `{"email":"marta@example.com","password":"x"}`, true)
+	check("refresh.json", `{"refresh_token":"abc"}`, true)
+	check("refresh.json", `{}`, false)
+	check("token-pair.json", `{"access_token":"x"}`, false)
+	check("error.json", `{"error":"x"}`, false)
+
+	var example map[string]any
+	mustf(t, json.Unmarshal(want["token-pair.json"], &example) == nil, "token-pair.json is not JSON")
+	mustf(t, example["$schema"] == openapi.SchemaDialect, "token-pair.json declares %v", example["$schema"])
+}
