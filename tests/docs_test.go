@@ -87,11 +87,15 @@ func TestOpenAPIDocumentIsValidAndCommitted(t *testing.T) {
 	}
 }
 
-// Every route is documented and every documented operation is routed, and
-// the documented security is what the route really does: a protected route
-// answers a request without a token with 401 before anything else.
+// Every route is documented and every documented operation is routed; the
+// documented security is what the route really does (a protected route
+// answers a request without a token with 401 before anything else); and
+// every status the route gives to a few hostile or unprivileged probes is
+// among its documented answers.
 func TestSpecAndRouterAgree(t *testing.T) {
 	a := newApp(t)
+	viewer := a.user(t, "viewer", "free")
+	admin := a.user(t, "admin", "free")
 	doc, err := openapi.Document()
 	mustf(t, err == nil, "document: %v", err)
 
@@ -102,6 +106,7 @@ func TestSpecAndRouterAgree(t *testing.T) {
 		}
 	}
 	param := regexp.MustCompile(`:([a-z_]+)`)
+	huge := `{"name":"` + strings.Repeat("x", 2<<20) + `"}`
 	routed := map[string]bool{}
 	for _, r := range a.Server.Echo().Router().Routes() {
 		if r.Path == "/openapi.json" || strings.HasPrefix(r.Path, "/swagger") {
@@ -115,14 +120,26 @@ func TestSpecAndRouterAgree(t *testing.T) {
 			continue
 		}
 		secured := op.Security != nil && len(*op.Security) > 0
-		url := strings.ReplaceAll(param.ReplaceAllString(r.Path, "00000000-0000-0000-0000-000000000000"), "*", "")
-		resp := a.do(t, Request{Method: r.Method, URL: url, Body: "{}"})
+		url := param.ReplaceAllString(r.Path, "00000000-0000-0000-0000-000000000000")
+		probe := func(name, body string, headers map[string]string) *Response {
+			resp := a.do(t, Request{Method: r.Method, URL: url, Body: body, Headers: headers})
+			if op.Responses.Status(resp.Status) == nil {
+				t.Errorf("%s %s: answered %d, which is not documented: %s", key, name, resp.Status, resp.Body)
+			}
+			return resp
+		}
+		resp := probe("without a token", "{}", nil)
 		needsToken := resp.Status == http.StatusUnauthorized && strings.Contains(resp.Body, `"authentication_required"`)
 		if secured != needsToken {
 			t.Errorf("%s: documented security %v, but without a token it answers %d %s", key, secured, resp.Status, resp.Body)
 		}
-		if secured && op.Responses.Value("401") == nil {
-			t.Errorf("%s: protected but documents no 401", key)
+		if secured {
+			probe("as a viewer", "{}", bearer(viewer))
+			probe("as an admin", "{}", bearer(admin))
+		}
+		if r.Method == http.MethodPost || r.Method == http.MethodPatch {
+			probe("with a 2 MiB body", huge, bearer(admin))
+			probe("with a text body", "{}", map[string]string{"Content-Type": "text/plain", "Authorization": admin.Bearer()})
 		}
 	}
 	for key := range documented {
