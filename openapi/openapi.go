@@ -34,6 +34,15 @@ func Document() (*openapi3.T, error) {
 	bearer := openapi3.NewJWTSecurityScheme()
 	bearer.Description = "Access token from POST /auth/login (paste the token alone, without \"Bearer \")."
 	doc.Components.SecuritySchemes[BearerScheme] = &openapi3.SecuritySchemeRef{Value: bearer}
+	// Say "no token" explicitly on public operations (security: []), rather
+	// than leaving it to be inferred from a missing field.
+	for _, item := range doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			if op.Security == nil {
+				op.Security = openapi3.NewSecurityRequirements()
+			}
+		}
+	}
 	// A relative server, so that "Try it out" calls whichever host serves
 	// the document.
 	doc.Servers = openapi3.Servers{{URL: "/", Description: "the server that serves this document"}}

@@ -2,8 +2,9 @@
 # End-to-end checks against a real, running Tollgate: builds the binary,
 # starts it on a free loopback port with its own SQLite file and keys, makes
 # two users with `tollgate user create`, then
-#   1. drives Swagger UI in headless Chromium (swagger-ui.mjs), and
-#   2. runs docs/postman_collection.json with newman.
+#   1. lints the served OpenAPI document with Redocly,
+#   2. drives Swagger UI in headless Chromium (swagger-ui.mjs), and
+#   3. runs docs/postman_collection.json with newman.
 # Needs Node.js and Chromium (CHROMIUM, default /usr/bin/chromium); .ci/run
 # installs both. Artifacts (screenshot, server log) go to tests/artifacts/.
 set -euo pipefail
@@ -42,6 +43,11 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 curl -fsS "$base/readyz" >/dev/null
+
+echo "== OpenAPI 3 document through an independent validator (Redocly)"
+curl -fsS "$base/openapi.json" -o "$work/openapi.json"
+cmp -s "$work/openapi.json" "$root/docs/openapi.json" || { echo "served /openapi.json differs from docs/openapi.json"; exit 1; }
+npx --no-install redocly lint "$work/openapi.json" --format=summary
 
 echo "== Swagger UI in headless Chromium"
 BASE_URL="$base" EMAIL="$admin_email" PASSWORD="$password" ARTIFACTS="$artifacts" node swagger-ui.mjs
