@@ -3,8 +3,9 @@
 # starts it on a free loopback port with its own SQLite file and keys, makes
 # two users with `tollgate user create`, then
 #   1. lints the served OpenAPI document with Redocly,
-#   2. drives Swagger UI in headless Chromium (swagger-ui.mjs), and
-#   3. runs docs/postman_collection.json with newman.
+#   2. renders every Mermaid diagram in the guides (mermaid-cli),
+#   3. drives Swagger UI in headless Chromium (swagger-ui.mjs), and
+#   4. runs docs/postman_collection.json with newman.
 # Needs Node.js and Chromium (CHROMIUM, default /usr/bin/chromium); .ci/run
 # installs both. Artifacts (screenshot, server log) go to tests/artifacts/.
 set -euo pipefail
@@ -21,7 +22,8 @@ cleanup() {
 trap cleanup EXIT
 
 cd "$here"
-[ -d node_modules ] || npm ci --no-audit --no-fund
+[ -d node_modules ] || PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund
+export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 
 port="$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")"
 base="http://127.0.0.1:$port"
@@ -48,6 +50,19 @@ echo "== OpenAPI 3 document through an independent validator (Redocly)"
 curl -fsS "$base/openapi.json" -o "$work/openapi.json"
 cmp -s "$work/openapi.json" "$root/docs/openapi.json" || { echo "served /openapi.json differs from docs/openapi.json"; exit 1; }
 npx --no-install redocly lint "$work/openapi.json" --format=summary
+
+echo "== Mermaid diagrams in the guides parse and render"
+cat >"$work/puppeteer.json" <<JSON
+{"executablePath": "$CHROMIUM", "args": ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"]}
+JSON
+for md in "$root"/README.md "$root"/docs/*.md; do
+  grep -q '^```mermaid' "$md" || continue
+  if ! npx --no-install mmdc -p "$work/puppeteer.json" -i "$md" -o "$work/$(basename "$md")" -q >"$work/mmdc.log" 2>&1; then
+    echo "$md: a diagram does not render:"; grep -v '^\s*at ' "$work/mmdc.log"; exit 1
+  fi
+  echo "ok $(basename "$md")"
+done
 
 echo "== Swagger UI in headless Chromium"
 BASE_URL="$base" EMAIL="$admin_email" PASSWORD="$password" ARTIFACTS="$artifacts" node swagger-ui.mjs
