@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/getkin/kin-openapi/openapi2"
 	"github.com/getkin/kin-openapi/openapi2conv"
@@ -56,6 +57,16 @@ func Document() (*openapi3.T, error) {
 func JSON(doc *openapi3.T) ([]byte, error) {
 	return indent(doc)
 }
+
+// Served is JSON(Document()), built once per process: the conversion and its
+// validation take milliseconds, and the input is compiled into the binary.
+var Served = sync.OnceValues(func() ([]byte, error) {
+	doc, err := Document()
+	if err != nil {
+		return nil, err
+	}
+	return JSON(doc)
+})
 
 func indent(v any) ([]byte, error) {
 	raw, err := json.Marshal(v)

@@ -107,11 +107,7 @@ func New(d Deps) (*Server, error) {
 	rl := cfg.RateLimits
 	var apiDocs *handlers.Docs
 	if cfg.SwaggerEnabled {
-		doc, err := openapi.Document()
-		if err != nil {
-			return nil, err
-		}
-		spec, err := openapi.JSON(doc)
+		spec, err := openapi.Served()
 		if err != nil {
 			return nil, err
 		}
