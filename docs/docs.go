@@ -105,7 +105,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Admins only; admins are not rate limited per user, but requests that fail authentication count against the per-IP limit.",
+                "description": "Admins only. Admins are not limited per user; other callers count against their tier before the 403, and failed authentication against the per-IP limit.",
                 "produces": [
                     "application/json"
                 ],
@@ -138,24 +138,112 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/UserPage"
+                        },
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
                         }
                     },
                     "400": {
                         "description": "validation_failed, invalid_json or invalid_id",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
                         }
                     },
                     "401": {
                         "description": "authentication_required, invalid_token or token_expired (see WWW-Authenticate)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
                         }
                     },
                     "403": {
                         "description": "insufficient_permissions: the role may not do this",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
                         }
                     },
                     "429": {
@@ -164,9 +252,29 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         },
                         "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
                             "Retry-After": {
                                 "type": "integer",
                                 "description": "seconds to wait before retrying"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
                             }
                         }
                     }
@@ -180,7 +288,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Takes effect at that user's next token refresh. Admins only.",
+                "description": "Takes effect at that user's next token refresh. Admins only (admins are not limited per user; other callers count against their tier before the 403).",
                 "consumes": [
                     "application/json"
                 ],
@@ -216,42 +324,196 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/UserResponse"
+                        },
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
                         }
                     },
                     "400": {
                         "description": "validation_failed, invalid_json or invalid_id",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
                         }
                     },
                     "401": {
                         "description": "authentication_required, invalid_token or token_expired (see WWW-Authenticate)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
                         }
                     },
                     "403": {
                         "description": "insufficient_permissions: the role may not do this",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
                         }
                     },
                     "404": {
                         "description": "user_not_found",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
                         }
                     },
                     "413": {
                         "description": "request_too_large (1 MiB)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
                         }
                     },
                     "415": {
                         "description": "unsupported_media_type: send application/json",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
                         }
                     },
                     "429": {
@@ -260,9 +522,29 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         },
                         "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
                             "Retry-After": {
                                 "type": "integer",
                                 "description": "seconds to wait before retrying"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
                             }
                         }
                     }
@@ -276,7 +558,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Users by role and tier, verification, projects and active logins. Admins only.",
+                "description": "Users by role and tier, verification, projects and active logins. Admins only (admins are not limited per user; other callers count against their tier before the 403).",
                 "produces": [
                     "application/json"
                 ],
@@ -290,18 +572,84 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/AnalyticsResponse"
+                        },
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
                         }
                     },
                     "401": {
                         "description": "authentication_required, invalid_token or token_expired (see WWW-Authenticate)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
                         }
                     },
                     "403": {
                         "description": "insufficient_permissions: the role may not do this",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
                         }
                     },
                     "429": {
@@ -310,9 +658,29 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         },
                         "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
                             "Retry-After": {
                                 "type": "integer",
                                 "description": "seconds to wait before retrying"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
                             }
                         }
                     }
@@ -1992,7 +2360,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Admins only.",
+                "description": "Admins only (admins are not limited per user; other callers count against their tier before the 403).",
                 "produces": [
                     "application/json"
                 ],
@@ -2013,30 +2381,140 @@ const docTemplate = `{
                 ],
                 "responses": {
                     "204": {
-                        "description": "deleted"
+                        "description": "deleted",
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
+                        }
                     },
                     "400": {
                         "description": "validation_failed, invalid_json or invalid_id",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
                         }
                     },
                     "401": {
                         "description": "authentication_required, invalid_token or token_expired (see WWW-Authenticate)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
                         }
                     },
                     "403": {
                         "description": "insufficient_permissions: the role may not do this",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
                         }
                     },
                     "404": {
                         "description": "project_not_found",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
                         }
                     },
                     "429": {
@@ -2045,9 +2523,29 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         },
                         "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
                             "Retry-After": {
                                 "type": "integer",
                                 "description": "seconds to wait before retrying"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
                             }
                         }
                     }

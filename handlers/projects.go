@@ -213,7 +213,7 @@ func (h *Projects) Update(c *echo.Context) error {
 // Delete removes a project.
 //
 //	@Summary	Delete a project (admin)
-//	@Description	Admins only.
+//	@Description	Admins only (admins are not limited per user; other callers count against their tier before the 403).
 //	@ID	deleteProject
 //	@Tags	projects
 //	@Produce	json
@@ -225,6 +225,11 @@ func (h *Projects) Update(c *echo.Context) error {
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
 //	@Failure	404	{object}	ErrorResponse	"project_not_found"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Header			all	{integer}	X-RateLimit-Limit		"requests allowed per window"
+//	@Header			all	{integer}	X-RateLimit-Remaining	"requests left in the window"
+//	@Header			all	{integer}	X-RateLimit-Reset		"Unix time (seconds) when the window frees a request"
+//	@Header			all	{string}	RateLimit-Policy		"IETF draft policy: name, q=limit, w=window seconds"
+//	@Header			all	{string}	RateLimit				"IETF draft state: name, r=remaining, t=seconds to reset"
 //	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/projects/{id} [delete]
 func (h *Projects) Delete(c *echo.Context) error {

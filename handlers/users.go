@@ -66,7 +66,7 @@ func (h *Users) Me(c *echo.Context) error {
 // List returns a page of users.
 //
 //	@Summary	List users (admin)
-//	@Description	Admins only; admins are not rate limited per user, but requests that fail authentication count against the per-IP limit.
+//	@Description	Admins only. Admins are not limited per user; other callers count against their tier before the 403, and failed authentication against the per-IP limit.
 //	@ID	listUsers
 //	@Tags	admin
 //	@Produce	json
@@ -78,6 +78,11 @@ func (h *Users) Me(c *echo.Context) error {
 //	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Header			all	{integer}	X-RateLimit-Limit		"requests allowed per window"
+//	@Header			all	{integer}	X-RateLimit-Remaining	"requests left in the window"
+//	@Header			all	{integer}	X-RateLimit-Reset		"Unix time (seconds) when the window frees a request"
+//	@Header			all	{string}	RateLimit-Policy		"IETF draft policy: name, q=limit, w=window seconds"
+//	@Header			all	{string}	RateLimit				"IETF draft state: name, r=remaining, t=seconds to reset"
 //	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/admin/users [get]
 func (h *Users) List(c *echo.Context) error {
@@ -101,7 +106,7 @@ type UpdateUserRequest struct {
 // Update changes a user's role or tier.
 //
 //	@Summary	Change a user's role or tier (admin)
-//	@Description	Takes effect at that user's next token refresh. Admins only.
+//	@Description	Takes effect at that user's next token refresh. Admins only (admins are not limited per user; other callers count against their tier before the 403).
 //	@ID	updateUser
 //	@Tags	admin
 //	@Accept	json
@@ -117,6 +122,11 @@ type UpdateUserRequest struct {
 //	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
 //	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Header			all	{integer}	X-RateLimit-Limit		"requests allowed per window"
+//	@Header			all	{integer}	X-RateLimit-Remaining	"requests left in the window"
+//	@Header			all	{integer}	X-RateLimit-Reset		"Unix time (seconds) when the window frees a request"
+//	@Header			all	{string}	RateLimit-Policy		"IETF draft policy: name, q=limit, w=window seconds"
+//	@Header			all	{string}	RateLimit				"IETF draft state: name, r=remaining, t=seconds to reset"
 //	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router			/admin/users/{id} [patch]
 func (h *Users) Update(c *echo.Context) error {

@@ -91,7 +91,7 @@ func TestOpenAPIDocumentIsValidAndCommitted(t *testing.T) {
 // documented security is what the route really does (a protected route
 // answers a request without a token with 401 before anything else); and
 // every status the route gives to a few hostile or unprivileged probes is
-// among its documented answers.
+// among its documented answers, with the rate-limit headers it carries.
 func TestSpecAndRouterAgree(t *testing.T) {
 	a := newApp(t)
 	viewer := a.user(t, "viewer", "free")
@@ -123,8 +123,15 @@ func TestSpecAndRouterAgree(t *testing.T) {
 		url := param.ReplaceAllString(r.Path, "00000000-0000-0000-0000-000000000000")
 		probe := func(name, body string, headers map[string]string) *Response {
 			resp := a.do(t, Request{Method: r.Method, URL: url, Body: body, Headers: headers})
-			if op.Responses.Status(resp.Status) == nil {
+			documented := op.Responses.Status(resp.Status)
+			if documented == nil {
 				t.Errorf("%s %s: answered %d, which is not documented: %s", key, name, resp.Status, resp.Body)
+				return resp
+			}
+			for _, h := range []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "RateLimit", "RateLimit-Policy", "Retry-After"} {
+				if resp.Header.Get(h) != "" && documented.Value.Headers[h] == nil {
+					t.Errorf("%s %s: the %d answer carries %s, which is not documented", key, name, resp.Status, h)
+				}
 			}
 			return resp
 		}
