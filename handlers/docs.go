@@ -46,10 +46,11 @@ func (h *Docs) SwaggerUI(c *echo.Context) error {
 	switch {
 	case name == "":
 		return c.Redirect(http.StatusMovedPermanently, "/swagger/index.html")
-	case name == "index.html" || name == "doc.json" || name == "doc.yaml":
+	case name == "index.html":
 	default:
-		// The wrapped handler answers unknown files in plain text; keep
-		// every error in the API's JSON shape.
+		// Only Swagger UI's own files: not the wrapped handler's doc.json
+		// (the Swagger 2.0 document; /openapi.json is the one document), and
+		// no plain-text 404s from it, so every error keeps the API's shape.
 		f, err := swaggerFiles.FS.Open(name)
 		if err != nil {
 			return echo.ErrNotFound

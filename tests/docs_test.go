@@ -30,6 +30,8 @@ func TestDocsEndpoints(t *testing.T) {
 			ExpectedHeaders: map[string]string{"Location": "/swagger/index.html"}},
 		{Name: "unknown Swagger file is a JSON 404", Method: "GET", URL: "/swagger/nothing.js", ExpectedStatus: 404,
 			ExpectedContent: []string{`"code":"not_found"`}},
+		{Name: "the Swagger 2.0 document is not served: /openapi.json is the one", Method: "GET", URL: "/swagger/doc.json",
+			ExpectedStatus: 404, ExpectedContent: []string{`"code":"not_found"`}},
 		{Name: "Swagger UI only answers GET", Method: "POST", URL: "/swagger/index.html", ExpectedStatus: 405,
 			ExpectedContent: []string{`"code":"method_not_allowed"`}},
 		{Name: "the rest of the API keeps the strict CSP", Method: "GET", URL: "/openapi.json", ExpectedStatus: 200,
