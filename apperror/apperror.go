@@ -6,6 +6,7 @@ package apperror
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies an error by what the caller can do about it.
@@ -22,7 +23,8 @@ const (
 	TooLarge                    // 413
 	Unsupported                 // 415
 	TooManyRequests             // 429
-	Unavailable                 // 503
+	Unavailable                 // 503: try again after RetryAfter
+	Timeout                     // 504: the request's deadline passed
 )
 
 // Error is a domain error with a stable machine code and a human message.
@@ -32,6 +34,8 @@ type Error struct {
 	Message string            // safe to show to a client
 	Details map[string]string // field -> problem, for validation errors
 	Err     error             // cause, logged but never sent
+	// RetryAfter, when set, is sent as the Retry-After header (whole seconds).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -54,7 +58,12 @@ func Validation(details map[string]string) *Error {
 }
 
 // Wrap marks err as an internal failure; its text is logged, never sent.
+// An *Error already in err's chain (a database outage classified at the
+// source, say) is kept as it is: wrapping never hides a domain answer.
 func Wrap(err error, what string) *Error {
+	if ae, ok := As(err); ok {
+		return ae
+	}
 	return &Error{Kind: Internal, Code: "internal_error", Message: "Internal server error", Err: fmt.Errorf("%s: %w", what, err)}
 }
 
@@ -71,4 +80,19 @@ var (
 	ErrTokenExpired = New(Unauthenticated, "token_expired", "Token expired")
 	ErrInvalidToken = New(Unauthenticated, "invalid_token", "Invalid token")
 	ErrForbidden    = New(Forbidden, "insufficient_permissions", "Insufficient permissions")
+	// ErrUnavailable: a dependency (the database) cannot be reached.
+	ErrUnavailable = &Error{Kind: Unavailable, Code: "service_unavailable",
+		Message: "Service temporarily unavailable; try again shortly", RetryAfter: 5 * time.Second}
+	// ErrTimeout: the request ran past its deadline.
+	ErrTimeout = &Error{Kind: Timeout, Code: "request_timeout", Message: "The request took too long; try again"}
+	// ErrBusy: too many password hashes waiting; the server sheds load.
+	ErrBusy = &Error{Kind: Unavailable, Code: "server_busy",
+		Message: "The server is busy; try again shortly", RetryAfter: time.Second}
 )
+
+// WithCause returns a copy of e carrying cause (for the log).
+func (e *Error) WithCause(cause error) *Error {
+	c := *e
+	c.Err = cause
+	return &c
+}

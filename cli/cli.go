@@ -21,6 +21,7 @@ import (
 	"github.com/tollgate/tollgate/apperror"
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/database"
+	"github.com/tollgate/tollgate/metrics"
 	"github.com/tollgate/tollgate/migrations"
 	"github.com/tollgate/tollgate/models"
 	"github.com/tollgate/tollgate/server"
@@ -35,6 +36,7 @@ const usage = `usage: tollgate [command]
   keys generate [--force]             write a new JWT key pair
   docs DIR                            write openapi.json and schemas/ into DIR (go generate ./docs runs it)
   healthcheck                         exit 0 when the local server answers /healthz (for container health checks)
+  purge                               delete expired tokens and stale unverified accounts now (the server also does it every PURGE_INTERVAL)
   user create --email E --password P [--role viewer|editor|admin] [--tier free|paid|enterprise]
                                       create a verified user (how the first admin is made)`
 
@@ -60,6 +62,8 @@ func Run(ctx context.Context, args []string, environ map[string]string, out io.W
 		return user(ctx, cfg, args, out)
 	case "healthcheck":
 		return healthcheck(ctx, cfg)
+	case "purge":
+		return purge(ctx, cfg, log, out)
 	case "docs":
 		return writeDocs(args, out)
 	case "help", "-h", "--help":
@@ -120,13 +124,31 @@ func loadKeys(cfg settings.Config, log *slog.Logger) (*services.KeySet, error) {
 }
 
 func openDB(ctx context.Context, cfg settings.Config) (*database.DB, error) {
-	db, err := database.Open(cfg.DatabaseURL, cfg.SQLitePath)
+	db, err := database.Open(database.Options{
+		PostgresURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath,
+		MaxOpenConns: cfg.DBMaxOpenConns, MaxIdleConns: cfg.DBMaxIdleConns, ConnMaxLifetime: cfg.DBConnMaxLifetime,
+		ConnectTimeout: cfg.DBConnectTimeout, StatementTimeout: cfg.DBStatementTimeout,
+	})
 	if err != nil {
 		return nil, err
 	}
 	if err := db.Ping(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("database %s unreachable: %w", db.Description, err)
+	}
+	return db, nil
+}
+
+// openMigrated opens the database and applies pending migrations, for
+// commands that work on data.
+func openMigrated(ctx context.Context, cfg settings.Config) (*database.DB, error) {
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
 	}
 	return db, nil
 }
@@ -144,10 +166,14 @@ func serve(ctx context.Context, cfg settings.Config, log *slog.Logger) error {
 		return err
 	}
 	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
+	applied, err := db.Migrate(ctx)
+	if err != nil {
 		return err
 	}
 	log.Info("database", "using", db.Description)
+	if len(applied) > 0 {
+		log.Info("migrations applied", "versions", applied)
+	}
 
 	var rdb *redis.Client
 	if cfg.RedisURL != "" {
@@ -160,6 +186,9 @@ func serve(ctx context.Context, cfg settings.Config, log *slog.Logger) error {
 		opts.ContextTimeoutEnabled = true
 		opts.MaxRetries = -1
 		opts.DialTimeout = time.Second
+		// go-redis logs dial failures itself, on stderr: route them through
+		// slog like everything else.
+		redis.SetLogger(redisLogger{log})
 		rdb = redis.NewClient(opts)
 		defer rdb.Close()
 		log.Info("redis", "address", opts.Addr, "db", opts.DB)
@@ -198,7 +227,7 @@ func migrate(ctx context.Context, cfg settings.Config, args []string, out io.Wri
 	}
 	switch args[0] {
 	case "up":
-		if err := migrations.Up(ctx, sqlDB, db.Dialect); err != nil {
+		if _, err := migrations.Up(ctx, sqlDB, db.Dialect); err != nil {
 			return err
 		}
 	case "down":
@@ -243,15 +272,13 @@ func user(ctx context.Context, cfg settings.Config, args []string, out io.Writer
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	db, err := openDB(ctx, cfg)
+	db, err := openMigrated(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		return err
-	}
-	u, err := services.NewUsers(db.DB, clock.System{}, cfg.BcryptCost).Create(ctx, services.NewUser{
+	hasher := services.NewHasher(cfg.BcryptCost, 1, time.Minute)
+	u, err := services.NewUsers(db.DB, clock.System{}, hasher).Create(ctx, services.NewUser{
 		Email: *email, Password: *password, Role: *role, Tier: *tier, EmailVerified: true,
 	})
 	if err != nil {
@@ -292,4 +319,27 @@ func healthcheck(ctx context.Context, cfg settings.Config) error {
 		return fmt.Errorf("healthz answered %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// purge runs the clean-up the server runs every PURGE_INTERVAL.
+func purge(ctx context.Context, cfg settings.Config, log *slog.Logger, out io.Writer) error {
+	db, err := openMigrated(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	n, err := services.NewPurge(db.DB, clock.System{}, log, metrics.New(), cfg.EmailVerificationTTL).Run(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "purged %d refresh tokens, %d verification tokens, %d unverified accounts\n",
+		n.RefreshTokens, n.VerificationTokens, n.UnverifiedUsers)
+	return nil
+}
+
+// redisLogger sends go-redis' own messages to slog.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }

@@ -1,5 +1,6 @@
 // Package database opens the GORM connection: PostgreSQL when a URL is
-// given, otherwise the embedded SQLite file.
+// given, otherwise the embedded SQLite file. It also tells connection
+// faults apart from bugs (faults.go), so an outage answers 503, not 500.
 package database
 
 import (
@@ -8,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -25,11 +27,27 @@ type DB struct {
 	Description string // safe to log: no password
 }
 
-// Open connects to postgresURL, or to the SQLite file at sqlitePath when it is empty.
-func Open(postgresURL, sqlitePath string) (*DB, error) {
+// Options say where the database is and how to pool connections to it.
+type Options struct {
+	PostgresURL string // empty: the SQLite file at SQLitePath
+	SQLitePath  string
+
+	MaxOpenConns     int
+	MaxIdleConns     int
+	ConnMaxLifetime  time.Duration
+	ConnectTimeout   time.Duration // PostgreSQL: dialling, TLS and start-up
+	StatementTimeout time.Duration // PostgreSQL: server-side cap on every statement
+}
+
+// Open connects as o says. Zero pool fields get sensible defaults.
+func Open(o Options) (*DB, error) {
 	cfg := &gorm.Config{Logger: logger.Discard, TranslateError: true}
-	if postgresURL != "" {
-		gdb, err := gorm.Open(postgres.Open(postgresURL), cfg)
+	if o.PostgresURL != "" {
+		dsn, err := withTimeouts(o.PostgresURL, o.ConnectTimeout, o.StatementTimeout)
+		if err != nil {
+			return nil, err
+		}
+		gdb, err := gorm.Open(postgres.Open(dsn), cfg)
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
@@ -37,22 +55,27 @@ func Open(postgresURL, sqlitePath string) (*DB, error) {
 		if err != nil {
 			return nil, err
 		}
-		sqlDB.SetMaxOpenConns(20)
-		sqlDB.SetMaxIdleConns(10)
-		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-		return &DB{DB: gdb, Dialect: migrations.Postgres, Description: "postgres " + redact(postgresURL)}, nil
+		open := cmpOr(o.MaxOpenConns, 16)
+		sqlDB.SetMaxOpenConns(open)
+		// Idle below open makes database/sql close every connection above
+		// it as soon as it is released and dial a new one for the next
+		// request: under steady load that is a TCP + auth handshake per
+		// query. Keep them all.
+		sqlDB.SetMaxIdleConns(min(cmpOr(o.MaxIdleConns, open), open))
+		sqlDB.SetConnMaxLifetime(cmpOr(o.ConnMaxLifetime, 30*time.Minute))
+		return &DB{DB: gdb, Dialect: migrations.Postgres, Description: "postgres " + redact(o.PostgresURL)}, nil
 	}
-	if dir := filepath.Dir(sqlitePath); dir != "." {
+	if dir := filepath.Dir(o.SQLitePath); dir != "." {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create %s: %w", dir, err)
 		}
 	}
 	// WAL and a busy timeout let readers and the single writer coexist;
 	// foreign keys are off by default in SQLite.
-	dsn := "file:" + sqlitePath + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_txlock=immediate"
+	dsn := "file:" + o.SQLitePath + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_txlock=immediate"
 	gdb, err := gorm.Open(sqlite.Open(dsn), cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open sqlite %s: %w", sqlitePath, err)
+		return nil, fmt.Errorf("open sqlite %s: %w", o.SQLitePath, err)
 	}
 	sqlDB, err := gdb.DB()
 	if err != nil {
@@ -61,14 +84,42 @@ func Open(postgresURL, sqlitePath string) (*DB, error) {
 	// One writer at a time is all SQLite allows; a single connection turns
 	// lock contention into queueing instead of SQLITE_BUSY errors.
 	sqlDB.SetMaxOpenConns(1)
-	return &DB{DB: gdb, Dialect: migrations.SQLite, Description: "sqlite " + sqlitePath}, nil
+	sqlDB.SetMaxIdleConns(1)
+	return &DB{DB: gdb, Dialect: migrations.SQLite, Description: "sqlite " + o.SQLitePath}, nil
 }
 
-// Migrate applies pending migrations.
-func (d *DB) Migrate(ctx context.Context) error {
+// withTimeouts adds connect_timeout and statement_timeout to a PostgreSQL
+// URL unless it sets them itself. pgx sends statement_timeout as a start-up
+// parameter, so the server enforces it on every statement of the session.
+func withTimeouts(raw string, connect, statement time.Duration) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("invalid DATABASE_URL: %w", err)
+	}
+	q := u.Query()
+	if connect > 0 && q.Get("connect_timeout") == "" {
+		q.Set("connect_timeout", strconv.Itoa(max(int(connect.Seconds()), 1)))
+	}
+	if statement > 0 && q.Get("statement_timeout") == "" {
+		q.Set("statement_timeout", strconv.FormatInt(statement.Milliseconds(), 10))
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+func cmpOr[T comparable](v, fallback T) T {
+	var zero T
+	if v == zero {
+		return fallback
+	}
+	return v
+}
+
+// Migrate applies pending migrations and returns the versions it applied.
+func (d *DB) Migrate(ctx context.Context) ([]int64, error) {
 	sqlDB, err := d.DB.DB()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	return migrations.Up(ctx, sqlDB, d.Dialect)
 }

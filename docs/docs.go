@@ -2897,7 +2897,7 @@ const docTemplate = `{
         },
         "/readyz": {
             "get": {
-                "description": "200 when the database (and Redis, when configured) answer; 503 naming what is down. Not rate limited.",
+                "description": "200 when the database answers: status \"ready\", or \"degraded\" naming optional dependencies that are down (Redis: rate limits then hold per instance). 503 when the database is unreachable (not_ready) or the instance is shutting down (shutting_down: it keeps serving for SHUTDOWN_DRAIN_DELAY so load balancers move away first). Not rate limited.",
                 "produces": [
                     "application/json"
                 ],
@@ -2914,7 +2914,7 @@ const docTemplate = `{
                         }
                     },
                     "503": {
-                        "description": "not_ready",
+                        "description": "not_ready or shutting_down",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -3240,9 +3240,8 @@ const docTemplate = `{
             "type": "object",
             "required": [
                 "data",
-                "page",
-                "per_page",
-                "total"
+                "has_more",
+                "per_page"
             ],
             "properties": {
                 "data": {
@@ -3251,17 +3250,22 @@ const docTemplate = `{
                         "$ref": "#/definitions/ProjectResponse"
                     }
                 },
+                "has_more": {
+                    "type": "boolean",
+                    "example": true
+                },
+                "next_cursor": {
+                    "type": "string",
+                    "example": "MThmOGE2YjJjMDAwMC4xYjRlMjhiYS0yZmExLTExZDItODgzZi0wMDE2ZDNjY2E0Mjc"
+                },
                 "page": {
+                    "description": "only when asked by ?page",
                     "type": "integer",
                     "example": 1
                 },
                 "per_page": {
                     "type": "integer",
                     "example": 20
-                },
-                "total": {
-                    "type": "integer",
-                    "example": 42
                 }
             }
         },
@@ -3317,8 +3321,19 @@ const docTemplate = `{
                         "type": "string"
                     }
                 },
+                "degraded": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
                 "status": {
-                    "type": "string"
+                    "type": "string",
+                    "enum": [
+                        "ready",
+                        "degraded"
+                    ],
+                    "example": "ready"
                 }
             }
         },
@@ -3459,9 +3474,8 @@ const docTemplate = `{
             "type": "object",
             "required": [
                 "data",
-                "page",
-                "per_page",
-                "total"
+                "has_more",
+                "per_page"
             ],
             "properties": {
                 "data": {
@@ -3470,17 +3484,22 @@ const docTemplate = `{
                         "$ref": "#/definitions/UserResponse"
                     }
                 },
+                "has_more": {
+                    "type": "boolean",
+                    "example": true
+                },
+                "next_cursor": {
+                    "type": "string",
+                    "example": "MThmOGE2YjJjMDAwMC4xYjRlMjhiYS0yZmExLTExZDItODgzZi0wMDE2ZDNjY2E0Mjc"
+                },
                 "page": {
+                    "description": "only when asked by ?page",
                     "type": "integer",
                     "example": 1
                 },
                 "per_page": {
                     "type": "integer",
                     "example": 20
-                },
-                "total": {
-                    "type": "integer",
-                    "example": 42
                 }
             }
         },

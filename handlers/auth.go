@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/labstack/echo/v5"
@@ -182,6 +183,11 @@ func client(c *echo.Context) services.Client {
 func (h *Auth) Login(c *echo.Context) error {
 	var req LoginRequest
 	if err := bind(c, &req); err != nil {
+		if errors.Is(err, errNUL) {
+			// No account has such an email or password: a failed login,
+			// counted like any other.
+			return services.ErrBadCredentials
+		}
 		return err
 	}
 	s, err := h.auth.Login(c.Request().Context(), req.Email, req.Password, client(c))

@@ -4,7 +4,9 @@ package handlers
 
 import (
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v5"
@@ -30,6 +32,7 @@ var statusByKind = map[apperror.Kind]int{
 	apperror.Unsupported:     http.StatusUnsupportedMediaType,
 	apperror.TooManyRequests: http.StatusTooManyRequests,
 	apperror.Unavailable:     http.StatusServiceUnavailable,
+	apperror.Timeout:         http.StatusGatewayTimeout,
 }
 
 // Errors Echo itself raises (routing, body limit), in our shape.
@@ -44,18 +47,32 @@ var echoErrors = map[int]*apperror.Error{
 	http.StatusTooManyRequests:       apperror.New(apperror.TooManyRequests, "rate_limited", "Too many requests"),
 }
 
+// Classifier recognises infrastructure faults (an unreachable or slow
+// database) inside an otherwise internal error and returns the answer to
+// give instead of 500, or nil. It logs outages itself, once each.
+type Classifier func(error) *apperror.Error
+
 // ErrorHandler writes err as JSON. Internal errors are logged with the
 // request id and answered with a generic message: no stack, SQL or cause
-// ever reaches the client.
-func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+// ever reaches the client. Faults that classify recognises answer 503/504
+// (or 400 for text the database refuses) with Retry-After where it helps.
+func ErrorHandler(log *slog.Logger, classify Classifier) echo.HTTPErrorHandler {
 	return func(c *echo.Context, err error) {
 		if r, _ := echo.UnwrapResponse(c.Response()); r != nil && r.Committed {
 			return
 		}
+		if ae, ok := apperror.As(err); (!ok || ae.Kind == apperror.Internal) && classify != nil {
+			if fault := classify(err); fault != nil {
+				err = fault
+			}
+		}
 		status, body := describe(err)
-		if status >= http.StatusInternalServerError {
+		if status == http.StatusInternalServerError {
 			log.Error("request failed", "request_id", RequestID(c), "method", c.Request().Method,
 				"path", c.Request().URL.Path, "error", err)
+		}
+		if ae, ok := apperror.As(err); ok && ae.RetryAfter > 0 {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ae.RetryAfter.Seconds()))))
 		}
 		if status == http.StatusUnauthorized {
 			c.Response().Header().Set("WWW-Authenticate", challenge(c, body))

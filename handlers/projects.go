@@ -58,11 +58,11 @@ func (h *Projects) List(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	items, total, err := h.projects.List(c.Request().Context(), p)
+	page, err := h.projects.List(c.Request().Context(), p)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, paginate(items, p, total, toProject))
+	return c.JSON(http.StatusOK, paginate(page, p, toProject))
 }
 
 // Get returns one project.

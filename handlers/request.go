@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -100,7 +101,51 @@ func bind(c *echo.Context, dst any) error {
 		}
 		return errTrailingData
 	}
+	if details := nulFields(reflect.ValueOf(dst), "", map[string]string{}); len(details) > 0 {
+		e := apperror.Validation(details)
+		e.Err = errNUL
+		return e
+	}
 	return c.Validate(dst)
+}
+
+// errNUL marks a body refused for NUL characters. JSON allows "\u0000" and
+// SQLite would store it, but PostgreSQL refuses it in text: one rule for
+// every request struct keeps both backends answering 400, never 500.
+// (Invalid UTF-8 never gets this far: encoding/json turns it into U+FFFD.)
+var errNUL = errors.New("NUL character in a string")
+
+// nulFields names every string in v (structs, pointers, slices, maps)
+// that holds a NUL character, by its JSON name.
+func nulFields(v reflect.Value, name string, out map[string]string) map[string]string {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			nulFields(v.Elem(), name, out)
+		}
+	case reflect.String:
+		if strings.IndexByte(v.String(), 0) >= 0 {
+			out[cmp.Or(name, "body")] = "must not contain NUL characters"
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			if f := t.Field(i); f.IsExported() {
+				json, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+				nulFields(v.Field(i), cmp.Or(json, f.Name), out)
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			nulFields(v.Index(i), name, out)
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			nulFields(it.Key(), name, out)
+			nulFields(it.Value(), name, out)
+		}
+	}
+	return out
 }
 
 func decodeError(err error) error {
@@ -150,17 +195,11 @@ func pathID(c *echo.Context) (uuid.UUID, error) {
 // Pagination defaults.
 const defaultPerPage = 20
 
-// pageParams reads ?page and ?per_page.
+// pageParams reads ?per_page and either ?cursor (the next_cursor of the
+// previous answer) or ?page.
 func pageParams(c *echo.Context) (services.Page, error) {
 	p := services.Page{Number: 1, PerPage: defaultPerPage}
 	details := map[string]string{}
-	if raw := c.QueryParam("page"); raw != "" {
-		n, err := strconv.Atoi(raw)
-		if err != nil || n < 1 {
-			details["page"] = "must be a whole number from 1"
-		}
-		p.Number = n
-	}
 	if raw := c.QueryParam("per_page"); raw != "" {
 		n, err := strconv.Atoi(raw)
 		if err != nil || n < 1 || n > services.MaxPerPage {
@@ -168,24 +207,52 @@ func pageParams(c *echo.Context) (services.Page, error) {
 		}
 		p.PerPage = n
 	}
+	rawPage, rawCursor := c.QueryParam("page"), c.QueryParam("cursor")
+	switch {
+	case rawPage != "" && rawCursor != "":
+		details["cursor"] = "give cursor or page, not both"
+	case rawCursor != "":
+		cur, err := services.ParseCursor(rawCursor)
+		if err != nil {
+			return p, err
+		}
+		p.After = cur
+	case rawPage != "":
+		n, err := strconv.Atoi(rawPage)
+		if err != nil || n < 1 {
+			details["page"] = "must be a whole number from 1"
+		} else if _, ok := details["per_page"]; !ok && n-1 > services.MaxOffset/p.PerPage {
+			// Checked by division: (n-1)*per_page could overflow.
+			details["page"] = fmt.Sprintf("reaches past row %d: follow next_cursor instead", services.MaxOffset)
+		}
+		p.Number = n
+	}
 	if len(details) > 0 {
 		return p, apperror.Validation(details)
 	}
 	return p, nil
 }
 
-// Paginated is the shape of every list answer.
+// Paginated is the shape of every list answer. Follow next_cursor (as
+// ?cursor=) for the next page; it is absent on the last one.
 type Paginated[T any] struct {
-	Data    []T   `json:"data"`
-	Page    int   `json:"page" example:"1"`
-	PerPage int   `json:"per_page" example:"20"`
-	Total   int64 `json:"total" example:"42"`
+	Data       []T    `json:"data"`
+	PerPage    int    `json:"per_page" example:"20"`
+	Page       int    `json:"page,omitempty" example:"1"` // only when asked by ?page
+	HasMore    bool   `json:"has_more" example:"true"`
+	NextCursor string `json:"next_cursor,omitempty" example:"MThmOGE2YjJjMDAwMC4xYjRlMjhiYS0yZmExLTExZDItODgzZi0wMDE2ZDNjY2E0Mjc"`
 }
 
-func paginate[M, T any](items []M, p services.Page, total int64, convert func(*M) T) Paginated[T] {
-	out := Paginated[T]{Data: make([]T, 0, len(items)), Page: p.Number, PerPage: p.PerPage, Total: total}
-	for i := range items {
-		out.Data = append(out.Data, convert(&items[i]))
+func paginate[M, T any](page services.PageOf[M], p services.Page, convert func(*M) T) Paginated[T] {
+	out := Paginated[T]{Data: make([]T, 0, len(page.Items)), PerPage: p.PerPage, HasMore: page.Next != nil}
+	if p.After == nil {
+		out.Page = p.Number
+	}
+	if page.Next != nil {
+		out.NextCursor = page.Next.String()
+	}
+	for i := range page.Items {
+		out.Data = append(out.Data, convert(&page.Items[i]))
 	}
 	return out
 }

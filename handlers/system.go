@@ -61,29 +61,37 @@ func (h *System) Healthz(c *echo.Context) error {
 	return c.JSON(http.StatusOK, StatusResponse{Status: "ok", Version: h.version})
 }
 
-// ReadyResponse lists each dependency's state.
+// ReadyResponse lists each dependency's state. Status is "ready", or
+// "degraded" when an optional dependency (Redis) is down: still ready, with
+// rate limits held per instance until it returns.
 type ReadyResponse struct {
-	Status string            `json:"status"`
-	Checks map[string]string `json:"checks"`
+	Status   string            `json:"status" example:"ready" enums:"ready,degraded"`
+	Checks   map[string]string `json:"checks"`
+	Degraded []string          `json:"degraded,omitempty"`
 }
 
-// Readyz answers 200 when every dependency answers, else 503 naming them.
+// Readyz answers 200 while the instance should get traffic, else 503.
 //
 //	@Summary	Readiness probe
-//	@Description	200 when the database (and Redis, when configured) answer; 503 naming what is down. Not rate limited.
+//	@Description	200 when the database answers: status "ready", or "degraded" naming optional dependencies that are down (Redis: rate limits then hold per instance). 503 when the database is unreachable (not_ready) or the instance is shutting down (shutting_down: it keeps serving for SHUTDOWN_DRAIN_DELAY so load balancers move away first). Not rate limited.
 //	@ID	readyz
 //	@Tags	system
 //	@Produce	json
 //	@Success	200	{object}	ReadyResponse
-//	@Failure	503	{object}	ErrorResponse	"not_ready"
+//	@Failure	503	{object}	ErrorResponse	"not_ready or shutting_down"
 //	@Router	/readyz [get]
 func (h *System) Readyz(c *echo.Context) error {
-	checks, down := h.health.Ready(c.Request().Context())
-	if len(down) > 0 {
+	r := h.health.Ready(c.Request().Context())
+	switch {
+	case r.Draining:
+		return &apperror.Error{Kind: apperror.Unavailable, Code: "shutting_down", Message: "Shutting down", Details: r.Checks}
+	case !r.Ready:
 		return &apperror.Error{Kind: apperror.Unavailable, Code: "not_ready",
-			Message: "Not ready: " + strings.Join(down, ", ") + " unreachable", Details: checks}
+			Message: "Not ready: " + strings.Join(r.Down, ", ") + " unreachable", Details: r.Checks}
+	case len(r.Degraded) > 0:
+		return c.JSON(http.StatusOK, ReadyResponse{Status: "degraded", Checks: r.Checks, Degraded: r.Degraded})
 	}
-	return c.JSON(http.StatusOK, ReadyResponse{Status: "ready", Checks: checks})
+	return c.JSON(http.StatusOK, ReadyResponse{Status: "ready", Checks: r.Checks})
 }
 
 // JWKS publishes the public keys access tokens are signed with.

@@ -56,7 +56,7 @@ func (h *Users) Me(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	u, err := h.users.Get(c.Request().Context(), cl.UserID())
+	u, err := h.users.Current(c.Request().Context(), cl.UserID())
 	if err != nil {
 		return err
 	}
@@ -90,11 +90,11 @@ func (h *Users) List(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	users, total, err := h.users.List(c.Request().Context(), p)
+	page, err := h.users.List(c.Request().Context(), p)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, paginate(users, p, total, toUser))
+	return c.JSON(http.StatusOK, paginate(page, p, toUser))
 }
 
 // UpdateUserRequest changes a user's role or plan.

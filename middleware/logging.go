@@ -35,7 +35,12 @@ func RequestLog(log *slog.Logger) echo.MiddlewareFunc {
 				attrs = append(attrs, slog.String("user_id", claims.Subject))
 			}
 			level := slog.LevelInfo
-			if v.Status >= 500 {
+			switch {
+			case v.Status == 503 || v.Status == 504:
+				// Outages and timeouts: the fault itself is logged once
+				// where it is detected; each refused request is routine.
+				level = slog.LevelWarn
+			case v.Status >= 500:
 				level = slog.LevelError
 			}
 			log.LogAttrs(context.Background(), level, "request", attrs...)

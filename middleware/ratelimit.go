@@ -1,11 +1,10 @@
 package middleware
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"math"
-	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/tollgate/tollgate/apperror"
 	"github.com/tollgate/tollgate/clock"
+	"github.com/tollgate/tollgate/metrics"
 	"github.com/tollgate/tollgate/models"
 	"github.com/tollgate/tollgate/ratelimit"
 	"github.com/tollgate/tollgate/services"
@@ -26,13 +26,30 @@ type RateLimiter struct {
 	clock   clock.Clock
 	log     *slog.Logger
 	events  *securityEvents
+	metrics *metrics.Metrics
 }
 
 // NewRateLimiter builds the limiter. With enabled false every limit
 // middleware passes requests straight through.
-func NewRateLimiter(store ratelimit.Store, enabled bool, clk clock.Clock, log *slog.Logger, instance string) *RateLimiter {
-	return &RateLimiter{store: store, enabled: enabled, clock: clk, log: log,
+func NewRateLimiter(store ratelimit.Store, enabled bool, clk clock.Clock, log *slog.Logger, m *metrics.Metrics, instance string) *RateLimiter {
+	return &RateLimiter{store: store, enabled: enabled, clock: clk, log: log, metrics: m,
 		events: &securityEvents{seen: map[eventKey]*event{}, clock: clk, log: log, instance: instance}}
+}
+
+// ClientKey is the key a client is limited under: its IP address, or for
+// IPv6 its /64, since one host is routinely given a whole /64 and could
+// otherwise take a fresh limit (and a fresh key in memory) per address.
+func ClientKey(c *echo.Context) string {
+	ip := c.RealIP()
+	addr, err := netip.ParseAddr(ip)
+	if err != nil || addr.Unmap().Is4() {
+		return ip
+	}
+	p, err := addr.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
 }
 
 var errRateLimited = apperror.New(apperror.TooManyRequests, "rate_limited", "Too many requests")
@@ -44,8 +61,7 @@ func (l *RateLimiter) PerIP(p ratelimit.Policy) echo.MiddlewareFunc {
 			return next
 		}
 		return func(c *echo.Context) error {
-			key := c.RealIP()
-			if err := l.limit(c, key, p); err != nil {
+			if err := l.limit(c, ClientKey(c), p); err != nil {
 				return err
 			}
 			return next(c)
@@ -96,8 +112,7 @@ func (l *RateLimiter) FailedAuth(p ratelimit.Policy) echo.MiddlewareFunc {
 			if _, authenticated := services.ClaimsFrom(c.Request().Context()); authenticated || !isApp || ae.Kind != apperror.Unauthenticated {
 				return err
 			}
-			key := c.RealIP()
-			if err := l.limit(c, key, p); err != nil {
+			if err := l.limit(c, ClientKey(c), p); err != nil {
 				return err
 			}
 			return err
@@ -105,39 +120,40 @@ func (l *RateLimiter) FailedAuth(p ratelimit.Policy) echo.MiddlewareFunc {
 	}
 }
 
-// LoginFailures limits failed logins per client IP. Each attempt takes a
-// place before the password is checked (so parallel guesses cannot slip
-// past the limit) and gives it back unless the answer is 401.
+// LoginFailures limits failed logins (401) per client. The check peeks
+// before the password is compared and a failure is counted after the
+// answer is known, so successful logins never use up the budget nor are
+// refused because others are in flight, and nothing is ever given back (a
+// refund that a Redis stall lost once locked correct logins out). Parallel
+// guesses can overshoot the limit by at most those in flight at once,
+// which the all-attempts limit (PerIP with the login_ip policy, in front)
+// and the password-hash semaphore bound.
 func (l *RateLimiter) LoginFailures(p ratelimit.Policy) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		if !l.enabled {
 			return next
 		}
 		return func(c *echo.Context) error {
-			key := c.RealIP()
-			r, ok := l.take(c, key, p)
-			if !ok {
-				return next(c)
-			}
-			if !r.Allowed {
+			key := ClientKey(c)
+			r, err := l.store.Peek(c.Request().Context(), key, p)
+			if err != nil {
+				l.storeFailed(p, err)
+			} else if !r.Allowed {
+				l.decided(p, false)
 				l.events.denied(p, key, true)
 				mins := int(math.Ceil(retryAfter(r).Minutes()))
 				return l.refuse(c, p, r, apperror.New(apperror.TooManyRequests, "too_many_login_attempts",
 					fmt.Sprintf("Too many login attempts. Try again in %d minute%s.", mins, plural(mins))))
 			}
-			if resp, err := echo.UnwrapResponse(c.Response()); err == nil {
-				resp.Before(func() {
-					if resp.Status != http.StatusUnauthorized {
-						ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-						defer cancel()
-						if err := l.store.Refund(ctx, key, p, r); err == nil {
-							r.Remaining = min(r.Remaining+1, r.Limit)
-						}
-					}
-					l.headers(c, p, r)
-				})
+			herr := next(c)
+			if ae, ok := apperror.As(herr); ok && ae.Kind == apperror.Unauthenticated {
+				if taken, ok := l.take(c, key, p); ok {
+					l.headers(c, p, taken)
+				}
+			} else if err == nil {
+				l.headers(c, p, r) // unchanged: this attempt did not fail
 			}
-			return next(c)
+			return herr
 		}
 	}
 }
@@ -153,31 +169,44 @@ func plural(n int) string {
 // key is over it.
 func (l *RateLimiter) limit(c *echo.Context, key string, p ratelimit.Policy) error {
 	r, ok := l.take(c, key, p)
-	if ok && !r.Allowed {
+	if !ok {
+		return nil
+	}
+	if !r.Allowed {
 		l.events.denied(p, key, false)
 		return l.refuse(c, p, r, errRateLimited)
 	}
+	l.headers(c, p, r)
 	return nil
 }
 
-// take counts the request and writes the headers. A store error never
-// fails the request: it is logged and the request passes.
+// take counts the request. A store error never fails the request: it is
+// logged and the request passes.
 func (l *RateLimiter) take(c *echo.Context, key string, p ratelimit.Policy) (ratelimit.Result, bool) {
 	r, err := l.store.Take(c.Request().Context(), key, p)
 	if err != nil {
-		l.log.Error("rate limit check failed; request allowed", "policy", p.Name, "error", err)
+		l.storeFailed(p, err)
 		return r, false
 	}
-	if p.Name != "login" {
-		l.headers(c, p, r)
-	}
+	l.decided(p, r.Allowed)
 	return r, true
 }
 
-func (l *RateLimiter) refuse(c *echo.Context, p ratelimit.Policy, r ratelimit.Result, err error) error {
-	if p.Name == "login" { // take leaves login's headers until the outcome is known
-		l.headers(c, p, r)
+func (l *RateLimiter) storeFailed(p ratelimit.Policy, err error) {
+	l.metrics.RateLimitDecisions.WithLabelValues(p.Name, "error").Inc()
+	l.log.Error("rate limit check failed; request allowed", "policy", p.Name, "error", err)
+}
+
+func (l *RateLimiter) decided(p ratelimit.Policy, allowed bool) {
+	result := "allowed"
+	if !allowed {
+		result = "limited"
 	}
+	l.metrics.RateLimitDecisions.WithLabelValues(p.Name, result).Inc()
+}
+
+func (l *RateLimiter) refuse(c *echo.Context, p ratelimit.Policy, r ratelimit.Result, err error) error {
+	l.headers(c, p, r)
 	c.Response().Header().Set("Retry-After", strconv.FormatInt(int64(retryAfter(r).Seconds()), 10))
 	return err
 }

@@ -49,16 +49,21 @@ func Provider(db *sql.DB, dialect string) (*goose.Provider, error) {
 	}
 }
 
-// Up applies every pending migration.
-func Up(ctx context.Context, db *sql.DB, dialect string) error {
+// Up applies every pending migration and returns the versions it applied.
+func Up(ctx context.Context, db *sql.DB, dialect string) ([]int64, error) {
 	p, err := Provider(db, dialect)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("apply migrations: %w", err)
+	results, err := p.Up(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("apply migrations: %w", err)
 	}
-	return nil
+	applied := make([]int64, 0, len(results))
+	for _, r := range results {
+		applied = append(applied, r.Source.Version)
+	}
+	return applied, nil
 }
 
 // Down rolls back the most recent migration.

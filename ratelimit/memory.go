@@ -11,19 +11,32 @@ import (
 
 const shards = 64
 
+// DefaultMaxKeys bounds a Memory store built without a bound.
+const DefaultMaxKeys = 100_000
+
+// evictSample is how many keys a full shard looks at to pick the one to
+// evict (the one whose requests leave the window first), as Redis does
+// for its own approximate LRU: O(1) per insert, whatever the shard size.
+const evictSample = 8
+
 // Memory is the in-process store: safe for concurrent use, sharded so there
-// is no global lock on the hot path, and swept so idle keys vanish.
+// is no global lock on the hot path, swept so idle keys vanish, and bounded
+// so a flood of distinct keys (every address of a botnet, say) cannot grow
+// it past maxKeys: a full shard evicts the key closest to expiry.
 type Memory struct {
-	clock  clock.Clock
-	seed   maphash.Seed
-	shards [shards]shard
-	stop   chan struct{}
-	once   sync.Once
+	clock    clock.Clock
+	seed     maphash.Seed
+	perShard int
+	shards   [shards]shard
+	stop     chan struct{}
+	once     sync.Once
 }
 
 type shard struct {
-	mu   sync.Mutex
-	keys map[memKey]*entry
+	mu      sync.Mutex
+	keys    map[memKey]*entry
+	peak    int   // most keys held since the map was last rebuilt
+	evicted int64 // keys dropped to stay under the bound
 }
 
 // memKey is a struct, not a joined string, so a lookup allocates nothing.
@@ -34,9 +47,13 @@ type entry struct {
 	expires int64    // unix ms after which every bucket is out of the window
 }
 
-// NewMemory builds a memory store and starts its sweeper; Close stops it.
-func NewMemory(clk clock.Clock) *Memory {
-	m := &Memory{clock: clk, seed: maphash.MakeSeed(), stop: make(chan struct{})}
+// NewMemory builds a memory store holding at most maxKeys keys (0: the
+// default) and starts its sweeper; Close stops it.
+func NewMemory(clk clock.Clock, maxKeys int) *Memory {
+	if maxKeys <= 0 {
+		maxKeys = DefaultMaxKeys
+	}
+	m := &Memory{clock: clk, seed: maphash.MakeSeed(), perShard: max(maxKeys/shards, 1), stop: make(chan struct{})}
 	for i := range m.shards {
 		m.shards[i].keys = map[memKey]*entry{}
 	}
@@ -53,6 +70,15 @@ func (m *Memory) shard(key string) *shard {
 
 // Take implements Store.
 func (m *Memory) Take(_ context.Context, key string, p Policy) (Result, error) {
+	return m.take(key, p, false), nil
+}
+
+// Peek implements Store.
+func (m *Memory) Peek(_ context.Context, key string, p Policy) (Result, error) {
+	return m.take(key, p, true), nil
+}
+
+func (m *Memory) take(key string, p Policy, dry bool) Result {
 	now := m.clock.Now().UnixMilli()
 	slot := p.slotMillis()
 	cur, min := now/slot, (now-p.Window.Milliseconds())/slot
@@ -62,8 +88,15 @@ func (m *Memory) Take(_ context.Context, key string, p Policy) (Result, error) {
 	defer s.mu.Unlock()
 	e := s.keys[k]
 	if e == nil {
+		if dry {
+			return evaluate(p, now, true, nil)
+		}
+		if len(s.keys) >= m.perShard {
+			s.evict(now)
+		}
 		e = &entry{}
 		s.keys[k] = e
+		s.peak = max(s.peak, len(s.keys))
 	}
 	// Drop buckets that left the window.
 	kept := e.buckets[:0]
@@ -76,34 +109,40 @@ func (m *Memory) Take(_ context.Context, key string, p Policy) (Result, error) {
 	}
 	e.buckets = kept
 	allowed := count < p.Limit
-	if allowed {
+	if allowed && !dry {
 		if n := len(e.buckets); n > 0 && e.buckets[n-1].idx == cur {
 			e.buckets[n-1].n++
 		} else {
 			e.buckets = append(e.buckets, bucket{idx: cur, n: 1})
 		}
+		e.expires = now + p.Window.Milliseconds() + slot
 	}
-	e.expires = now + p.Window.Milliseconds() + slot
-	return evaluate(p, now, allowed, cur, e.buckets), nil
+	return evaluate(p, now, allowed, e.buckets)
 }
 
-// Refund implements Store.
-func (m *Memory) Refund(_ context.Context, key string, p Policy, r Result) error {
-	s := m.shard(key)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e := s.keys[memKey{p.Name, key}]; e != nil {
-		for i := range e.buckets {
-			if e.buckets[i].idx == r.slot && e.buckets[i].n > 0 {
-				e.buckets[i].n--
-				break
-			}
+// evict makes room in a full shard: an expired key if the sample holds
+// one, else the sampled key whose requests leave the window first.
+func (s *shard) evict(now int64) {
+	var victim memKey
+	var soonest int64 = 1<<63 - 1
+	seen := 0
+	for k, e := range s.keys { // map order is random: a fair sample
+		if e.expires <= now {
+			victim = k
+			break
+		}
+		if e.expires < soonest {
+			victim, soonest = k, e.expires
+		}
+		if seen++; seen == evictSample {
+			break
 		}
 	}
-	return nil
+	delete(s.keys, victim)
+	s.evicted++
 }
 
-// Len is the number of keys held (for tests of eviction).
+// Len is the number of keys held.
 func (m *Memory) Len() int {
 	n := 0
 	for i := range m.shards {
@@ -114,7 +153,20 @@ func (m *Memory) Len() int {
 	return n
 }
 
-// Sweep removes keys whose every request has left its window.
+// Evicted is how many keys were dropped to stay under the bound.
+func (m *Memory) Evicted() int64 {
+	var n int64
+	for i := range m.shards {
+		m.shards[i].mu.Lock()
+		n += m.shards[i].evicted
+		m.shards[i].mu.Unlock()
+	}
+	return n
+}
+
+// Sweep removes keys whose every request has left its window. Go maps
+// never give memory back, so a shard that shrank to a quarter of its peak
+// is copied into a new map and the old one left to the garbage collector.
 func (m *Memory) Sweep() {
 	now := m.clock.Now().UnixMilli()
 	for i := range m.shards {
@@ -124,6 +176,13 @@ func (m *Memory) Sweep() {
 			if e.expires <= now {
 				delete(s.keys, k)
 			}
+		}
+		if s.peak >= 16 && len(s.keys) <= s.peak/4 {
+			fresh := make(map[memKey]*entry, len(s.keys))
+			for k, e := range s.keys {
+				fresh[k] = e
+			}
+			s.keys, s.peak = fresh, len(fresh)
 		}
 		s.mu.Unlock()
 	}

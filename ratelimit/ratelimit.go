@@ -65,17 +65,16 @@ type Result struct {
 	Remaining  int64
 	Reset      time.Time     // when Remaining next goes up
 	RetryAfter time.Duration // when refused: wait this long and a retry is allowed
-	slot       int64         // the sub-window this request was counted in
-	shared     bool          // counted by the shared store (Fallback refunds there)
 }
 
 // Store counts requests.
 type Store interface {
 	// Take counts one request for key under p, if p allows it.
 	Take(ctx context.Context, key string, p Policy) (Result, error)
-	// Refund un-counts a request Take allowed (the login policy counts
-	// only failures: it takes before checking and refunds a success).
-	Refund(ctx context.Context, key string, p Policy, r Result) error
+	// Peek reports whether p would allow a request for key now, counting
+	// nothing (the failed-login policy peeks first and counts failures
+	// after the fact, so nothing ever needs to be given back).
+	Peek(ctx context.Context, key string, p Policy) (Result, error)
 }
 
 // bucket is one sub-window's count.
@@ -86,7 +85,7 @@ type bucket struct {
 
 // evaluate turns the buckets counted for a key (after this request, if
 // allowed) into a Result. Both stores share it so they agree exactly.
-func evaluate(p Policy, nowMs int64, allowed bool, cur int64, buckets []bucket) Result {
+func evaluate(p Policy, nowMs int64, allowed bool, buckets []bucket) Result {
 	slot := p.slotMillis()
 	window := p.Window.Milliseconds()
 	slices.SortFunc(buckets, func(a, b bucket) int { return cmp.Compare(a.idx, b.idx) })
@@ -96,7 +95,7 @@ func evaluate(p Policy, nowMs int64, allowed bool, cur int64, buckets []bucket) 
 	}
 	// A bucket stops counting once now-W has passed its end.
 	leaves := func(idx int64) int64 { return (idx+1)*slot + window }
-	r := Result{Allowed: allowed, Limit: p.Limit, Remaining: max(p.Limit-count, 0), slot: cur}
+	r := Result{Allowed: allowed, Limit: p.Limit, Remaining: max(p.Limit-count, 0)}
 	var reset int64 = nowMs + window
 	for _, b := range buckets {
 		if b.n > 0 {

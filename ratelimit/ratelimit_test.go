@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"math/rand/v2"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,7 +20,7 @@ import (
 // Redis when TEST_REDIS_URL is set (under a key prefix of its own).
 func stores(t *testing.T, clk clock.Clock) map[string]Store {
 	t.Helper()
-	mem := NewMemory(clk)
+	mem := NewMemory(clk, 0)
 	t.Cleanup(mem.Close)
 	out := map[string]Store{"memory": mem}
 	if url := os.Getenv("TEST_REDIS_URL"); url != "" {
@@ -61,7 +63,7 @@ func TestWindowBoundary(t *testing.T) {
 			if r, ok := s.(*Redis); ok {
 				s = r.WithClock(clk)
 			} else {
-				s = NewMemory(clk)
+				s = NewMemory(clk, 0)
 			}
 			allowed := 0
 			for range 15 {
@@ -171,34 +173,82 @@ func TestRetryAfterAndResetAreHonest(t *testing.T) {
 	}
 }
 
-func TestRefund(t *testing.T) {
+// Peek answers like Take would but counts nothing: the failed-login
+// policy peeks before the password check and counts only failures.
+func TestPeekCountsNothing(t *testing.T) {
 	p := Policy{Name: "login", Limit: 2, Window: 15 * time.Minute}
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for name, s := range stores(t, clock.NewManual(start)) {
+	for name := range stores(t, clock.NewManual(start)) {
 		t.Run(name, func(t *testing.T) {
+			clk := clock.NewManual(start)
+			s := stores(t, clk)[name]
 			ctx := context.Background()
 			for range 5 {
-				r, _ := s.Take(ctx, "ip", p)
-				if !r.Allowed {
-					t.Fatal("refunded requests still counted")
-				}
-				if err := s.Refund(ctx, "ip", p, r); err != nil {
-					t.Fatal(err)
+				r, err := s.Peek(ctx, "ip", p)
+				if err != nil || !r.Allowed || r.Remaining != 2 {
+					t.Fatalf("peek on a fresh key: %+v %v", r, err)
 				}
 			}
 			s.Take(ctx, "ip", p)
+			clk.Advance(time.Minute)
 			s.Take(ctx, "ip", p)
-			if r, _ := s.Take(ctx, "ip", p); r.Allowed {
-				t.Fatal("limit not enforced after refunds")
+			r, _ := s.Peek(ctx, "ip", p)
+			if r.Allowed || r.Remaining != 0 || r.RetryAfter <= 0 {
+				t.Fatalf("peek at the limit: %+v", r)
+			}
+			taken, _ := s.Take(ctx, "ip", p)
+			if taken.Allowed || taken.RetryAfter != r.RetryAfter || !taken.Reset.Equal(r.Reset) {
+				t.Fatalf("peek %+v and take %+v disagree", r, taken)
+			}
+			clk.Advance(r.RetryAfter)
+			if r, _ := s.Peek(ctx, "ip", p); !r.Allowed || r.Remaining != 1 {
+				t.Fatalf("peek after Retry-After: %+v", r)
 			}
 		})
+	}
+}
+
+// A flood of distinct keys (2 million client addresses once took an
+// instance from 40 MB to 859 MB) stays under the bound, evicting the keys
+// closest to expiry; swept shards give their memory back.
+func TestMemoryHoldsAtMostMaxKeys(t *testing.T) {
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	m := NewMemory(clk, 64*50)
+	defer m.Close()
+	p := Policy{Name: "public", Limit: 100, Window: time.Minute}
+	ctx := context.Background()
+	for i := range 100_000 {
+		if i%1000 == 0 {
+			clk.Advance(time.Millisecond)
+		}
+		m.Take(ctx, strconv.Itoa(i), p)
+	}
+	if n := m.Len(); n > 64*50 || n < 64*40 {
+		t.Fatalf("%d keys held, bound %d", n, 64*50)
+	}
+	if m.Evicted() < 100_000-64*50 {
+		t.Fatalf("only %d evictions", m.Evicted())
+	}
+	// The newest keys survive: eviction takes those closest to expiry.
+	if r, _ := m.Peek(ctx, "99999", p); r.Remaining != 99 {
+		t.Fatalf("newest key lost: %+v", r)
+	}
+	clk.Advance(p.Window + p.Window/Slots)
+	m.Sweep()
+	if m.Len() != 0 {
+		t.Fatalf("%d keys after sweep", m.Len())
+	}
+	for i := range m.shards {
+		if m.shards[i].peak != 0 {
+			t.Fatalf("shard %d not rebuilt after sweep: peak %d", i, m.shards[i].peak)
+		}
 	}
 }
 
 // Memory per key stays at Slots+1 counters whatever the limit.
 func TestMemoryIsBoundedAndSwept(t *testing.T) {
 	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	m := NewMemory(clk)
+	m := NewMemory(clk, 0)
 	defer m.Close()
 	p := Policy{Name: "enterprise", Limit: 3000, Window: time.Minute}
 	for range 3000 {
@@ -218,7 +268,7 @@ func TestMemoryIsBoundedAndSwept(t *testing.T) {
 }
 
 func BenchmarkMemoryTake(b *testing.B) {
-	m := NewMemory(clock.System{})
+	m := NewMemory(clock.System{}, 0)
 	defer m.Close()
 	p := Policy{Name: "user", Limit: 1 << 40, Window: time.Minute}
 	keys := make([]string, 1024)
@@ -254,4 +304,67 @@ func BenchmarkRedisTake(b *testing.B) {
 		}
 	}
 	client.Del(context.Background(), "bench:rl:user:k")
+}
+
+// BenchmarkRedisScriptCPU reports the Redis CPU the script costs per call
+// (INFO commandstats), with steady traffic that keeps every sub-window of
+// a one-minute window in use: the case the script must stay cheap in.
+func BenchmarkRedisScriptCPU(b *testing.B) {
+	url := os.Getenv("TEST_REDIS_URL")
+	if url == "" {
+		b.Skip("TEST_REDIS_URL not set")
+	}
+	opts, _ := redis.ParseURL(url)
+	client := redis.NewClient(opts)
+	defer client.Close()
+	ctx := context.Background()
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	prefix := "bench:" + hex.EncodeToString([]byte{byte(time.Now().UnixNano())}) + ":"
+	s := NewRedis(client, prefix, time.Second).WithClock(clk)
+	p := Policy{Name: "user", Limit: 1 << 40, Window: time.Minute}
+	for range 2 * Slots * 10 { // fill every sub-window first
+		clk.Advance(p.Window / Slots / 10)
+		if _, err := s.Take(ctx, "k", p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	calls0, usec0 := evalStats(b, client)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		clk.Advance(50 * time.Millisecond)
+		if _, err := s.Take(ctx, "k", p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	calls1, usec1 := evalStats(b, client)
+	if calls1 > calls0 {
+		b.ReportMetric(float64(usec1-usec0)/float64(calls1-calls0), "redis-us/call")
+	}
+	client.Del(ctx, prefix+"rl:user:k")
+}
+
+// evalStats reads EVALSHA's call count and total microseconds.
+func evalStats(b *testing.B, c *redis.Client) (calls, usec int64) {
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if !strings.HasPrefix(line, "cmdstat_evalsha:") {
+			continue
+		}
+		for _, kv := range strings.Split(strings.TrimSpace(strings.TrimPrefix(line, "cmdstat_evalsha:")), ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			n, _ := strconv.ParseInt(v, 10, 64)
+			switch k {
+			case "calls":
+				calls = n
+			case "usec":
+				usec = n
+			}
+		}
+	}
+	return calls, usec
 }

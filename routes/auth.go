@@ -11,7 +11,7 @@ func auth(e *echo.Echo, h *handlers.Auth, g Guards) {
 	e.POST("/auth/register", h.Register, g.Public, g.Register)
 	e.GET("/auth/verify", h.Verify, g.Public)
 	e.POST("/auth/verify/resend", h.Resend, g.Public, g.Register)
-	e.POST("/auth/login", h.Login, g.Login) // failed attempts only
+	e.POST("/auth/login", h.Login, g.LoginAttempts, g.Login) // every attempt, and failures apart
 	e.POST("/auth/refresh", h.Refresh, g.Public)
 	e.POST("/auth/logout", h.Logout, g.Public)
 }

@@ -25,8 +25,11 @@ type Guards struct {
 	RequireAuth echo.MiddlewareFunc
 	Public      echo.MiddlewareFunc // per client IP, routes that need no token
 	Register    echo.MiddlewareFunc // per client IP, account creation and mail
-	Login       echo.MiddlewareFunc // failed logins per client IP
-	User        echo.MiddlewareFunc // per user by tier; admins skip; after RequireAuth
+	// LoginAttempts counts every login attempt per client IP, whatever
+	// its outcome, and records the outcome in the metrics.
+	LoginAttempts echo.MiddlewareFunc
+	Login         echo.MiddlewareFunc // failed logins (401) per client IP
+	User          echo.MiddlewareFunc // per user by tier; admins skip; after RequireAuth
 }
 
 // Register adds every route to e.

@@ -12,13 +12,16 @@ import (
 	"os"
 	"time"
 
+	echoprometheus "github.com/labstack/echo-contrib/v5/echoprometheus"
 	"github.com/labstack/echo/v5"
 	echomw "github.com/labstack/echo/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/database"
 	"github.com/tollgate/tollgate/handlers"
+	"github.com/tollgate/tollgate/metrics"
 	"github.com/tollgate/tollgate/middleware"
 	"github.com/tollgate/tollgate/openapi"
 	"github.com/tollgate/tollgate/ratelimit"
@@ -45,43 +48,73 @@ type Deps struct {
 	// RateStore overrides the rate-limit store; nil builds the default:
 	// Redis with per-instance memory fallback when Redis is set, else memory.
 	RateStore ratelimit.Store
+	// Metrics is where the app records; nil makes a fresh registry.
+	Metrics *metrics.Metrics
 }
 
 // Server holds the wired application.
 type Server struct {
-	deps   Deps
-	echo   *echo.Echo
-	memory *ratelimit.Memory
+	deps    Deps
+	echo    *echo.Echo
+	memory  *ratelimit.Memory
+	health  *services.Health
+	monitor *database.Monitor
+	metrics *metrics.Metrics
+	purge   *services.Purge
 }
 
 // New wires the application.
 func New(d Deps) (*Server, error) {
 	cfg := d.Config
+	m := d.Metrics
+	if m == nil {
+		m = metrics.New()
+	}
 	tokens := services.NewTokens(d.Keys, d.Clock, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL)
-	users := services.NewUsers(d.DB.DB, d.Clock, cfg.BcryptCost)
-	auth, err := services.NewAuth(d.DB.DB, d.Clock, users, tokens, d.Mailer, d.Log, services.AuthConfig{
-		BaseURL: cfg.AppBaseURL, RefreshTTL: cfg.RefreshTokenTTL, VerificationTTL: cfg.EmailVerificationTTL, BcryptCost: cfg.BcryptCost,
+	hasher := services.NewHasher(cfg.BcryptCost, cfg.PasswordHashConcurrency, cfg.PasswordHashMaxWait)
+	users := services.NewUsers(d.DB.DB, d.Clock, hasher)
+	auth, err := services.NewAuth(d.DB.DB, d.Clock, users, tokens, hasher, d.Mailer, d.Log, m, services.AuthConfig{
+		BaseURL: cfg.AppBaseURL, RefreshTTL: cfg.RefreshTokenTTL, VerificationTTL: cfg.EmailVerificationTTL,
+		ReuseGrace: cfg.RefreshReuseGrace,
 	})
 	if err != nil {
 		return nil, err
 	}
-	checks := map[string]services.Check{"database": d.DB.Ping}
+	optional := map[string]services.Check{}
 	if d.Redis != nil {
-		checks["redis"] = func(ctx context.Context) error { return d.Redis.Ping(ctx).Err() }
+		optional["redis"] = func(ctx context.Context) error { return d.Redis.Ping(ctx).Err() }
 	}
+	health := services.NewHealth(2*time.Second, map[string]services.Check{"database": d.DB.Ping}, optional, d.Log, m)
+	monitor := database.NewMonitor(d.DB, d.Log)
 
 	e := echo.NewWithConfig(echo.Config{
 		Logger:           d.Log,
-		HTTPErrorHandler: handlers.ErrorHandler(d.Log),
+		HTTPErrorHandler: handlers.ErrorHandler(d.Log, monitor.Classify),
 		Validator:        handlers.NewValidator(),
 		IPExtractor:      ipExtractor(cfg),
 		SchemeExtractor:  echo.ExtractSchemeFromHeaders(proxyTrust(cfg)...),
 	})
+	requestMetrics, err := echoprometheus.MiddlewareConfig{
+		Namespace: "tollgate", Subsystem: "http", Registerer: m.Registry,
+		// Unknown paths must not become label values (one series per probe
+		// of a scanner); the Host header is the client's to choose.
+		DoNotUseRequestPathFor404: true,
+		LabelFuncs:                map[string]echoprometheus.LabelValueFunc{"host": func(*echo.Context, error) string { return "" }},
+	}.ToMiddleware()
+	if err != nil {
+		return nil, err
+	}
 	e.Use(
 		echomw.RequestID(),
+		requestMetrics,
 		middleware.RequestLog(d.Log),
 		echomw.RecoverWithConfig(echomw.RecoverConfig{DisableStackAll: true}),
 		echomw.SecureWithConfig(secureConfig(cfg)),
+		// Every request gets a deadline; the database and password hashing
+		// honour it, and ErrorHandler answers 504 when it passes.
+		echomw.ContextTimeoutWithConfig(echomw.ContextTimeoutConfig{
+			Timeout: cfg.RequestTimeout, ErrorHandler: func(_ *echo.Context, err error) error { return err },
+		}),
 	)
 	if len(cfg.CORSAllowedOrigins) > 0 {
 		e.Use(echomw.CORSWithConfig(echomw.CORSConfig{
@@ -94,7 +127,7 @@ func New(d Deps) (*Server, error) {
 	}
 	e.Use(echomw.BodyLimit(MaxBodyBytes))
 
-	memory := ratelimit.NewMemory(d.Clock)
+	memory := ratelimit.NewMemory(d.Clock, cfg.RateLimitMemoryMaxKeys)
 	store := d.RateStore
 	if store == nil {
 		store = memory
@@ -103,7 +136,19 @@ func New(d Deps) (*Server, error) {
 				memory, d.Clock, d.Log, time.Second)
 		}
 	}
-	limiter := middleware.NewRateLimiter(store, cfg.RateLimitEnabled, d.Clock, d.Log, instanceName())
+	if fb, ok := store.(*ratelimit.Fallback); ok {
+		fb.OnChange(func(degraded bool) { m.RateLimitFallback.Set(map[bool]float64{false: 0, true: 1}[degraded]) })
+	}
+	m.Gauge("password_hashes_in_flight", "Password hashes running now.", func() float64 { return float64(hasher.InFlight()) })
+	m.Gauge("password_hashes_waiting", "Requests waiting for a password-hash slot.", func() float64 { return float64(hasher.Waiting()) })
+	m.Gauge("rate_limit_memory_keys", "Keys held by the per-instance rate-limit store.", func() float64 { return float64(memory.Len()) })
+	m.Gauge("rate_limit_memory_evictions", "Keys the per-instance store evicted to stay under RATE_LIMIT_MEMORY_MAX_KEYS.",
+		func() float64 { return float64(memory.Evicted()) })
+	if sqlDB, err := d.DB.DB.DB(); err == nil {
+		m.DBStats(sqlDB)
+	}
+
+	limiter := middleware.NewRateLimiter(store, cfg.RateLimitEnabled, d.Clock, d.Log, m, instanceName())
 	rl := cfg.RateLimits
 	var apiDocs *handlers.Docs
 	if cfg.SwaggerEnabled {
@@ -115,20 +160,22 @@ func New(d Deps) (*Server, error) {
 	}
 
 	routes.Register(e, routes.Handlers{
-		System:    handlers.NewSystem(Version, services.NewHealth(2*time.Second, checks), tokens),
+		System:    handlers.NewSystem(Version, health, tokens),
 		Auth:      handlers.NewAuth(auth),
 		Users:     handlers.NewUsers(users),
 		Projects:  handlers.NewProjects(services.NewProjects(d.DB.DB, d.Clock)),
 		Analytics: handlers.NewAnalytics(services.NewAnalytics(d.DB.DB, d.Clock)),
 		Docs:      apiDocs,
 	}, routes.Guards{
-		RequireAuth: chain(limiter.FailedAuth(rl.Public), middleware.NewAuth(tokens).RequireAuth),
-		Public:      limiter.PerIP(rl.Public),
-		Register:    limiter.PerIP(rl.Register),
-		Login:       limiter.LoginFailures(rl.Login),
-		User:        limiter.PerUser(rl.Tiers, rl.User),
+		RequireAuth:   chain(limiter.FailedAuth(rl.Public), middleware.NewAuth(tokens).RequireAuth),
+		Public:        limiter.PerIP(rl.Public),
+		Register:      limiter.PerIP(rl.Register),
+		LoginAttempts: chain(middleware.LoginOutcomes(m), limiter.PerIP(rl.LoginIP)),
+		Login:         limiter.LoginFailures(rl.Login),
+		User:          limiter.PerUser(rl.Tiers, rl.User),
 	})
-	return &Server{deps: d, echo: e, memory: memory}, nil
+	purge := services.NewPurge(d.DB.DB, d.Clock, d.Log, m, cfg.EmailVerificationTTL)
+	return &Server{deps: d, echo: e, memory: memory, health: health, monitor: monitor, metrics: m, purge: purge}, nil
 }
 
 // chain applies outer around inner.
@@ -143,7 +190,10 @@ func instanceName() string {
 }
 
 // Close releases what New started.
-func (s *Server) Close() { s.memory.Close() }
+func (s *Server) Close() {
+	s.memory.Close()
+	s.monitor.Close()
+}
 
 // Headers browsers may read on cross-origin answers.
 var exposedHeaders = []string{
@@ -192,21 +242,74 @@ func (s *Server) Handler() http.Handler { return s.echo }
 // Echo exposes the router, for tests that walk the registered routes.
 func (s *Server) Echo() *echo.Echo { return s.echo }
 
-// Run serves on addr until ctx is cancelled, then drains in-flight requests
-// for up to SHUTDOWN_TIMEOUT.
+// MetricsHandler serves the Prometheus exposition of this app's registry.
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})
+}
+
+// Run serves on addr until ctx is cancelled, then shuts down in three steps:
+// /readyz turns 503 while the server keeps serving for SHUTDOWN_DRAIN_DELAY
+// (load balancers notice and stop sending), then the listener closes and
+// in-flight requests get up to SHUTDOWN_TIMEOUT to finish. With
+// METRICS_ADDR set, /metrics is served on that second listener meanwhile;
+// with PURGE_INTERVAL, stale tokens and accounts are deleted periodically.
 func (s *Server) Run(ctx context.Context, addr string) error {
+	cfg, log := s.deps.Config, s.deps.Log
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	defer stopServing()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-serveCtx.Done():
+			return
+		}
+		s.health.Drain()
+		log.Info("shutdown started: /readyz answers 503, still serving during the drain delay", "drain_delay", cfg.ShutdownDrainDelay)
+		select {
+		case <-time.After(cfg.ShutdownDrainDelay):
+		case <-serveCtx.Done():
+		}
+		log.Info("shutdown: closing the listener, finishing in-flight requests", "timeout", cfg.ShutdownTimeout)
+		stopServing()
+	}()
+	if cfg.MetricsAddr != "" {
+		ms := echo.StartConfig{Address: cfg.MetricsAddr, HideBanner: true, HidePort: true, GracefulTimeout: time.Second,
+			ListenerAddrFunc: func(a net.Addr) { log.Info("metrics listening", "address", a.String(), "path", "/metrics") }}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", s.MetricsHandler())
+		go func() {
+			if err := ms.Start(serveCtx, mux); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics listener failed", "error", err)
+			}
+		}()
+	}
+	if cfg.PurgeInterval > 0 {
+		go s.purge.Every(serveCtx, cfg.PurgeInterval)
+	}
 	sc := echo.StartConfig{
 		Address:         addr,
 		HideBanner:      true,
 		HidePort:        true,
-		GracefulTimeout: s.deps.Config.ShutdownTimeout,
+		GracefulTimeout: cfg.ShutdownTimeout,
 		ListenerAddrFunc: func(a net.Addr) {
-			s.deps.Log.Info("listening", "address", a.String(), "env", s.deps.Config.AppEnv)
+			log.Info("listening", "address", a.String(), "env", cfg.AppEnv)
+		},
+		BeforeServeFunc: func(hs *http.Server) error {
+			// Slow or idle clients cannot hold connections open forever.
+			hs.ReadHeaderTimeout = cfg.HTTPReadHeaderTimeout
+			hs.ReadTimeout = cfg.HTTPReadTimeout
+			hs.WriteTimeout = cfg.HTTPWriteTimeout
+			hs.IdleTimeout = cfg.HTTPIdleTimeout
+			hs.MaxHeaderBytes = cfg.HTTPMaxHeaderBytes
+			return nil
 		},
 	}
-	err := sc.Start(ctx, s.echo)
+	err := sc.Start(serveCtx, s.echo)
 	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+		err = nil
+	}
+	if err == nil {
+		log.Info("shutdown complete")
 	}
 	return err
 }

@@ -33,43 +33,45 @@ func NewAnalytics(db *gorm.DB, clk clock.Clock) *Analytics {
 	return &Analytics{db: db, clock: clk}
 }
 
-// Report counts users, projects and live sessions.
+// Report counts users, projects and live sessions in two queries: one
+// grouped scan of users, one row of scalar counts for the rest (it was
+// seven round trips one after another).
 func (s *Analytics) Report(ctx context.Context) (*Report, error) {
 	db := s.db.WithContext(ctx)
 	r := &Report{
 		UsersByRole: map[string]int64{models.RoleViewer: 0, models.RoleEditor: 0, models.RoleAdmin: 0},
 		UsersByTier: map[string]int64{models.TierFree: 0, models.TierPaid: 0, models.TierEnterprise: 0},
 	}
-	type group struct {
-		Key   string
-		Count int64
+	var groups []struct {
+		Role          string
+		Tier          string
+		EmailVerified bool
+		N             int64
 	}
-	for column, into := range map[string]map[string]int64{"role": r.UsersByRole, "tier": r.UsersByTier} {
-		var rows []group
-		if err := db.Model(&models.User{}).Select(column + " AS key, COUNT(*) AS count").Group(column).Scan(&rows).Error; err != nil {
-			return nil, apperror.Wrap(err, "count users by "+column)
-		}
-		for _, g := range rows {
-			into[g.Key] = g.Count
+	if err := db.Model(&models.User{}).Select("role, tier, email_verified, COUNT(*) AS n").
+		Group("role, tier, email_verified").Scan(&groups).Error; err != nil {
+		return nil, apperror.Wrap(err, "count users")
+	}
+	for _, g := range groups {
+		r.UsersByRole[g.Role] += g.N
+		r.UsersByTier[g.Tier] += g.N
+		if g.EmailVerified {
+			r.UsersVerified += g.N
+		} else {
+			r.UsersUnverified += g.N
 		}
 	}
 	now := s.clock.Now()
-	counts := []struct {
-		into  *int64
-		model any
-		where string
-		args  []any
-	}{
-		{&r.UsersVerified, &models.User{}, "email_verified = ?", []any{true}},
-		{&r.UsersUnverified, &models.User{}, "email_verified = ?", []any{false}},
-		{&r.ProjectsTotal, &models.Project{}, "1 = 1", nil},
-		{&r.ProjectsLast7Days, &models.Project{}, "created_at >= ?", []any{now.Add(-7 * 24 * time.Hour)}},
-		{&r.ActiveRefreshSession, &models.RefreshToken{}, "revoked_at IS NULL AND expires_at > ?", []any{now}},
+	var counts struct {
+		Projects, Recent, Sessions int64
 	}
-	for _, c := range counts {
-		if err := db.Model(c.model).Where(c.where, c.args...).Count(c.into).Error; err != nil {
-			return nil, apperror.Wrap(err, "count for analytics")
-		}
+	if err := db.Raw(`SELECT
+		(SELECT COUNT(*) FROM projects) AS projects,
+		(SELECT COUNT(*) FROM projects WHERE created_at >= ?) AS recent,
+		(SELECT COUNT(*) FROM refresh_tokens WHERE revoked_at IS NULL AND expires_at > ?) AS sessions`,
+		now.Add(-7*24*time.Hour), now).Scan(&counts).Error; err != nil {
+		return nil, apperror.Wrap(err, "count projects and sessions")
 	}
+	r.ProjectsTotal, r.ProjectsLast7Days, r.ActiveRefreshSession = counts.Projects, counts.Recent, counts.Sessions
 	return r, nil
 }

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"golang.org/x/crypto/bcrypt"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/tollgate/tollgate/apperror"
 	"github.com/tollgate/tollgate/clock"
+	"github.com/tollgate/tollgate/metrics"
 	"github.com/tollgate/tollgate/models"
 )
 
@@ -26,7 +30,8 @@ const (
 )
 
 var (
-	errBadCredentials      = apperror.New(apperror.Unauthenticated, "invalid_credentials", "Invalid email or password")
+	// ErrBadCredentials: wrong password, unknown email, or a malformed one.
+	ErrBadCredentials      = apperror.New(apperror.Unauthenticated, "invalid_credentials", "Invalid email or password")
 	errEmailNotVerified    = apperror.New(apperror.Forbidden, "email_not_verified", "Email not verified")
 	errVerificationInvalid = apperror.New(apperror.Invalid, "verification_token_invalid", "Verification token is invalid")
 	errVerificationUsed    = apperror.New(apperror.Invalid, "verification_token_used", "Verification token has already been used")
@@ -34,6 +39,7 @@ var (
 	errRefreshInvalid      = apperror.New(apperror.Unauthenticated, "invalid_refresh_token", "Invalid refresh token")
 	errRefreshExpired      = apperror.New(apperror.Unauthenticated, "refresh_token_expired", "Refresh token expired")
 	errRefreshReused       = apperror.New(apperror.Unauthenticated, "refresh_token_reused", "Refresh token was already used; every session of this login has been revoked")
+	errRefreshRotated      = apperror.New(apperror.Conflict, "refresh_token_rotated", "This refresh token was rotated moments ago (another tab or a retried request); use the newest refresh token")
 )
 
 // AuthConfig holds the auth rules that come from configuration.
@@ -41,7 +47,9 @@ type AuthConfig struct {
 	BaseURL         string
 	RefreshTTL      time.Duration
 	VerificationTTL time.Duration
-	BcryptCost      int
+	// ReuseGrace: a rotated refresh token presented again this soon is a
+	// retry (409, family kept); later it is theft (family revoked).
+	ReuseGrace time.Duration
 }
 
 // Auth runs registration, verification, login and refresh-token rotation.
@@ -50,24 +58,28 @@ type Auth struct {
 	clock     clock.Clock
 	users     *Users
 	tokens    *Tokens
+	hasher    *Hasher
 	mailer    Mailer
 	log       *slog.Logger
+	metrics   *metrics.Metrics
 	cfg       AuthConfig
 	dummyHash []byte
 }
 
 // NewAuth builds the auth service. It hashes a random password once so that
 // a login for an unknown email costs as much as one with a wrong password.
-func NewAuth(db *gorm.DB, clk clock.Clock, users *Users, tokens *Tokens, mailer Mailer, log *slog.Logger, cfg AuthConfig) (*Auth, error) {
+func NewAuth(db *gorm.DB, clk clock.Clock, users *Users, tokens *Tokens, hasher *Hasher, mailer Mailer, log *slog.Logger,
+	m *metrics.Metrics, cfg AuthConfig) (*Auth, error) {
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, err
 	}
-	dummy, err := bcrypt.GenerateFromPassword(secret, cfg.BcryptCost)
+	dummy, err := bcrypt.GenerateFromPassword(secret, hasher.Cost())
 	if err != nil {
 		return nil, err
 	}
-	return &Auth{db: db, clock: clk, users: users, tokens: tokens, mailer: mailer, log: log, cfg: cfg, dummyHash: dummy}, nil
+	return &Auth{db: db, clock: clk, users: users, tokens: tokens, hasher: hasher, mailer: mailer, log: log, metrics: m,
+		cfg: cfg, dummyHash: dummy}, nil
 }
 
 // Client identifies where a request came from; stored with refresh tokens.
@@ -175,11 +187,17 @@ func (a *Auth) Login(ctx context.Context, email, password string, client Client)
 	}
 	if u == nil {
 		// Same work as a real check, so timing does not tell which emails exist.
-		_ = bcrypt.CompareHashAndPassword(a.dummyHash, []byte(password))
-		return nil, errBadCredentials
+		if _, err := a.hasher.Matches(ctx, a.dummyHash, password); err != nil {
+			return nil, err
+		}
+		return nil, ErrBadCredentials
 	}
-	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
-		return nil, errBadCredentials
+	ok, err := a.hasher.Matches(ctx, []byte(u.PasswordHash), password)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrBadCredentials
 	}
 	if !u.EmailVerified {
 		return nil, errEmailNotVerified
@@ -203,7 +221,7 @@ func (a *Auth) issue(tx *gorm.DB, u *models.User, id, family uuid.UUID, client C
 	rt := models.RefreshToken{
 		ID: id, UserID: u.ID, FamilyID: family, TokenHash: hashToken(raw),
 		ExpiresAt: now.Add(a.cfg.RefreshTTL), CreatedAt: now,
-		ClientIP: client.IP, UserAgent: truncate(client.UserAgent, 512),
+		ClientIP: client.IP, UserAgent: CleanText(client.UserAgent, 512),
 	}
 	if err := tx.Create(&rt).Error; err != nil {
 		return nil, apperror.Wrap(err, "store refresh token")
@@ -231,10 +249,13 @@ func (a *Auth) Refresh(ctx context.Context, raw string, client Client) (*Session
 	if err != nil {
 		return nil, apperror.Wrap(err, "load refresh token")
 	}
+	now := a.clock.Now()
 	if old.RevokedAt != nil {
+		if old.ReplacedBy != nil && now.Sub(*old.RevokedAt) < a.cfg.ReuseGrace {
+			return nil, a.retried(&old, client)
+		}
 		return nil, a.reuseDetected(ctx, &old, client)
 	}
-	now := a.clock.Now()
 	if !now.Before(old.ExpiresAt) {
 		return nil, errRefreshExpired
 	}
@@ -268,12 +289,25 @@ func (a *Auth) Refresh(ctx context.Context, raw string, client Client) (*Session
 		return ierr
 	})
 	if lostRace {
+		// A concurrent refresh of the same token won just now.
+		if a.cfg.ReuseGrace > 0 {
+			return nil, a.retried(&old, client)
+		}
 		return nil, a.reuseDetected(ctx, &old, client)
 	}
 	return s, err
 }
 
+// retried answers a rotated token presented again within the grace
+// period: the client lost the race or the answer, not the token.
+func (a *Auth) retried(rt *models.RefreshToken, client Client) error {
+	a.metrics.RefreshRetries.Inc()
+	a.log.Info("refresh token presented again within the grace period", "user_id", rt.UserID, "family_id", rt.FamilyID, "ip", client.IP)
+	return errRefreshRotated
+}
+
 func (a *Auth) reuseDetected(ctx context.Context, rt *models.RefreshToken, client Client) error {
+	a.metrics.RefreshReuse.Inc()
 	a.log.Warn("security: refresh token reuse, revoking family",
 		"event", "refresh_token_reuse", "user_id", rt.UserID, "family_id", rt.FamilyID, "ip", client.IP)
 	if err := a.revokeFamily(ctx, rt.FamilyID); err != nil {
@@ -305,9 +339,23 @@ func (a *Auth) Logout(ctx context.Context, raw string) error {
 	return a.revokeFamily(ctx, rt.FamilyID)
 }
 
-func truncate(s string, n int) string {
+// CleanText makes s safe to store in any database: invalid UTF-8 becomes
+// U+FFFD, NUL and other control characters are dropped (PostgreSQL refuses
+// NUL in text), and it is cut to at most n bytes on a rune boundary.
+func CleanText(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
 	if len(s) <= n {
 		return s
 	}
-	return s[:n]
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }

@@ -12,7 +12,11 @@ import (
 	"github.com/tollgate/tollgate/models"
 )
 
-var errProjectNotFound = apperror.New(apperror.NotFound, "project_not_found", "Project not found")
+var (
+	errProjectNotFound = apperror.New(apperror.NotFound, "project_not_found", "Project not found")
+	// errAccountGone: a still-valid access token whose user was deleted.
+	errAccountGone = apperror.New(apperror.Unauthenticated, "account_not_found", "The account this token was issued to no longer exists")
+)
 
 // Projects is the example resource: a fork copies this file for its own.
 type Projects struct {
@@ -25,18 +29,15 @@ func NewProjects(db *gorm.DB, clk clock.Clock) *Projects {
 	return &Projects{db: db, clock: clk}
 }
 
-// List returns one page of projects, newest first, and the total.
-func (s *Projects) List(ctx context.Context, p Page) ([]models.Project, int64, error) {
-	db := s.db.WithContext(ctx)
-	var total int64
-	if err := db.Model(&models.Project{}).Count(&total).Error; err != nil {
-		return nil, 0, apperror.Wrap(err, "count projects")
+// List returns one page of projects, newest first.
+func (s *Projects) List(ctx context.Context, p Page) (PageOf[models.Project], error) {
+	page, err := listPage(s.db.WithContext(ctx), p, true, func(m *models.Project) Cursor {
+		return Cursor{CreatedAt: m.CreatedAt, ID: m.ID}
+	})
+	if err != nil {
+		return page, apperror.Wrap(err, "list projects")
 	}
-	projects := []models.Project{}
-	if err := db.Order("created_at DESC, id").Limit(p.PerPage).Offset(p.offset()).Find(&projects).Error; err != nil {
-		return nil, 0, apperror.Wrap(err, "list projects")
-	}
-	return projects, total, nil
+	return page, nil
 }
 
 // Get returns one project.
@@ -56,6 +57,9 @@ func (s *Projects) Create(ctx context.Context, owner uuid.UUID, name, descriptio
 	now := s.clock.Now()
 	p := &models.Project{ID: uuid.New(), OwnerID: owner, Name: name, Description: description, CreatedAt: now, UpdatedAt: now}
 	if err := s.db.WithContext(ctx).Create(p).Error; err != nil {
+		if errors.Is(err, gorm.ErrForeignKeyViolated) {
+			return nil, errAccountGone
+		}
 		return nil, apperror.Wrap(err, "insert project")
 	}
 	return p, nil

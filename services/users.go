@@ -8,8 +8,8 @@ import (
 	"unicode"
 
 	"github.com/google/uuid"
-	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/tollgate/tollgate/apperror"
 	"github.com/tollgate/tollgate/clock"
@@ -26,19 +26,20 @@ const (
 var (
 	errUserNotFound = apperror.New(apperror.NotFound, "user_not_found", "User not found")
 	errEmailTaken   = apperror.New(apperror.Conflict, "email_taken", "An account with this email already exists")
+	errLastAdmin    = apperror.New(apperror.Conflict, "last_admin", "This is the last admin; make another user admin first")
 )
 
 // Users holds the account rules shared by registration, the admin API and
 // the `user create` command.
 type Users struct {
-	db         *gorm.DB
-	clock      clock.Clock
-	bcryptCost int
+	db     *gorm.DB
+	clock  clock.Clock
+	hasher *Hasher
 }
 
 // NewUsers builds the user service.
-func NewUsers(db *gorm.DB, clk clock.Clock, bcryptCost int) *Users {
-	return &Users{db: db, clock: clk, bcryptCost: bcryptCost}
+func NewUsers(db *gorm.DB, clk clock.Clock, hasher *Hasher) *Users {
+	return &Users{db: db, clock: clk, hasher: hasher}
 }
 
 // NormalizeEmail trims and lower-cases an address.
@@ -117,9 +118,9 @@ func (s *Users) create(ctx context.Context, db *gorm.DB, in NewUser) (*models.Us
 	if len(details) > 0 {
 		return nil, apperror.Validation(details)
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(in.Password), s.bcryptCost)
+	hash, err := s.hasher.Hash(ctx, in.Password)
 	if err != nil {
-		return nil, apperror.Wrap(err, "hash password")
+		return nil, err
 	}
 	now := s.clock.Now()
 	u := &models.User{
@@ -133,6 +134,16 @@ func (s *Users) create(ctx context.Context, db *gorm.DB, in NewUser) (*models.Us
 		return nil, apperror.Wrap(err, "insert user")
 	}
 	return u, nil
+}
+
+// Current returns the user an access token was issued to; a deleted
+// account is an authentication failure, not a missing resource.
+func (s *Users) Current(ctx context.Context, id uuid.UUID) (*models.User, error) {
+	u, err := s.Get(ctx, id)
+	if err == errUserNotFound {
+		return nil, errAccountGone
+	}
+	return u, err
 }
 
 // Get returns a user by id.
@@ -159,17 +170,15 @@ func (s *Users) byEmail(ctx context.Context, email string) (*models.User, error)
 	return &u, nil
 }
 
-// List returns one page of users, oldest first, and the total.
-func (s *Users) List(ctx context.Context, p Page) ([]models.User, int64, error) {
-	var total int64
-	if err := s.db.WithContext(ctx).Model(&models.User{}).Count(&total).Error; err != nil {
-		return nil, 0, apperror.Wrap(err, "count users")
+// List returns one page of users, oldest first.
+func (s *Users) List(ctx context.Context, p Page) (PageOf[models.User], error) {
+	page, err := listPage(s.db.WithContext(ctx), p, false, func(m *models.User) Cursor {
+		return Cursor{CreatedAt: m.CreatedAt, ID: m.ID}
+	})
+	if err != nil {
+		return page, apperror.Wrap(err, "list users")
 	}
-	var users []models.User
-	if err := s.db.WithContext(ctx).Order("created_at, id").Limit(p.PerPage).Offset(p.offset()).Find(&users).Error; err != nil {
-		return nil, 0, apperror.Wrap(err, "list users")
-	}
-	return users, total, nil
+	return page, nil
 }
 
 // UserChanges are the fields an admin may change; nil leaves a field alone.
@@ -194,19 +203,42 @@ func (s *Users) Update(ctx context.Context, id uuid.UUID, ch UserChanges) (*mode
 	if len(details) > 0 {
 		return nil, apperror.Validation(details)
 	}
-	u, err := s.Get(ctx, id)
+	var u *models.User
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if u, err = (&Users{db: tx, clock: s.clock}).Get(ctx, id); err != nil {
+			return err
+		}
+		if ch.Role != nil && u.Role == models.RoleAdmin && *ch.Role != models.RoleAdmin {
+			// Lock every admin row first (PostgreSQL; SQLite transactions
+			// already take the write lock), so two admins demoting each
+			// other at once cannot both see the other still admin.
+			q := tx.Model(&models.User{}).Where("role = ?", models.RoleAdmin)
+			if tx.Dialector.Name() == "postgres" {
+				q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+			}
+			var admins []uuid.UUID
+			if err := q.Pluck("id", &admins).Error; err != nil {
+				return apperror.Wrap(err, "count admins")
+			}
+			if len(admins) <= 1 {
+				return errLastAdmin
+			}
+		}
+		if ch.Role != nil {
+			u.Role = *ch.Role
+		}
+		if ch.Tier != nil {
+			u.Tier = *ch.Tier
+		}
+		u.UpdatedAt = s.clock.Now()
+		if err := tx.Model(u).Select("role", "tier", "updated_at").Updates(u).Error; err != nil {
+			return apperror.Wrap(err, "update user")
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	if ch.Role != nil {
-		u.Role = *ch.Role
-	}
-	if ch.Tier != nil {
-		u.Tier = *ch.Tier
-	}
-	u.UpdatedAt = s.clock.Now()
-	if err := s.db.WithContext(ctx).Model(u).Select("role", "tier", "updated_at").Updates(u).Error; err != nil {
-		return nil, apperror.Wrap(err, "update user")
 	}
 	return u, nil
 }

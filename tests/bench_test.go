@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/tollgate/tollgate/clock"
+	"github.com/tollgate/tollgate/metrics"
 	"github.com/tollgate/tollgate/middleware"
 	"github.com/tollgate/tollgate/models"
 	"github.com/tollgate/tollgate/ratelimit"
@@ -27,9 +28,9 @@ func BenchmarkAuthenticatedChain(b *testing.B) {
 	}
 	clk := clock.System{}
 	tokens := services.NewTokens(keys, clk, "tollgate", "tollgate-api", 15*60e9)
-	store := ratelimit.NewMemory(clk)
+	store := ratelimit.NewMemory(clk, 0)
 	defer store.Close()
-	limiter := middleware.NewRateLimiter(store, true, clk, slog.New(slog.NewTextHandler(io.Discard, nil)), "bench")
+	limiter := middleware.NewRateLimiter(store, true, clk, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(), "bench")
 	e := echo.New()
 	e.GET("/trivial", func(c *echo.Context) error { return c.NoContent(http.StatusNoContent) },
 		middleware.NewAuth(tokens).RequireAuth,

@@ -103,7 +103,7 @@ func newApp(t testing.TB, env ...string) *App {
 		t.Fatalf("config: %v", err)
 	}
 	db := openTestDB(t)
-	if err := db.Migrate(context.Background()); err != nil {
+	if _, err := db.Migrate(context.Background()); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
 	keys, err := services.LoadKeySet(cfg.JWTPrivateKeyFile, cfg.JWTPublicKeyFile, cfg.JWTPreviousPublicKeyFiles)
@@ -127,7 +127,7 @@ func newApp(t testing.TB, env ...string) *App {
 		a.Redis = redisClient(t, url)
 		a.RedisPrefix = randomName("test:") + ":"
 		store = ratelimit.NewFallback(ratelimit.NewRedis(a.Redis, a.RedisPrefix, time.Second).WithClock(a.Clock),
-			ratelimit.NewMemory(a.Clock), a.Clock, log, time.Second)
+			ratelimit.NewMemory(a.Clock, 0), a.Clock, log, time.Second)
 	}
 	a.Server, err = server.New(server.Deps{
 		Config: cfg, DB: db, Redis: rdb, Keys: keys, Clock: a.Clock, Mailer: a.Mailer, Log: log, RateStore: store,
@@ -151,14 +151,14 @@ func openTestDB(t testing.TB) *database.DB {
 	t.Helper()
 	base := os.Getenv("TEST_DATABASE_URL")
 	if base == "" {
-		db, err := database.Open("", filepath.Join(t.TempDir(), "test.db"))
+		db, err := database.Open(database.Options{SQLitePath: filepath.Join(t.TempDir(), "test.db")})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
 		return db
 	}
-	db, err := database.Open(openTestDBURL(t), "")
+	db, err := database.Open(database.Options{PostgresURL: openTestDBURL(t), MaxOpenConns: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,6 +197,15 @@ func openTestDBURL(t testing.TB) string {
 }
 
 func settingsVariables() []string { return settings.Variables() }
+
+// scrape returns the app's Prometheus exposition.
+func (a *App) scrape(t testing.TB) string {
+	t.Helper()
+	w := httptest.NewRecorder()
+	a.Server.MetricsHandler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	mustf(t, w.Code == 200, "metrics: %d", w.Code)
+	return w.Body.String()
+}
 
 // Response is a recorded answer.
 type Response struct {
@@ -347,7 +356,7 @@ const testPassword = "Correct-Horse-9"
 func (a *App) user(t testing.TB, role, tier string) *User {
 	t.Helper()
 	email := randomName(role+"-") + "@example.com"
-	created, err := services.NewUsers(a.DB.DB, a.Clock, a.Config.BcryptCost).Create(context.Background(),
+	created, err := services.NewUsers(a.DB.DB, a.Clock, services.NewHasher(a.Config.BcryptCost, 2, time.Minute)).Create(context.Background(),
 		services.NewUser{Email: email, Password: testPassword, Role: role, Tier: tier, EmailVerified: true})
 	if err != nil {
 		t.Fatal(err)

@@ -32,7 +32,8 @@ func TestProjects(t *testing.T) {
 	scenarios := []Scenario{
 		// Seed 001 step 5, role-based access.
 		{Name: "viewer can list projects", Method: "GET", URL: "/projects", Headers: auth, Setup: asRole("viewer"),
-			ExpectedStatus: 200, ExpectedContent: []string{`"data":[{"id":"{project}"`, `"page":1`, `"per_page":20`, `"total":1`}},
+			ExpectedStatus: 200, ExpectedContent: []string{`"data":[{"id":"{project}"`, `"page":1`, `"per_page":20`, `"has_more":false`},
+			NotExpected: []string{`"total"`, `"next_cursor"`}},
 		{Name: "viewer cannot create a project", Method: "POST", URL: "/projects", Headers: auth, Setup: asRole("viewer"),
 			Body: map[string]string{"name": "Nope"}, ExpectedStatus: 403,
 			ExpectedContent: []string{`{"error":"Insufficient permissions","code":"insufficient_permissions"}`}},
@@ -70,7 +71,23 @@ func TestProjects(t *testing.T) {
 		{Name: "non-numeric page is refused", Method: "GET", URL: "/projects?page=abc", Headers: auth, Setup: asRole("viewer"),
 			ExpectedStatus: 400},
 		{Name: "a page past the end is empty", Method: "GET", URL: "/projects?page=5&per_page=10", Headers: auth, Setup: asRole("viewer"),
-			ExpectedStatus: 200, ExpectedContent: []string{`"data":[]`, `"page":5`, `"per_page":10`, `"total":1`}},
+			ExpectedStatus: 200, ExpectedContent: []string{`"data":[]`, `"page":5`, `"per_page":10`, `"has_more":false`}},
+		// The offset is bounded (10,000 rows): deeper pages are a cursor's job,
+		// and a page whose offset would overflow is a 400, not page 1.
+		{Name: "a page whose offset overflows is refused", Method: "GET", URL: "/projects?page=9223372036854775807&per_page=100", Headers: auth,
+			Setup: asRole("viewer"), ExpectedStatus: 400, ExpectedContent: []string{`"page":"reaches past row 10000: follow next_cursor instead"`}},
+		{Name: "the deepest page allowed answers", Method: "GET", URL: "/projects?page=101&per_page=100", Headers: auth,
+			Setup: asRole("viewer"), ExpectedStatus: 200, ExpectedContent: []string{`"data":[]`}},
+		{Name: "one page deeper is refused", Method: "GET", URL: "/projects?page=102&per_page=100", Headers: auth,
+			Setup: asRole("viewer"), ExpectedStatus: 400},
+		{Name: "a page number too big for an int is refused", Method: "GET", URL: "/projects?page=99999999999999999999", Headers: auth,
+			Setup: asRole("viewer"), ExpectedStatus: 400, ExpectedContent: []string{`"page":"must be a whole number from 1"`}},
+		{Name: "a forged cursor is refused", Method: "GET", URL: "/projects?cursor=bm90LWEtY3Vyc29y", Headers: auth,
+			Setup: asRole("viewer"), ExpectedStatus: 400, ExpectedContent: []string{`"cursor":"is not a cursor this API gave out"`}},
+		{Name: "a cursor that is not base64 is refused", Method: "GET", URL: "/projects?cursor=%25%25%25", Headers: auth,
+			Setup: asRole("viewer"), ExpectedStatus: 400, ExpectedContent: []string{`"cursor"`}},
+		{Name: "cursor and page together are refused", Method: "GET", URL: "/projects?cursor=x&page=2", Headers: auth,
+			Setup: asRole("viewer"), ExpectedStatus: 400, ExpectedContent: []string{`"cursor":"give cursor or page, not both"`}},
 
 		{Name: "missing name", Method: "POST", URL: "/projects", Headers: auth, Setup: asRole("editor"), Body: `{"description":"x"}`,
 			ExpectedStatus: 400, ExpectedContent: []string{`"name":"is required"`}},
@@ -100,18 +117,49 @@ func TestProjects(t *testing.T) {
 	}
 }
 
+type projectPage struct {
+	Data       []struct{ Name string }
+	Page       int
+	HasMore    bool   `json:"has_more"`
+	NextCursor string `json:"next_cursor"`
+}
+
 func TestProjectPagination(t *testing.T) {
 	a := newApp(t)
 	ed := a.user(t, models.RoleEditor, models.TierFree)
 	for i := range 5 {
 		r := a.do(t, Request{Method: "POST", URL: "/projects", Headers: bearer(ed), Body: map[string]string{"name": fmt.Sprintf("p%d", i)}})
 		mustf(t, r.Status == http.StatusCreated, "create: %d", r.Status)
-		a.Clock.Advance(1e9)
+		if i != 2 { // p2 and p3 share a timestamp: ties are ordered by id
+			a.Clock.Advance(1e9)
+		}
 	}
-	var page struct {
-		Data  []struct{ Name string }
-		Total int
-	}
+	var page projectPage
 	a.do(t, Request{Method: "GET", URL: "/projects?page=2&per_page=2", Headers: bearer(ed)}).JSON(t, &page)
-	mustf(t, page.Total == 5 && len(page.Data) == 2 && page.Data[0].Name == "p2" && page.Data[1].Name == "p1", "page 2: %+v", page)
+	mustf(t, page.Page == 2 && len(page.Data) == 2 && page.HasMore && page.NextCursor != "", "page 2: %+v", page)
+
+	// Following next_cursor from the first page visits every project once,
+	// newest first, even when a new project arrives in between.
+	var seen []string
+	url := "/projects?per_page=2"
+	for i := 0; ; i++ {
+		mustf(t, i < 5, "cursor never ended: %v", seen)
+		var p projectPage
+		r := a.do(t, Request{Method: "GET", URL: url, Headers: bearer(ed)})
+		mustf(t, r.Status == 200, "%s: %d %s", url, r.Status, r.Body)
+		r.JSON(t, &p)
+		for _, d := range p.Data {
+			seen = append(seen, d.Name)
+		}
+		if i == 0 {
+			a.do(t, Request{Method: "POST", URL: "/projects", Headers: bearer(ed), Body: map[string]string{"name": "late"}})
+		}
+		if !p.HasMore {
+			mustf(t, p.NextCursor == "", "last page has a cursor: %+v", p)
+			break
+		}
+		url = "/projects?per_page=2&cursor=" + p.NextCursor
+	}
+	tie := seen[1] + seen[2]
+	mustf(t, len(seen) == 5 && seen[0] == "p4" && (tie == "p2p3" || tie == "p3p2") && seen[3] == "p1" && seen[4] == "p0", "walk: %v", seen)
 }

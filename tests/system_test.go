@@ -24,9 +24,19 @@ func TestSystemEndpoints(t *testing.T) {
 				return nil
 			},
 			ExpectedContent: []string{`"code":"not_ready"`, `"database":"unreachable"`}, NotExpected: []string{"sql:", "closed"}},
-		{Name: "readiness names Redis when it is configured and down", Method: "GET", URL: "/readyz", ExpectedStatus: 503,
+		// Redis down is degraded, not unready: every request still works
+		// (limits hold per instance), so the instance stays in rotation.
+		{Name: "readiness reports Redis down as degraded, still ready", Method: "GET", URL: "/readyz", ExpectedStatus: 200,
 			Env:             []string{"REDIS_URL", "redis://127.0.0.1:1/0"},
-			ExpectedContent: []string{`"redis":"unreachable"`, `"database":"ok"`}},
+			ExpectedContent: []string{`"status":"degraded"`, `"redis":"unreachable"`, `"database":"ok"`, `"degraded":["redis"]`},
+			After: func(t testing.TB, a *App, _ *Response) {
+				mustf(t, strings.Count(a.Logs.String(), "readiness: dependency unreachable") == 1, "not logged once: %s", a.Logs.String())
+				a.do(t, Request{Method: "GET", URL: "/readyz"})
+				mustf(t, strings.Count(a.Logs.String(), "readiness: dependency unreachable") == 1, "logged per probe: %s", a.Logs.String())
+				scrape := a.scrape(t)
+				mustf(t, strings.Contains(scrape, `tollgate_dependency_up{dependency="redis"} 0`) &&
+					strings.Contains(scrape, `tollgate_dependency_up{dependency="database"} 1`), "metrics: %s", scrape)
+			}},
 		{Name: "JWKS", Method: "GET", URL: "/.well-known/jwks.json", ExpectedStatus: 200,
 			ExpectedContent: []string{`"kty":"RSA"`, `"alg":"RS256"`, `"use":"sig"`, `"kid":"`, `"n":"`, `"e":"AQAB"`},
 			NotExpected:     []string{`"d":`, `"p":`}},

@@ -1,0 +1,102 @@
+package services
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/tollgate/tollgate/apperror"
+	"github.com/tollgate/tollgate/clock"
+	"github.com/tollgate/tollgate/metrics"
+	"github.com/tollgate/tollgate/models"
+)
+
+// deadFamilyRetention keeps the tokens of a fully revoked family (logout,
+// reuse) a day after their revocation, for whoever investigates.
+const deadFamilyRetention = 24 * time.Hour
+
+// Purge deletes what no request will ever need again.
+type Purge struct {
+	db              *gorm.DB
+	clock           clock.Clock
+	log             *slog.Logger
+	metrics         *metrics.Metrics
+	verificationTTL time.Duration
+}
+
+// NewPurge builds the purge service.
+func NewPurge(db *gorm.DB, clk clock.Clock, log *slog.Logger, m *metrics.Metrics, verificationTTL time.Duration) *Purge {
+	return &Purge{db: db, clock: clk, log: log, metrics: m, verificationTTL: verificationTTL}
+}
+
+// Purged counts the rows one run deleted, by table.
+type Purged struct {
+	RefreshTokens      int64
+	VerificationTokens int64
+	UnverifiedUsers    int64
+}
+
+// Run deletes, in this order:
+//   - refresh tokens past their expiry, revoked or not (a rotated token is
+//     kept until then, so presenting it again is still caught as reuse);
+//   - tokens of families with no live token left, a day after revocation;
+//   - verification tokens used or past their expiry;
+//   - unverified accounts older than a verification link's lifetime that
+//     hold no live link (their email can be registered again).
+//
+// Every statement is idempotent, so instances may run it at the same time.
+func (p *Purge) Run(ctx context.Context) (Purged, error) {
+	db := p.db.WithContext(ctx)
+	now := p.clock.Now()
+	var out Purged
+	res := db.Where("expires_at <= ?", now).Delete(&models.RefreshToken{})
+	if res.Error != nil {
+		return out, apperror.Wrap(res.Error, "purge expired refresh tokens")
+	}
+	out.RefreshTokens = res.RowsAffected
+	res = db.Where("revoked_at <= ? AND NOT EXISTS (SELECT 1 FROM refresh_tokens live WHERE live.family_id = refresh_tokens.family_id AND live.revoked_at IS NULL)",
+		now.Add(-deadFamilyRetention)).Delete(&models.RefreshToken{})
+	if res.Error != nil {
+		return out, apperror.Wrap(res.Error, "purge revoked refresh tokens")
+	}
+	out.RefreshTokens += res.RowsAffected
+	res = db.Where("used_at IS NOT NULL OR expires_at <= ?", now).Delete(&models.EmailVerificationToken{})
+	if res.Error != nil {
+		return out, apperror.Wrap(res.Error, "purge verification tokens")
+	}
+	out.VerificationTokens = res.RowsAffected
+	res = db.Where("email_verified = ? AND created_at <= ? AND NOT EXISTS (SELECT 1 FROM email_verification_tokens t WHERE t.user_id = users.id AND t.used_at IS NULL AND t.expires_at > ?)",
+		false, now.Add(-p.verificationTTL), now).Delete(&models.User{})
+	if res.Error != nil {
+		return out, apperror.Wrap(res.Error, "purge unverified users")
+	}
+	out.UnverifiedUsers = res.RowsAffected
+	p.metrics.PurgedRows.WithLabelValues("refresh_tokens").Add(float64(out.RefreshTokens))
+	p.metrics.PurgedRows.WithLabelValues("email_verification_tokens").Add(float64(out.VerificationTokens))
+	p.metrics.PurgedRows.WithLabelValues("users").Add(float64(out.UnverifiedUsers))
+	return out, nil
+}
+
+// Every runs Run every interval until ctx ends, logging what it deleted.
+func (p *Purge) Every(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		out, err := p.Run(ctx)
+		if err != nil {
+			p.log.Warn("purge failed; next try in one interval", "error", err)
+			continue
+		}
+		if out != (Purged{}) {
+			p.log.Info("purged", "refresh_tokens", out.RefreshTokens, "verification_tokens", out.VerificationTokens,
+				"unverified_users", out.UnverifiedUsers)
+		}
+	}
+}
