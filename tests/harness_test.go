@@ -102,7 +102,18 @@ func newApp(t testing.TB, env ...string) *App {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	db := openTestDB(t)
+	var db *database.DB
+	if cfg.DatabaseURL != "" {
+		// A test that routes the database through something of its own.
+		db, err = database.Open(database.Options{PostgresURL: cfg.DatabaseURL, MaxOpenConns: 4,
+			ConnectTimeout: cfg.DBConnectTimeout, StatementTimeout: cfg.DBStatementTimeout})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+	} else {
+		db = openTestDB(t)
+	}
 	if _, err := db.Migrate(context.Background()); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}

@@ -381,3 +381,28 @@ func TestFailedAuthenticationIsLimitedPerIP(t *testing.T) {
 	r := a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)})
 	mustf(t, r.Status == 200 && r.Header.Get("X-RateLimit-Limit") == "60", "valid token: %d %s", r.Status, r.Header.Get("X-RateLimit-Limit"))
 }
+
+// A Redis stall longer than the limiter's timeout: commands sent during it
+// still run when it ends. Correct logins must not leave anything behind in
+// the failed-login count (they only peek at it), so the next correct login
+// after the stall is served, however many came during it.
+func TestRedisStallDoesNotLockOutCorrectLogins(t *testing.T) {
+	sharedRedis(t)
+	port := freePort(t)
+	startRedis(t, port)
+	a := newApp(t, "REDIS_URL", fmt.Sprintf("redis://127.0.0.1:%d/0", port), "RATE_LIMIT_REDIS_TIMEOUT", "50ms")
+	u := newVerifiedUser(t, a)
+	login := Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": u.Password}}
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+	defer c.Close()
+	mustf(t, c.Do(context.Background(), "CLIENT", "PAUSE", "400", "ALL").Err() == nil, "pause")
+	for i := range 5 {
+		mustf(t, a.do(t, login).Status == 200, "login %d during the stall", i)
+	}
+	time.Sleep(500 * time.Millisecond) // the stall ends; queued commands run
+	a.Clock.Advance(2 * time.Second)   // past the fallback's pause
+	r := a.do(t, login)
+	mustf(t, r.Status == 200, "correct login after the stall: %d %s", r.Status, r.Body)
+	n, err := c.HGet(context.Background(), "rl:login:192.0.2.1", "s").Int()
+	mustf(t, err == redis.Nil || (err == nil && n == 0), "failed-login count after correct logins only: %d %v", n, err)
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -111,6 +113,8 @@ func TestUserCreateAndMigrateCommands(t *testing.T) {
 	mustf(t, err == nil && strings.Count(out, "applied") == n-1 && strings.Count(out, "pending") == 1, "down: %v %s", err, out)
 	out, err = run(t, []string{"migrate", "up"}, env)
 	mustf(t, err == nil && strings.Count(out, "applied") == n, "up: %v %s", err, out)
+	out, err = run(t, []string{"purge"}, env)
+	mustf(t, err == nil && strings.Contains(out, "purged 0 refresh tokens, 0 verification tokens, 0 unverified accounts"), "purge: %v %s", err, out)
 	_, err = run(t, []string{"migrate", "sideways"}, env)
 	mustf(t, err != nil, "unknown migrate command accepted")
 }
@@ -149,14 +153,17 @@ func TestConfigurationIsDocumentedBothWays(t *testing.T) {
 }
 
 // The serve path as `go run .` takes it: development keys generated when
-// missing, migrations applied, one log line each for the address, the
-// database and the mail destination, and a clean exit on shutdown.
+// missing, migrations applied and logged, one log line each for the
+// address, the database and the mail destination; http.Server limits in
+// force; /metrics on its own listener; and on shutdown /readyz turns 503
+// while the server keeps serving for the drain delay, then a clean exit.
 func TestServeStartsAndShutsDownGracefully(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port, metricsPort := freePort(t), freePort(t)
 	env := map[string]string{
 		"PORT": strconv.Itoa(port), "SQLITE_PATH": dir + "/data/app.db", "BCRYPT_COST": "4",
 		"JWT_PRIVATE_KEY_FILE": dir + "/config/jwt-private.pem", "JWT_PUBLIC_KEY_FILE": dir + "/config/jwt-public.pem",
+		"SHUTDOWN_DRAIN_DELAY": "1s", "HTTP_READ_HEADER_TIMEOUT": "200ms", "METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", metricsPort),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
@@ -173,12 +180,43 @@ func TestServeStartsAndShutsDownGracefully(t *testing.T) {
 		mustf(t, i < 200, "server never answered: %s", out.String())
 		time.Sleep(50 * time.Millisecond)
 	}
-	for _, line := range []string{"msg=listening", "msg=database using=\"sqlite", "msg=mail destination=", "generated a development JWT key pair"} {
+	for _, line := range []string{"msg=listening", "msg=database using=\"sqlite", "msg=mail destination=", "generated a development JWT key pair",
+		"msg=\"migrations applied\" versions=\"[1 2 3", "msg=\"metrics listening\""} {
 		mustf(t, strings.Count(out.String(), line) == 1, "log lacks one %q line: %s", line, out.String())
 	}
 	_, err := services.LoadKeySet(env["JWT_PRIVATE_KEY_FILE"], env["JWT_PUBLIC_KEY_FILE"], nil)
 	mustf(t, err == nil, "generated keys: %v", err)
+
+	// A client that never finishes its headers is cut off (slowloris).
+	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	mustf(t, err == nil, "dial: %v", err)
+	fmt.Fprint(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n")
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	start := time.Now()
+	_, rerr := io.ReadAll(conn)
+	conn.Close()
+	mustf(t, rerr == nil && time.Since(start) < 2*time.Second, "half-sent headers held the connection %v (%v)", time.Since(start), rerr)
+
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
+	mustf(t, err == nil && resp.StatusCode == 200, "metrics listener: %v", err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	mustf(t, strings.Contains(string(body), "tollgate_login_attempts_total"), "metrics: %s", body)
+	resp, err = http.Get(url + "/metrics")
+	mustf(t, err == nil && resp.StatusCode == 404, "metrics on the public listener: %v %v", err, resp)
+	resp.Body.Close()
+
 	cancel()
+	// Draining: not ready, still serving.
+	time.Sleep(200 * time.Millisecond)
+	resp, err = http.Get(url + "/readyz")
+	mustf(t, err == nil && resp.StatusCode == 503, "readyz while draining: %v %v", err, resp)
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	mustf(t, strings.Contains(string(body), `"code":"shutting_down"`), "readyz body %s", body)
+	resp, err = http.Get(url + "/healthz")
+	mustf(t, err == nil && resp.StatusCode == 200, "stopped serving during the drain delay: %v", err)
+	resp.Body.Close()
 	select {
 	case err := <-done:
 		mustf(t, err == nil, "shutdown returned %v", err)
@@ -187,4 +225,7 @@ func TestServeStartsAndShutsDownGracefully(t *testing.T) {
 	}
 	_, err = http.Get(url + "/healthz")
 	mustf(t, err != nil, "still serving after shutdown")
+	for _, line := range []string{"shutdown started", "shutdown complete"} {
+		mustf(t, strings.Count(out.String(), line) == 1, "log lacks one %q line: %s", line, out.String())
+	}
 }

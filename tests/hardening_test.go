@@ -1,0 +1,387 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tollgate/tollgate/metrics"
+	"github.com/tollgate/tollgate/models"
+	"github.com/tollgate/tollgate/services"
+)
+
+// Bad input never reaches the database as a 500: PostgreSQL refuses NUL in
+// text (SQLite stores it), so one rule for every request body answers 400
+// on both backends (401 for login: no account has such credentials).
+func TestBadInputNeverA500(t *testing.T) {
+	nul := "a\u0000b"
+	scenarios := []Scenario{
+		{Name: "NUL in a registration email", Method: "POST", URL: "/auth/register",
+			Body: map[string]string{"email": "x" + nul + "@example.com", "password": testPassword}, ExpectedStatus: 400,
+			ExpectedContent: []string{`"email":"must not contain NUL characters"`}},
+		{Name: "NUL in a registration password", Method: "POST", URL: "/auth/register",
+			Body: map[string]string{"email": "x@example.com", "password": testPassword + nul}, ExpectedStatus: 400,
+			ExpectedContent: []string{`"password":"must not contain NUL characters"`}},
+		{Name: "NUL in a login email", Method: "POST", URL: "/auth/login",
+			Body: map[string]string{"email": "x" + nul + "@example.com", "password": testPassword}, ExpectedStatus: 401,
+			ExpectedContent: []string{`"code":"invalid_credentials"`}},
+		{Name: "NUL in a login password", Method: "POST", URL: "/auth/login", Setup: asRole("viewer"),
+			Body: map[string]string{"email": "nobody@example.com", "password": nul}, ExpectedStatus: 401,
+			ExpectedContent: []string{`"code":"invalid_credentials"`}},
+		{Name: "NUL in a resend email", Method: "POST", URL: "/auth/verify/resend",
+			Body: map[string]string{"email": nul}, ExpectedStatus: 400},
+		{Name: "NUL in a refresh token", Method: "POST", URL: "/auth/refresh",
+			Body: map[string]string{"refresh_token": nul}, ExpectedStatus: 400},
+		{Name: "NUL in a project name", Method: "POST", URL: "/projects", Headers: auth, Setup: asRole("editor"),
+			Body: map[string]string{"name": nul}, ExpectedStatus: 400, ExpectedContent: []string{`"name":"must not contain NUL characters"`}},
+		{Name: "NUL in a project description", Method: "POST", URL: "/projects", Headers: auth, Setup: asRole("editor"),
+			Body: map[string]string{"name": "ok", "description": nul}, ExpectedStatus: 400,
+			ExpectedContent: []string{`"description":"must not contain NUL characters"`}},
+		{Name: "NUL in a project update", Method: "PATCH", URL: "/projects/{project}", Headers: auth, Setup: asRole("owner"),
+			Body: map[string]string{"description": nul}, ExpectedStatus: 400},
+		{Name: "invalid UTF-8 in a project name is stored as U+FFFD", Method: "POST", URL: "/projects", Headers: auth, Setup: asRole("editor"),
+			Body: "{\"name\":\"caf\xe9\"}", ExpectedStatus: 201, ExpectedContent: []string{`"name":"caf` + "\uFFFD" + `"`}},
+		// An access token outlives its account: the insert's foreign key
+		// fails, and that is an authentication problem, not a server one.
+		{Name: "a token whose user was deleted cannot create", Method: "POST", URL: "/projects", Headers: auth,
+			Setup: deletedUser(models.RoleEditor), Body: map[string]string{"name": "orphan"}, ExpectedStatus: 401,
+			ExpectedContent: []string{`"code":"account_not_found"`}},
+		{Name: "a token whose user was deleted has no profile", Method: "GET", URL: "/users/me", Headers: auth,
+			Setup: deletedUser(models.RoleViewer), ExpectedStatus: 401, ExpectedContent: []string{`"code":"account_not_found"`}},
+	}
+	for _, s := range scenarios {
+		s.Run(t)
+	}
+}
+
+func deletedUser(role string) func(t testing.TB, a *App) map[string]string {
+	return func(t testing.TB, a *App) map[string]string {
+		u := a.user(t, role, models.TierFree)
+		mustf(t, a.DB.Exec("DELETE FROM users WHERE id = ?", u.ID).Error == nil, "delete user")
+		return map[string]string{"token": u.Access}
+	}
+}
+
+// User-Agent headers are the client's to fill: bytes that are not UTF-8,
+// or a long value cut inside a character, are stored cleaned, never a 500.
+func TestUserAgentIsStoredClean(t *testing.T) {
+	for name, ua := range map[string]string{
+		"not UTF-8":              "curl/8 \xff\xfe\x00 bot",
+		"cut inside a character": strings.Repeat("a", 511) + "é" + strings.Repeat("b", 100),
+	} {
+		t.Run(name, func(t *testing.T) {
+			a := newApp(t)
+			u := a.user(t, models.RoleViewer, models.TierFree)
+			r := a.do(t, Request{Method: "POST", URL: "/auth/login", Headers: map[string]string{"User-Agent": ua},
+				Body: map[string]string{"email": u.Email, "password": u.Password}})
+			mustf(t, r.Status == 200, "login: %d %s", r.Status, r.Body)
+			r = a.do(t, Request{Method: "POST", URL: "/auth/refresh", Headers: map[string]string{"User-Agent": ua},
+				Body: map[string]string{"refresh_token": field(t, r, "refresh_token")}})
+			mustf(t, r.Status == 200, "refresh: %d %s", r.Status, r.Body)
+			var stored []string
+			a.DB.Model(&models.RefreshToken{}).Where("user_agent <> ''").Pluck("user_agent", &stored)
+			mustf(t, len(stored) == 2, "stored %d user agents", len(stored))
+			for _, s := range stored {
+				mustf(t, utf8.ValidString(s) && len(s) <= 512 && !strings.ContainsRune(s, 0), "stored %q", s)
+			}
+		})
+	}
+}
+
+// The database goes away: 503 service_unavailable with Retry-After, the
+// outage logged once however many requests it refuses.
+func TestDatabaseOutageIs503LoggedOnce(t *testing.T) {
+	a := newApp(t)
+	u := a.user(t, models.RoleViewer, models.TierFree)
+	a.DB.Close()
+	for range 5 {
+		r := a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)})
+		mustf(t, r.Status == 503 && strings.Contains(r.Body, `"code":"service_unavailable"`), "%d %s", r.Status, r.Body)
+		mustf(t, r.Header.Get("Retry-After") != "", "no Retry-After")
+		mustf(t, !strings.Contains(r.Body, "sql"), "cause leaked: %s", r.Body)
+	}
+	logs := a.Logs.String()
+	mustf(t, strings.Count(logs, "database unavailable") == 1, "outage logged %d times: %s", strings.Count(logs, "database unavailable"), logs)
+	mustf(t, !strings.Contains(logs, `"msg":"request failed"`), "logged as a server error: %s", logs)
+}
+
+// A frozen PostgreSQL (it accepts connections and never answers) must not
+// hang requests: the request deadline answers 504, and when the database
+// thaws the same process serves again without a restart.
+func TestFrozenDatabaseTimesOutAndRecovers(t *testing.T) {
+	if os.Getenv("TEST_DATABASE_URL") == "" {
+		t.Skip("needs PostgreSQL (TEST_DATABASE_URL): SQLite is a file, it cannot freeze")
+	}
+	base, err := url.Parse(openTestDBURL(t))
+	mustf(t, err == nil, "%v", err)
+	proxy := newFreezeProxy(t, base.Host)
+	base.Host = proxy.addr
+	a := newApp(t, "DATABASE_URL", base.String(), "REQUEST_TIMEOUT", "500ms")
+	u := a.user(t, models.RoleViewer, models.TierFree)
+	mustf(t, a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)}).Status == 200, "before the freeze")
+
+	proxy.freeze(true)
+	start := time.Now()
+	r := a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)})
+	mustf(t, r.Status == 504 && strings.Contains(r.Body, `"code":"request_timeout"`), "frozen: %d %s", r.Status, r.Body)
+	mustf(t, time.Since(start) < 5*time.Second, "a frozen database held the request %v", time.Since(start))
+
+	proxy.freeze(false)
+	var last *Response
+	for i := 0; i < 50; i++ {
+		if last = a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)}); last.Status == 200 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	mustf(t, last.Status == 200, "no recovery after the thaw: %d %s", last.Status, last.Body)
+}
+
+// freezeProxy forwards TCP to a PostgreSQL server and can stop forwarding
+// (both ways) without closing anything, like a stalled server.
+type freezeProxy struct {
+	addr   string
+	mu     sync.Mutex
+	frozen bool
+	thaw   chan struct{}
+}
+
+func newFreezeProxy(t *testing.T, target string) *freezeProxy {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	mustf(t, err == nil, "%v", err)
+	t.Cleanup(func() { l.Close() })
+	p := &freezeProxy{addr: l.Addr().String(), thaw: make(chan struct{})}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go p.pipe(c, up)
+			go p.pipe(up, c)
+		}
+	}()
+	return p
+}
+
+func (p *freezeProxy) freeze(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.frozen && !on {
+		close(p.thaw)
+		p.thaw = make(chan struct{})
+	}
+	p.frozen = on
+}
+
+func (p *freezeProxy) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		p.mu.Lock()
+		frozen, thaw := p.frozen, p.thaw
+		p.mu.Unlock()
+		if frozen {
+			<-thaw
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Purge deletes what no request needs again, and keeps what reuse
+// detection still needs.
+func TestPurge(t *testing.T) {
+	a := newApp(t)
+	ctx := context.Background()
+	// An unverified sign-up, a login that rotated once and one that logged out.
+	mustf(t, register(t, a, "stale@example.com").Status == 201, "register")
+	u := a.user(t, models.RoleViewer, models.TierFree)
+	rotated := refresh(t, a, u.Refresh)
+	mustf(t, rotated.Status == 200, "refresh")
+	other := &User{Email: u.Email, Password: u.Password}
+	a.login(t, other)
+	mustf(t, a.do(t, Request{Method: "POST", URL: "/auth/logout", Body: map[string]string{"refresh_token": other.Refresh}}).Status == 204, "logout")
+
+	purge := services.NewPurge(a.DB.DB, a.Clock, slog.New(slog.DiscardHandler), metrics.New(), a.Config.EmailVerificationTTL)
+	n, err := purge.Run(ctx)
+	mustf(t, err == nil && n == (services.Purged{}), "nothing is stale yet: %+v %v", n, err)
+
+	a.Clock.Advance(25 * time.Hour) // past the verification TTL and the dead-family retention
+	n, err = purge.Run(ctx)
+	mustf(t, err == nil && n.UnverifiedUsers == 1 && n.VerificationTokens == 1 && n.RefreshTokens == 1, "after a day: %+v %v", n, err)
+	// The rotated-out token of a live family stays: reuse is still caught.
+	r := refresh(t, a, u.Refresh)
+	mustf(t, r.Status == 401 && strings.Contains(r.Body, "refresh_token_reused"), "reuse after purge: %d %s", r.Status, r.Body)
+	// The address is free again.
+	mustf(t, register(t, a, "stale@example.com").Status == 201, "re-register after purge")
+
+	a.Clock.Advance(7 * 24 * time.Hour)
+	n, err = purge.Run(ctx)
+	mustf(t, err == nil && n.RefreshTokens == 2, "after expiry: %+v %v", n, err)
+	var left int64
+	a.DB.Model(&models.RefreshToken{}).Count(&left)
+	mustf(t, left == 0, "%d refresh tokens left", left)
+}
+
+// Correct logins in parallel from one address are all served: only
+// failures count against the failed-login limit, after the fact.
+func TestParallelCorrectLoginsAreNotRefused(t *testing.T) {
+	a := newApp(t)
+	u := newVerifiedUser(t, a)
+	statuses := parallel(20, func(int) *Response {
+		return a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": u.Password}})
+	})
+	mustf(t, statuses[200] == 20, "20 parallel correct logins: %v", statuses)
+	// The 21st attempt in the minute meets the all-attempts limit, which
+	// says so (not "too many login attempts", which is about failures).
+	r := a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": u.Password}})
+	assert429(t, a, r, `"code":"rate_limited"`)
+	mustf(t, strings.Contains(r.Header.Get("RateLimit-Policy"), `"login_ip"`), "policy %v", r.Header.Values("RateLimit-Policy"))
+}
+
+// Every attempt counts against RATE_LIMIT_LOGIN_IP: failures, successes,
+// and logins to accounts that are not verified yet (403).
+func TestEveryLoginAttemptCountsPerIP(t *testing.T) {
+	a := newApp(t, "RATE_LIMIT_LOGIN_IP", "4/1m")
+	mustf(t, register(t, a, "new@example.com").Status == 201, "register")
+	u := newVerifiedUser(t, a)
+	for i, req := range []map[string]string{
+		{"email": "new@example.com", "password": testPassword}, // 403 unverified
+		{"email": u.Email, "password": u.Password},             // 200
+		{"email": u.Email, "password": "Wrong-Pass-99"},        // 401
+		{"email": "new@example.com", "password": testPassword}, // 403
+	} {
+		r := a.do(t, Request{Method: "POST", URL: "/auth/login", Body: req})
+		mustf(t, r.Status == []int{403, 200, 401, 403}[i], "attempt %d: %d %s", i, r.Status, r.Body)
+	}
+	assert429(t, a, a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": u.Password}}), `"code":"rate_limited"`)
+}
+
+// With one hash slot and a short wait, a burst of logins is served or
+// told to come back: 200 or 503 server_busy with Retry-After, nothing else.
+func TestPasswordHashingIsBounded(t *testing.T) {
+	a := newApp(t, "BCRYPT_COST", "10", "PASSWORD_HASH_CONCURRENCY", "1", "PASSWORD_HASH_MAX_WAIT", "5ms",
+		"RATE_LIMIT_LOGIN_IP", "1000/1m")
+	u := newVerifiedUser(t, a)
+	var mu sync.Mutex
+	var busy []*Response
+	statuses := parallel(8, func(int) *Response {
+		r := a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": u.Password}})
+		if r.Status == 503 {
+			mu.Lock()
+			busy = append(busy, r)
+			mu.Unlock()
+		}
+		return r
+	})
+	mustf(t, statuses[200]+statuses[503] == 8 && statuses[200] >= 1 && statuses[503] >= 1, "statuses %v", statuses)
+	for _, r := range busy {
+		mustf(t, strings.Contains(r.Body, `"code":"server_busy"`) && r.Header.Get("Retry-After") == "1", "busy answer: %v %s", r.Header, r.Body)
+	}
+	scrape := a.scrape(t)
+	mustf(t, strings.Contains(scrape, `tollgate_login_attempts_total{outcome="busy"} `+strconv.Itoa(statuses[503])), "busy not counted: %s", grep(scrape, "login_attempts"))
+	mustf(t, strings.Contains(scrape, "tollgate_password_hashes_in_flight 0") && strings.Contains(scrape, "tollgate_password_hashes_waiting 0"), "gauges: %s", grep(scrape, "password_hashes"))
+}
+
+// IPv6 clients are limited per /64: a host owns the whole prefix.
+func TestIPv6ClientsAreLimitedPerSlash64(t *testing.T) {
+	a := newApp(t, "RATE_LIMIT_PUBLIC", "3/1m")
+	get := func(addr string) *Response {
+		return a.do(t, Request{Method: "GET", URL: "/public/status", RemoteAddr: addr})
+	}
+	for i := 1; i <= 3; i++ {
+		mustf(t, get(fmt.Sprintf("[2001:db8:1:2::%x]:1000", i)).Status == 200, "request %d", i)
+	}
+	mustf(t, get("[2001:db8:1:2:ffff::9]:1000").Status == 429, "another address in the same /64 got a fresh limit")
+	mustf(t, get("[2001:db8:1:3::1]:1000").Status == 200, "the next /64 is someone else")
+	mustf(t, get("198.51.100.7:1").Status == 200, "IPv4 clients are keyed by address")
+}
+
+// /metrics: the app's series, route templates (never raw unknown paths)
+// as labels, and outcomes of logins and limits.
+func TestMetrics(t *testing.T) {
+	a := newApp(t)
+	u := a.user(t, models.RoleViewer, models.TierFree)
+	a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": "Wrong-Pass-99"}})
+	a.do(t, Request{Method: "GET", URL: "/projects/" + "00000000-0000-4000-8000-000000000000", Headers: bearer(u)})
+	a.do(t, Request{Method: "GET", URL: "/scanner-probe-4f2a/wp-admin.php"})
+	a.do(t, Request{Method: "PUT", URL: "/scanner-probe-4f2a"})
+	s := a.scrape(t)
+	for _, want := range []string{
+		`tollgate_login_attempts_total{outcome="success"} 1`,
+		`tollgate_login_attempts_total{outcome="invalid_credentials"} 1`,
+		`tollgate_rate_limit_decisions_total{policy="login",result="allowed"} 1`,
+		`tollgate_rate_limit_decisions_total{policy="user",result="allowed"} 1`,
+		`url="/projects/:id"`, `tollgate_http_requests_total{code="404"`,
+		"tollgate_refresh_token_reuse_total 0", "tollgate_rate_limit_memory_keys ",
+		`go_sql_max_open_connections{db_name="tollgate"}`, "tollgate_password_hashes_in_flight 0", "go_goroutines ",
+	} {
+		mustf(t, strings.Contains(s, want), "scrape lacks %q:\n%s", want, grep(s, "tollgate_"))
+	}
+	mustf(t, !strings.Contains(s, "scanner-probe"), "an unknown path became a label value")
+	mustf(t, !strings.Contains(s, `host="example.com"`), "the Host header became a label value")
+}
+
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// newVerifiedUser creates a verified viewer without logging in.
+func newVerifiedUser(t testing.TB, a *App) *User {
+	t.Helper()
+	email := randomName("v-") + "@example.com"
+	created, err := services.NewUsers(a.DB.DB, a.Clock, services.NewHasher(a.Config.BcryptCost, 2, time.Minute)).Create(context.Background(),
+		services.NewUser{Email: email, Password: testPassword, Role: models.RoleViewer, Tier: models.TierFree, EmailVerified: true})
+	mustf(t, err == nil, "%v", err)
+	return &User{ID: created.ID.String(), Email: email, Password: testPassword}
+}
+
+// parallel runs n calls at once and counts the statuses.
+func parallel(n int, call func(i int) *Response) map[int]int {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	counts := map[int]int{}
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			r := call(i)
+			mu.Lock()
+			counts[r.Status]++
+			mu.Unlock()
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return counts
+}
