@@ -116,10 +116,16 @@ const docTemplate = `{
                 "operationId": "listUsers",
                 "parameters": [
                     {
+                        "type": "string",
+                        "description": "next_cursor of the previous page (keyset: fast at any depth); not with page",
+                        "name": "cursor",
+                        "in": "query"
+                    },
+                    {
                         "minimum": 1,
                         "type": "integer",
                         "default": 1,
-                        "description": "page, from 1",
+                        "description": "page, from 1; at most 10,000 rows deep (follow next_cursor beyond)",
                         "name": "page",
                         "in": "query"
                     },
@@ -288,7 +294,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Takes effect at that user's next token refresh. Admins only (admins are not limited per user; other callers count against their tier before the 403).",
+                "description": "Takes effect at that user's next token refresh. The last admin cannot be demoted (409 last_admin). Admins only (admins are not limited per user; other callers count against their tier before the 403).",
                 "consumes": [
                     "application/json"
                 ],
@@ -434,6 +440,34 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "user_not_found",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
+                        }
+                    },
+                    "409": {
+                        "description": "last_admin: the only admin cannot be demoted",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         },
@@ -689,7 +723,7 @@ const docTemplate = `{
         },
         "/auth/login": {
             "post": {
-                "description": "Returns an access token (Authorization: Bearer) and a refresh token. A wrong password and an unknown email get the same 401; an unverified account gets 403 once its password matched. Failed attempts are limited per client IP (login policy); the rate-limit headers come with failures and 429.",
+                "description": "Returns an access token (Authorization: Bearer) and a refresh token. A wrong password and an unknown email get the same 401; an unverified account gets 403 once its password matched. Every attempt counts against the login_ip policy per client IP (RATE_LIMIT_LOGIN_IP), failed ones (401) also against the login policy (RATE_LIMIT_LOGIN); successes never use up the failure budget. Password checks are queued: when too many wait, 503 server_busy with Retry-After.",
                 "consumes": [
                     "application/json"
                 ],
@@ -882,7 +916,7 @@ const docTemplate = `{
                         }
                     },
                     "429": {
-                        "description": "too_many_login_attempts (see Retry-After)",
+                        "description": "too_many_login_attempts (failures) or rate_limited (all attempts); see Retry-After",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         },
@@ -1088,7 +1122,7 @@ const docTemplate = `{
         },
         "/auth/refresh": {
             "post": {
-                "description": "Returns a new pair and revokes the presented refresh token. Presenting an already rotated token revokes every token of that login (reuse detection). Limited per client IP.",
+                "description": "Returns a new pair and revokes the presented refresh token. Presenting an already rotated token within REFRESH_REUSE_GRACE (10 s) of its rotation answers 409 refresh_token_rotated and changes nothing (a second tab, a retried request); later it revokes every token of that login (reuse detection). Limited per client IP.",
                 "consumes": [
                     "application/json"
                 ],
@@ -1170,6 +1204,34 @@ const docTemplate = `{
                     },
                     "401": {
                         "description": "invalid_refresh_token, refresh_token_expired or refresh_token_reused",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
+                        }
+                    },
+                    "409": {
+                        "description": "refresh_token_rotated: presented again within REFRESH_REUSE_GRACE of its rotation; use the newest token",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         },
@@ -1812,10 +1874,16 @@ const docTemplate = `{
                 "operationId": "listProjects",
                 "parameters": [
                     {
+                        "type": "string",
+                        "description": "next_cursor of the previous page (keyset: fast at any depth); not with page",
+                        "name": "cursor",
+                        "in": "query"
+                    },
+                    {
                         "minimum": 1,
                         "type": "integer",
                         "default": 1,
-                        "description": "page, from 1",
+                        "description": "page, from 1; at most 10,000 rows deep (follow next_cursor beyond)",
                         "name": "page",
                         "in": "query"
                     },
@@ -2007,7 +2075,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "validation_failed, invalid_json or invalid_id",
+                        "description": "validation_failed (NUL characters included), invalid_json or invalid_id",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         },
@@ -2035,7 +2103,7 @@ const docTemplate = `{
                         }
                     },
                     "401": {
-                        "description": "authentication_required, invalid_token or token_expired (see WWW-Authenticate)",
+                        "description": "authentication_required, invalid_token, token_expired (see WWW-Authenticate) or account_not_found (the token's account was deleted)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         },
@@ -2968,35 +3036,7 @@ const docTemplate = `{
                         }
                     },
                     "401": {
-                        "description": "authentication_required, invalid_token or token_expired (see WWW-Authenticate)",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
-                        }
-                    },
-                    "404": {
-                        "description": "user_not_found: the account was deleted",
+                        "description": "authentication_required, invalid_token, token_expired (see WWW-Authenticate) or account_not_found (the account was deleted)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         },

@@ -160,7 +160,7 @@ func client(c *echo.Context) services.Client {
 // Login exchanges credentials for a token pair.
 //
 //	@Summary	Log in
-//	@Description	Returns an access token (Authorization: Bearer) and a refresh token. A wrong password and an unknown email get the same 401; an unverified account gets 403 once its password matched. Failed attempts are limited per client IP (login policy); the rate-limit headers come with failures and 429.
+//	@Description	Returns an access token (Authorization: Bearer) and a refresh token. A wrong password and an unknown email get the same 401; an unverified account gets 403 once its password matched. Every attempt counts against the login_ip policy per client IP (RATE_LIMIT_LOGIN_IP), failed ones (401) also against the login policy (RATE_LIMIT_LOGIN); successes never use up the failure budget. Password checks are queued: when too many wait, 503 server_busy with Retry-After.
 //	@ID	login
 //	@Tags	auth
 //	@Accept	json
@@ -172,7 +172,7 @@ func client(c *echo.Context) services.Client {
 //	@Failure	403	{object}	ErrorResponse	"email_not_verified"
 //	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
 //	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
-//	@Failure	429	{object}	ErrorResponse	"too_many_login_attempts (see Retry-After)"
+//	@Failure	429	{object}	ErrorResponse	"too_many_login_attempts (failures) or rate_limited (all attempts); see Retry-After"
 //	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
 //	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
 //	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
@@ -205,7 +205,7 @@ type RefreshRequest struct {
 // Refresh rotates a refresh token.
 //
 //	@Summary	Rotate a refresh token
-//	@Description	Returns a new pair and revokes the presented refresh token. Presenting an already rotated token revokes every token of that login (reuse detection). Limited per client IP.
+//	@Description	Returns a new pair and revokes the presented refresh token. Presenting an already rotated token within REFRESH_REUSE_GRACE (10 s) of its rotation answers 409 refresh_token_rotated and changes nothing (a second tab, a retried request); later it revokes every token of that login (reuse detection). Limited per client IP.
 //	@ID	refreshToken
 //	@Tags	auth
 //	@Accept	json
@@ -214,6 +214,7 @@ type RefreshRequest struct {
 //	@Success	200	{object}	TokenResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed or invalid_json"
 //	@Failure	401	{object}	ErrorResponse	"invalid_refresh_token, refresh_token_expired or refresh_token_reused"
+//	@Failure	409	{object}	ErrorResponse	"refresh_token_rotated: presented again within REFRESH_REUSE_GRACE of its rotation; use the newest token"
 //	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
 //	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"

@@ -40,7 +40,8 @@ func NewProjects(p *services.Projects) *Projects { return &Projects{projects: p}
 //	@Tags	projects
 //	@Produce	json
 //	@Security	BearerAuth
-//	@Param	page	query	int	false	"page, from 1"	default(1)	minimum(1)
+//	@Param	cursor	query	string	false	"next_cursor of the previous page (keyset: fast at any depth); not with page"
+//	@Param	page	query	int	false	"page, from 1; at most 10,000 rows deep (follow next_cursor beyond)"	default(1)	minimum(1)
 //	@Param	per_page	query	int	false	"items per page, at most 100"	default(20)	minimum(1)	maximum(100)
 //	@Success	200	{object}	ProjectPage
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
@@ -115,8 +116,8 @@ type CreateProjectRequest struct {
 //	@Security	BearerAuth
 //	@Param	body	body	CreateProjectRequest	true	"the project"
 //	@Success	201	{object}	ProjectResponse
-//	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
-//	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
+//	@Failure	400	{object}	ErrorResponse	"validation_failed (NUL characters included), invalid_json or invalid_id"
+//	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token, token_expired (see WWW-Authenticate) or account_not_found (the token's account was deleted)"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
 //	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
 //	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"

@@ -41,8 +41,7 @@ func NewUsers(users *services.Users) *Users { return &Users{users: users} }
 //	@Produce	json
 //	@Security	BearerAuth
 //	@Success	200	{object}	UserResponse
-//	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
-//	@Failure	404	{object}	ErrorResponse	"user_not_found: the account was deleted"
+//	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token, token_expired (see WWW-Authenticate) or account_not_found (the account was deleted)"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
 //	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
@@ -71,7 +70,8 @@ func (h *Users) Me(c *echo.Context) error {
 //	@Tags	admin
 //	@Produce	json
 //	@Security	BearerAuth
-//	@Param	page	query	int	false	"page, from 1"	default(1)	minimum(1)
+//	@Param	cursor	query	string	false	"next_cursor of the previous page (keyset: fast at any depth); not with page"
+//	@Param	page	query	int	false	"page, from 1; at most 10,000 rows deep (follow next_cursor beyond)"	default(1)	minimum(1)
 //	@Param	per_page	query	int	false	"items per page, at most 100"	default(20)	minimum(1)	maximum(100)
 //	@Success	200	{object}	UserPage
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
@@ -106,7 +106,7 @@ type UpdateUserRequest struct {
 // Update changes a user's role or tier.
 //
 //	@Summary	Change a user's role or tier (admin)
-//	@Description	Takes effect at that user's next token refresh. Admins only (admins are not limited per user; other callers count against their tier before the 403).
+//	@Description	Takes effect at that user's next token refresh. The last admin cannot be demoted (409 last_admin). Admins only (admins are not limited per user; other callers count against their tier before the 403).
 //	@ID	updateUser
 //	@Tags	admin
 //	@Accept	json
@@ -119,6 +119,7 @@ type UpdateUserRequest struct {
 //	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
 //	@Failure	404	{object}	ErrorResponse	"user_not_found"
+//	@Failure	409	{object}	ErrorResponse	"last_admin: the only admin cannot be demoted"
 //	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
 //	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"

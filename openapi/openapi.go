@@ -44,6 +44,7 @@ func Document() (*openapi3.T, error) {
 			}
 		}
 	}
+	addFaultAnswers(doc)
 	// A relative server, so that "Try it out" calls whichever host serves
 	// the document.
 	doc.Servers = openapi3.Servers{{URL: "/", Description: "the server that serves this document"}}
@@ -79,4 +80,42 @@ func indent(v any) ([]byte, error) {
 	}
 	out.WriteByte('\n')
 	return out.Bytes(), nil
+}
+
+// faultTags are the tags whose operations reach the database (or hash
+// passwords), and so can answer 503 or 504 whatever the handler does.
+var faultTags = map[string]bool{"auth": true, "users": true, "projects": true, "analytics": true, "admin": true}
+
+// addFaultAnswers documents the answers every database-backed operation
+// can give under faults, once here instead of on every handler.
+func addFaultAnswers(doc *openapi3.T) {
+	errorSchema := &openapi3.SchemaRef{Ref: "#/components/schemas/ErrorResponse"}
+	if known := doc.Components.Schemas["ErrorResponse"]; known != nil {
+		errorSchema.Value = known.Value
+	}
+	answer := func(desc string, retryAfter bool) *openapi3.ResponseRef {
+		r := openapi3.NewResponse().WithDescription(desc).WithJSONSchemaRef(errorSchema)
+		if retryAfter {
+			r.Headers = openapi3.Headers{"Retry-After": &openapi3.HeaderRef{Value: &openapi3.Header{Parameter: openapi3.Parameter{
+				Description: "seconds to wait before retrying", Schema: openapi3.NewIntegerSchema().NewRef()}}}}
+		}
+		return &openapi3.ResponseRef{Value: r}
+	}
+	for _, item := range doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			touches := false
+			for _, tag := range op.Tags {
+				touches = touches || faultTags[tag]
+			}
+			if !touches {
+				continue
+			}
+			if op.Responses.Value("503") == nil {
+				op.Responses.Set("503", answer("service_unavailable: the database cannot be reached, or server_busy: too many password checks waiting; retry after Retry-After", true))
+			}
+			if op.Responses.Value("504") == nil {
+				op.Responses.Set("504", answer("request_timeout: the request ran past REQUEST_TIMEOUT", false))
+			}
+		}
+	}
 }
