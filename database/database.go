@@ -55,7 +55,7 @@ func Open(o Options) (*DB, error) {
 		if err != nil {
 			return nil, err
 		}
-		open := cmpOr(o.MaxOpenConns, 16)
+		open := cmpOr(o.MaxOpenConns, 4)
 		sqlDB.SetMaxOpenConns(open)
 		// Idle below open makes database/sql close every connection above
 		// it as soon as it is released and dial a new one for the next

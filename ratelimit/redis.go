@@ -109,14 +109,14 @@ return {allowed, now, sum, reset, retry}
 
 // Redis is the shared store. Keys are {prefix}rl:{policy}:{key}.
 type Redis struct {
-	client  redis.UniversalClient
+	client  redis.Scripter
 	prefix  string
 	timeout time.Duration
 	clock   clock.Clock // nil: Redis TIME
 }
 
 // NewRedis builds a Redis store; every call is bounded by timeout.
-func NewRedis(client redis.UniversalClient, prefix string, timeout time.Duration) *Redis {
+func NewRedis(client redis.Scripter, prefix string, timeout time.Duration) *Redis {
 	return &Redis{client: client, prefix: prefix, timeout: timeout}
 }
 

@@ -91,6 +91,7 @@ func New(d Deps) (*Server, error) {
 		Logger:           d.Log,
 		HTTPErrorHandler: handlers.ErrorHandler(d.Log, monitor.Classify),
 		Validator:        handlers.NewValidator(),
+		JSONSerializer:   handlers.JSONSerializer{},
 		IPExtractor:      ipExtractor(cfg),
 		SchemeExtractor:  echo.ExtractSchemeFromHeaders(proxyTrust(cfg)...),
 	})

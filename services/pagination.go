@@ -87,7 +87,7 @@ func listPage[M any](db *gorm.DB, p Page, desc bool, position func(*M) Cursor) (
 	} else {
 		q = q.Offset(p.offset())
 	}
-	items := []M{}
+	items := make([]M, 0, p.PerPage+1) // sized: GORM's reflective appends would grow it 5 times
 	if err := q.Find(&items).Error; err != nil {
 		return PageOf[M]{}, err
 	}

@@ -39,8 +39,8 @@ type Config struct {
 
 	// PostgreSQL pool. Idle equals open so a busy pool never closes and
 	// re-dials connections between bursts (measured: 4x slower end to end).
-	DBMaxOpenConns     int           `env:"DB_MAX_OPEN_CONNS" envDefault:"16"`
-	DBMaxIdleConns     int           `env:"DB_MAX_IDLE_CONNS" envDefault:"16"`
+	DBMaxOpenConns     int           `env:"DB_MAX_OPEN_CONNS" envDefault:"4"`
+	DBMaxIdleConns     int           `env:"DB_MAX_IDLE_CONNS" envDefault:"4"`
 	DBConnMaxLifetime  time.Duration `env:"DB_CONN_MAX_LIFETIME" envDefault:"30m"`
 	DBConnectTimeout   time.Duration `env:"DB_CONNECT_TIMEOUT" envDefault:"5s"`
 	DBStatementTimeout time.Duration `env:"DB_STATEMENT_TIMEOUT" envDefault:"5s"`

@@ -1,0 +1,40 @@
+package handlers
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"sync"
+
+	"github.com/labstack/echo/v5"
+)
+
+// JSONSerializer encodes an answer into a pooled buffer and writes it once
+// with Content-Length. Echo's default streams the encoder into the
+// response: a list page (about 5 KB) outgrows net/http's 2 KB buffer and
+// goes out chunked in several writes, a system call each (14% of the CPU
+// of GET /projects under load). Decoding is Echo's own.
+type JSONSerializer struct{ echo.DefaultJSONSerializer }
+
+var answerBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// Serialize implements echo.JSONSerializer.
+func (JSONSerializer) Serialize(c *echo.Context, target any, indent string) error {
+	buf := answerBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 1<<16 { // a huge answer does not pin its buffer
+			answerBufs.Put(buf)
+		}
+	}()
+	enc := json.NewEncoder(buf)
+	if indent != "" {
+		enc.SetIndent("", indent)
+	}
+	if err := enc.Encode(target); err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(buf.Len()))
+	_, err := c.Response().Write(buf.Bytes())
+	return err
+}
