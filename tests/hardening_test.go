@@ -146,13 +146,63 @@ func TestFrozenDatabaseTimesOutAndRecovers(t *testing.T) {
 	mustf(t, last.Status == 200, "no recovery after the thaw: %d %s", last.Status, last.Body)
 }
 
+// PostgreSQL goes away (connections cut, new ones refused) and comes
+// back: 503 with Retry-After meanwhile, logged once, and served again
+// without a restart, with the recovery logged.
+func TestDatabaseOutageRecoversWithoutRestart(t *testing.T) {
+	if os.Getenv("TEST_DATABASE_URL") == "" {
+		t.Skip("needs PostgreSQL (TEST_DATABASE_URL)")
+	}
+	base, err := url.Parse(openTestDBURL(t))
+	mustf(t, err == nil, "%v", err)
+	proxy := newFreezeProxy(t, base.Host)
+	base.Host = proxy.addr
+	a := newApp(t, "DATABASE_URL", base.String(), "DB_CONNECT_TIMEOUT", "1s")
+	u := a.user(t, models.RoleViewer, models.TierFree)
+	proxy.cut(true)
+	for range 3 {
+		r := a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)})
+		mustf(t, r.Status == 503 && r.Header.Get("Retry-After") != "", "during the outage: %d %s", r.Status, r.Body)
+	}
+	mustf(t, a.do(t, Request{Method: "GET", URL: "/readyz"}).Status == 503, "ready without a database")
+	proxy.cut(false)
+	var last *Response
+	for i := 0; i < 50; i++ {
+		if last = a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)}); last.Status == 200 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	mustf(t, last.Status == 200, "no recovery: %d %s", last.Status, last.Body)
+	for i := 0; !strings.Contains(a.Logs.String(), "database reachable again") && i < 50; i++ {
+		time.Sleep(100 * time.Millisecond) // the monitor's probe runs every second
+	}
+	logs := a.Logs.String()
+	mustf(t, strings.Count(logs, "database unavailable") == 1 && strings.Count(logs, "database reachable again") == 1, "outage log: %s", logs)
+}
+
 // freezeProxy forwards TCP to a PostgreSQL server and can stop forwarding
-// (both ways) without closing anything, like a stalled server.
+// (both ways) without closing anything, like a stalled server, or cut every
+// connection and refuse new ones, like a server that went away.
 type freezeProxy struct {
 	addr   string
 	mu     sync.Mutex
 	frozen bool
+	down   bool
+	conns  []net.Conn
 	thaw   chan struct{}
+}
+
+func (p *freezeProxy) cut(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = down
+	if down {
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.conns = nil
+	}
 }
 
 func newFreezeProxy(t *testing.T, target string) *freezeProxy {
@@ -166,11 +216,21 @@ func newFreezeProxy(t *testing.T, target string) *freezeProxy {
 			if err != nil {
 				return
 			}
+			p.mu.Lock()
+			down := p.down
+			p.mu.Unlock()
+			if down {
+				c.Close()
+				continue
+			}
 			up, err := net.Dial("tcp", target)
 			if err != nil {
 				c.Close()
 				continue
 			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
 			go p.pipe(c, up)
 			go p.pipe(up, c)
 		}

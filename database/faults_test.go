@@ -1,0 +1,48 @@
+package database
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tollgate/tollgate/apperror"
+)
+
+func TestClassify(t *testing.T) {
+	wrapped := func(err error) error { return apperror.Wrap(fmt.Errorf("query: %w", err), "load project") }
+	for _, c := range []struct {
+		name string
+		err  error
+		want string // code, or "" for a bug (500)
+	}{
+		{"request deadline", context.DeadlineExceeded, "request_timeout"},
+		{"statement_timeout", &pgconn.PgError{Code: "57014"}, "request_timeout"},
+		{"NUL refused by PostgreSQL", &pgconn.PgError{Code: "22021"}, "invalid_text"},
+		{"connection lost", &pgconn.PgError{Code: "08006"}, "service_unavailable"},
+		{"server shutting down", &pgconn.PgError{Code: "57P01"}, "service_unavailable"},
+		{"too many connections", &pgconn.PgError{Code: "53300"}, "service_unavailable"},
+		{"refused dial", &net.OpError{Op: "dial", Err: errors.New("connection refused")}, "service_unavailable"},
+		{"bad connection", driver.ErrBadConn, "service_unavailable"},
+		{"syntax error is a bug", &pgconn.PgError{Code: "42601"}, ""},
+		{"anything else is a bug", errors.New("boom"), ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := Classify(wrapped(c.err))
+			code := ""
+			if got != nil {
+				code = got.Code
+				if !errors.Is(got, c.err) {
+					t.Errorf("cause lost: %v", got)
+				}
+			}
+			if code != c.want {
+				t.Fatalf("Classify(%v) = %q, want %q", c.err, code, c.want)
+			}
+		})
+	}
+}
