@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -24,7 +26,8 @@ import (
 type DB struct {
 	*gorm.DB
 	Dialect     string
-	Description string // safe to log: no password
+	Description string        // safe to log: no password
+	pool        *pgxpool.Pool // PostgreSQL: the pool behind database/sql
 }
 
 // Options say where the database is and how to pool connections to it.
@@ -43,27 +46,7 @@ type Options struct {
 func Open(o Options) (*DB, error) {
 	cfg := &gorm.Config{Logger: logger.Discard, TranslateError: true}
 	if o.PostgresURL != "" {
-		dsn, err := withTimeouts(o.PostgresURL, o.ConnectTimeout, o.StatementTimeout)
-		if err != nil {
-			return nil, err
-		}
-		gdb, err := gorm.Open(postgres.Open(dsn), cfg)
-		if err != nil {
-			return nil, fmt.Errorf("open postgres: %w", err)
-		}
-		sqlDB, err := gdb.DB()
-		if err != nil {
-			return nil, err
-		}
-		open := cmpOr(o.MaxOpenConns, 4)
-		sqlDB.SetMaxOpenConns(open)
-		// Idle below open makes database/sql close every connection above
-		// it as soon as it is released and dial a new one for the next
-		// request: under steady load that is a TCP + auth handshake per
-		// query. Keep them all.
-		sqlDB.SetMaxIdleConns(min(cmpOr(o.MaxIdleConns, open), open))
-		sqlDB.SetConnMaxLifetime(cmpOr(o.ConnMaxLifetime, 30*time.Minute))
-		return &DB{DB: gdb, Dialect: migrations.Postgres, Description: "postgres " + redact(o.PostgresURL)}, nil
+		return openPostgres(o, cfg)
 	}
 	if dir := filepath.Dir(o.SQLitePath); dir != "." {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -86,6 +69,63 @@ func Open(o Options) (*DB, error) {
 	sqlDB.SetMaxOpenConns(1)
 	sqlDB.SetMaxIdleConns(1)
 	return &DB{DB: gdb, Dialect: migrations.SQLite, Description: "sqlite " + o.SQLitePath}, nil
+}
+
+// openPostgres puts GORM on database/sql on a pgx pool. pgxpool, not
+// database/sql, holds the connections: database/sql hands a freed
+// connection to a random waiting request, which under load gave p99 tails
+// several times the median; pgxpool serves waiters first come, first served.
+// database/sql keeps no idle connections of its own (each query borrows one
+// from pgxpool and gives it back), so it never queues.
+func openPostgres(o Options, cfg *gorm.Config) (*DB, error) {
+	dsn, err := withTimeouts(o.PostgresURL, o.ConnectTimeout, o.StatementTimeout)
+	if err != nil {
+		return nil, err
+	}
+	pcfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("invalid DATABASE_URL: %w", err)
+	}
+	open := cmpOr(o.MaxOpenConns, 4)
+	pcfg.MaxConns = int32(open)
+	// Connections are kept, not closed when idle: closing and re-dialling
+	// under load cost 4x end to end. Idle ones above MinConns go after 30 min.
+	pcfg.MinConns = int32(min(cmpOr(o.MaxIdleConns, open), open))
+	pcfg.MaxConnLifetime = cmpOr(o.ConnMaxLifetime, 30*time.Minute)
+	pcfg.MaxConnIdleTime = 30 * time.Minute
+	pool, err := pgxpool.NewWithConfig(context.Background(), pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	gdb, err := gorm.Open(postgres.New(postgres.Config{Conn: stdlib.OpenDBFromPool(pool)}), cfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	return &DB{DB: gdb, Dialect: migrations.Postgres, Description: "postgres " + redact(o.PostgresURL), pool: pool}, nil
+}
+
+// PoolStats are the connection pool's numbers, for metrics.
+type PoolStats struct {
+	Max, Open, InUse, Idle int64
+	Waits                  int64         // acquisitions that had to wait for a connection
+	WaitTime               time.Duration // total time spent waiting
+}
+
+// Stats reads the pool's numbers.
+func (d *DB) Stats() PoolStats {
+	if d.pool != nil {
+		s := d.pool.Stat()
+		return PoolStats{Max: int64(s.MaxConns()), Open: int64(s.TotalConns()), InUse: int64(s.AcquiredConns()),
+			Idle: int64(s.IdleConns()), Waits: s.EmptyAcquireCount(), WaitTime: s.EmptyAcquireWaitTime()}
+	}
+	sqlDB, err := d.DB.DB()
+	if err != nil {
+		return PoolStats{}
+	}
+	s := sqlDB.Stats()
+	return PoolStats{Max: int64(s.MaxOpenConnections), Open: int64(s.OpenConnections), InUse: int64(s.InUse),
+		Idle: int64(s.Idle), Waits: s.WaitCount, WaitTime: s.WaitDuration}
 }
 
 // withTimeouts adds connect_timeout and statement_timeout to a PostgreSQL
@@ -139,7 +179,11 @@ func (d *DB) Close() error {
 	if err != nil {
 		return err
 	}
-	return sqlDB.Close()
+	err = sqlDB.Close()
+	if d.pool != nil {
+		d.pool.Close()
+	}
+	return err
 }
 
 func redact(raw string) string {

@@ -6,8 +6,6 @@
 package metrics
 
 import (
-	"database/sql"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -72,8 +70,24 @@ func (m *Metrics) Gauge(name, help string, f func() float64) {
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, f))
 }
 
-// DBStats registers the connection pool's statistics (open, in use, idle,
-// waits, closed for idleness or lifetime).
-func (m *Metrics) DBStats(db *sql.DB) {
-	m.Registry.MustRegister(collectors.NewDBStatsCollector(db, namespace))
+// PoolStats are what DBPool reads at each scrape.
+type PoolStats struct {
+	Max, Open, InUse, Idle, Waits int64
+	WaitSeconds                   float64
+}
+
+// DBPool registers the database connection pool's numbers, read from f.
+func (m *Metrics) DBPool(f func() PoolStats) {
+	gauge := func(name, help string, v func(PoolStats) float64) {
+		m.Gauge(name, help, func() float64 { return v(f()) })
+	}
+	gauge("db_connections_max", "Connections the pool may open.", func(s PoolStats) float64 { return float64(s.Max) })
+	gauge("db_connections_open", "Connections open now.", func(s PoolStats) float64 { return float64(s.Open) })
+	gauge("db_connections_in_use", "Connections serving a query now.", func(s PoolStats) float64 { return float64(s.InUse) })
+	gauge("db_connections_idle", "Open connections waiting for work.", func(s PoolStats) float64 { return float64(s.Idle) })
+	m.Registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: "db_connection_waits_total",
+			Help: "Queries that waited for a free connection."}, func() float64 { return float64(f().Waits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: "db_connection_wait_seconds_total",
+			Help: "Time queries spent waiting for a free connection."}, func() float64 { return f().WaitSeconds }))
 }

@@ -396,7 +396,7 @@ func TestMetrics(t *testing.T) {
 		`tollgate_rate_limit_decisions_total{policy="user",result="allowed"} 1`,
 		`url="/projects/:id"`, `tollgate_http_requests_total{code="404"`,
 		"tollgate_refresh_token_reuse_total 0", "tollgate_rate_limit_memory_keys ",
-		`go_sql_max_open_connections{db_name="tollgate"}`, "tollgate_password_hashes_in_flight 0", "go_goroutines ",
+		"tollgate_db_connections_max ", "tollgate_db_connection_waits_total ", "tollgate_password_hashes_in_flight 0", "go_goroutines ",
 	} {
 		mustf(t, strings.Contains(s, want), "scrape lacks %q:\n%s", want, grep(s, "tollgate_"))
 	}
