@@ -27,6 +27,8 @@ type RateLimiter struct {
 	log     *slog.Logger
 	events  *securityEvents
 	metrics *metrics.Metrics
+	// policyHeaders caches RateLimit-Policy values: ratelimit.Policy -> string.
+	policyHeaders sync.Map
 }
 
 // NewRateLimiter builds the limiter. With enabled false every limit
@@ -223,7 +225,7 @@ func retryAfter(r ratelimit.Result) time.Duration {
 func (l *RateLimiter) headers(c *echo.Context, p ratelimit.Policy, r ratelimit.Result) {
 	h := c.Response().Header()
 	if p.Name != "" {
-		h.Add("RateLimit-Policy", fmt.Sprintf(`"%s";q=%d;w=%d`, p.Name, p.Limit, int64(p.Window.Seconds())))
+		h.Add("RateLimit-Policy", l.policyHeader(p))
 	}
 	if cur := h.Get("X-RateLimit-Remaining"); cur != "" {
 		if n, err := strconv.ParseInt(cur, 10, 64); err == nil && n < r.Remaining {
@@ -236,8 +238,22 @@ func (l *RateLimiter) headers(c *echo.Context, p ratelimit.Policy, r ratelimit.R
 	h.Set("X-RateLimit-Reset", strconv.FormatInt(reset, 10))
 	if p.Name != "" {
 		wait := max(int64(math.Ceil(r.Reset.Sub(l.clock.Now()).Seconds())), 0)
-		h.Set("RateLimit", fmt.Sprintf(`"%s";r=%d;t=%d`, p.Name, r.Remaining, wait))
+		b := make([]byte, 0, 48)
+		b = append(append(append(b, '"'), p.Name...), `";r=`...)
+		b = append(strconv.AppendInt(b, r.Remaining, 10), ";t="...)
+		h.Set("RateLimit", string(strconv.AppendInt(b, wait, 10)))
 	}
+}
+
+// policyHeader is p's RateLimit-Policy value. Policies are fixed at
+// start-up, so each is formatted once, not per request.
+func (l *RateLimiter) policyHeader(p ratelimit.Policy) string {
+	if v, ok := l.policyHeaders.Load(p); ok {
+		return v.(string)
+	}
+	v := fmt.Sprintf(`"%s";q=%d;w=%d`, p.Name, p.Limit, int64(p.Window.Seconds()))
+	l.policyHeaders.Store(p, v)
+	return v
 }
 
 // securityEvents logs a key going over its limit once per window, not once

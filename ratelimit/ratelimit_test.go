@@ -286,14 +286,23 @@ func BenchmarkMemoryTake(b *testing.B) {
 	})
 }
 
-func BenchmarkRedisTake(b *testing.B) {
+// benchRedis connects to TEST_REDIS_URL, or skips the benchmark.
+func benchRedis(b *testing.B) *redis.Client {
 	url := os.Getenv("TEST_REDIS_URL")
 	if url == "" {
 		b.Skip("TEST_REDIS_URL not set")
 	}
-	opts, _ := redis.ParseURL(url)
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		b.Fatal(err)
+	}
 	client := redis.NewClient(opts)
-	defer client.Close()
+	b.Cleanup(func() { client.Close() })
+	return client
+}
+
+func BenchmarkRedisTake(b *testing.B) {
+	client := benchRedis(b)
 	s := NewRedis(client, "bench:", time.Second)
 	p := Policy{Name: "user", Limit: 1 << 40, Window: time.Minute}
 	b.ReportAllocs()
@@ -310,13 +319,7 @@ func BenchmarkRedisTake(b *testing.B) {
 // (INFO commandstats), with steady traffic that keeps every sub-window of
 // a one-minute window in use: the case the script must stay cheap in.
 func BenchmarkRedisScriptCPU(b *testing.B) {
-	url := os.Getenv("TEST_REDIS_URL")
-	if url == "" {
-		b.Skip("TEST_REDIS_URL not set")
-	}
-	opts, _ := redis.ParseURL(url)
-	client := redis.NewClient(opts)
-	defer client.Close()
+	client := benchRedis(b)
 	ctx := context.Background()
 	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	prefix := "bench:" + hex.EncodeToString([]byte{byte(time.Now().UnixNano())}) + ":"

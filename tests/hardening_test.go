@@ -118,15 +118,7 @@ func TestDatabaseOutageIs503LoggedOnce(t *testing.T) {
 // hang requests: the request deadline answers 504, and when the database
 // thaws the same process serves again without a restart.
 func TestFrozenDatabaseTimesOutAndRecovers(t *testing.T) {
-	if os.Getenv("TEST_DATABASE_URL") == "" {
-		t.Skip("needs PostgreSQL (TEST_DATABASE_URL): SQLite is a file, it cannot freeze")
-	}
-	base, err := url.Parse(openTestDBURL(t))
-	mustf(t, err == nil, "%v", err)
-	proxy := newFreezeProxy(t, base.Host)
-	base.Host = proxy.addr
-	a := newApp(t, "DATABASE_URL", base.String(), "REQUEST_TIMEOUT", "500ms")
-	u := a.user(t, models.RoleViewer, models.TierFree)
+	a, proxy, u := appBehindProxy(t, "REQUEST_TIMEOUT", "500ms")
 	mustf(t, a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)}).Status == 200, "before the freeze")
 
 	proxy.freeze(true)
@@ -150,15 +142,7 @@ func TestFrozenDatabaseTimesOutAndRecovers(t *testing.T) {
 // back: 503 with Retry-After meanwhile, logged once, and served again
 // without a restart, with the recovery logged.
 func TestDatabaseOutageRecoversWithoutRestart(t *testing.T) {
-	if os.Getenv("TEST_DATABASE_URL") == "" {
-		t.Skip("needs PostgreSQL (TEST_DATABASE_URL)")
-	}
-	base, err := url.Parse(openTestDBURL(t))
-	mustf(t, err == nil, "%v", err)
-	proxy := newFreezeProxy(t, base.Host)
-	base.Host = proxy.addr
-	a := newApp(t, "DATABASE_URL", base.String(), "DB_CONNECT_TIMEOUT", "1s")
-	u := a.user(t, models.RoleViewer, models.TierFree)
+	a, proxy, u := appBehindProxy(t, "DB_CONNECT_TIMEOUT", "1s")
 	proxy.cut(true)
 	for range 3 {
 		r := a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)})
@@ -179,6 +163,22 @@ func TestDatabaseOutageRecoversWithoutRestart(t *testing.T) {
 	}
 	logs := a.Logs.String()
 	mustf(t, strings.Count(logs, "database unavailable") == 1 && strings.Count(logs, "database reachable again") == 1, "outage log: %s", logs)
+}
+
+// appBehindProxy builds an app whose PostgreSQL connections go through a
+// proxy the test can freeze or cut, and a logged-in viewer. SQLite is a
+// file: it cannot stall or go away like a server, so these tests need
+// TEST_DATABASE_URL (CI sets it).
+func appBehindProxy(t *testing.T, env ...string) (*App, *freezeProxy, *User) {
+	if os.Getenv("TEST_DATABASE_URL") == "" {
+		t.Skip("needs PostgreSQL (TEST_DATABASE_URL)")
+	}
+	base, err := url.Parse(openTestDBURL(t))
+	mustf(t, err == nil, "%v", err)
+	proxy := newFreezeProxy(t, base.Host)
+	base.Host = proxy.addr
+	a := newApp(t, append([]string{"DATABASE_URL", base.String()}, env...)...)
+	return a, proxy, a.user(t, models.RoleViewer, models.TierFree)
 }
 
 // freezeProxy forwards TCP to a PostgreSQL server and can stop forwarding

@@ -164,6 +164,9 @@ func TestServeStartsAndShutsDownGracefully(t *testing.T) {
 		"PORT": strconv.Itoa(port), "SQLITE_PATH": dir + "/data/app.db", "BCRYPT_COST": "4",
 		"JWT_PRIVATE_KEY_FILE": dir + "/config/jwt-private.pem", "JWT_PUBLIC_KEY_FILE": dir + "/config/jwt-public.pem",
 		"SHUTDOWN_DRAIN_DELAY": "1s", "HTTP_READ_HEADER_TIMEOUT": "200ms", "METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", metricsPort),
+		// Nothing listens there: the instance serves, degraded, and go-redis'
+		// own complaints arrive in the structured log, not on stderr.
+		"REDIS_URL": "redis://127.0.0.1:1/0",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
@@ -196,6 +199,8 @@ func TestServeStartsAndShutsDownGracefully(t *testing.T) {
 	_, rerr := io.ReadAll(conn)
 	conn.Close()
 	mustf(t, rerr == nil && time.Since(start) < 2*time.Second, "half-sent headers held the connection %v (%v)", time.Since(start), rerr)
+
+	mustf(t, strings.Contains(out.String(), `level=WARN msg="redis: `), "go-redis does not log through slog: %s", out.String())
 
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
 	mustf(t, err == nil && resp.StatusCode == 200, "metrics listener: %v", err)
