@@ -147,13 +147,17 @@ func (l *RateLimiter) LoginFailures(p ratelimit.Policy) echo.MiddlewareFunc {
 				return l.refuse(c, p, r, apperror.New(apperror.TooManyRequests, "too_many_login_attempts",
 					fmt.Sprintf("Too many login attempts. Try again in %d minute%s.", mins, plural(mins))))
 			}
+			if err == nil {
+				// Before the handler: a successful answer is written inside it.
+				l.headers(c, p, r)
+			}
 			herr := next(c)
 			if ae, ok := apperror.As(herr); ok && ae.Kind == apperror.Unauthenticated {
+				// A failure: count it. Its answer is written after this
+				// returns, so the state can still be updated.
 				if taken, ok := l.take(c, key, p); ok {
-					l.headers(c, p, taken)
+					l.state(c, p, taken)
 				}
-			} else if err == nil {
-				l.headers(c, p, r) // unchanged: this attempt did not fail
 			}
 			return herr
 		}
@@ -220,13 +224,19 @@ func retryAfter(r ratelimit.Result) time.Duration {
 	return time.Duration(max(s, 1)) * time.Second
 }
 
-// headers writes X-RateLimit-* and the IETF RateLimit fields. When several
+// headers announces p (RateLimit-Policy) and writes its state. When several
 // policies apply (public and register), the one with the least left wins.
 func (l *RateLimiter) headers(c *echo.Context, p ratelimit.Policy, r ratelimit.Result) {
-	h := c.Response().Header()
 	if p.Name != "" {
-		h.Add("RateLimit-Policy", l.policyHeader(p))
+		c.Response().Header().Add("RateLimit-Policy", l.policyHeader(p))
 	}
+	l.state(c, p, r)
+}
+
+// state writes X-RateLimit-* and RateLimit for r unless a policy with less
+// left already did.
+func (l *RateLimiter) state(c *echo.Context, p ratelimit.Policy, r ratelimit.Result) {
+	h := c.Response().Header()
 	if cur := h.Get("X-RateLimit-Remaining"); cur != "" {
 		if n, err := strconv.ParseInt(cur, 10, 64); err == nil && n < r.Remaining {
 			return

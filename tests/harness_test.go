@@ -273,7 +273,9 @@ func (a *App) do(t testing.TB, req Request) *Response {
 	}
 	w := httptest.NewRecorder()
 	a.Handler.ServeHTTP(w, r)
-	return &Response{Status: w.Code, Header: w.Header(), Body: w.Body.String()}
+	// Result().Header is what went out with the status line: headers set
+	// after the answer was written never reach a real client.
+	return &Response{Status: w.Code, Header: w.Result().Header, Body: w.Body.String()}
 }
 
 // Scenario is one row of an endpoint's table, PocketBase style.
