@@ -18,6 +18,9 @@ const docTemplate = `{
         "contact": {
             "name": "Tollgate"
         },
+        "license": {
+            "name": "MIT"
+        },
         "version": "{{.Version}}"
     },
     "host": "{{.Host}}",

@@ -9,6 +9,7 @@ package routes
 //	@description
 //	@description				Authorize with an access token from POST /auth/login. Rate-limited answers carry X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset (Unix seconds), the IETF draft RateLimit and RateLimit-Policy fields, and Retry-After (seconds) on 429. Every error body has the same shape: ErrorResponse.
 //	@contact.name				Tollgate
+//	@license.name				MIT
 //	@BasePath					/
 //	@schemes					http https
 //	@accept						json
