@@ -26,6 +26,81 @@ const docTemplate = `{
     "host": "{{.Host}}",
     "basePath": "{{.BasePath}}",
     "paths": {
+        "/": {
+            "get": {
+                "description": "Where to start: Swagger UI and the OpenAPI document (when SWAGGER_ENABLED), and the health probe. Limited per client IP.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "public"
+                ],
+                "summary": "API index",
+                "operationId": "getIndex",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/IndexResponse"
+                        },
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "RateLimit": {
+                                "type": "string",
+                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
+                            },
+                            "RateLimit-Policy": {
+                                "type": "string",
+                                "description": "IETF draft policy: name, q=limit, w=window seconds"
+                            },
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before retrying"
+                            },
+                            "X-RateLimit-Limit": {
+                                "type": "integer",
+                                "description": "requests allowed per window"
+                            },
+                            "X-RateLimit-Remaining": {
+                                "type": "integer",
+                                "description": "requests left in the window"
+                            },
+                            "X-RateLimit-Reset": {
+                                "type": "integer",
+                                "description": "Unix time (seconds) when the window frees a request"
+                            }
+                        }
+                    }
+                }
+            }
+        },
         "/.well-known/jwks.json": {
             "get": {
                 "description": "JSON Web Key Set (RFC 7517) with every key whose tokens are still accepted: verify access tokens with these, matching the token's kid. Limited per client IP.",
@@ -3200,6 +3275,36 @@ const docTemplate = `{
                 "error": {
                     "type": "string",
                     "example": "Validation failed"
+                }
+            }
+        },
+        "IndexResponse": {
+            "type": "object",
+            "required": [
+                "health",
+                "name",
+                "version"
+            ],
+            "properties": {
+                "docs": {
+                    "type": "string",
+                    "example": "/swagger/index.html"
+                },
+                "health": {
+                    "type": "string",
+                    "example": "/healthz"
+                },
+                "name": {
+                    "type": "string",
+                    "example": "Tollgate API"
+                },
+                "openapi": {
+                    "type": "string",
+                    "example": "/openapi.json"
+                },
+                "version": {
+                    "type": "string",
+                    "example": "1.2.3"
                 }
             }
         },

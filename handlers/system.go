@@ -10,16 +10,50 @@ import (
 	"github.com/tollgate/tollgate/services"
 )
 
-// System serves status, probes and the JWKS.
+// System serves the index, status, probes and the JWKS.
 type System struct {
 	version string
 	health  *services.Health
 	tokens  *services.Tokens
+	docs    bool // Swagger UI and /openapi.json are served
 }
 
 // NewSystem builds the system handlers.
-func NewSystem(version string, health *services.Health, tokens *services.Tokens) *System {
-	return &System{version: version, health: health, tokens: tokens}
+func NewSystem(version string, health *services.Health, tokens *services.Tokens, docs bool) *System {
+	return &System{version: version, health: health, tokens: tokens, docs: docs}
+}
+
+// IndexResponse points a visitor of / at what to read.
+type IndexResponse struct {
+	Name    string `json:"name" example:"Tollgate API"`
+	Version string `json:"version" example:"1.2.3"`
+	Docs    string `json:"docs,omitempty" example:"/swagger/index.html"`
+	OpenAPI string `json:"openapi,omitempty" example:"/openapi.json"`
+	Health  string `json:"health" example:"/healthz"`
+}
+
+// Index says where the documentation is.
+//
+//	@Summary	API index
+//	@Description	Where to start: Swagger UI and the OpenAPI document (when SWAGGER_ENABLED), and the health probe. Limited per client IP.
+//	@ID	getIndex
+//	@Tags	public
+//	@Produce	json
+//	@Success	200	{object}	IndexResponse
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
+//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
+//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
+//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
+//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
+//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
+//	@Router		/ [get]
+func (h *System) Index(c *echo.Context) error {
+	out := IndexResponse{Name: "Tollgate API", Version: h.version, Health: "/healthz"}
+	if h.docs {
+		out.Docs, out.OpenAPI = "/swagger/index.html", "/openapi.json"
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 // StatusResponse is the public status.

@@ -9,6 +9,7 @@ import (
 // Anyone may call these. The probes are not rate limited: orchestrators
 // poll them.
 func system(e *echo.Echo, h *handlers.System, g Guards) {
+	e.GET("/", h.Index, g.Public)
 	e.GET("/healthz", h.Healthz)
 	e.GET("/readyz", h.Readyz)
 	e.GET("/public/status", h.Status, g.Public)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"time"
 
 	echoprometheus "github.com/labstack/echo-contrib/v5/echoprometheus"
@@ -30,8 +31,43 @@ import (
 	"github.com/tollgate/tollgate/settings"
 )
 
-// Version is reported by /public/status.
-const Version = "0.1.0"
+// Version is reported by /public/status. Release builds stamp it:
+// go build -ldflags "-X github.com/tollgate/tollgate/server.Version=1.2.3".
+// Unstamped, it comes from the build information (the module version, or
+// the VCS revision of a local build).
+var Version = ""
+
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	rev, modified := "", false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "devel"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if modified {
+		rev += "-dirty"
+	}
+	return "devel-" + rev
+}
 
 // MaxBodyBytes caps request bodies.
 const MaxBodyBytes = 1 << 20
@@ -105,6 +141,9 @@ func New(d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// HEAD is GET without the body: routed as GET; net/http, which still
+	// sees the original HEAD request, drops the body it writes.
+	e.Pre(middleware.HeadAsGet)
 	e.Use(
 		echomw.RequestID(),
 		requestMetrics,
@@ -162,7 +201,7 @@ func New(d Deps) (*Server, error) {
 	}
 
 	routes.Register(e, routes.Handlers{
-		System:    handlers.NewSystem(Version, health, tokens),
+		System:    handlers.NewSystem(version(), health, tokens, cfg.SwaggerEnabled),
 		Auth:      handlers.NewAuth(auth),
 		Users:     handlers.NewUsers(users),
 		Projects:  handlers.NewProjects(services.NewProjects(d.DB.DB, d.Clock)),

@@ -2,7 +2,9 @@ package tests
 
 import (
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -16,6 +18,10 @@ func TestSystemEndpoints(t *testing.T) {
 		{Name: "public status", Method: "GET", URL: "/public/status", ExpectedStatus: 200,
 			ExpectedContent: []string{`"status":"ok"`, `"version":"`}},
 		{Name: "liveness", Method: "GET", URL: "/healthz", ExpectedStatus: 200},
+		{Name: "the index points at the docs", Method: "GET", URL: "/", ExpectedStatus: 200,
+			ExpectedContent: []string{`"name":"Tollgate API"`, `"docs":"/swagger/index.html"`, `"openapi":"/openapi.json"`, `"health":"/healthz"`, `"version":"`}},
+		{Name: "the index names no docs when they are off", Method: "GET", URL: "/", ExpectedStatus: 200,
+			Env: []string{"SWAGGER_ENABLED", "false"}, NotExpected: []string{"swagger", "openapi"}},
 		{Name: "readiness with the database up", Method: "GET", URL: "/readyz", ExpectedStatus: 200,
 			ExpectedContent: []string{`"database":"ok"`}},
 		{Name: "readiness names the database when it is down", Method: "GET", URL: "/readyz", ExpectedStatus: 503,
@@ -145,4 +151,31 @@ func TestClientIPFromTrustedProxiesOnly(t *testing.T) {
 	mustf(t, got == "198.51.100.1", "client-supplied XFF hop believed: %s", got)
 	got = ipOf(proxied, "203.0.113.9:5000", "198.51.100.1")
 	mustf(t, got == "203.0.113.9", "unlisted peer's XFF believed: %s", got)
+}
+
+// HEAD is answered like GET without a body, over a real connection (net/http
+// drops the body; a recorder would not).
+func TestHeadIsGetWithoutABody(t *testing.T) {
+	a := newApp(t)
+	srv := httptest.NewServer(a.Handler)
+	t.Cleanup(srv.Close)
+	for _, c := range []struct {
+		path   string
+		status int
+	}{{"/public/status", 200}, {"/", 200}, {"/projects", 401}, {"/nowhere", 404}} {
+		get, err := http.Get(srv.URL + c.path)
+		mustf(t, err == nil, "GET %s: %v", c.path, err)
+		getBody, _ := io.ReadAll(get.Body)
+		get.Body.Close()
+		head, err := http.Head(srv.URL + c.path)
+		mustf(t, err == nil, "HEAD %s: %v", c.path, err)
+		body, _ := io.ReadAll(head.Body)
+		head.Body.Close()
+		mustf(t, head.StatusCode == c.status && get.StatusCode == c.status, "%s: HEAD %d, GET %d, want %d", c.path, head.StatusCode, get.StatusCode, c.status)
+		mustf(t, len(body) == 0, "HEAD %s has a body: %q", c.path, body)
+		mustf(t, head.Header.Get("Content-Type") == get.Header.Get("Content-Type"), "%s: Content-Type %q vs %q", c.path, head.Header.Get("Content-Type"), get.Header.Get("Content-Type"))
+		if c.status == 200 {
+			mustf(t, head.ContentLength == int64(len(getBody)), "%s: HEAD Content-Length %d, GET body %d bytes", c.path, head.ContentLength, len(getBody))
+		}
+	}
 }
