@@ -33,7 +33,7 @@ const usage = `usage: tollgate [command]
 
   (no command), serve                 run the API server
   migrate up|down|status              apply, roll back one, or list migrations
-  keys generate [--force]             write a new JWT key pair
+  keys generate [--force|--if-missing]  write a new JWT key pair (--if-missing: only when there is none)
   docs DIR                            write openapi.json and schemas/ into DIR (go generate ./docs runs it)
   healthcheck                         exit 0 when the local server answers /healthz (for container health checks)
   purge                               delete expired tokens and stale unverified accounts now (the server also does it every PURGE_INTERVAL)
@@ -244,13 +244,22 @@ func migrate(ctx context.Context, cfg settings.Config, args []string, out io.Wri
 
 func keys(cfg settings.Config, args []string, out io.Writer) error {
 	if len(args) == 0 || args[0] != "generate" {
-		return errors.New("usage: tollgate keys generate [--force]")
+		return errors.New("usage: tollgate keys generate [--force | --if-missing]")
 	}
 	fs := flag.NewFlagSet("keys generate", flag.ContinueOnError)
 	fs.SetOutput(out)
 	force := fs.Bool("force", false, "replace existing key files")
+	ifMissing := fs.Bool("if-missing", false, "do nothing when both key files exist (a one-shot container's job)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if *ifMissing && !*force {
+		_, errPriv := os.Stat(cfg.JWTPrivateKeyFile)
+		_, errPub := os.Stat(cfg.JWTPublicKeyFile)
+		if errPriv == nil && errPub == nil {
+			fmt.Fprintf(out, "kept %s and %s (both exist)\n", cfg.JWTPrivateKeyFile, cfg.JWTPublicKeyFile)
+			return nil
+		}
 	}
 	if err := services.GenerateKeyPair(cfg.JWTPrivateKeyFile, cfg.JWTPublicKeyFile, *force); err != nil {
 		return err

@@ -88,6 +88,16 @@ func TestKeysGenerateRefusesToOverwrite(t *testing.T) {
 	mustf(t, !bytes.Equal(first, second), "--force did not replace the key")
 	_, err = services.LoadKeySet(dir+"/k.pem", dir+"/k.pub", nil)
 	mustf(t, err == nil, "generated pair does not load: %v", err)
+	// --if-missing (the Compose key service) keeps an existing pair, and
+	// makes one where there is none.
+	out, err := run(t, []string{"keys", "generate", "--if-missing"}, env)
+	third, _ := os.ReadFile(dir + "/k.pem")
+	mustf(t, err == nil && strings.Contains(out, "kept") && bytes.Equal(second, third), "--if-missing replaced keys: %v %s", err, out)
+	fresh := map[string]string{"JWT_PRIVATE_KEY_FILE": dir + "/new/k.pem", "JWT_PUBLIC_KEY_FILE": dir + "/new/k.pub"}
+	_, err = run(t, []string{"keys", "generate", "--if-missing"}, fresh)
+	mustf(t, err == nil, "--if-missing with no keys: %v", err)
+	_, err = services.LoadKeySet(fresh["JWT_PRIVATE_KEY_FILE"], fresh["JWT_PUBLIC_KEY_FILE"], nil)
+	mustf(t, err == nil, "--if-missing pair does not load: %v", err)
 }
 
 // The first admin comes from `user create`, and `migrate status` reports.
