@@ -19,11 +19,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/apperror"
+	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/database"
 	"github.com/tollgate/tollgate/metrics"
 	"github.com/tollgate/tollgate/migrations"
-	"github.com/tollgate/tollgate/models"
 	"github.com/tollgate/tollgate/server"
 	"github.com/tollgate/tollgate/services"
 	"github.com/tollgate/tollgate/settings"
@@ -276,8 +276,8 @@ func user(ctx context.Context, cfg settings.Config, args []string, out io.Writer
 	fs.SetOutput(out)
 	email := fs.String("email", "", "email address")
 	password := fs.String("password", "", "password (10+ characters, upper, lower, digit)")
-	role := fs.String("role", models.RoleViewer, "viewer, editor or admin")
-	tier := fs.String("tier", models.TierFree, "free, paid or enterprise")
+	role := fs.String("role", string(caller.Viewer), "viewer, editor or admin")
+	tier := fs.String("tier", string(caller.Free), "free, paid or enterprise")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -288,7 +288,7 @@ func user(ctx context.Context, cfg settings.Config, args []string, out io.Writer
 	defer db.Close()
 	hasher := services.NewHasher(cfg.BcryptCost, 1, time.Minute)
 	u, err := services.NewUsers(db.DB, clock.System{}, hasher).Create(ctx, services.NewUser{
-		Email: *email, Password: *password, Role: *role, Tier: *tier, EmailVerified: true,
+		Email: *email, Password: *password, Role: caller.Role(*role), Tier: caller.Tier(*tier), EmailVerified: true,
 	})
 	if err != nil {
 		return describe(err)

@@ -130,7 +130,7 @@ type CreateProjectRequest struct {
 //	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/projects [post]
 func (h *Projects) Create(c *echo.Context) error {
-	cl, err := claims(c)
+	cl, err := who(c)
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func (h *Projects) Create(c *echo.Context) error {
 	if req.Name == "" {
 		return validationError("name", "is required")
 	}
-	p, err := h.projects.Create(c.Request().Context(), cl.UserID(), req.Name, req.Description)
+	p, err := h.projects.Create(c.Request().Context(), cl.ID, req.Name, req.Description)
 	if err != nil {
 		return err
 	}
@@ -182,7 +182,7 @@ type UpdateProjectRequest struct {
 //	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/projects/{id} [patch]
 func (h *Projects) Update(c *echo.Context) error {
-	cl, err := claims(c)
+	cl, err := who(c)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/tollgate/tollgate/apperror"
+	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/services"
 )
 
@@ -257,11 +258,11 @@ func paginate[M, T any](page services.PageOf[M], p services.Page, convert func(*
 	return out
 }
 
-// claims returns the verified claims RequireAuth put on the request.
-func claims(c *echo.Context) (*services.Claims, error) {
-	cl, ok := services.ClaimsFrom(c.Request().Context())
+// who returns the caller RequireAuth put on the request.
+func who(c *echo.Context) (*caller.Caller, error) {
+	cl, ok := caller.From(c.Request().Context())
 	if !ok {
-		// A route that reads claims was registered without RequireAuth.
+		// A route that reads the caller was registered without RequireAuth.
 		return nil, apperror.ErrAuthRequired
 	}
 	return cl, nil

@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v5"
 
+	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/models"
 	"github.com/tollgate/tollgate/services"
 )
@@ -23,7 +24,7 @@ type UserResponse struct {
 }
 
 func toUser(u *models.User) UserResponse {
-	return UserResponse{ID: u.ID, Email: u.Email, Role: u.Role, Tier: u.Tier, EmailVerified: u.EmailVerified, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+	return UserResponse{ID: u.ID, Email: u.Email, Role: string(u.Role), Tier: string(u.Tier), EmailVerified: u.EmailVerified, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 }
 
 // Users serves the caller's own profile and the admin user list.
@@ -51,11 +52,11 @@ func NewUsers(users *services.Users) *Users { return &Users{users: users} }
 //	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/users/me [get]
 func (h *Users) Me(c *echo.Context) error {
-	cl, err := claims(c)
+	cl, err := who(c)
 	if err != nil {
 		return err
 	}
-	u, err := h.users.Current(c.Request().Context(), cl.UserID())
+	u, err := h.users.Current(c.Request().Context(), cl.ID)
 	if err != nil {
 		return err
 	}
@@ -139,7 +140,7 @@ func (h *Users) Update(c *echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	u, err := h.users.Update(c.Request().Context(), id, services.UserChanges{Role: req.Role, Tier: req.Tier})
+	u, err := h.users.Update(c.Request().Context(), id, services.UserChanges{Role: (*caller.Role)(req.Role), Tier: (*caller.Tier)(req.Tier)})
 	if err != nil {
 		return err
 	}

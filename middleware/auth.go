@@ -4,12 +4,12 @@
 package middleware
 
 import (
-	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v5"
 
 	"github.com/tollgate/tollgate/apperror"
+	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/services"
 )
 
@@ -25,7 +25,7 @@ type Auth struct{ tokens TokenVerifier }
 func NewAuth(tokens TokenVerifier) *Auth { return &Auth{tokens: tokens} }
 
 // RequireAuth reads `Authorization: Bearer <token>`, verifies it and puts
-// the claims on the request context (read them with services.ClaimsFrom).
+// the caller on the request context (read it with caller.From).
 func (a *Auth) RequireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c *echo.Context) error {
 		raw, ok := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
@@ -37,7 +37,7 @@ func (a *Auth) RequireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		req := c.Request()
-		c.SetRequest(req.WithContext(services.WithClaims(req.Context(), claims)))
+		c.SetRequest(req.WithContext(caller.With(req.Context(), claims.Caller())))
 		return next(c)
 	}
 }
@@ -53,14 +53,14 @@ func bearer(header string) (string, bool) {
 
 // RequireRole lets the request through only when the caller's role is one
 // of roles. It must come after RequireAuth.
-func RequireRole(roles ...string) echo.MiddlewareFunc {
+func RequireRole(roles ...caller.Role) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c *echo.Context) error {
-			claims, ok := services.ClaimsFrom(c.Request().Context())
+			who, ok := caller.From(c.Request().Context())
 			if !ok {
 				return apperror.ErrAuthRequired
 			}
-			if !slices.Contains(roles, claims.Role) {
+			if !who.Is(roles...) {
 				return apperror.ErrForbidden
 			}
 			return next(c)

@@ -7,7 +7,7 @@ import (
 	"github.com/labstack/echo/v5"
 	echomw "github.com/labstack/echo/v5/middleware"
 
-	"github.com/tollgate/tollgate/services"
+	"github.com/tollgate/tollgate/caller"
 )
 
 // RequestLog logs one structured line per request. It logs the path without
@@ -31,8 +31,8 @@ func RequestLog(log *slog.Logger) echo.MiddlewareFunc {
 				slog.Duration("latency", v.Latency),
 				slog.String("ip", v.RemoteIP),
 			}
-			if claims, ok := services.ClaimsFrom(c.Request().Context()); ok {
-				attrs = append(attrs, slog.String("user_id", claims.Subject))
+			if who, ok := caller.From(c.Request().Context()); ok {
+				attrs = append(attrs, slog.String("user_id", who.ID.String()))
 			}
 			level := slog.LevelInfo
 			switch {

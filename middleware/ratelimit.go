@@ -12,11 +12,10 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/tollgate/tollgate/apperror"
+	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/metrics"
-	"github.com/tollgate/tollgate/models"
 	"github.com/tollgate/tollgate/ratelimit"
-	"github.com/tollgate/tollgate/services"
 )
 
 // RateLimiter builds the per-route limit middleware over one store.
@@ -80,18 +79,18 @@ func (l *RateLimiter) PerUser(tiers map[string]ratelimit.Policy, fallback rateli
 			return next
 		}
 		return func(c *echo.Context) error {
-			claims, ok := services.ClaimsFrom(c.Request().Context())
+			who, ok := caller.From(c.Request().Context())
 			if !ok {
 				return apperror.ErrAuthRequired
 			}
-			if claims.Role == models.RoleAdmin {
+			if who.Is(caller.Admin) {
 				return next(c)
 			}
-			p, listed := tiers[claims.Tier]
+			p, listed := tiers[string(who.Tier)]
 			if !listed {
 				p = fallback
 			}
-			if err := l.limit(c, claims.Subject, p); err != nil {
+			if err := l.limit(c, who.ID.String(), p); err != nil {
 				return err
 			}
 			return next(c)
@@ -111,7 +110,7 @@ func (l *RateLimiter) FailedAuth(p ratelimit.Policy) echo.MiddlewareFunc {
 		return func(c *echo.Context) error {
 			err := next(c)
 			ae, isApp := apperror.As(err)
-			if _, authenticated := services.ClaimsFrom(c.Request().Context()); authenticated || !isApp || ae.Kind != apperror.Unauthenticated {
+			if _, authenticated := caller.From(c.Request().Context()); authenticated || !isApp || ae.Kind != apperror.Unauthenticated {
 				return err
 			}
 			if err := l.limit(c, ClientKey(c), p); err != nil {

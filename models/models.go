@@ -7,20 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-)
 
-// Roles a user can hold, from least to most privileged.
-const (
-	RoleViewer = "viewer"
-	RoleEditor = "editor"
-	RoleAdmin  = "admin"
-)
-
-// Plans (tiers) that decide a user's rate limit.
-const (
-	TierFree       = "free"
-	TierPaid       = "paid"
-	TierEnterprise = "enterprise"
+	"github.com/tollgate/tollgate/caller"
 )
 
 // User is an account. Email is stored trimmed and lower-cased.
@@ -28,8 +16,8 @@ type User struct {
 	ID            uuid.UUID `gorm:"type:uuid;primaryKey"`
 	Email         string
 	PasswordHash  string
-	Role          string
-	Tier          string
+	Role          caller.Role
+	Tier          caller.Tier
 	EmailVerified bool
 	CreatedAt     time.Time
 	UpdatedAt     time.Time

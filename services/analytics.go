@@ -7,6 +7,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tollgate/tollgate/apperror"
+	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/models"
 )
@@ -39,8 +40,14 @@ func NewAnalytics(db *gorm.DB, clk clock.Clock) *Analytics {
 func (s *Analytics) Report(ctx context.Context) (*Report, error) {
 	db := s.db.WithContext(ctx)
 	r := &Report{
-		UsersByRole: map[string]int64{models.RoleViewer: 0, models.RoleEditor: 0, models.RoleAdmin: 0},
-		UsersByTier: map[string]int64{models.TierFree: 0, models.TierPaid: 0, models.TierEnterprise: 0},
+		UsersByRole: map[string]int64{},
+		UsersByTier: map[string]int64{},
+	}
+	for _, role := range caller.Roles() {
+		r.UsersByRole[string(role)] = 0
+	}
+	for _, tier := range caller.Tiers() {
+		r.UsersByTier[string(tier)] = 0
 	}
 	var groups []struct {
 		Role          string

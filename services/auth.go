@@ -17,6 +17,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tollgate/tollgate/apperror"
+	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/metrics"
 	"github.com/tollgate/tollgate/models"
@@ -100,7 +101,7 @@ type Session struct {
 // Register creates an unverified viewer on the free tier and mails a
 // verification link. Role, tier and verification are never taken from input.
 func (a *Auth) Register(ctx context.Context, email, password string) (*models.User, error) {
-	u, err := a.users.Create(ctx, NewUser{Email: email, Password: password, Role: models.RoleViewer, Tier: models.TierFree})
+	u, err := a.users.Create(ctx, NewUser{Email: email, Password: password, Role: caller.Viewer, Tier: caller.Free})
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tollgate/tollgate/apperror"
+	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/models"
 )
@@ -73,12 +74,12 @@ type ProjectChanges struct {
 
 // Update changes a project. Admins may change any project; everyone else
 // only their own.
-func (s *Projects) Update(ctx context.Context, actor *Claims, id uuid.UUID, ch ProjectChanges) (*models.Project, error) {
+func (s *Projects) Update(ctx context.Context, actor *caller.Caller, id uuid.UUID, ch ProjectChanges) (*models.Project, error) {
 	p, err := s.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if actor.Role != models.RoleAdmin && p.OwnerID != actor.UserID() {
+	if !actor.Is(caller.Admin) && p.OwnerID != actor.ID {
 		return nil, apperror.ErrForbidden
 	}
 	if ch.Name != nil {

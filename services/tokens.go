@@ -1,7 +1,6 @@
 package services
 
 import (
-	"context"
 	"crypto/sha256"
 	"errors"
 	"sync"
@@ -11,32 +10,24 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tollgate/tollgate/apperror"
+	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/models"
 )
 
-// Claims are the access token's claims; middleware puts them on the request
-// context and handlers read them with ClaimsFrom.
+// Claims are the access token's claims: the token's wire format. Requests
+// carry the caller they describe (Caller), not the claims.
 type Claims struct {
 	Role string `json:"role"`
 	Tier string `json:"tier"`
 	jwt.RegisteredClaims
 }
 
-// UserID is the subject as a UUID (validated when the token was verified).
-func (c *Claims) UserID() uuid.UUID { id, _ := uuid.Parse(c.Subject); return id }
-
-type claimsKey struct{}
-
-// WithClaims returns ctx carrying c.
-func WithClaims(ctx context.Context, c *Claims) context.Context {
-	return context.WithValue(ctx, claimsKey{}, c)
-}
-
-// ClaimsFrom returns the verified claims on ctx, if any.
-func ClaimsFrom(ctx context.Context) (*Claims, bool) {
-	c, ok := ctx.Value(claimsKey{}).(*Claims)
-	return c, ok
+// Caller is the authenticated caller the claims describe (subject checked
+// to be a UUID when the token was verified).
+func (c *Claims) Caller() *caller.Caller {
+	id, _ := uuid.Parse(c.Subject)
+	return &caller.Caller{Kind: caller.User, ID: id, Role: caller.Role(c.Role), Tier: caller.Tier(c.Tier), TokenID: c.ID}
 }
 
 // Tokens issues and verifies RS256 access tokens.
@@ -78,8 +69,8 @@ func (t *Tokens) JWKS() JWKS { return t.keys.JWKS() }
 func (t *Tokens) Issue(u *models.User) (string, error) {
 	now := t.clock.Now()
 	claims := Claims{
-		Role: u.Role,
-		Tier: u.Tier,
+		Role: string(u.Role),
+		Tier: string(u.Tier),
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   u.ID.String(),
 			Issuer:    t.issuer,

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/models"
 )
@@ -29,7 +30,7 @@ func testTokens(t testing.TB, clk clock.Clock) *Tokens {
 func TestVerifiedCacheRechecksExpiry(t *testing.T) {
 	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	tokens := testTokens(t, clk)
-	raw, err := tokens.Issue(&models.User{ID: uuid.New(), Role: models.RoleViewer, Tier: models.TierFree})
+	raw, err := tokens.Issue(&models.User{ID: uuid.New(), Role: caller.Viewer, Tier: caller.Free})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +40,7 @@ func TestVerifiedCacheRechecksExpiry(t *testing.T) {
 	}
 	first.Role = "admin" // callers get copies: the cache cannot be changed through them
 	again, err := tokens.Verify(raw)
-	if err != nil || again.Role != models.RoleViewer || again.Subject != first.Subject {
+	if err != nil || caller.Role(again.Role) != caller.Viewer || again.Subject != first.Subject {
 		t.Fatalf("cached verify: %+v %v", again, err)
 	}
 	clk.Advance(15 * time.Minute)
@@ -54,7 +55,7 @@ func TestVerifiedCacheRechecksExpiry(t *testing.T) {
 // BenchmarkVerify compares a full RS256 verification with a cache hit.
 func BenchmarkVerify(b *testing.B) {
 	tokens := testTokens(b, clock.System{})
-	raw, err := tokens.Issue(&models.User{ID: uuid.New(), Role: models.RoleViewer, Tier: models.TierFree})
+	raw, err := tokens.Issue(&models.User{ID: uuid.New(), Role: caller.Viewer, Tier: caller.Free})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/tollgate/tollgate/apperror"
+	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/models"
 )
@@ -78,20 +79,12 @@ func CheckPassword(p string) string {
 	return ""
 }
 
-// ValidRole reports whether r is a known role.
-func ValidRole(r string) bool {
-	return r == models.RoleViewer || r == models.RoleEditor || r == models.RoleAdmin
-}
-
-// ValidTier reports whether t is a known tier.
-func ValidTier(t string) bool {
-	return t == models.TierFree || t == models.TierPaid || t == models.TierEnterprise
-}
-
 // NewUser is what Create needs.
 type NewUser struct {
-	Email, Password, Role, Tier string
-	EmailVerified               bool
+	Email, Password string
+	Role            caller.Role
+	Tier            caller.Tier
+	EmailVerified   bool
 }
 
 // Create validates and stores a user. Registration always passes viewer/free
@@ -109,10 +102,10 @@ func (s *Users) create(ctx context.Context, db *gorm.DB, in NewUser) (*models.Us
 	if msg := CheckPassword(in.Password); msg != "" {
 		details["password"] = msg
 	}
-	if !ValidRole(in.Role) {
+	if !in.Role.Valid() {
 		details["role"] = "must be viewer, editor or admin"
 	}
-	if !ValidTier(in.Tier) {
+	if !in.Tier.Valid() {
 		details["tier"] = "must be free, paid or enterprise"
 	}
 	if len(details) > 0 {
@@ -183,18 +176,18 @@ func (s *Users) List(ctx context.Context, p Page) (PageOf[models.User], error) {
 
 // UserChanges are the fields an admin may change; nil leaves a field alone.
 type UserChanges struct {
-	Role *string
-	Tier *string
+	Role *caller.Role
+	Tier *caller.Tier
 }
 
 // Update changes a user's role or tier. Access tokens already issued keep
 // their claims until they expire; the next refresh picks up the change.
 func (s *Users) Update(ctx context.Context, id uuid.UUID, ch UserChanges) (*models.User, error) {
 	details := map[string]string{}
-	if ch.Role != nil && !ValidRole(*ch.Role) {
+	if ch.Role != nil && !ch.Role.Valid() {
 		details["role"] = "must be viewer, editor or admin"
 	}
-	if ch.Tier != nil && !ValidTier(*ch.Tier) {
+	if ch.Tier != nil && !ch.Tier.Valid() {
 		details["tier"] = "must be free, paid or enterprise"
 	}
 	if ch.Role == nil && ch.Tier == nil {
@@ -209,11 +202,11 @@ func (s *Users) Update(ctx context.Context, id uuid.UUID, ch UserChanges) (*mode
 		if u, err = (&Users{db: tx, clock: s.clock}).Get(ctx, id); err != nil {
 			return err
 		}
-		if ch.Role != nil && u.Role == models.RoleAdmin && *ch.Role != models.RoleAdmin {
+		if ch.Role != nil && u.Role == caller.Admin && *ch.Role != caller.Admin {
 			// Lock every admin row first (PostgreSQL; SQLite transactions
 			// already take the write lock), so two admins demoting each
 			// other at once cannot both see the other still admin.
-			q := tx.Model(&models.User{}).Where("role = ?", models.RoleAdmin)
+			q := tx.Model(&models.User{}).Where("role = ?", caller.Admin)
 			if tx.Dialector.Name() == "postgres" {
 				q = q.Clauses(clause.Locking{Strength: "UPDATE"})
 			}

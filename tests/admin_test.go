@@ -4,6 +4,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/models"
 )
 
@@ -18,13 +19,13 @@ func TestAdminUsers(t *testing.T) {
 			Body: map[string]string{"role": "editor"}, ExpectedStatus: 409, ExpectedContent: []string{`"code":"last_admin"`},
 			After: func(t testing.TB, a *App, _ *Response) {
 				var n int64
-				a.DB.Model(&models.User{}).Where("role = ?", models.RoleAdmin).Count(&n)
+				a.DB.Model(&models.User{}).Where("role = ?", caller.Admin).Count(&n)
 				mustf(t, n == 1, "%d admins left", n)
 			}},
 		{Name: "an admin can be demoted while another remains", Method: "PATCH", URL: "/admin/users/{other}", Headers: auth,
 			Setup: func(t testing.TB, a *App) map[string]string {
 				vals := asRole("admin")(t, a)
-				vals["other"] = a.user(t, models.RoleAdmin, models.TierFree).ID
+				vals["other"] = a.user(t, caller.Admin, caller.Free).ID
 				return vals
 			},
 			Body: map[string]string{"role": "viewer"}, ExpectedStatus: 200, ExpectedContent: []string{`"role":"viewer"`}},
@@ -53,7 +54,7 @@ func TestAdminUsers(t *testing.T) {
 // gets last_admin, and one admin always remains.
 func TestAdminsDemotingEachOtherKeepOne(t *testing.T) {
 	a := newApp(t)
-	x, y := a.user(t, models.RoleAdmin, models.TierFree), a.user(t, models.RoleAdmin, models.TierFree)
+	x, y := a.user(t, caller.Admin, caller.Free), a.user(t, caller.Admin, caller.Free)
 	var wg sync.WaitGroup
 	statuses := make([]int, 2)
 	for i, pair := range [][2]*User{{x, y}, {y, x}} {
@@ -66,7 +67,7 @@ func TestAdminsDemotingEachOtherKeepOne(t *testing.T) {
 	}
 	wg.Wait()
 	var n int64
-	a.DB.Model(&models.User{}).Where("role = ?", models.RoleAdmin).Count(&n)
+	a.DB.Model(&models.User{}).Where("role = ?", caller.Admin).Count(&n)
 	mustf(t, n == 1, "%d admins left after %v", n, statuses)
 	mustf(t, (statuses[0] == 200) != (statuses[1] == 200), "statuses %v", statuses)
 }

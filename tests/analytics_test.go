@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tollgate/tollgate/models"
+	"github.com/tollgate/tollgate/caller"
 )
 
 func TestAnalytics(t *testing.T) {
@@ -17,10 +17,10 @@ func TestAnalytics(t *testing.T) {
 			Setup: func(t testing.TB, a *App) map[string]string {
 				vals := asRole("admin")(t, a) // an editor with one project, and an admin
 				a.Clock.Advance(8 * 24 * time.Hour)
-				ed := a.user(t, models.RoleEditor, models.TierPaid)
+				ed := a.user(t, caller.Editor, caller.Paid)
 				a.do(t, Request{Method: "POST", URL: "/projects", Headers: bearer(ed), Body: map[string]string{"name": "recent"}})
 				register(t, a, "unverified@example.com")
-				admin := a.user(t, models.RoleAdmin, models.TierEnterprise)
+				admin := a.user(t, caller.Admin, caller.Enterprise)
 				vals["token"] = admin.Access
 				return vals
 			},

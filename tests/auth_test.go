@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/models"
 	"github.com/tollgate/tollgate/services"
 )
@@ -174,7 +175,7 @@ func TestVerifyEmail(t *testing.T) {
 
 func TestLogin(t *testing.T) {
 	withUser := func(t testing.TB, a *App) map[string]string {
-		u := a.user(t, models.RoleViewer, models.TierFree)
+		u := a.user(t, caller.Viewer, caller.Free)
 		return map[string]string{"email": u.Email, "password": u.Password, "id": u.ID}
 	}
 	scenarios := []Scenario{
@@ -230,7 +231,7 @@ func TestLogin(t *testing.T) {
 // not timed here.
 func TestUnknownEmailAndWrongPasswordAnswerAlike(t *testing.T) {
 	a := newApp(t, "BCRYPT_COST", "10")
-	u := a.user(t, models.RoleViewer, models.TierFree)
+	u := a.user(t, caller.Viewer, caller.Free)
 	wrong := a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": "Wrong-Pass-99"}})
 	unknown := a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": "x" + u.Email, "password": "Wrong-Pass-99"}})
 	mustf(t, wrong.Status == unknown.Status && wrong.Body == unknown.Body, "answers differ: %d %s / %d %s", wrong.Status, wrong.Body, unknown.Status, unknown.Body)
@@ -239,7 +240,7 @@ func TestUnknownEmailAndWrongPasswordAnswerAlike(t *testing.T) {
 
 func TestAccessTokenExpiresAfterTTL(t *testing.T) {
 	a := newApp(t)
-	u := a.user(t, models.RoleViewer, models.TierFree)
+	u := a.user(t, caller.Viewer, caller.Free)
 	a.Clock.Advance(15*time.Minute - time.Second)
 	mustf(t, a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)}).Status == 200, "token refused before expiry")
 	a.Clock.Advance(time.Second)
@@ -255,7 +256,7 @@ func refresh(t testing.TB, a *App, token string) *Response {
 
 func TestRefreshRotation(t *testing.T) {
 	a := newApp(t)
-	u := a.user(t, models.RoleViewer, models.TierFree)
+	u := a.user(t, caller.Viewer, caller.Free)
 	first := u.Refresh
 
 	r := refresh(t, a, first)
@@ -299,7 +300,7 @@ func TestRefreshRotation(t *testing.T) {
 
 func TestRefreshExpiryAndUnknownTokens(t *testing.T) {
 	a := newApp(t)
-	u := a.user(t, models.RoleViewer, models.TierFree)
+	u := a.user(t, caller.Viewer, caller.Free)
 	r := refresh(t, a, strings.Repeat("0", 128))
 	mustf(t, r.Status == 401 && strings.Contains(r.Body, "invalid_refresh_token"), "unknown: %d %s", r.Status, r.Body)
 	a.Clock.Advance(7 * 24 * time.Hour)
@@ -312,7 +313,7 @@ func TestRefreshExpiryAndUnknownTokens(t *testing.T) {
 // Many parallel refreshes of one token must never yield two usable pairs.
 func TestConcurrentRefresh(t *testing.T) {
 	a := newApp(t)
-	u := a.user(t, models.RoleViewer, models.TierFree)
+	u := a.user(t, caller.Viewer, caller.Free)
 	const n = 12
 	var wg sync.WaitGroup
 	results := make([]*Response, n)
@@ -355,8 +356,8 @@ func TestConcurrentRefresh(t *testing.T) {
 
 func TestRefreshPicksUpRoleChangesAndDeletion(t *testing.T) {
 	a := newApp(t)
-	admin := a.user(t, models.RoleAdmin, models.TierFree)
-	u := a.user(t, models.RoleViewer, models.TierFree)
+	admin := a.user(t, caller.Admin, caller.Free)
+	u := a.user(t, caller.Viewer, caller.Free)
 	r := a.do(t, Request{Method: "PATCH", URL: "/admin/users/" + u.ID, Headers: bearer(admin), Body: map[string]string{"role": "editor", "tier": "paid"}})
 	mustf(t, r.Status == 200, "promote: %d %s", r.Status, r.Body)
 	// The old access token still says viewer.
@@ -373,7 +374,7 @@ func TestRefreshPicksUpRoleChangesAndDeletion(t *testing.T) {
 
 func TestLogout(t *testing.T) {
 	a := newApp(t)
-	u := a.user(t, models.RoleViewer, models.TierFree)
+	u := a.user(t, caller.Viewer, caller.Free)
 	r := refresh(t, a, u.Refresh)
 	next := field(t, r, "refresh_token")
 	for i := range 2 { // idempotent
@@ -394,7 +395,7 @@ func TestCreatedUserIsVerified(t *testing.T) {
 	mustf(t, err != nil, "weak password accepted")
 	_, err = services.NewUsers(a.DB.DB, a.Clock, services.NewHasher(4, 1, time.Minute)).Create(context.Background(), services.NewUser{Email: "x@example.com", Password: testPassword, Role: "root", Tier: "free"})
 	mustf(t, err != nil, "unknown role accepted")
-	admin := a.user(t, models.RoleAdmin, models.TierEnterprise)
+	admin := a.user(t, caller.Admin, caller.Enterprise)
 	r := a.do(t, Request{Method: "GET", URL: "/users/me", Headers: bearer(admin)})
 	mustf(t, r.Status == 200 && strings.Contains(r.Body, `"role":"admin"`) && strings.Contains(r.Body, `"email_verified":true`), "%s", r.Body)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v5"
 
+	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/metrics"
 	"github.com/tollgate/tollgate/middleware"
@@ -36,7 +37,7 @@ func BenchmarkAuthenticatedChain(b *testing.B) {
 	e.GET("/trivial", func(c *echo.Context) error { return c.NoContent(http.StatusNoContent) },
 		middleware.NewAuth(tokens).RequireAuth,
 		limiter.PerUser(map[string]ratelimit.Policy{}, ratelimit.Policy{Name: "user", Limit: 1 << 40, Window: 60e9}))
-	tok, err := tokens.Issue(&models.User{ID: [16]byte{1}, Role: models.RoleViewer, Tier: models.TierFree})
+	tok, err := tokens.Issue(&models.User{ID: [16]byte{1}, Role: caller.Viewer, Tier: caller.Free})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func BenchmarkAuthenticatedChain(b *testing.B) {
 // same path over real sockets under wrk.
 func BenchmarkProjectsList(b *testing.B) {
 	a := newApp(b, "RATE_LIMIT_TIERS", "free=1000000000/1m")
-	u := a.user(b, models.RoleEditor, models.TierFree)
+	u := a.user(b, caller.Editor, caller.Free)
 	for i := range 25 {
 		r := a.do(b, Request{Method: "POST", URL: "/projects", Headers: bearer(u), Body: map[string]string{"name": "project " + strconv.Itoa(i)}})
 		if r.Status != http.StatusCreated {

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/metrics"
 	"github.com/tollgate/tollgate/models"
 	"github.com/tollgate/tollgate/services"
@@ -53,19 +54,19 @@ func TestBadInputNeverA500(t *testing.T) {
 		// An access token outlives its account: the insert's foreign key
 		// fails, and that is an authentication problem, not a server one.
 		{Name: "a token whose user was deleted cannot create", Method: "POST", URL: "/projects", Headers: auth,
-			Setup: deletedUser(models.RoleEditor), Body: map[string]string{"name": "orphan"}, ExpectedStatus: 401,
+			Setup: deletedUser(caller.Editor), Body: map[string]string{"name": "orphan"}, ExpectedStatus: 401,
 			ExpectedContent: []string{`"code":"account_not_found"`}},
 		{Name: "a token whose user was deleted has no profile", Method: "GET", URL: "/users/me", Headers: auth,
-			Setup: deletedUser(models.RoleViewer), ExpectedStatus: 401, ExpectedContent: []string{`"code":"account_not_found"`}},
+			Setup: deletedUser(caller.Viewer), ExpectedStatus: 401, ExpectedContent: []string{`"code":"account_not_found"`}},
 	}
 	for _, s := range scenarios {
 		s.Run(t)
 	}
 }
 
-func deletedUser(role string) func(t testing.TB, a *App) map[string]string {
+func deletedUser(role caller.Role) func(t testing.TB, a *App) map[string]string {
 	return func(t testing.TB, a *App) map[string]string {
-		u := a.user(t, role, models.TierFree)
+		u := a.user(t, role, caller.Free)
 		mustf(t, a.DB.Exec("DELETE FROM users WHERE id = ?", u.ID).Error == nil, "delete user")
 		return map[string]string{"token": u.Access}
 	}
@@ -80,7 +81,7 @@ func TestUserAgentIsStoredClean(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			a := newApp(t)
-			u := a.user(t, models.RoleViewer, models.TierFree)
+			u := a.user(t, caller.Viewer, caller.Free)
 			r := a.do(t, Request{Method: "POST", URL: "/auth/login", Headers: map[string]string{"User-Agent": ua},
 				Body: map[string]string{"email": u.Email, "password": u.Password}})
 			mustf(t, r.Status == 200, "login: %d %s", r.Status, r.Body)
@@ -101,7 +102,7 @@ func TestUserAgentIsStoredClean(t *testing.T) {
 // outage logged once however many requests it refuses.
 func TestDatabaseOutageIs503LoggedOnce(t *testing.T) {
 	a := newApp(t)
-	u := a.user(t, models.RoleViewer, models.TierFree)
+	u := a.user(t, caller.Viewer, caller.Free)
 	a.DB.Close()
 	for range 5 {
 		r := a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)})
@@ -178,7 +179,7 @@ func appBehindProxy(t *testing.T, env ...string) (*App, *freezeProxy, *User) {
 	proxy := newFreezeProxy(t, base.Host)
 	base.Host = proxy.addr
 	a := newApp(t, append([]string{"DATABASE_URL", base.String()}, env...)...)
-	return a, proxy, a.user(t, models.RoleViewer, models.TierFree)
+	return a, proxy, a.user(t, caller.Viewer, caller.Free)
 }
 
 // freezeProxy forwards TCP to a PostgreSQL server and can stop forwarding
@@ -277,7 +278,7 @@ func TestPurge(t *testing.T) {
 	ctx := context.Background()
 	// An unverified sign-up, a login that rotated once and one that logged out.
 	mustf(t, register(t, a, "stale@example.com").Status == 201, "register")
-	u := a.user(t, models.RoleViewer, models.TierFree)
+	u := a.user(t, caller.Viewer, caller.Free)
 	rotated := refresh(t, a, u.Refresh)
 	mustf(t, rotated.Status == 200, "refresh")
 	other := &User{Email: u.Email, Password: u.Password}
@@ -383,7 +384,7 @@ func TestIPv6ClientsAreLimitedPerSlash64(t *testing.T) {
 // as labels, and outcomes of logins and limits.
 func TestMetrics(t *testing.T) {
 	a := newApp(t)
-	u := a.user(t, models.RoleViewer, models.TierFree)
+	u := a.user(t, caller.Viewer, caller.Free)
 	a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": "Wrong-Pass-99"}})
 	a.do(t, Request{Method: "GET", URL: "/projects/" + "00000000-0000-4000-8000-000000000000", Headers: bearer(u)})
 	a.do(t, Request{Method: "GET", URL: "/scanner-probe-4f2a/wp-admin.php"})
@@ -419,7 +420,7 @@ func newVerifiedUser(t testing.TB, a *App) *User {
 	t.Helper()
 	email := randomName("v-") + "@example.com"
 	created, err := services.NewUsers(a.DB.DB, a.Clock, services.NewHasher(a.Config.BcryptCost, 2, time.Minute)).Create(context.Background(),
-		services.NewUser{Email: email, Password: testPassword, Role: models.RoleViewer, Tier: models.TierFree, EmailVerified: true})
+		services.NewUser{Email: email, Password: testPassword, Role: caller.Viewer, Tier: caller.Free, EmailVerified: true})
 	mustf(t, err == nil, "%v", err)
 	return &User{ID: created.ID.String(), Email: email, Password: testPassword}
 }

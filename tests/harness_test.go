@@ -28,6 +28,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
+	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/database"
 	"github.com/tollgate/tollgate/ratelimit"
@@ -406,9 +407,9 @@ const testPassword = "Correct-Horse-9"
 
 // user creates a verified user with role and tier (as `user create` does)
 // and logs it in over HTTP.
-func (a *App) user(t testing.TB, role, tier string) *User {
+func (a *App) user(t testing.TB, role caller.Role, tier caller.Tier) *User {
 	t.Helper()
-	email := randomName(role+"-") + "@example.com"
+	email := randomName(string(role)+"-") + "@example.com"
 	created, err := services.NewUsers(a.DB.DB, a.Clock, services.NewHasher(a.Config.BcryptCost, 2, time.Minute)).Create(context.Background(),
 		services.NewUser{Email: email, Password: testPassword, Role: role, Tier: tier, EmailVerified: true})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/models"
 )
 
@@ -12,7 +13,7 @@ import (
 // {user_id}, and a project owned by an editor as {project}.
 func asRole(role string) func(t testing.TB, a *App) map[string]string {
 	return func(t testing.TB, a *App) map[string]string {
-		owner := a.user(t, models.RoleEditor, models.TierFree)
+		owner := a.user(t, caller.Editor, caller.Free)
 		r := a.do(t, Request{Method: "POST", URL: "/projects", Headers: bearer(owner), Body: map[string]string{"name": "Seeded", "description": "d"}})
 		mustf(t, r.Status == 201, "seed project: %d %s", r.Status, r.Body)
 		vals := map[string]string{"project": field(t, r, "id"), "owner_token": owner.Access}
@@ -20,7 +21,7 @@ func asRole(role string) func(t testing.TB, a *App) map[string]string {
 			vals["token"], vals["user_id"] = owner.Access, owner.ID
 			return vals
 		}
-		u := a.user(t, role, models.TierFree)
+		u := a.user(t, caller.Role(role), caller.Free)
 		vals["token"], vals["user_id"] = u.Access, u.ID
 		return vals
 	}
@@ -126,7 +127,7 @@ type projectPage struct {
 
 func TestProjectPagination(t *testing.T) {
 	a := newApp(t)
-	ed := a.user(t, models.RoleEditor, models.TierFree)
+	ed := a.user(t, caller.Editor, caller.Free)
 	for i := range 5 {
 		r := a.do(t, Request{Method: "POST", URL: "/projects", Headers: bearer(ed), Body: map[string]string{"name": fmt.Sprintf("p%d", i)}})
 		mustf(t, r.Status == http.StatusCreated, "create: %d", r.Status)

@@ -17,7 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tollgate/tollgate/models"
+	"github.com/tollgate/tollgate/caller"
 )
 
 // hammer sends n requests and returns how many got each status.
@@ -74,7 +74,7 @@ func TestPublicLimit(t *testing.T) {
 // Seed 001 step 5: 5 failed logins in 15 minutes, then 429 with Retry-After.
 func TestLoginBruteForceGuard(t *testing.T) {
 	a := newApp(t)
-	u := a.user(t, models.RoleViewer, models.TierFree) // one successful login already
+	u := a.user(t, caller.Viewer, caller.Free) // one successful login already
 	wrong := Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": "Wrong-Pass-99"}}
 	right := Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": u.Password}}
 	for i := range 4 {
@@ -124,7 +124,7 @@ func TestRegisterLimit(t *testing.T) {
 // RATE_LIMIT_TIERS), and each listed tier at its own limit.
 func TestUserLimitsByTier(t *testing.T) {
 	cases := []struct {
-		tier  string
+		tier  caller.Tier
 		limit int
 		env   []string
 	}{
@@ -136,7 +136,7 @@ func TestUserLimitsByTier(t *testing.T) {
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s=%d", c.tier, c.limit), func(t *testing.T) {
 			a := newApp(t, c.env...)
-			u := a.user(t, models.RoleViewer, c.tier)
+			u := a.user(t, caller.Viewer, c.tier)
 			req := Request{Method: "GET", URL: "/projects", Headers: bearer(u)}
 			counts, last := hammer(t, a, c.limit, req)
 			mustf(t, counts[200] == c.limit, "%v", counts)
@@ -144,7 +144,7 @@ func TestUserLimitsByTier(t *testing.T) {
 			mustf(t, last.Header.Get("X-RateLimit-Limit") == strconv.Itoa(c.limit), "limit header %s", last.Header.Get("X-RateLimit-Limit"))
 			assert429(t, a, a.do(t, req), `"code":"rate_limited"`)
 			// Other users are unaffected.
-			other := a.user(t, models.RoleViewer, c.tier)
+			other := a.user(t, caller.Viewer, c.tier)
 			mustf(t, a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(other)}).Status == 200, "other user limited")
 		})
 	}
@@ -153,7 +153,7 @@ func TestUserLimitsByTier(t *testing.T) {
 // Seed 001 step 5: admins are not limited.
 func TestAdminBypassesUserLimit(t *testing.T) {
 	a := newApp(t)
-	admin := a.user(t, models.RoleAdmin, models.TierFree)
+	admin := a.user(t, caller.Admin, caller.Free)
 	counts, last := hammer(t, a, 400, Request{Method: "GET", URL: "/projects", Headers: bearer(admin)})
 	mustf(t, counts[200] == 400, "%v", counts)
 	mustf(t, last.Header.Get("X-RateLimit-Limit") == "", "admin answer carries limit headers")
@@ -162,8 +162,8 @@ func TestAdminBypassesUserLimit(t *testing.T) {
 // A plan change reaches the limit at the user's next refresh.
 func TestTierUpgradeAfterRefresh(t *testing.T) {
 	a := newApp(t)
-	admin := a.user(t, models.RoleAdmin, models.TierFree)
-	u := a.user(t, models.RoleViewer, models.TierFree)
+	admin := a.user(t, caller.Admin, caller.Free)
+	u := a.user(t, caller.Viewer, caller.Free)
 	req := Request{Method: "GET", URL: "/projects", Headers: bearer(u)}
 	hammer(t, a, 60, req)
 	mustf(t, a.do(t, req).Status == 429, "free limit not reached")
@@ -180,7 +180,7 @@ func TestTierUpgradeAfterRefresh(t *testing.T) {
 // minute: the clock is driven, not slept.
 func TestWindowBoundaryOverHTTP(t *testing.T) {
 	a := newApp(t)
-	u := a.user(t, models.RoleViewer, models.TierFree)
+	u := a.user(t, caller.Viewer, caller.Free)
 	a.Clock.Set(time.Date(2026, 3, 2, 9, 0, 59, 500e6, time.UTC))
 	req := Request{Method: "GET", URL: "/projects", Headers: bearer(u)}
 	counts, _ := hammer(t, a, 70, req)
@@ -370,7 +370,7 @@ func TestRedisFailureFallsBackAndRecovers(t *testing.T) {
 // tokens is limited per IP like the public routes, and answered 429.
 func TestFailedAuthenticationIsLimitedPerIP(t *testing.T) {
 	a := newApp(t)
-	u := a.user(t, models.RoleViewer, models.TierFree)
+	u := a.user(t, caller.Viewer, caller.Free)
 	bad := Request{Method: "GET", URL: "/projects", Headers: map[string]string{"Authorization": "Bearer not.a.token"}}
 	counts, last := hammer(t, a, 100, bad)
 	mustf(t, counts[401] == 100, "%v", counts)

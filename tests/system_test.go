@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v5"
 
+	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/models"
 )
 
@@ -114,7 +115,7 @@ func TestPanicIsA500WithoutInternals(t *testing.T) {
 // The request log has what an operator needs and no secrets.
 func TestRequestLogHasNoSecrets(t *testing.T) {
 	a := newApp(t)
-	u := a.user(t, models.RoleViewer, models.TierFree)
+	u := a.user(t, caller.Viewer, caller.Free)
 	register(t, a, "log@example.com")
 	token := a.lastToken(t, "log@example.com")
 	a.do(t, Request{Method: "GET", URL: "/auth/verify?token=" + token})
@@ -130,7 +131,7 @@ func TestRequestLogHasNoSecrets(t *testing.T) {
 // X-Forwarded-For is believed only from a proxy listed in TRUSTED_PROXIES.
 func TestClientIPFromTrustedProxiesOnly(t *testing.T) {
 	ipOf := func(a *App, remote, xff string) string {
-		u := a.user(t, models.RoleViewer, models.TierFree)
+		u := a.user(t, caller.Viewer, caller.Free)
 		r := a.do(t, Request{Method: "POST", URL: "/auth/refresh", RemoteAddr: remote,
 			Headers: map[string]string{"X-Forwarded-For": xff}, Body: map[string]string{"refresh_token": u.Refresh}})
 		mustf(t, r.Status == http.StatusOK, "refresh: %d %s", r.Status, r.Body)

@@ -15,7 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
-	"github.com/tollgate/tollgate/models"
+	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/services"
 )
 
@@ -43,7 +43,7 @@ func goodClaims(a *App, sub string) jwt.MapClaims {
 
 func TestAccessTokenClaims(t *testing.T) {
 	a := newApp(t)
-	u := a.user(t, models.RoleEditor, models.TierPaid)
+	u := a.user(t, caller.Editor, caller.Paid)
 	parts := strings.Split(u.Access, ".")
 	mustf(t, len(parts) == 3, "not a JWT")
 	var header map[string]any
@@ -150,7 +150,7 @@ func TestRejectedAccessTokens(t *testing.T) {
 		{"garbage", func(a *App, u *User) string { return "not.a.jwt" }, "invalid_token"},
 	}
 	a := newApp(t)
-	u := a.user(t, models.RoleViewer, models.TierFree)
+	u := a.user(t, caller.Viewer, caller.Free)
 	// Control: a well-formed token we sign ourselves is accepted, so each
 	// rejection below is due to the one thing that case changes.
 	control := forge(t, jwt.SigningMethodRS256, priv, a.Keys.SigningKID(), goodClaims(a, u.ID))
@@ -179,7 +179,7 @@ func TestPreviousKeyStillVerifies(t *testing.T) {
 	dir := t.TempDir()
 	mustf(t, services.GenerateKeyPair(dir+"/new.pem", dir+"/new.pub", false) == nil, "generate")
 	old := newApp(t)
-	u := old.user(t, models.RoleViewer, models.TierFree)
+	u := old.user(t, caller.Viewer, caller.Free)
 
 	rotated := newApp(t, "JWT_PRIVATE_KEY_FILE", dir+"/new.pem", "JWT_PUBLIC_KEY_FILE", dir+"/new.pub",
 		"JWT_PREVIOUS_PUBLIC_KEY_FILES", keyDir+"/public.pem")
