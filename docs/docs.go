@@ -42,60 +42,12 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/IndexResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "Retry-After": {
-                                "type": "integer",
-                                "description": "seconds to wait before retrying"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     }
                 }
@@ -117,60 +69,12 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/JWKS"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "Retry-After": {
-                                "type": "integer",
-                                "description": "seconds to wait before retrying"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     }
                 }
@@ -222,144 +126,30 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/UserPage"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "400": {
                         "description": "validation_failed, invalid_json or invalid_id",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "401": {
                         "description": "authentication_required, invalid_token or token_expired (see WWW-Authenticate)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "403": {
                         "description": "insufficient_permissions: the role may not do this",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "Retry-After": {
-                                "type": "integer",
-                                "description": "seconds to wait before retrying"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     }
                 }
@@ -408,256 +198,54 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/UserResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "400": {
                         "description": "validation_failed, invalid_json or invalid_id",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "401": {
                         "description": "authentication_required, invalid_token or token_expired (see WWW-Authenticate)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "403": {
                         "description": "insufficient_permissions: the role may not do this",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "404": {
                         "description": "user_not_found",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "409": {
                         "description": "last_admin: the only admin cannot be demoted",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "413": {
                         "description": "request_too_large (1 MiB)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "415": {
                         "description": "unsupported_media_type: send application/json",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "Retry-After": {
-                                "type": "integer",
-                                "description": "seconds to wait before retrying"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     }
                 }
@@ -684,116 +272,24 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/AnalyticsResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "401": {
                         "description": "authentication_required, invalid_token or token_expired (see WWW-Authenticate)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "403": {
                         "description": "insufficient_permissions: the role may not do this",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "Retry-After": {
-                                "type": "integer",
-                                "description": "seconds to wait before retrying"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     }
                 }
@@ -829,200 +325,42 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/TokenResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "400": {
                         "description": "validation_failed or invalid_json",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "401": {
                         "description": "invalid_credentials",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "403": {
                         "description": "email_not_verified",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "413": {
                         "description": "request_too_large (1 MiB)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "415": {
                         "description": "unsupported_media_type: send application/json",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "429": {
                         "description": "too_many_login_attempts (failures) or rate_limited (all attempts); see Retry-After",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "Retry-After": {
-                                "type": "integer",
-                                "description": "seconds to wait before retrying"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     }
                 }
@@ -1055,144 +393,30 @@ const docTemplate = `{
                 ],
                 "responses": {
                     "204": {
-                        "description": "logged out",
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
-                        }
+                        "description": "logged out"
                     },
                     "400": {
                         "description": "validation_failed or invalid_json",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "413": {
                         "description": "request_too_large (1 MiB)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "415": {
                         "description": "unsupported_media_type: send application/json",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "Retry-After": {
-                                "type": "integer",
-                                "description": "seconds to wait before retrying"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     }
                 }
@@ -1228,200 +452,42 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/TokenResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "400": {
                         "description": "validation_failed or invalid_json",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "401": {
                         "description": "invalid_refresh_token, refresh_token_expired or refresh_token_reused",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "409": {
                         "description": "refresh_token_rotated: presented again within REFRESH_REUSE_GRACE of its rotation; use the newest token",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "413": {
                         "description": "request_too_large (1 MiB)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "415": {
                         "description": "unsupported_media_type: send application/json",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "Retry-After": {
-                                "type": "integer",
-                                "description": "seconds to wait before retrying"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     }
                 }
@@ -1457,172 +523,36 @@ const docTemplate = `{
                         "description": "Created",
                         "schema": {
                             "$ref": "#/definitions/UserResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "400": {
                         "description": "validation_failed or invalid_json",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "409": {
                         "description": "email_taken",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "413": {
                         "description": "request_too_large (1 MiB)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "415": {
                         "description": "unsupported_media_type: send application/json",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "Retry-After": {
-                                "type": "integer",
-                                "description": "seconds to wait before retrying"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     }
                 }
@@ -1653,88 +583,18 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/MessageResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "400": {
                         "description": "validation_failed, verification_token_invalid, verification_token_used or verification_token_expired",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "Retry-After": {
-                                "type": "integer",
-                                "description": "seconds to wait before retrying"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     }
                 }
@@ -1770,144 +630,30 @@ const docTemplate = `{
                         "description": "Accepted",
                         "schema": {
                             "$ref": "#/definitions/MessageResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "400": {
                         "description": "validation_failed or invalid_json",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "413": {
                         "description": "request_too_large (1 MiB)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "415": {
                         "description": "unsupported_media_type: send application/json",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "Retry-After": {
-                                "type": "integer",
-                                "description": "seconds to wait before retrying"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     }
                 }
@@ -1980,116 +726,24 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/ProjectPage"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "400": {
                         "description": "validation_failed, invalid_json or invalid_id",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "401": {
                         "description": "authentication_required, invalid_token or token_expired (see WWW-Authenticate)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "Retry-After": {
-                                "type": "integer",
-                                "description": "seconds to wait before retrying"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     }
                 }
@@ -2128,200 +782,42 @@ const docTemplate = `{
                         "description": "Created",
                         "schema": {
                             "$ref": "#/definitions/ProjectResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "400": {
                         "description": "validation_failed (NUL characters included), invalid_json or invalid_id",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "401": {
                         "description": "authentication_required, invalid_token, token_expired (see WWW-Authenticate) or account_not_found (the token's account was deleted)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "403": {
                         "description": "insufficient_permissions: the role may not do this",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "413": {
                         "description": "request_too_large (1 MiB)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "415": {
                         "description": "unsupported_media_type: send application/json",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "Retry-After": {
-                                "type": "integer",
-                                "description": "seconds to wait before retrying"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     }
                 }
@@ -2358,144 +854,30 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/ProjectResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "400": {
                         "description": "validation_failed, invalid_json or invalid_id",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "401": {
                         "description": "authentication_required, invalid_token or token_expired (see WWW-Authenticate)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "404": {
                         "description": "project_not_found",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "Retry-After": {
-                                "type": "integer",
-                                "description": "seconds to wait before retrying"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     }
                 }
@@ -2527,172 +909,36 @@ const docTemplate = `{
                 ],
                 "responses": {
                     "204": {
-                        "description": "deleted",
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
-                        }
+                        "description": "deleted"
                     },
                     "400": {
                         "description": "validation_failed, invalid_json or invalid_id",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "401": {
                         "description": "authentication_required, invalid_token or token_expired (see WWW-Authenticate)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "403": {
                         "description": "insufficient_permissions: the role may not do this",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "404": {
                         "description": "project_not_found",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "Retry-After": {
-                                "type": "integer",
-                                "description": "seconds to wait before retrying"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     }
                 }
@@ -2739,228 +985,48 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/ProjectResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "400": {
                         "description": "validation_failed, invalid_json or invalid_id",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "401": {
                         "description": "authentication_required, invalid_token or token_expired (see WWW-Authenticate)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "403": {
                         "description": "insufficient_permissions: the role may not do this",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "404": {
                         "description": "project_not_found",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "413": {
                         "description": "request_too_large (1 MiB)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "415": {
                         "description": "unsupported_media_type: send application/json",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "Retry-After": {
-                                "type": "integer",
-                                "description": "seconds to wait before retrying"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     }
                 }
@@ -2982,60 +1048,12 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/StatusResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "Retry-After": {
-                                "type": "integer",
-                                "description": "seconds to wait before retrying"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     }
                 }
@@ -3089,88 +1107,18 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/UserResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "401": {
                         "description": "authentication_required, invalid_token, token_expired (see WWW-Authenticate) or account_not_found (the account was deleted)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
-                        },
-                        "headers": {
-                            "RateLimit": {
-                                "type": "string",
-                                "description": "IETF draft state: name, r=remaining, t=seconds to reset"
-                            },
-                            "RateLimit-Policy": {
-                                "type": "string",
-                                "description": "IETF draft policy: name, q=limit, w=window seconds"
-                            },
-                            "Retry-After": {
-                                "type": "integer",
-                                "description": "seconds to wait before retrying"
-                            },
-                            "X-RateLimit-Limit": {
-                                "type": "integer",
-                                "description": "requests allowed per window"
-                            },
-                            "X-RateLimit-Remaining": {
-                                "type": "integer",
-                                "description": "requests left in the window"
-                            },
-                            "X-RateLimit-Reset": {
-                                "type": "integer",
-                                "description": "Unix time (seconds) when the window frees a request"
-                            }
                         }
                     }
                 }

@@ -41,12 +41,6 @@ func NewAnalytics(a *services.Analytics) *Analytics { return &Analytics{analytic
 //	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
-//	@Header			all	{integer}	X-RateLimit-Limit		"requests allowed per window"
-//	@Header			all	{integer}	X-RateLimit-Remaining	"requests left in the window"
-//	@Header			all	{integer}	X-RateLimit-Reset		"Unix time (seconds) when the window frees a request"
-//	@Header			all	{string}	RateLimit-Policy		"IETF draft policy: name, q=limit, w=window seconds"
-//	@Header			all	{string}	RateLimit				"IETF draft state: name, r=remaining, t=seconds to reset"
-//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/analytics [get]
 func (h *Analytics) Get(c *echo.Context) error {
 	r, err := h.analytics.Report(c.Request().Context())

@@ -37,12 +37,6 @@ type RegisterRequest struct {
 //	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
 //	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
-//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
-//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
-//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
-//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
-//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
-//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router			/auth/register [post]
 func (h *Auth) Register(c *echo.Context) error {
 	var req RegisterRequest
@@ -72,12 +66,6 @@ type MessageResponse struct {
 //	@Success	200	{object}	MessageResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, verification_token_invalid, verification_token_used or verification_token_expired"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
-//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
-//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
-//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
-//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
-//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
-//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/auth/verify [get]
 func (h *Auth) Verify(c *echo.Context) error {
 	token := c.QueryParam("token")
@@ -109,12 +97,6 @@ type ResendRequest struct {
 //	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
 //	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
-//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
-//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
-//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
-//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
-//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
-//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router			/auth/verify/resend [post]
 func (h *Auth) Resend(c *echo.Context) error {
 	var req ResendRequest
@@ -173,12 +155,6 @@ func client(c *echo.Context) services.Client {
 //	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
 //	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
 //	@Failure	429	{object}	ErrorResponse	"too_many_login_attempts (failures) or rate_limited (all attempts); see Retry-After"
-//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
-//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
-//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
-//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
-//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
-//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router			/auth/login [post]
 func (h *Auth) Login(c *echo.Context) error {
 	var req LoginRequest
@@ -218,12 +194,6 @@ type RefreshRequest struct {
 //	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
 //	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
-//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
-//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
-//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
-//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
-//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
-//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router			/auth/refresh [post]
 func (h *Auth) Refresh(c *echo.Context) error {
 	var req RefreshRequest
@@ -251,12 +221,6 @@ func (h *Auth) Refresh(c *echo.Context) error {
 //	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
 //	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
-//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
-//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
-//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
-//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
-//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
-//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router			/auth/logout [post]
 func (h *Auth) Logout(c *echo.Context) error {
 	var req RefreshRequest

@@ -47,12 +47,6 @@ func NewProjects(p *services.Projects) *Projects { return &Projects{projects: p}
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
 //	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
-//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
-//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
-//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
-//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
-//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
-//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/projects [get]
 func (h *Projects) List(c *echo.Context) error {
 	p, err := pageParams(c)
@@ -80,12 +74,6 @@ func (h *Projects) List(c *echo.Context) error {
 //	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
 //	@Failure	404	{object}	ErrorResponse	"project_not_found"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
-//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
-//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
-//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
-//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
-//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
-//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/projects/{id} [get]
 func (h *Projects) Get(c *echo.Context) error {
 	id, err := pathID(c)
@@ -122,12 +110,6 @@ type CreateProjectRequest struct {
 //	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
 //	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
-//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
-//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
-//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
-//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
-//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
-//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/projects [post]
 func (h *Projects) Create(c *echo.Context) error {
 	cl, err := who(c)
@@ -174,12 +156,6 @@ type UpdateProjectRequest struct {
 //	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
 //	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
-//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
-//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
-//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
-//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
-//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
-//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/projects/{id} [patch]
 func (h *Projects) Update(c *echo.Context) error {
 	cl, err := who(c)
@@ -226,12 +202,6 @@ func (h *Projects) Update(c *echo.Context) error {
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
 //	@Failure	404	{object}	ErrorResponse	"project_not_found"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
-//	@Header			all	{integer}	X-RateLimit-Limit		"requests allowed per window"
-//	@Header			all	{integer}	X-RateLimit-Remaining	"requests left in the window"
-//	@Header			all	{integer}	X-RateLimit-Reset		"Unix time (seconds) when the window frees a request"
-//	@Header			all	{string}	RateLimit-Policy		"IETF draft policy: name, q=limit, w=window seconds"
-//	@Header			all	{string}	RateLimit				"IETF draft state: name, r=remaining, t=seconds to reset"
-//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/projects/{id} [delete]
 func (h *Projects) Delete(c *echo.Context) error {
 	id, err := pathID(c)

@@ -41,12 +41,6 @@ type IndexResponse struct {
 //	@Produce	json
 //	@Success	200	{object}	IndexResponse
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
-//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
-//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
-//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
-//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
-//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
-//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/ [get]
 func (h *System) Index(c *echo.Context) error {
 	out := IndexResponse{Name: "Tollgate API", Version: h.version, Health: "/healthz"}
@@ -71,12 +65,6 @@ type StatusResponse struct {
 //	@Produce	json
 //	@Success	200	{object}	StatusResponse
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
-//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
-//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
-//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
-//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
-//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
-//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/public/status [get]
 func (h *System) Status(c *echo.Context) error {
 	return c.JSON(http.StatusOK, StatusResponse{Status: "ok", Version: h.version})
@@ -137,12 +125,6 @@ func (h *System) Readyz(c *echo.Context) error {
 //	@Produce	json
 //	@Success	200	{object}	services.JWKS
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
-//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
-//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
-//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
-//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
-//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
-//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router			/.well-known/jwks.json [get]
 func (h *System) JWKS(c *echo.Context) error {
 	c.Response().Header().Set("Cache-Control", "public, max-age=300")

@@ -44,12 +44,6 @@ func NewUsers(users *services.Users) *Users { return &Users{users: users} }
 //	@Success	200	{object}	UserResponse
 //	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token, token_expired (see WWW-Authenticate) or account_not_found (the account was deleted)"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
-//	@Header	all	{integer}	X-RateLimit-Limit	"requests allowed per window"
-//	@Header	all	{integer}	X-RateLimit-Remaining	"requests left in the window"
-//	@Header	all	{integer}	X-RateLimit-Reset	"Unix time (seconds) when the window frees a request"
-//	@Header	all	{string}	RateLimit-Policy	"IETF draft policy: name, q=limit, w=window seconds"
-//	@Header	all	{string}	RateLimit	"IETF draft state: name, r=remaining, t=seconds to reset"
-//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/users/me [get]
 func (h *Users) Me(c *echo.Context) error {
 	cl, err := who(c)
@@ -79,12 +73,6 @@ func (h *Users) Me(c *echo.Context) error {
 //	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
-//	@Header			all	{integer}	X-RateLimit-Limit		"requests allowed per window"
-//	@Header			all	{integer}	X-RateLimit-Remaining	"requests left in the window"
-//	@Header			all	{integer}	X-RateLimit-Reset		"Unix time (seconds) when the window frees a request"
-//	@Header			all	{string}	RateLimit-Policy		"IETF draft policy: name, q=limit, w=window seconds"
-//	@Header			all	{string}	RateLimit				"IETF draft state: name, r=remaining, t=seconds to reset"
-//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router		/admin/users [get]
 func (h *Users) List(c *echo.Context) error {
 	p, err := pageParams(c)
@@ -124,12 +112,6 @@ type UpdateUserRequest struct {
 //	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
 //	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
-//	@Header			all	{integer}	X-RateLimit-Limit		"requests allowed per window"
-//	@Header			all	{integer}	X-RateLimit-Remaining	"requests left in the window"
-//	@Header			all	{integer}	X-RateLimit-Reset		"Unix time (seconds) when the window frees a request"
-//	@Header			all	{string}	RateLimit-Policy		"IETF draft policy: name, q=limit, w=window seconds"
-//	@Header			all	{string}	RateLimit				"IETF draft state: name, r=remaining, t=seconds to reset"
-//	@Header	429	{integer}	Retry-After	"seconds to wait before retrying"
 //	@Router			/admin/users/{id} [patch]
 func (h *Users) Update(c *echo.Context) error {
 	id, err := pathID(c)

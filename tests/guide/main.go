@@ -1,0 +1,139 @@
+// Command guide applies docs/adding-an-endpoint.md to a copy of the
+// repository, exactly as written, so CI can prove the guide still works:
+// every "`path`:" line followed by a code block writes that file, and the
+// two "In `file`, add" steps are applied to routes/routes.go and
+// server/server.go. tests/guide/run.sh copies the tree, runs this in the
+// copy, then regenerates the docs and runs vet and the suite there.
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+var fileLine = regexp.MustCompile("^`([a-z0-9_./-]+\\.(go|sql))`:$")
+
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: guide REPOSITORY-COPY")
+		os.Exit(2)
+	}
+	if err := apply(os.Args[1]); err != nil {
+		fmt.Fprintln(os.Stderr, "guide:", err)
+		os.Exit(1)
+	}
+}
+
+type block struct {
+	intro string // the line before the code block
+	body  string
+}
+
+func apply(root string) error {
+	raw, err := os.ReadFile(filepath.Join(root, "docs/adding-an-endpoint.md"))
+	if err != nil {
+		return err
+	}
+	blocks := codeBlocks(string(raw))
+	files, fragments := 0, 0
+	for _, b := range blocks {
+		switch m := fileLine.FindStringSubmatch(b.intro); {
+		case m != nil:
+			if err := os.WriteFile(filepath.Join(root, m[1]), []byte(b.body), 0o644); err != nil {
+				return err
+			}
+			fmt.Println("wrote", m[1])
+			files++
+		case strings.HasPrefix(b.intro, "In `routes/routes.go`"):
+			if err := patchRoutes(root, b.body); err != nil {
+				return err
+			}
+			fragments++
+		case strings.HasPrefix(b.intro, "In `server/server.go`"):
+			if err := insertAfter(filepath.Join(root, "server/server.go"), "routes.Register(e, routes.Handlers{", b.body); err != nil {
+				return err
+			}
+			fragments++
+		}
+	}
+	if files < 7 || fragments != 2 {
+		return fmt.Errorf("found %d files and %d edits in the guide, want at least 7 and 2: its shape changed, update tests/guide", files, fragments)
+	}
+	return nil
+}
+
+func codeBlocks(doc string) []block {
+	var out []block
+	var intro, body strings.Builder
+	inBlock, last := false, ""
+	sc := bufio.NewScanner(strings.NewReader(doc))
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case !inBlock && strings.HasPrefix(line, "```"):
+			inBlock = true
+			intro.Reset()
+			intro.WriteString(last)
+			body.Reset()
+		case inBlock && line == "```":
+			inBlock = false
+			out = append(out, block{intro: intro.String(), body: body.String()})
+		case inBlock:
+			body.WriteString(line + "\n")
+		case strings.TrimSpace(line) != "":
+			last = line
+		}
+	}
+	return out
+}
+
+// patchRoutes adds the guide's new Handlers field and Register call: the
+// lines of its fragment that are not "// ...existing..." placeholders or
+// the struct and func lines themselves.
+func patchRoutes(root, fragment string) error {
+	path := filepath.Join(root, "routes/routes.go")
+	var field, call []string
+	section := ""
+	for _, line := range strings.Split(fragment, "\n") {
+		t := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(t, "type Handlers struct"):
+			section = "field"
+		case strings.HasPrefix(t, "func Register("):
+			section = "call"
+		case t == "" || t == "}" || strings.HasPrefix(t, "// ..."):
+		case section == "field":
+			field = append(field, line)
+		case section == "call":
+			call = append(call, line)
+		}
+	}
+	if len(field) == 0 || len(call) == 0 {
+		return errors.New("the routes.go step has no field or no call")
+	}
+	if err := insertAfter(path, "type Handlers struct {", strings.Join(field, "\n")+"\n"); err != nil {
+		return err
+	}
+	return insertAfter(path, "func Register(e *echo.Echo, h Handlers, g Guards) {", strings.Join(call, "\n")+"\n")
+}
+
+func insertAfter(path, anchor, text string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	s := string(raw)
+	i := strings.Index(s, anchor)
+	if i < 0 {
+		return fmt.Errorf("%s: %q not found", path, anchor)
+	}
+	i += len(anchor)
+	i += strings.Index(s[i:], "\n") + 1
+	fmt.Printf("edited %s after %q\n", path, anchor)
+	return os.WriteFile(path, []byte(s[:i]+text+s[i:]), 0o644)
+}
