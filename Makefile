@@ -1,0 +1,37 @@
+# Shortcuts for the commands the README and CONTRIBUTING.md describe.
+# Only Go is needed for run, test, docs and bench; test-pg needs PostgreSQL
+# and Redis (TEST_DATABASE_URL and TEST_REDIS_URL, defaults below); compose
+# needs Docker.
+
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: run test test-pg lint docs bench guide compose ci
+
+run: ## serve on :8080 (SQLite, in-memory limits, development keys)
+	go run .
+
+test: ## the suite on SQLite
+	go test ./...
+
+test-pg: ## the suite on PostgreSQL and Redis, with the race detector
+	TEST_DATABASE_URL='$(TEST_DATABASE_URL)' TEST_REDIS_URL='$(TEST_REDIS_URL)' go test -race -count=1 ./...
+
+lint: ## gofmt and go vet, as CI runs them
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	go vet ./...
+
+docs: ## regenerate docs/ from the annotations
+	go generate ./docs
+
+bench: ## benchmarks of the hot path (Redis and PostgreSQL ones need the TEST_ variables)
+	go test -run '^$$' -bench . -benchmem ./ratelimit ./services ./tests
+
+guide: ## apply docs/adding-an-endpoint.md to a copy of the repository and run the suite there
+	tests/guide/run.sh
+
+compose: ## the whole stack in Docker (API :8080, Mailpit :8025)
+	docker compose up --build
+
+ci: ## everything CI runs (needs PostgreSQL, Redis, Node.js; installs Chromium)
+	bash .ci/run
