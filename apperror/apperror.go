@@ -6,6 +6,7 @@ package apperror
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -52,6 +53,46 @@ func New(kind Kind, code, message string) *Error {
 	return &Error{Kind: kind, Code: code, Message: message}
 }
 
+// catalog holds the errors defined at package level with Define: the API
+// documentation shows each documented code with its real message.
+var catalog = struct {
+	sync.Mutex
+	byCode map[string]*Error
+}{byCode: map[string]*Error{}}
+
+// Define builds an Error for a package-level variable and records it in
+// the catalog (the first definition of a code is the one shown).
+func Define(kind Kind, code, message string) *Error {
+	return register(New(kind, code, message))
+}
+
+func register(e *Error) *Error {
+	catalog.Lock()
+	defer catalog.Unlock()
+	if _, ok := catalog.byCode[e.Code]; !ok {
+		catalog.byCode[e.Code] = e
+	}
+	return e
+}
+
+// Catalog returns every defined error by code.
+func Catalog() map[string]*Error {
+	catalog.Lock()
+	defer catalog.Unlock()
+	out := make(map[string]*Error, len(catalog.byCode))
+	for k, v := range catalog.byCode {
+		out[k] = v
+	}
+	return out
+}
+
+// WithMessage returns a copy of e with another message (the same code).
+func (e *Error) WithMessage(message string) *Error {
+	c := *e
+	c.Message = message
+	return &c
+}
+
 // Validation builds a 400 with per-field details.
 func Validation(details map[string]string) *Error {
 	return &Error{Kind: Invalid, Code: "validation_failed", Message: "Validation failed", Details: details}
@@ -76,18 +117,21 @@ func As(err error) (*Error, bool) {
 
 // Errors shared by several layers.
 var (
-	ErrAuthRequired = New(Unauthenticated, "authentication_required", "Authentication required")
-	ErrTokenExpired = New(Unauthenticated, "token_expired", "Token expired")
-	ErrInvalidToken = New(Unauthenticated, "invalid_token", "Invalid token")
-	ErrForbidden    = New(Forbidden, "insufficient_permissions", "Insufficient permissions")
+	ErrAuthRequired = Define(Unauthenticated, "authentication_required", "Authentication required")
+	ErrTokenExpired = Define(Unauthenticated, "token_expired", "Token expired")
+	ErrInvalidToken = Define(Unauthenticated, "invalid_token", "Invalid token")
+	ErrForbidden    = Define(Forbidden, "insufficient_permissions", "Insufficient permissions")
+	// ErrValidation stands for every validation error in the catalog (the
+	// details differ each time; see Validation).
+	ErrValidation = Define(Invalid, "validation_failed", "Validation failed")
 	// ErrUnavailable: a dependency (the database) cannot be reached.
-	ErrUnavailable = &Error{Kind: Unavailable, Code: "service_unavailable",
-		Message: "Service temporarily unavailable; try again shortly", RetryAfter: 5 * time.Second}
+	ErrUnavailable = register(&Error{Kind: Unavailable, Code: "service_unavailable",
+		Message: "Service temporarily unavailable; try again shortly", RetryAfter: 5 * time.Second})
 	// ErrTimeout: the request ran past its deadline.
-	ErrTimeout = &Error{Kind: Timeout, Code: "request_timeout", Message: "The request took too long; try again"}
+	ErrTimeout = register(&Error{Kind: Timeout, Code: "request_timeout", Message: "The request took too long; try again"})
 	// ErrBusy: too many password hashes waiting; the server sheds load.
-	ErrBusy = &Error{Kind: Unavailable, Code: "server_busy",
-		Message: "The server is busy; try again shortly", RetryAfter: time.Second}
+	ErrBusy = register(&Error{Kind: Unavailable, Code: "server_busy",
+		Message: "The server is busy; try again shortly", RetryAfter: time.Second})
 )
 
 // WithCause returns a copy of e carrying cause (for the log).

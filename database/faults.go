@@ -22,7 +22,7 @@ import (
 // errInvalidText: PostgreSQL refuses NUL and invalid UTF-8 that SQLite
 // stores. Request binding rejects them first; this is the net for a
 // handler a fork adds without that check.
-var errInvalidText = apperror.New(apperror.Invalid, "invalid_text", "Text contains characters that cannot be stored (NUL or invalid UTF-8)")
+var errInvalidText = apperror.Define(apperror.Invalid, "invalid_text", "Text contains characters that cannot be stored (NUL or invalid UTF-8)")
 
 // Classify tells a database fault (unreachable, overloaded, too slow) or
 // refused input from a bug. It returns the answer to give, or nil when err

@@ -37,14 +37,14 @@ var statusByKind = map[apperror.Kind]int{
 
 // Errors Echo itself raises (routing, body limit), in our shape.
 var echoErrors = map[int]*apperror.Error{
-	http.StatusBadRequest:            apperror.New(apperror.Invalid, "bad_request", "Bad request"),
+	http.StatusBadRequest:            apperror.Define(apperror.Invalid, "bad_request", "Bad request"),
 	http.StatusUnauthorized:          apperror.ErrAuthRequired,
 	http.StatusForbidden:             apperror.ErrForbidden,
-	http.StatusNotFound:              apperror.New(apperror.NotFound, "not_found", "Not found"),
+	http.StatusNotFound:              apperror.Define(apperror.NotFound, "not_found", "Not found"),
 	http.StatusMethodNotAllowed:      {Kind: apperror.Invalid, Code: "method_not_allowed", Message: "Method not allowed"},
-	http.StatusRequestEntityTooLarge: apperror.New(apperror.TooLarge, "request_too_large", "Request body too large (limit 1 MiB)"),
-	http.StatusUnsupportedMediaType:  apperror.New(apperror.Unsupported, "unsupported_media_type", "Content-Type must be application/json"),
-	http.StatusTooManyRequests:       apperror.New(apperror.TooManyRequests, "rate_limited", "Too many requests"),
+	http.StatusRequestEntityTooLarge: apperror.Define(apperror.TooLarge, "request_too_large", "Request body too large (limit 1 MiB)"),
+	http.StatusUnsupportedMediaType:  apperror.Define(apperror.Unsupported, "unsupported_media_type", "Content-Type must be application/json"),
+	http.StatusTooManyRequests:       apperror.Define(apperror.TooManyRequests, "rate_limited", "Too many requests"),
 }
 
 // Classifier recognises infrastructure faults (an unreachable or slow

@@ -22,13 +22,13 @@ import (
 )
 
 var (
-	errInvalidJSON  = apperror.New(apperror.Invalid, "invalid_json", "Request body is not valid JSON")
-	errEmptyBody    = apperror.New(apperror.Invalid, "invalid_json", "Request body is required")
-	errTooLarge     = apperror.New(apperror.TooLarge, "request_too_large", "Request body too large (limit 1 MiB)")
-	errUnsupported  = apperror.New(apperror.Unsupported, "unsupported_media_type", "Content-Type must be application/json")
-	errMalformedID  = apperror.New(apperror.Invalid, "invalid_id", "Malformed id: expected a UUID")
-	errNotAnObject  = apperror.New(apperror.Invalid, "invalid_json", "Request body must be a JSON object")
-	errTrailingData = apperror.New(apperror.Invalid, "invalid_json", "Request body has data after the JSON value")
+	errInvalidJSON  = apperror.Define(apperror.Invalid, "invalid_json", "Request body is not valid JSON")
+	errEmptyBody    = apperror.Define(apperror.Invalid, "invalid_json", "Request body is required")
+	errTooLarge     = apperror.Define(apperror.TooLarge, "request_too_large", "Request body too large (limit 1 MiB)")
+	errUnsupported  = apperror.Define(apperror.Unsupported, "unsupported_media_type", "Content-Type must be application/json")
+	errMalformedID  = apperror.Define(apperror.Invalid, "invalid_id", "Malformed id: expected a UUID")
+	errNotAnObject  = apperror.Define(apperror.Invalid, "invalid_json", "Request body must be a JSON object")
+	errTrailingData = apperror.Define(apperror.Invalid, "invalid_json", "Request body has data after the JSON value")
 )
 
 // Validator adapts go-playground/validator to Echo, naming fields by their

@@ -83,6 +83,11 @@ func (h *System) Healthz(c *echo.Context) error {
 	return c.JSON(http.StatusOK, StatusResponse{Status: "ok", Version: h.version})
 }
 
+var (
+	errNotReady     = apperror.Define(apperror.Unavailable, "not_ready", "Not ready: database unreachable")
+	errShuttingDown = apperror.Define(apperror.Unavailable, "shutting_down", "Shutting down")
+)
+
 // ReadyResponse lists each dependency's state. Status is "ready", or
 // "degraded" when an optional dependency (Redis) is down: still ready, with
 // rate limits held per instance until it returns.
@@ -106,10 +111,13 @@ func (h *System) Readyz(c *echo.Context) error {
 	r := h.health.Ready(c.Request().Context())
 	switch {
 	case r.Draining:
-		return &apperror.Error{Kind: apperror.Unavailable, Code: "shutting_down", Message: "Shutting down", Details: r.Checks}
+		e := errShuttingDown.WithMessage(errShuttingDown.Message)
+		e.Details = r.Checks
+		return e
 	case !r.Ready:
-		return &apperror.Error{Kind: apperror.Unavailable, Code: "not_ready",
-			Message: "Not ready: " + strings.Join(r.Down, ", ") + " unreachable", Details: r.Checks}
+		e := errNotReady.WithMessage("Not ready: " + strings.Join(r.Down, ", ") + " unreachable")
+		e.Details = r.Checks
+		return e
 	case len(r.Degraded) > 0:
 		return c.JSON(http.StatusOK, ReadyResponse{Status: "degraded", Checks: r.Checks, Degraded: r.Degraded})
 	}

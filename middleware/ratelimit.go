@@ -53,7 +53,11 @@ func ClientKey(c *echo.Context) string {
 	return p.String()
 }
 
-var errRateLimited = apperror.New(apperror.TooManyRequests, "rate_limited", "Too many requests")
+var (
+	errRateLimited = apperror.Define(apperror.TooManyRequests, "rate_limited", "Too many requests")
+	// errTooManyLogins is refused with the wait filled in (WithMessage).
+	errTooManyLogins = apperror.Define(apperror.TooManyRequests, "too_many_login_attempts", "Too many login attempts. Try again in 15 minutes.")
+)
 
 // PerIP limits by client IP (as resolved under TRUSTED_PROXIES).
 func (l *RateLimiter) PerIP(p ratelimit.Policy) echo.MiddlewareFunc {
@@ -143,7 +147,7 @@ func (l *RateLimiter) LoginFailures(p ratelimit.Policy) echo.MiddlewareFunc {
 				l.decided(p, false)
 				l.events.denied(p, key, true)
 				mins := int(math.Ceil(retryAfter(r).Minutes()))
-				return l.refuse(c, p, r, apperror.New(apperror.TooManyRequests, "too_many_login_attempts",
+				return l.refuse(c, p, r, errTooManyLogins.WithMessage(
 					fmt.Sprintf("Too many login attempts. Try again in %d minute%s.", mins, plural(mins))))
 			}
 			if err == nil {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi2conv"
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/tollgate/tollgate/apperror"
 	"github.com/tollgate/tollgate/docs"
 )
 
@@ -47,6 +49,7 @@ func Document() (*openapi3.T, error) {
 	}
 	addRateLimitHeaders(doc)
 	addFaultAnswers(doc)
+	addErrorExamples(doc)
 	// A relative server, so that "Try it out" calls whichever host serves
 	// the document.
 	doc.Servers = openapi3.Servers{{URL: "/", Description: "the server that serves this document"}}
@@ -162,6 +165,43 @@ func addRateLimitHeaders(doc *openapi3.T) {
 				}
 				if _, ok := resp.Value.Headers["Retry-After"]; status == "429" && !ok {
 					resp.Value.Headers["Retry-After"] = header("seconds to wait before retrying", openapi3.NewIntegerSchema())
+				}
+			}
+		}
+	}
+}
+
+var errorCode = regexp.MustCompile(`\b[a-z]+(?:_[a-z]+)+\b`)
+
+// addErrorExamples gives every documented error answer one example per
+// error code its description names, with the code's real message from the
+// apperror catalog, so Swagger UI shows a 401 as a 401 (not the schema's
+// one validation example under every status).
+func addErrorExamples(doc *openapi3.T) {
+	catalog := apperror.Catalog()
+	for _, item := range doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			for status, resp := range op.Responses.Map() {
+				if status < "400" || resp.Value == nil || resp.Value.Description == nil {
+					continue
+				}
+				media := resp.Value.Content.Get("application/json")
+				if media == nil {
+					continue
+				}
+				for _, code := range errorCode.FindAllString(*resp.Value.Description, -1) {
+					e, ok := catalog[code]
+					if !ok {
+						continue
+					}
+					body := map[string]any{"error": e.Message, "code": e.Code}
+					if code == apperror.ErrValidation.Code {
+						body["details"] = map[string]any{"email": "must be a valid email address"}
+					}
+					if media.Examples == nil {
+						media.Examples = openapi3.Examples{}
+					}
+					media.Examples[code] = &openapi3.ExampleRef{Value: openapi3.NewExample(body)}
 				}
 			}
 		}

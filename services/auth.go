@@ -32,15 +32,15 @@ const (
 
 var (
 	// ErrBadCredentials: wrong password, unknown email, or a malformed one.
-	ErrBadCredentials      = apperror.New(apperror.Unauthenticated, "invalid_credentials", "Invalid email or password")
-	errEmailNotVerified    = apperror.New(apperror.Forbidden, "email_not_verified", "Email not verified")
-	errVerificationInvalid = apperror.New(apperror.Invalid, "verification_token_invalid", "Verification token is invalid")
-	errVerificationUsed    = apperror.New(apperror.Invalid, "verification_token_used", "Verification token has already been used")
-	errVerificationExpired = apperror.New(apperror.Invalid, "verification_token_expired", "Verification token has expired; ask for a new one")
-	errRefreshInvalid      = apperror.New(apperror.Unauthenticated, "invalid_refresh_token", "Invalid refresh token")
-	errRefreshExpired      = apperror.New(apperror.Unauthenticated, "refresh_token_expired", "Refresh token expired")
-	errRefreshReused       = apperror.New(apperror.Unauthenticated, "refresh_token_reused", "Refresh token was already used; every session of this login has been revoked")
-	errRefreshRotated      = apperror.New(apperror.Conflict, "refresh_token_rotated", "This refresh token was rotated moments ago (another tab or a retried request); use the newest refresh token")
+	ErrBadCredentials      = apperror.Define(apperror.Unauthenticated, "invalid_credentials", "Invalid email or password")
+	errEmailNotVerified    = apperror.Define(apperror.Forbidden, "email_not_verified", "Email not verified")
+	errVerificationInvalid = apperror.Define(apperror.Invalid, "verification_token_invalid", "Verification token is invalid")
+	errVerificationUsed    = apperror.Define(apperror.Invalid, "verification_token_used", "Verification token has already been used")
+	errVerificationExpired = apperror.Define(apperror.Invalid, "verification_token_expired", "Verification token has expired; ask for a new one")
+	errRefreshInvalid      = apperror.Define(apperror.Unauthenticated, "invalid_refresh_token", "Invalid refresh token")
+	errRefreshExpired      = apperror.Define(apperror.Unauthenticated, "refresh_token_expired", "Refresh token expired")
+	errRefreshReused       = apperror.Define(apperror.Unauthenticated, "refresh_token_reused", "Refresh token was already used; every session of this login has been revoked")
+	errRefreshRotated      = apperror.Define(apperror.Conflict, "refresh_token_rotated", "This refresh token was rotated moments ago (another tab or a retried request); use the newest refresh token")
 )
 
 // AuthConfig holds the auth rules that come from configuration.

@@ -14,9 +14,9 @@ import (
 )
 
 var (
-	errProjectNotFound = apperror.New(apperror.NotFound, "project_not_found", "Project not found")
+	errProjectNotFound = apperror.Define(apperror.NotFound, "project_not_found", "Project not found")
 	// errAccountGone: a still-valid access token whose user was deleted.
-	errAccountGone = apperror.New(apperror.Unauthenticated, "account_not_found", "The account this token was issued to no longer exists")
+	errAccountGone = apperror.Define(apperror.Unauthenticated, "account_not_found", "The account this token was issued to no longer exists")
 )
 
 // Projects is the example resource: a fork copies this file for its own.

@@ -25,9 +25,9 @@ const (
 )
 
 var (
-	errUserNotFound = apperror.New(apperror.NotFound, "user_not_found", "User not found")
-	errEmailTaken   = apperror.New(apperror.Conflict, "email_taken", "An account with this email already exists")
-	errLastAdmin    = apperror.New(apperror.Conflict, "last_admin", "This is the last admin; make another user admin first")
+	errUserNotFound = apperror.Define(apperror.NotFound, "user_not_found", "User not found")
+	errEmailTaken   = apperror.Define(apperror.Conflict, "email_taken", "An account with this email already exists")
+	errLastAdmin    = apperror.Define(apperror.Conflict, "last_admin", "This is the last admin; make another user admin first")
 )
 
 // Users holds the account rules shared by registration, the admin API and

@@ -15,6 +15,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/tollgate/tollgate/apperror"
 	"github.com/tollgate/tollgate/openapi"
 )
 
@@ -52,6 +53,13 @@ func TestDocsEndpoints(t *testing.T) {
 
 // The served document is the committed docs/openapi.json, valid OpenAPI 3.0
 // to kin-openapi, with the bearer scheme as OpenAPI 3 spells it.
+// statusOfKind is the status each error kind answers (handlers.ErrorHandler).
+var statusOfKind = map[apperror.Kind]string{
+	apperror.Invalid: "400", apperror.Unauthenticated: "401", apperror.Forbidden: "403", apperror.NotFound: "404",
+	apperror.Conflict: "409", apperror.TooLarge: "413", apperror.Unsupported: "415", apperror.TooManyRequests: "429",
+	apperror.Unavailable: "503", apperror.Timeout: "504",
+}
+
 func TestOpenAPIDocumentIsValidAndCommitted(t *testing.T) {
 	doc, err := openapi.Document()
 	mustf(t, err == nil, "document: %v", err)
@@ -78,8 +86,17 @@ func TestOpenAPIDocumentIsValidAndCommitted(t *testing.T) {
 			mustf(t, op.Summary != "" && len(op.Tags) == 1, "%s: summary and one tag wanted", where)
 			for code, resp := range op.Responses.Map() {
 				if code[0] == '4' || code[0] == '5' {
-					ref := resp.Value.Content.Get("application/json").Schema.Ref
-					mustf(t, strings.HasSuffix(ref, "/ErrorResponse"), "%s %s: error answer is %q, not ErrorResponse", where, code, ref)
+					media := resp.Value.Content.Get("application/json")
+					mustf(t, strings.HasSuffix(media.Schema.Ref, "/ErrorResponse"), "%s %s: error answer is %q, not ErrorResponse", where, code, media.Schema.Ref)
+					// Each error answer shows its own codes, with real messages,
+					// and every code shown is one that really answers this status.
+					mustf(t, len(media.Examples) > 0, "%s %s: no example (name the error codes in the description)", where, code)
+					for name, ex := range media.Examples {
+						body, _ := ex.Value.Value.(map[string]any)
+						defined, ok := apperror.Catalog()[name]
+						mustf(t, ok && body["code"] == name && body["error"] == defined.Message, "%s %s: example %s is %v", where, code, name, body)
+						mustf(t, statusOfKind[defined.Kind] == code, "%s: %s is documented as %s but answers %s", where, name, code, statusOfKind[defined.Kind])
+					}
 				}
 			}
 			if op.Responses.Value("429") != nil {
