@@ -134,12 +134,6 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     },
-                    "401": {
-                        "description": "authentication_required, invalid_token or token_expired (see WWW-Authenticate)",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
                     "403": {
                         "description": "insufficient_permissions: the role may not do this",
                         "schema": {
@@ -206,12 +200,6 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     },
-                    "401": {
-                        "description": "authentication_required, invalid_token or token_expired (see WWW-Authenticate)",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
                     "403": {
                         "description": "insufficient_permissions: the role may not do this",
                         "schema": {
@@ -226,18 +214,6 @@ const docTemplate = `{
                     },
                     "409": {
                         "description": "last_admin: the only admin cannot be demoted",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
-                    "413": {
-                        "description": "request_too_large (1 MiB)",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
-                    "415": {
-                        "description": "unsupported_media_type: send application/json",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -272,12 +248,6 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/AnalyticsResponse"
-                        }
-                    },
-                    "401": {
-                        "description": "authentication_required, invalid_token or token_expired (see WWW-Authenticate)",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "403": {
@@ -327,12 +297,6 @@ const docTemplate = `{
                             "$ref": "#/definitions/TokenResponse"
                         }
                     },
-                    "400": {
-                        "description": "validation_failed or invalid_json",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
                     "401": {
                         "description": "invalid_credentials",
                         "schema": {
@@ -341,18 +305,6 @@ const docTemplate = `{
                     },
                     "403": {
                         "description": "email_not_verified",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
-                    "413": {
-                        "description": "request_too_large (1 MiB)",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
-                    "415": {
-                        "description": "unsupported_media_type: send application/json",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -395,24 +347,6 @@ const docTemplate = `{
                     "204": {
                         "description": "logged out"
                     },
-                    "400": {
-                        "description": "validation_failed or invalid_json",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
-                    "413": {
-                        "description": "request_too_large (1 MiB)",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
-                    "415": {
-                        "description": "unsupported_media_type: send application/json",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
@@ -454,12 +388,6 @@ const docTemplate = `{
                             "$ref": "#/definitions/TokenResponse"
                         }
                     },
-                    "400": {
-                        "description": "validation_failed or invalid_json",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
                     "401": {
                         "description": "invalid_refresh_token, refresh_token_expired or refresh_token_reused",
                         "schema": {
@@ -468,18 +396,6 @@ const docTemplate = `{
                     },
                     "409": {
                         "description": "refresh_token_rotated: presented again within REFRESH_REUSE_GRACE of its rotation; use the newest token",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
-                    "413": {
-                        "description": "request_too_large (1 MiB)",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
-                    "415": {
-                        "description": "unsupported_media_type: send application/json",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -525,26 +441,8 @@ const docTemplate = `{
                             "$ref": "#/definitions/UserResponse"
                         }
                     },
-                    "400": {
-                        "description": "validation_failed or invalid_json",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
                     "409": {
                         "description": "email_taken",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
-                    "413": {
-                        "description": "request_too_large (1 MiB)",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
-                    "415": {
-                        "description": "unsupported_media_type: send application/json",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -632,24 +530,6 @@ const docTemplate = `{
                             "$ref": "#/definitions/MessageResponse"
                         }
                     },
-                    "400": {
-                        "description": "validation_failed or invalid_json",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
-                    "413": {
-                        "description": "request_too_large (1 MiB)",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
-                    "415": {
-                        "description": "unsupported_media_type: send application/json",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
@@ -734,12 +614,6 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     },
-                    "401": {
-                        "description": "authentication_required, invalid_token or token_expired (see WWW-Authenticate)",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
@@ -802,18 +676,6 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     },
-                    "413": {
-                        "description": "request_too_large (1 MiB)",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
-                    "415": {
-                        "description": "unsupported_media_type: send application/json",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
@@ -858,12 +720,6 @@ const docTemplate = `{
                     },
                     "400": {
                         "description": "validation_failed, invalid_json or invalid_id",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
-                    "401": {
-                        "description": "authentication_required, invalid_token or token_expired (see WWW-Authenticate)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -913,12 +769,6 @@ const docTemplate = `{
                     },
                     "400": {
                         "description": "validation_failed, invalid_json or invalid_id",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
-                    "401": {
-                        "description": "authentication_required, invalid_token or token_expired (see WWW-Authenticate)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -993,12 +843,6 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     },
-                    "401": {
-                        "description": "authentication_required, invalid_token or token_expired (see WWW-Authenticate)",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
                     "403": {
                         "description": "insufficient_permissions: the role may not do this",
                         "schema": {
@@ -1007,18 +851,6 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "project_not_found",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
-                    "413": {
-                        "description": "request_too_large (1 MiB)",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
-                    "415": {
-                        "description": "unsupported_media_type: send application/json",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }

@@ -38,7 +38,6 @@ func NewAnalytics(a *services.Analytics) *Analytics { return &Analytics{analytic
 //	@Produce	json
 //	@Security	BearerAuth
 //	@Success	200	{object}	AnalyticsResponse
-//	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/analytics [get]

@@ -32,10 +32,7 @@ type RegisterRequest struct {
 //	@Produce	json
 //	@Param	body	body	RegisterRequest	true	"email and password"
 //	@Success	201	{object}	UserResponse
-//	@Failure	400	{object}	ErrorResponse	"validation_failed or invalid_json"
 //	@Failure	409	{object}	ErrorResponse	"email_taken"
-//	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
-//	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/auth/register [post]
 func (h *Auth) Register(c *echo.Context) error {
@@ -93,9 +90,6 @@ type ResendRequest struct {
 //	@Produce	json
 //	@Param	body	body	ResendRequest	true	"email"
 //	@Success	202	{object}	MessageResponse
-//	@Failure	400	{object}	ErrorResponse	"validation_failed or invalid_json"
-//	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
-//	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/auth/verify/resend [post]
 func (h *Auth) Resend(c *echo.Context) error {
@@ -149,11 +143,8 @@ func client(c *echo.Context) services.Client {
 //	@Produce	json
 //	@Param	body	body	LoginRequest	true	"credentials"
 //	@Success	200	{object}	TokenResponse
-//	@Failure	400	{object}	ErrorResponse	"validation_failed or invalid_json"
 //	@Failure	401	{object}	ErrorResponse	"invalid_credentials"
 //	@Failure	403	{object}	ErrorResponse	"email_not_verified"
-//	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
-//	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
 //	@Failure	429	{object}	ErrorResponse	"too_many_login_attempts (failures) or rate_limited (all attempts); see Retry-After"
 //	@Router			/auth/login [post]
 func (h *Auth) Login(c *echo.Context) error {
@@ -188,11 +179,8 @@ type RefreshRequest struct {
 //	@Produce	json
 //	@Param	body	body	RefreshRequest	true	"refresh token"
 //	@Success	200	{object}	TokenResponse
-//	@Failure	400	{object}	ErrorResponse	"validation_failed or invalid_json"
 //	@Failure	401	{object}	ErrorResponse	"invalid_refresh_token, refresh_token_expired or refresh_token_reused"
 //	@Failure	409	{object}	ErrorResponse	"refresh_token_rotated: presented again within REFRESH_REUSE_GRACE of its rotation; use the newest token"
-//	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
-//	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/auth/refresh [post]
 func (h *Auth) Refresh(c *echo.Context) error {
@@ -217,9 +205,6 @@ func (h *Auth) Refresh(c *echo.Context) error {
 //	@Produce	json
 //	@Param	body	body	RefreshRequest	true	"refresh token"
 //	@Success	204	"logged out"
-//	@Failure	400	{object}	ErrorResponse	"validation_failed or invalid_json"
-//	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
-//	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/auth/logout [post]
 func (h *Auth) Logout(c *echo.Context) error {

@@ -45,7 +45,6 @@ func NewProjects(p *services.Projects) *Projects { return &Projects{projects: p}
 //	@Param	per_page	query	int	false	"items per page, at most 100"	default(20)	minimum(1)	maximum(100)
 //	@Success	200	{object}	ProjectPage
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
-//	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/projects [get]
 func (h *Projects) List(c *echo.Context) error {
@@ -71,7 +70,6 @@ func (h *Projects) List(c *echo.Context) error {
 //	@Param	id	path	string	true	"project id (UUID)"	format(uuid)
 //	@Success	200	{object}	ProjectResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
-//	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
 //	@Failure	404	{object}	ErrorResponse	"project_not_found"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/projects/{id} [get]
@@ -107,8 +105,6 @@ type CreateProjectRequest struct {
 //	@Failure	400	{object}	ErrorResponse	"validation_failed (NUL characters included), invalid_json or invalid_id"
 //	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token, token_expired (see WWW-Authenticate) or account_not_found (the token's account was deleted)"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
-//	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
-//	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/projects [post]
 func (h *Projects) Create(c *echo.Context) error {
@@ -150,11 +146,8 @@ type UpdateProjectRequest struct {
 //	@Param	body	body	UpdateProjectRequest	true	"fields to change"
 //	@Success	200	{object}	ProjectResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
-//	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
 //	@Failure	404	{object}	ErrorResponse	"project_not_found"
-//	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
-//	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/projects/{id} [patch]
 func (h *Projects) Update(c *echo.Context) error {
@@ -198,7 +191,6 @@ func (h *Projects) Update(c *echo.Context) error {
 //	@Param	id	path	string	true	"project id (UUID)"	format(uuid)
 //	@Success	204	"deleted"
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
-//	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
 //	@Failure	404	{object}	ErrorResponse	"project_not_found"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"

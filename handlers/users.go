@@ -70,7 +70,6 @@ func (h *Users) Me(c *echo.Context) error {
 //	@Param	per_page	query	int	false	"items per page, at most 100"	default(20)	minimum(1)	maximum(100)
 //	@Success	200	{object}	UserPage
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
-//	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/admin/users [get]
@@ -105,12 +104,9 @@ type UpdateUserRequest struct {
 //	@Param	body	body	UpdateUserRequest	true	"fields to change"
 //	@Success	200	{object}	UserResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
-//	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token or token_expired (see WWW-Authenticate)"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
 //	@Failure	404	{object}	ErrorResponse	"user_not_found"
 //	@Failure	409	{object}	ErrorResponse	"last_admin: the only admin cannot be demoted"
-//	@Failure	413	{object}	ErrorResponse	"request_too_large (1 MiB)"
-//	@Failure	415	{object}	ErrorResponse	"unsupported_media_type: send application/json"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/admin/users/{id} [patch]
 func (h *Users) Update(c *echo.Context) error {

@@ -47,6 +47,7 @@ func Document() (*openapi3.T, error) {
 			}
 		}
 	}
+	addStandardFailures(doc)
 	addRateLimitHeaders(doc)
 	addFaultAnswers(doc)
 	addErrorExamples(doc)
@@ -120,6 +121,35 @@ func addFaultAnswers(doc *openapi3.T) {
 			}
 			if op.Responses.Value("504") == nil {
 				op.Responses.Set("504", answer("request_timeout: the request ran past REQUEST_TIMEOUT", false))
+			}
+		}
+	}
+}
+
+// addStandardFailures documents the answers that follow from an
+// operation's shape rather than its handler: a JSON body can be malformed,
+// too large or of another type (400, 413, 415), and a protected operation
+// can be called without a valid token (401). A handler annotates these
+// only to say more (its own codes).
+func addStandardFailures(doc *openapi3.T) {
+	errorSchema := &openapi3.SchemaRef{Ref: "#/components/schemas/ErrorResponse"}
+	if known := doc.Components.Schemas["ErrorResponse"]; known != nil {
+		errorSchema.Value = known.Value
+	}
+	add := func(op *openapi3.Operation, status, desc string) {
+		if op.Responses.Value(status) == nil {
+			op.Responses.Set(status, &openapi3.ResponseRef{Value: openapi3.NewResponse().WithDescription(desc).WithJSONSchemaRef(errorSchema)})
+		}
+	}
+	for _, item := range doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			if op.RequestBody != nil {
+				add(op, "400", "validation_failed or invalid_json")
+				add(op, "413", "request_too_large (1 MiB)")
+				add(op, "415", "unsupported_media_type: send application/json")
+			}
+			if op.Security != nil && len(*op.Security) > 0 {
+				add(op, "401", "authentication_required, invalid_token or token_expired (see WWW-Authenticate)")
 			}
 		}
 	}
