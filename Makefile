@@ -17,9 +17,12 @@ test: ## the suite on SQLite
 test-pg: ## the suite on PostgreSQL and Redis, with the race detector
 	TEST_DATABASE_URL='$(TEST_DATABASE_URL)' TEST_REDIS_URL='$(TEST_REDIS_URL)' go test -race -count=1 ./...
 
-lint: ## gofmt and go vet, as CI runs them
+GOLANGCI_LINT_VERSION ?= v2.15.0
+
+lint: ## gofmt, go vet and golangci-lint (.golangci.yml), as CI runs them
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	go vet ./...
+	go run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./...
 
 docs: ## regenerate docs/ from the annotations
 	go generate ./docs

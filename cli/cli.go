@@ -94,7 +94,7 @@ func checkProduction(cfg settings.Config) error {
 	}
 	for _, f := range []string{cfg.JWTPrivateKeyFile, cfg.JWTPublicKeyFile} {
 		if _, err := os.Stat(f); err != nil {
-			return fmt.Errorf("APP_ENV=production needs the JWT key file %s (JWT_PRIVATE_KEY_FILE / JWT_PUBLIC_KEY_FILE): %v", f, errors.Unwrap(err))
+			return fmt.Errorf("APP_ENV=production needs the JWT key file %s (JWT_PRIVATE_KEY_FILE / JWT_PUBLIC_KEY_FILE): %w", f, errors.Unwrap(err))
 		}
 	}
 	return nil

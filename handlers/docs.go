@@ -43,10 +43,10 @@ const swaggerCSP = "default-src 'self'; script-src 'self' 'unsafe-inline'; style
 func (h *Docs) SwaggerUI(c *echo.Context) error {
 	name := strings.TrimPrefix(c.Request().URL.Path, "/swagger")
 	name = strings.TrimPrefix(name, "/")
-	switch {
-	case name == "":
+	switch name {
+	case "":
 		return c.Redirect(http.StatusMovedPermanently, "/swagger/index.html")
-	case name == "index.html":
+	case "index.html":
 	default:
 		// Only Swagger UI's own files: not the wrapped handler's doc.json
 		// (the Swagger 2.0 document; /openapi.json is the one document), and

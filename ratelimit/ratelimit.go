@@ -96,7 +96,7 @@ func evaluate(p Policy, nowMs int64, allowed bool, buckets []bucket) Result {
 	// A bucket stops counting once now-W has passed its end.
 	leaves := func(idx int64) int64 { return (idx+1)*slot + window }
 	r := Result{Allowed: allowed, Limit: p.Limit, Remaining: max(p.Limit-count, 0)}
-	var reset int64 = nowMs + window
+	reset := nowMs + window
 	for _, b := range buckets {
 		if b.n > 0 {
 			reset = leaves(b.idx)

@@ -133,7 +133,7 @@ func (s *Users) create(ctx context.Context, db *gorm.DB, in NewUser) (*models.Us
 // account is an authentication failure, not a missing resource.
 func (s *Users) Current(ctx context.Context, id uuid.UUID) (*models.User, error) {
 	u, err := s.Get(ctx, id)
-	if err == errUserNotFound {
+	if errors.Is(err, errUserNotFound) {
 		return nil, errAccountGone
 	}
 	return u, err

@@ -301,7 +301,7 @@ func describe(err error) error {
 	var pe env.ParseError
 	if errors.As(err, &pe) {
 		if f, ok := reflect.TypeOf(Config{}).FieldByName(pe.Name); ok {
-			return fmt.Errorf("invalid %s: %v", f.Tag.Get("env"), pe.Err)
+			return fmt.Errorf("invalid %s: %w", f.Tag.Get("env"), pe.Err)
 		}
 	}
 	return fmt.Errorf("configuration: %w", err)

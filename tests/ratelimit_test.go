@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -404,5 +405,5 @@ func TestRedisStallDoesNotLockOutCorrectLogins(t *testing.T) {
 	r := a.do(t, login)
 	mustf(t, r.Status == 200, "correct login after the stall: %d %s", r.Status, r.Body)
 	n, err := c.HGet(context.Background(), "rl:login:192.0.2.1", "s").Int()
-	mustf(t, err == redis.Nil || (err == nil && n == 0), "failed-login count after correct logins only: %d %v", n, err)
+	mustf(t, errors.Is(err, redis.Nil) || (err == nil && n == 0), "failed-login count after correct logins only: %d %v", n, err)
 }

@@ -64,7 +64,7 @@ func run(base, email, password string, logins int, duration, every, maxP99 time.
 					outcome = fmt.Sprintf("unexpected %d", resp.StatusCode)
 				}
 				if resp != nil {
-					io.Copy(io.Discard, resp.Body)
+					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 				}
 				mu.Lock()
@@ -89,7 +89,7 @@ func run(base, email, password string, logins int, duration, every, maxP99 time.
 			probeErrors++
 		}
 		if resp != nil {
-			io.Copy(io.Discard, resp.Body)
+			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 		}
 		probes = append(probes, time.Since(start))
