@@ -315,7 +315,8 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     }
-                }
+                },
+                "x-order": 4
             }
         },
         "/auth/logout": {
@@ -353,7 +354,8 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     }
-                }
+                },
+                "x-order": 6
             }
         },
         "/auth/refresh": {
@@ -406,7 +408,8 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     }
-                }
+                },
+                "x-order": 5
             }
         },
         "/auth/register": {
@@ -453,7 +456,8 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     }
-                }
+                },
+                "x-order": 1
             }
         },
         "/auth/verify": {
@@ -495,7 +499,8 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     }
-                }
+                },
+                "x-order": 2
             }
         },
         "/auth/verify/resend": {
@@ -536,7 +541,8 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     }
-                }
+                },
+                "x-order": 3
             }
         },
         "/healthz": {

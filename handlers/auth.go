@@ -27,6 +27,7 @@ type RegisterRequest struct {
 //	@Summary	Register an account
 //	@Description	Creates a viewer on the free tier and mails a verification link valid for EMAIL_VERIFICATION_TTL. Password: 10+ characters with upper case, lower case and a digit, at most 72 bytes. Other fields (role, tier) are ignored. Limited per client IP (public and register policies).
 //	@ID	register
+//	@x-order	1
 //	@Tags	auth
 //	@Accept	json
 //	@Produce	json
@@ -57,6 +58,7 @@ type MessageResponse struct {
 //	@Summary	Verify an email address
 //	@Description	The link mailed at registration points here. Limited per client IP.
 //	@ID	verifyEmail
+//	@x-order	2
 //	@Tags	auth
 //	@Produce	json
 //	@Param	token	query	string	true	"token from the verification link"
@@ -85,6 +87,7 @@ type ResendRequest struct {
 //	@Summary	Send the verification link again
 //	@Description	Always 202, so the answer does not reveal whether an account exists. Limited per client IP (public and register policies).
 //	@ID	resendVerification
+//	@x-order	3
 //	@Tags	auth
 //	@Accept	json
 //	@Produce	json
@@ -138,6 +141,7 @@ func client(c *echo.Context) services.Client {
 //	@Summary	Log in
 //	@Description	Returns an access token (Authorization: Bearer) and a refresh token. A wrong password and an unknown email get the same 401; an unverified account gets 403 once its password matched. Every attempt counts against the login_ip policy per client IP (RATE_LIMIT_LOGIN_IP), failed ones (401) also against the login policy (RATE_LIMIT_LOGIN); successes never use up the failure budget. Password checks are queued: when too many wait, 503 server_busy with Retry-After.
 //	@ID	login
+//	@x-order	4
 //	@Tags	auth
 //	@Accept	json
 //	@Produce	json
@@ -174,6 +178,7 @@ type RefreshRequest struct {
 //	@Summary	Rotate a refresh token
 //	@Description	Returns a new pair and revokes the presented refresh token. Presenting an already rotated token within REFRESH_REUSE_GRACE (10 s) of its rotation answers 409 refresh_token_rotated and changes nothing (a second tab, a retried request); later it revokes every token of that login (reuse detection). Limited per client IP.
 //	@ID	refreshToken
+//	@x-order	5
 //	@Tags	auth
 //	@Accept	json
 //	@Produce	json
@@ -200,6 +205,7 @@ func (h *Auth) Refresh(c *echo.Context) error {
 //	@Summary	Log out
 //	@Description	Revokes every refresh token of this login. Idempotent: an unknown or already revoked token also gets 204. Access tokens stay valid until they expire (ACCESS_TOKEN_TTL). Limited per client IP.
 //	@ID	logout
+//	@x-order	6
 //	@Tags	auth
 //	@Accept	json
 //	@Produce	json

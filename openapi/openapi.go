@@ -4,10 +4,13 @@ package openapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -61,8 +64,82 @@ func Document() (*openapi3.T, error) {
 }
 
 // JSON is the document as indented JSON, as served and as written to docs/.
+// Paths come in the order a person uses them (see pathOrder), not
+// alphabetically: Swagger UI lists operations in document order.
 func JSON(doc *openapi3.T) ([]byte, error) {
-	return indent(doc)
+	var paths bytes.Buffer
+	paths.WriteByte('{')
+	for i, p := range pathOrder(doc) {
+		if i > 0 {
+			paths.WriteByte(',')
+		}
+		key, err := json.Marshal(p)
+		if err != nil {
+			return nil, err
+		}
+		item, err := json.Marshal(doc.Paths.Value(p))
+		if err != nil {
+			return nil, err
+		}
+		paths.Write(key)
+		paths.WriteByte(':')
+		paths.Write(item)
+	}
+	paths.WriteByte('}')
+	rest := *doc
+	rest.Paths = openapi3.NewPaths()
+	raw, err := json.Marshal(&rest)
+	if err != nil {
+		return nil, err
+	}
+	const empty = `"paths":{}`
+	if bytes.Count(raw, []byte(empty)) != 1 {
+		return nil, errors.New("openapi: cannot place the ordered paths")
+	}
+	raw = bytes.Replace(raw, []byte(empty), append([]byte(`"paths":`), paths.Bytes()...), 1)
+	var out bytes.Buffer
+	if err := json.Indent(&out, raw, "", "  "); err != nil {
+		return nil, err
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
+}
+
+// pathOrder sorts paths by their tag's place in the declared tags (auth
+// first), then by the smallest x-order of their operations (@x-order on a
+// handler: register, verify, log in, refresh, log out), then by path.
+func pathOrder(doc *openapi3.T) []string {
+	tagIndex := map[string]int{}
+	for i, t := range doc.Tags {
+		tagIndex[t.Name] = i
+	}
+	type key struct {
+		tag, order int
+		path       string
+	}
+	keys := make([]key, 0, doc.Paths.Len())
+	for path, item := range doc.Paths.Map() {
+		k := key{tag: len(doc.Tags), order: 1 << 20, path: path}
+		for _, op := range item.Operations() {
+			for _, t := range op.Tags {
+				if i, ok := tagIndex[t]; ok && i < k.tag {
+					k.tag = i
+				}
+			}
+			if n, ok := op.Extensions["x-order"].(float64); ok && int(n) < k.order {
+				k.order = int(n)
+			}
+		}
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		return cmp.Or(cmp.Compare(a.tag, b.tag), cmp.Compare(a.order, b.order), cmp.Compare(a.path, b.path))
+	})
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k.path
+	}
+	return out
 }
 
 // Served is JSON(Document()), built once per process: the conversion and its

@@ -227,3 +227,26 @@ func TestJSONSchemasStayInStepWithOpenAPI(t *testing.T) {
 	mustf(t, json.Unmarshal(want["token-pair.json"], &example) == nil, "token-pair.json is not JSON")
 	mustf(t, example["$schema"] == openapi.SchemaDialect, "token-pair.json declares %v", example["$schema"])
 }
+
+// Swagger UI lists operations in document order: the auth flow comes first,
+// in the order a person goes through it.
+func TestOpenAPIPathsFollowTheFlow(t *testing.T) {
+	raw, err := os.ReadFile("../docs/openapi.json")
+	mustf(t, err == nil, "%v", err)
+	var doc struct {
+		Paths json.RawMessage `json:"paths"`
+	}
+	mustf(t, json.Unmarshal(raw, &doc) == nil, "decode")
+	dec := json.NewDecoder(bytes.NewReader(doc.Paths))
+	var order []string
+	_, _ = dec.Token() // {
+	for dec.More() {
+		tok, err := dec.Token()
+		mustf(t, err == nil, "%v", err)
+		order = append(order, tok.(string))
+		var skip json.RawMessage
+		mustf(t, dec.Decode(&skip) == nil, "skip")
+	}
+	want := []string{"/auth/register", "/auth/verify", "/auth/verify/resend", "/auth/login", "/auth/refresh", "/auth/logout"}
+	mustf(t, len(order) > len(want) && slices.Equal(order[:len(want)], want), "paths in order %v", order)
+}
