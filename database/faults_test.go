@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -44,5 +46,27 @@ func TestClassify(t *testing.T) {
 				t.Fatalf("Classify(%v) = %q, want %q", c.err, code, c.want)
 			}
 		})
+	}
+}
+
+// DB_STATEMENT_TIMEOUT reaches PostgreSQL as a start-up parameter: a
+// statement past it is cancelled by the server and classified as a 504.
+func TestStatementTimeoutIsEnforcedAndClassified(t *testing.T) {
+	url := os.Getenv("TEST_DATABASE_URL")
+	if url == "" {
+		t.Skip("needs PostgreSQL (TEST_DATABASE_URL)")
+	}
+	db, err := Open(Options{PostgresURL: url, StatementTimeout: 100 * time.Millisecond, ConnectTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	start := time.Now()
+	err = db.Exec("SELECT pg_sleep(5)").Error
+	if err == nil || time.Since(start) > 3*time.Second {
+		t.Fatalf("pg_sleep(5) under a 100 ms statement_timeout: %v after %v", err, time.Since(start))
+	}
+	if got := Classify(err); got == nil || got.Code != "request_timeout" {
+		t.Fatalf("Classify(%v) = %v, want request_timeout", err, got)
 	}
 }
