@@ -19,6 +19,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
+	"github.com/tollgate/tollgate/metrics"
 	"github.com/tollgate/tollgate/migrations"
 )
 
@@ -78,13 +79,18 @@ func Open(o Options) (*DB, error) {
 // database/sql keeps no idle connections of its own (each query borrows one
 // from pgxpool and gives it back), so it never queues.
 func openPostgres(o Options, cfg *gorm.Config) (*DB, error) {
-	dsn, err := withTimeouts(o.PostgresURL, o.ConnectTimeout, o.StatementTimeout)
-	if err != nil {
-		return nil, err
-	}
-	pcfg, err := pgxpool.ParseConfig(dsn)
+	pcfg, err := pgxpool.ParseConfig(o.PostgresURL)
 	if err != nil {
 		return nil, fmt.Errorf("invalid DATABASE_URL: %w", err)
+	}
+	// Unless the URL sets them: a dial-and-start-up deadline, and
+	// statement_timeout as a start-up parameter, so the server cancels any
+	// statement of the session that runs longer.
+	if pcfg.ConnConfig.ConnectTimeout == 0 {
+		pcfg.ConnConfig.ConnectTimeout = o.ConnectTimeout
+	}
+	if _, set := pcfg.ConnConfig.RuntimeParams["statement_timeout"]; !set && o.StatementTimeout > 0 {
+		pcfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(o.StatementTimeout.Milliseconds(), 10)
 	}
 	open := cmpOr(o.MaxOpenConns, 4)
 	pcfg.MaxConns = int32(open)
@@ -105,46 +111,20 @@ func openPostgres(o Options, cfg *gorm.Config) (*DB, error) {
 	return &DB{DB: gdb, Dialect: migrations.Postgres, Description: "postgres " + redact(o.PostgresURL), pool: pool}, nil
 }
 
-// PoolStats are the connection pool's numbers, for metrics.
-type PoolStats struct {
-	Max, Open, InUse, Idle int64
-	Waits                  int64         // acquisitions that had to wait for a connection
-	WaitTime               time.Duration // total time spent waiting
-}
-
-// Stats reads the pool's numbers.
-func (d *DB) Stats() PoolStats {
+// Stats reads the connection pool's numbers (for metrics).
+func (d *DB) Stats() metrics.PoolStats {
 	if d.pool != nil {
 		s := d.pool.Stat()
-		return PoolStats{Max: int64(s.MaxConns()), Open: int64(s.TotalConns()), InUse: int64(s.AcquiredConns()),
-			Idle: int64(s.IdleConns()), Waits: s.EmptyAcquireCount(), WaitTime: s.EmptyAcquireWaitTime()}
+		return metrics.PoolStats{Max: int64(s.MaxConns()), Open: int64(s.TotalConns()), InUse: int64(s.AcquiredConns()),
+			Idle: int64(s.IdleConns()), Waits: s.EmptyAcquireCount(), WaitSeconds: s.EmptyAcquireWaitTime().Seconds()}
 	}
 	sqlDB, err := d.DB.DB()
 	if err != nil {
-		return PoolStats{}
+		return metrics.PoolStats{}
 	}
 	s := sqlDB.Stats()
-	return PoolStats{Max: int64(s.MaxOpenConnections), Open: int64(s.OpenConnections), InUse: int64(s.InUse),
-		Idle: int64(s.Idle), Waits: s.WaitCount, WaitTime: s.WaitDuration}
-}
-
-// withTimeouts adds connect_timeout and statement_timeout to a PostgreSQL
-// URL unless it sets them itself. pgx sends statement_timeout as a start-up
-// parameter, so the server enforces it on every statement of the session.
-func withTimeouts(raw string, connect, statement time.Duration) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", fmt.Errorf("invalid DATABASE_URL: %w", err)
-	}
-	q := u.Query()
-	if connect > 0 && q.Get("connect_timeout") == "" {
-		q.Set("connect_timeout", strconv.Itoa(max(int(connect.Seconds()), 1)))
-	}
-	if statement > 0 && q.Get("statement_timeout") == "" {
-		q.Set("statement_timeout", strconv.FormatInt(statement.Milliseconds(), 10))
-	}
-	u.RawQuery = q.Encode()
-	return u.String(), nil
+	return metrics.PoolStats{Max: int64(s.MaxOpenConnections), Open: int64(s.OpenConnections), InUse: int64(s.InUse),
+		Idle: int64(s.Idle), Waits: s.WaitCount, WaitSeconds: s.WaitDuration.Seconds()}
 }
 
 func cmpOr[T comparable](v, fallback T) T {

@@ -172,18 +172,6 @@ var faultTags = map[string]bool{"auth": true, "users": true, "projects": true, "
 // addFaultAnswers documents the answers every database-backed operation
 // can give under faults, once here instead of on every handler.
 func addFaultAnswers(doc *openapi3.T) {
-	errorSchema := &openapi3.SchemaRef{Ref: "#/components/schemas/ErrorResponse"}
-	if known := doc.Components.Schemas["ErrorResponse"]; known != nil {
-		errorSchema.Value = known.Value
-	}
-	answer := func(desc string, retryAfter bool) *openapi3.ResponseRef {
-		r := openapi3.NewResponse().WithDescription(desc).WithJSONSchemaRef(errorSchema)
-		if retryAfter {
-			r.Headers = openapi3.Headers{"Retry-After": &openapi3.HeaderRef{Value: &openapi3.Header{Parameter: openapi3.Parameter{
-				Description: "seconds to wait before retrying", Schema: openapi3.NewIntegerSchema().NewRef()}}}}
-		}
-		return &openapi3.ResponseRef{Value: r}
-	}
 	for _, item := range doc.Paths.Map() {
 		for _, op := range item.Operations() {
 			touches := false
@@ -194,10 +182,12 @@ func addFaultAnswers(doc *openapi3.T) {
 				continue
 			}
 			if op.Responses.Value("503") == nil {
-				op.Responses.Set("503", answer("service_unavailable: the database cannot be reached, or server_busy: too many password checks waiting; retry after Retry-After", true))
+				r := errorAnswer(doc, "service_unavailable: the database cannot be reached, or server_busy: too many password checks waiting; retry after Retry-After")
+				r.Value.Headers = openapi3.Headers{"Retry-After": retryAfterHeader()}
+				op.Responses.Set("503", r)
 			}
 			if op.Responses.Value("504") == nil {
-				op.Responses.Set("504", answer("request_timeout: the request ran past REQUEST_TIMEOUT", false))
+				op.Responses.Set("504", errorAnswer(doc, "request_timeout: the request ran past REQUEST_TIMEOUT"))
 			}
 		}
 	}
@@ -209,13 +199,9 @@ func addFaultAnswers(doc *openapi3.T) {
 // can be called without a valid token (401). A handler annotates these
 // only to say more (its own codes).
 func addStandardFailures(doc *openapi3.T) {
-	errorSchema := &openapi3.SchemaRef{Ref: "#/components/schemas/ErrorResponse"}
-	if known := doc.Components.Schemas["ErrorResponse"]; known != nil {
-		errorSchema.Value = known.Value
-	}
 	add := func(op *openapi3.Operation, status, desc string) {
 		if op.Responses.Value(status) == nil {
-			op.Responses.Set(status, &openapi3.ResponseRef{Value: openapi3.NewResponse().WithDescription(desc).WithJSONSchemaRef(errorSchema)})
+			op.Responses.Set(status, errorAnswer(doc, desc))
 		}
 	}
 	for _, item := range doc.Paths.Map() {
@@ -232,6 +218,23 @@ func addStandardFailures(doc *openapi3.T) {
 	}
 }
 
+// errorAnswer is an error response in the ErrorResponse shape.
+func errorAnswer(doc *openapi3.T, desc string) *openapi3.ResponseRef {
+	schema := &openapi3.SchemaRef{Ref: "#/components/schemas/ErrorResponse"}
+	if known := doc.Components.Schemas["ErrorResponse"]; known != nil {
+		schema.Value = known.Value
+	}
+	return &openapi3.ResponseRef{Value: openapi3.NewResponse().WithDescription(desc).WithJSONSchemaRef(schema)}
+}
+
+func header(desc string, schema *openapi3.Schema) *openapi3.HeaderRef {
+	return &openapi3.HeaderRef{Value: &openapi3.Header{Parameter: openapi3.Parameter{Description: desc, Schema: schema.NewRef()}}}
+}
+
+func retryAfterHeader() *openapi3.HeaderRef {
+	return header("seconds to wait before retrying", openapi3.NewIntegerSchema())
+}
+
 // rateLimitHeaders are the headers every answer of a rate-limited operation
 // carries (the limit middleware sets them before the handler runs).
 var rateLimitHeaders = []struct{ name, desc string }{
@@ -246,9 +249,6 @@ var rateLimitHeaders = []struct{ name, desc string }{
 // every operation that can answer 429, and Retry-After on the 429, once
 // here instead of six annotation lines on every handler.
 func addRateLimitHeaders(doc *openapi3.T) {
-	header := func(desc string, schema *openapi3.Schema) *openapi3.HeaderRef {
-		return &openapi3.HeaderRef{Value: &openapi3.Header{Parameter: openapi3.Parameter{Description: desc, Schema: schema.NewRef()}}}
-	}
 	for _, item := range doc.Paths.Map() {
 		for _, op := range item.Operations() {
 			if op.Responses.Value("429") == nil {
@@ -271,7 +271,7 @@ func addRateLimitHeaders(doc *openapi3.T) {
 					}
 				}
 				if _, ok := resp.Value.Headers["Retry-After"]; status == "429" && !ok {
-					resp.Value.Headers["Retry-After"] = header("seconds to wait before retrying", openapi3.NewIntegerSchema())
+					resp.Value.Headers["Retry-After"] = retryAfterHeader()
 				}
 			}
 		}

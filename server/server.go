@@ -184,10 +184,7 @@ func New(d Deps) (*Server, error) {
 	m.Gauge("rate_limit_memory_keys", "Keys held by the per-instance rate-limit store.", func() float64 { return float64(memory.Len()) })
 	m.Gauge("rate_limit_memory_evictions", "Keys the per-instance store evicted to stay under RATE_LIMIT_MEMORY_MAX_KEYS.",
 		func() float64 { return float64(memory.Evicted()) })
-	m.DBPool(func() metrics.PoolStats {
-		st := d.DB.Stats()
-		return metrics.PoolStats{Max: st.Max, Open: st.Open, InUse: st.InUse, Idle: st.Idle, Waits: st.Waits, WaitSeconds: st.WaitTime.Seconds()}
-	})
+	m.DBPool(d.DB.Stats)
 
 	limiter := middleware.NewRateLimiter(store, cfg.RateLimitEnabled, d.Clock, d.Log, m, instanceName())
 	rl := cfg.RateLimits
