@@ -324,8 +324,12 @@ func (s *Server) Run(ctx context.Context, addr string) error {
 	if cfg.PurgeInterval > 0 {
 		go s.purge.Every(serveCtx, cfg.PurgeInterval)
 	}
+	ln, err := (&net.ListenConfig{}).Listen(serveCtx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
 	sc := echo.StartConfig{
-		Address:         addr,
+		Listener:        jsonErrorsListener{ln},
 		HideBanner:      true,
 		HidePort:        true,
 		GracefulTimeout: cfg.ShutdownTimeout,
@@ -342,7 +346,7 @@ func (s *Server) Run(ctx context.Context, addr string) error {
 			return nil
 		},
 	}
-	err := sc.Start(serveCtx, s.echo)
+	err = sc.Start(serveCtx, s.echo)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

@@ -210,6 +210,22 @@ func TestServeStartsAndShutsDownGracefully(t *testing.T) {
 	conn.Close()
 	mustf(t, rerr == nil && time.Since(start) < 2*time.Second, "half-sent headers held the connection %v (%v)", time.Since(start), rerr)
 
+	// Requests net/http refuses before any handler still get JSON.
+	for _, c := range []struct{ raw, status, code string }{
+		{"GET /% HTTP/1.1\r\nHost: x\r\n\r\n", "400 Bad Request", `"code":"malformed_request"`},
+		{"GET / HTTP/1.1\r\n\r\n", "400 Bad Request", `missing required Host header`},
+		{"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 1<<21) + "\r\n\r\n", "431 Request Header Fields Too Large", `"code":"headers_too_large"`},
+	} {
+		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		mustf(t, err == nil, "dial: %v", err)
+		go fmt.Fprint(conn, c.raw) // the server may answer before reading it all
+		conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+		answer, _ := io.ReadAll(conn)
+		conn.Close()
+		mustf(t, strings.HasPrefix(string(answer), "HTTP/1.1 "+c.status+"\r\n") && strings.Contains(string(answer), "Content-Type: application/json\r\n") &&
+			strings.Contains(string(answer), c.code), "%q answered %q", c.raw[:min(len(c.raw), 20)], answer)
+	}
+
 	mustf(t, strings.Contains(out.String(), `level=WARN msg="redis: `), "go-redis does not log through slog: %s", out.String())
 
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
