@@ -1538,7 +1538,7 @@ var SwaggerInfo = &swag.Spec{
 	BasePath:         "/",
 	Schemes:          []string{"http", "https"},
 	Title:            "Tollgate API",
-	Description:      "SaaS REST API starter: registration with email verification, RS256 access tokens with rotating refresh tokens, roles (viewer, editor, admin) and tiered sliding-window rate limits (free, paid, enterprise).\n\nAuthorize with an access token from POST /auth/login. Rate-limited answers carry X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset (Unix seconds), the IETF draft RateLimit and RateLimit-Policy fields, and Retry-After (seconds) on 429. Every error body has the same shape: ErrorResponse.",
+	Description:      "SaaS REST API starter: registration with email verification, RS256 access tokens with rotating refresh tokens, roles (viewer, editor, admin) and tiered sliding-window rate limits (free, paid, enterprise).\n\nAuthorize with an access token from POST /auth/login. Every answer of a rate-limited operation, errors included, carries X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset (Unix seconds), the IETF draft RateLimit and RateLimit-Policy fields, and Retry-After (seconds) on 429; the document lists them under the success and 429 answers only, to stay readable. Every error body has the same shape: ErrorResponse.",
 	InfoInstanceName: "swagger",
 	SwaggerTemplate:  docTemplate,
 	LeftDelim:        "{{",

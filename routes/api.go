@@ -7,7 +7,7 @@ package routes
 //	@version					0.1.0
 //	@description				SaaS REST API starter: registration with email verification, RS256 access tokens with rotating refresh tokens, roles (viewer, editor, admin) and tiered sliding-window rate limits (free, paid, enterprise).
 //	@description
-//	@description				Authorize with an access token from POST /auth/login. Rate-limited answers carry X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset (Unix seconds), the IETF draft RateLimit and RateLimit-Policy fields, and Retry-After (seconds) on 429. Every error body has the same shape: ErrorResponse.
+//	@description				Authorize with an access token from POST /auth/login. Every answer of a rate-limited operation, errors included, carries X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset (Unix seconds), the IETF draft RateLimit and RateLimit-Policy fields, and Retry-After (seconds) on 429; the document lists them under the success and 429 answers only, to stay readable. Every error body has the same shape: ErrorResponse.
 //	@contact.name				Tollgate
 //	@license.name				MIT
 //	@BasePath					/
