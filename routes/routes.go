@@ -16,6 +16,7 @@ type Handlers struct {
 	Projects  *handlers.Projects
 	Analytics *handlers.Analytics
 	Docs      *handlers.Docs // nil: Swagger UI and /openapi.json are off
+	Dev       *handlers.Dev  // nil: DEV_ROUTES is off (always in production)
 }
 
 // Guards are the per-route middleware.
@@ -41,4 +42,5 @@ func Register(e *echo.Echo, h Handlers, g Guards) {
 	analytics(e, h.Analytics, g)
 	admin(e, h.Users, g)
 	docs(e, h.Docs)
+	dev(e, h.Dev, g)
 }

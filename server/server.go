@@ -109,7 +109,13 @@ func New(d Deps) (*Server, error) {
 	tokens := services.NewTokens(d.Keys, d.Clock, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL)
 	hasher := services.NewHasher(cfg.BcryptCost, cfg.PasswordHashConcurrency, cfg.PasswordHashMaxWait)
 	users := services.NewUsers(d.DB.DB, d.Clock, hasher)
-	auth, err := services.NewAuth(d.DB.DB, d.Clock, users, tokens, hasher, d.Mailer, d.Log, m, services.AuthConfig{
+	mailer, dev := d.Mailer, (*handlers.Dev)(nil)
+	if cfg.DevRoutes {
+		inbox := services.NewInbox(mailer, 100)
+		mailer, dev = inbox, handlers.NewDev(users, inbox)
+		d.Log.Warn("development routes on: POST /dev/users makes users of any role, GET /dev/mail shows sent mail (DEV_ROUTES; never in production)")
+	}
+	auth, err := services.NewAuth(d.DB.DB, d.Clock, users, tokens, hasher, mailer, d.Log, m, services.AuthConfig{
 		BaseURL: cfg.AppBaseURL, RefreshTTL: cfg.RefreshTokenTTL, VerificationTTL: cfg.EmailVerificationTTL,
 		ReuseGrace: cfg.RefreshReuseGrace,
 	})
@@ -204,6 +210,7 @@ func New(d Deps) (*Server, error) {
 		Projects:  handlers.NewProjects(services.NewProjects(d.DB.DB, d.Clock)),
 		Analytics: handlers.NewAnalytics(services.NewAnalytics(d.DB.DB, d.Clock)),
 		Docs:      apiDocs,
+		Dev:       dev,
 	}, routes.Guards{
 		RequireAuth:   chain(limiter.FailedAuth(rl.Public), middleware.NewAuth(tokens).RequireAuth),
 		Public:        limiter.PerIP(rl.Public),

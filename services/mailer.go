@@ -118,3 +118,40 @@ func (m *MemoryMailer) Sent() []Message {
 	defer m.mu.Unlock()
 	return append([]Message(nil), m.sent...)
 }
+
+// Inbox passes mail on and keeps the last few messages for GET /dev/mail
+// (development only), so a script can follow a verification link without
+// reading the log or a mail catcher.
+type Inbox struct {
+	Mailer
+	mu   sync.Mutex
+	keep int
+	last []Message
+}
+
+// NewInbox wraps next, keeping the last keep messages.
+func NewInbox(next Mailer, keep int) *Inbox { return &Inbox{Mailer: next, keep: keep} }
+
+// Send records msg, then sends it on.
+func (m *Inbox) Send(ctx context.Context, msg Message) error {
+	m.mu.Lock()
+	m.last = append(m.last, msg)
+	if len(m.last) > m.keep {
+		m.last = append(m.last[:0:0], m.last[len(m.last)-m.keep:]...)
+	}
+	m.mu.Unlock()
+	return m.Mailer.Send(ctx, msg)
+}
+
+// To returns the kept messages sent to address, newest first.
+func (m *Inbox) To(address string) []Message {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Message
+	for i := len(m.last) - 1; i >= 0; i-- {
+		if strings.EqualFold(m.last[i].To, address) {
+			out = append(out, m.last[i])
+		}
+	}
+	return out
+}

@@ -86,6 +86,11 @@ type Config struct {
 	// SWAGGER_ENABLED serves /swagger/ and /openapi.json; unset means on in
 	// development and off in production.
 	SwaggerEnabledRaw string `env:"SWAGGER_ENABLED"`
+	// DEV_ROUTES serves POST /dev/users (make a verified user of any role)
+	// and GET /dev/mail (the last mail the server sent), so a Postman run
+	// needs nothing but the base URL. Unset means on in development;
+	// production refuses to start with it on.
+	DevRoutesRaw string `env:"DEV_ROUTES"`
 
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
@@ -110,6 +115,7 @@ type Config struct {
 	TrustedProxyNets   []*net.IPNet  `env:"-"`
 	RateLimits         RateLimits    `env:"-"`
 	SwaggerEnabled     bool          `env:"-"`
+	DevRoutes          bool          `env:"-"`
 	ShutdownDrainDelay time.Duration `env:"-"`
 }
 
@@ -216,13 +222,22 @@ func (c *Config) validate() error {
 	if c.JWTIssuer == "" || c.JWTAudience == "" {
 		return bad("JWT_ISSUER/JWT_AUDIENCE", "must not be empty")
 	}
-	c.SwaggerEnabled = !c.IsProduction()
-	if c.SwaggerEnabledRaw != "" {
-		on, err := strconv.ParseBool(c.SwaggerEnabledRaw)
-		if err != nil {
-			return bad("SWAGGER_ENABLED", "must be true or false")
+	// Both default to on in development and off in production.
+	for _, b := range []struct {
+		name, raw string
+		into      *bool
+	}{{"SWAGGER_ENABLED", c.SwaggerEnabledRaw, &c.SwaggerEnabled}, {"DEV_ROUTES", c.DevRoutesRaw, &c.DevRoutes}} {
+		*b.into = !c.IsProduction()
+		if b.raw != "" {
+			on, err := strconv.ParseBool(b.raw)
+			if err != nil {
+				return bad(b.name, "must be true or false")
+			}
+			*b.into = on
 		}
-		c.SwaggerEnabled = on
+	}
+	if c.DevRoutes && c.IsProduction() {
+		return bad("DEV_ROUTES", "must be off in production: /dev/users makes admins without a password check")
 	}
 	if c.RateLimitRedisTimeout <= 0 {
 		return bad("RATE_LIMIT_REDIS_TIMEOUT", "must be a positive duration such as 50ms")

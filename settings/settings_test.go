@@ -25,7 +25,7 @@ func TestMalformedValuesNameTheVariable(t *testing.T) {
 	for name, value := range map[string]string{
 		"ACCESS_TOKEN_TTL": "soon", "BCRYPT_COST": "99", "APP_BASE_URL": "localhost", "SMTP_URL": "mail.example.com",
 		"CORS_ALLOWED_ORIGINS": "example.com", "RATE_LIMIT_ENABLED": "maybe", "RATE_LIMIT_TIERS": "gold",
-		"REFRESH_TOKEN_TTL": "-1h", "LOG_LEVEL": "loud", "RATE_LIMIT_REDIS_TIMEOUT": "0s", "SWAGGER_ENABLED": "sometimes",
+		"REFRESH_TOKEN_TTL": "-1h", "LOG_LEVEL": "loud", "RATE_LIMIT_REDIS_TIMEOUT": "0s", "SWAGGER_ENABLED": "sometimes", "DEV_ROUTES": "often",
 	} {
 		_, err := Load(map[string]string{name: value})
 		if err == nil || !strings.Contains(err.Error(), name) {
@@ -54,6 +54,30 @@ func TestSwaggerFollowsTheEnvironmentUnlessSet(t *testing.T) {
 		cfg, err := Load(c.env)
 		if err != nil || cfg.SwaggerEnabled != c.want {
 			t.Errorf("%v: SwaggerEnabled=%v err=%v, want %v", c.env, cfg.SwaggerEnabled, err, c.want)
+		}
+	}
+}
+
+func TestDevRoutesAreDevelopmentOnly(t *testing.T) {
+	for _, c := range []struct {
+		env     map[string]string
+		want    bool
+		refused bool
+	}{
+		{map[string]string{}, true, false},
+		{map[string]string{"DEV_ROUTES": "false"}, false, false},
+		{map[string]string{"APP_ENV": "production"}, false, false},
+		{map[string]string{"APP_ENV": "production", "DEV_ROUTES": "true"}, false, true},
+	} {
+		cfg, err := Load(c.env)
+		if c.refused {
+			if err == nil || !strings.Contains(err.Error(), "DEV_ROUTES") {
+				t.Errorf("%v: want a refusal naming DEV_ROUTES, got %v", c.env, err)
+			}
+			continue
+		}
+		if err != nil || cfg.DevRoutes != c.want {
+			t.Errorf("%v: DevRoutes=%v err=%v, want %v", c.env, cfg.DevRoutes, err, c.want)
 		}
 	}
 }
