@@ -1,12 +1,14 @@
 // Package caller is the one typed home of who is calling: the roles and
 // tiers an account can hold, and the authenticated caller a request carries
-// (a user today; an API key or an OAuth client later). Every layer may
+// (a user, an API key or an OAuth client) and the scopes it may use. Every layer may
 // import it; models keep persistence, services the rules.
 package caller
 
 import (
 	"context"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -43,25 +45,131 @@ func Tiers() []Tier { return []Tier{Free, Paid, Enterprise} }
 // Valid reports whether t is a known tier.
 func (t Tier) Valid() bool { return slices.Contains(Tiers(), t) }
 
+// Scope names what a credential may do; each route declares the one it
+// needs (routes/). A user's token carries the scopes its role implies; an
+// API key or OAuth client holds a subset of its owner's.
+type Scope string
+
+// The scopes, derived from the routes.
+const (
+	ProjectsRead   Scope = "projects:read"
+	ProjectsWrite  Scope = "projects:write"
+	ProjectsDelete Scope = "projects:delete"
+	AnalyticsRead  Scope = "analytics:read"
+	UsersRead      Scope = "users:read"
+	AdminScope     Scope = "admin" // user management
+)
+
+// AllScopes lists every scope, in documentation order.
+func AllScopes() []Scope {
+	return []Scope{ProjectsRead, ProjectsWrite, ProjectsDelete, AnalyticsRead, UsersRead, AdminScope}
+}
+
+// Valid reports whether s is a known scope.
+func (s Scope) Valid() bool { return slices.Contains(AllScopes(), s) }
+
+// Scopes are what r implies: today's role rules, as scopes.
+func (r Role) Scopes() []Scope {
+	switch r {
+	case Viewer:
+		return []Scope{ProjectsRead, UsersRead}
+	case Editor:
+		return []Scope{ProjectsRead, ProjectsWrite, UsersRead}
+	case Admin:
+		return AllScopes()
+	}
+	return nil
+}
+
+// ParseScopes reads a space-separated scope string (RFC 6749 section 3.3),
+// sorted and without repeats; it names the first unknown scope.
+func ParseScopes(s string) ([]Scope, string, bool) {
+	var out []Scope
+	for _, f := range strings.Fields(s) {
+		sc := Scope(f)
+		if !sc.Valid() {
+			return nil, f, false
+		}
+		if !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
+	return SortScopes(out), "", true
+}
+
+// SortScopes orders scopes as AllScopes does.
+func SortScopes(s []Scope) []Scope {
+	slices.SortFunc(s, func(a, b Scope) int { return slices.Index(AllScopes(), a) - slices.Index(AllScopes(), b) })
+	return s
+}
+
+// FormatScopes writes scopes space-separated, as OAuth does.
+func FormatScopes(s []Scope) string {
+	parts := make([]string, len(s))
+	for i, sc := range s {
+		parts[i] = string(sc)
+	}
+	return strings.Join(parts, " ")
+}
+
+// Intersect returns the scopes of a also in b, in a's order.
+func Intersect(a, b []Scope) []Scope {
+	out := []Scope{}
+	for _, s := range a {
+		if slices.Contains(b, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Subset reports whether every scope of a is in b.
+func Subset(a, b []Scope) bool {
+	for _, s := range a {
+		if !slices.Contains(b, s) {
+			return false
+		}
+	}
+	return true
+}
+
 // Kind says what sort of credential authenticated the caller.
 type Kind string
 
 // The kinds of caller.
 const (
-	User Kind = "user" // an access token from login or refresh
+	User   Kind = "user"    // an access token from login or refresh
+	APIKey Kind = "api_key" // an API key, acting for its owner
+	Client Kind = "client"  // an OAuth client's access token (client credentials)
 )
 
-// Caller is who an authenticated request comes from.
+// Limit is a rate limit of Requests per Per.
+type Limit struct {
+	Requests int64
+	Per      time.Duration
+}
+
+// Caller is who an authenticated request comes from. For an API key or an
+// OAuth client, ID, Role and Tier are its owner's as they are now, and
+// Scopes are the credential's, cut to what the owner's role still allows.
 type Caller struct {
 	Kind    Kind
-	ID      uuid.UUID // the user's id for Kind User
+	ID      uuid.UUID // the user's id; for a key or a client, its owner's
 	Role    Role
 	Tier    Tier
-	TokenID string // the credential's id (the access token's jti)
+	Scopes  []Scope
+	TokenID string // the credential's id: the access token's jti, the key's id
+	// ClientID is the OAuth client's client_id (Kind Client).
+	ClientID string
+	// RateLimit, when set, is the credential's own limit (below its tier's).
+	RateLimit *Limit
 }
 
 // Is reports whether the caller holds one of roles.
 func (c *Caller) Is(roles ...Role) bool { return slices.Contains(roles, c.Role) }
+
+// Has reports whether the caller holds scope s.
+func (c *Caller) Has(s Scope) bool { return slices.Contains(c.Scopes, s) }
 
 type key struct{}
 

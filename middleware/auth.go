@@ -51,14 +51,28 @@ func bearer(header string) (string, bool) {
 	return token, token != ""
 }
 
-// RequireRole lets the request through only when the caller's role is one
-// of roles. It must come after RequireAuth.
-func RequireRole(roles ...caller.Role) echo.MiddlewareFunc {
+// Require lets the request through only when the caller holds scope and
+// one of roles: the route's declaration of who may call it. A user is
+// refused for its role (403 insufficient_permissions, as before scopes); an
+// API key or OAuth client for its scope (403 insufficient_scope, with the
+// RFC 6750 WWW-Authenticate naming the scope needed). A key's or client's
+// scopes are a subset of what its owner's role allows now, so the role
+// check can never be passed by a credential whose scope does not allow it.
+// It must come after RequireAuth.
+func Require(scope caller.Scope, roles ...caller.Role) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c *echo.Context) error {
 			who, ok := caller.From(c.Request().Context())
 			if !ok {
 				return apperror.ErrAuthRequired
+			}
+			if who.Kind == caller.User && !who.Is(roles...) {
+				return apperror.ErrForbidden
+			}
+			if !who.Has(scope) {
+				c.Response().Header().Set(echo.HeaderWWWAuthenticate,
+					`Bearer error="insufficient_scope", error_description="The credential lacks the scope this route needs", scope="`+string(scope)+`"`)
+				return ErrInsufficientScope
 			}
 			if !who.Is(roles...) {
 				return apperror.ErrForbidden
@@ -67,3 +81,23 @@ func RequireRole(roles ...caller.Role) echo.MiddlewareFunc {
 		}
 	}
 }
+
+// ErrInsufficientScope: the credential lacks the route's scope.
+var ErrInsufficientScope = apperror.Define(apperror.Forbidden, "insufficient_scope", "The credential lacks the scope this route needs")
+
+// UserOnly refuses API keys and OAuth clients: managing credentials needs
+// a person's login, so a leaked key cannot mint or keep itself.
+func UserOnly(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		who, ok := caller.From(c.Request().Context())
+		if !ok {
+			return apperror.ErrAuthRequired
+		}
+		if who.Kind != caller.User {
+			return errUserOnly
+		}
+		return next(c)
+	}
+}
+
+var errUserOnly = apperror.Define(apperror.Forbidden, "user_token_required", "This route needs a user's access token from POST /auth/login, not an API key or client token")

@@ -9,7 +9,7 @@ import (
 )
 
 func admin(e *echo.Echo, h *handlers.Users, g Guards) {
-	admins := mw.RequireRole(caller.Admin)
-	e.GET("/admin/users", h.List, g.RequireAuth, g.User, admins)         // admin
-	e.PATCH("/admin/users/:id", h.Update, g.RequireAuth, g.User, admins) // admin
+	admins := mw.Require(caller.AdminScope, caller.Admin)
+	e.GET("/admin/users", h.List, g.RequireAuth, g.User, admins)
+	e.PATCH("/admin/users/:id", h.Update, g.RequireAuth, g.User, admins)
 }

@@ -8,6 +8,7 @@ import (
 	mw "github.com/tollgate/tollgate/middleware"
 )
 
+// Admin users are not limited (they skip g.User); keys and clients are.
 func analytics(e *echo.Echo, h *handlers.Analytics, g Guards) {
-	e.GET("/analytics", h.Get, g.RequireAuth, g.User, mw.RequireRole(caller.Admin)) // admin (not limited: admins skip g.User)
+	e.GET("/analytics", h.Get, g.RequireAuth, g.User, mw.Require(caller.AnalyticsRead, caller.Admin))
 }

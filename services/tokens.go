@@ -20,14 +20,18 @@ import (
 type Claims struct {
 	Role string `json:"role"`
 	Tier string `json:"tier"`
+	// Scope is what the role implies, space-separated (RFC 8693 / 9068).
+	Scope string `json:"scope"`
 	jwt.RegisteredClaims
 }
 
 // Caller is the authenticated caller the claims describe (subject checked
-// to be a UUID when the token was verified).
+// to be a UUID when the token was verified). Scopes come from the role the
+// token names, so they can never exceed it.
 func (c *Claims) Caller() *caller.Caller {
 	id, _ := uuid.Parse(c.Subject)
-	return &caller.Caller{Kind: caller.User, ID: id, Role: caller.Role(c.Role), Tier: caller.Tier(c.Tier), TokenID: c.ID}
+	role := caller.Role(c.Role)
+	return &caller.Caller{Kind: caller.User, ID: id, Role: role, Tier: caller.Tier(c.Tier), Scopes: role.Scopes(), TokenID: c.ID}
 }
 
 // Tokens issues and verifies RS256 access tokens.
@@ -69,8 +73,9 @@ func (t *Tokens) JWKS() JWKS { return t.keys.JWKS() }
 func (t *Tokens) Issue(u *models.User) (string, error) {
 	now := t.clock.Now()
 	claims := Claims{
-		Role: string(u.Role),
-		Tier: string(u.Tier),
+		Role:  string(u.Role),
+		Tier:  string(u.Tier),
+		Scope: caller.FormatScopes(u.Role.Scopes()),
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   u.ID.String(),
 			Issuer:    t.issuer,
