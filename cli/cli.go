@@ -161,6 +161,14 @@ func serve(ctx context.Context, cfg settings.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	peppers, created, err := services.LoadPeppers(cfg.APIKeyPepper, cfg.APIKeyPepperFile, cfg.APIKeyPepperVersion,
+		cfg.APIKeyPreviousPeppers, !cfg.IsProduction())
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Info("generated a development API key pepper", "file", cfg.APIKeyPepperFile)
+	}
 	db, err := openDB(ctx, cfg)
 	if err != nil {
 		return err
@@ -204,7 +212,7 @@ func serve(ctx context.Context, cfg settings.Config, log *slog.Logger) error {
 	}
 	log.Info("mail", "destination", mailer.Destination())
 
-	srv, err := server.New(server.Deps{Config: cfg, DB: db, Redis: rdb, Keys: ks, Clock: clock.System{}, Mailer: mailer, Log: log})
+	srv, err := server.New(server.Deps{Config: cfg, DB: db, Redis: rdb, Keys: ks, Peppers: peppers, Clock: clock.System{}, Mailer: mailer, Log: log})
 	if err != nil {
 		return err
 	}

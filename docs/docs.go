@@ -80,6 +80,138 @@ const docTemplate = `{
                 }
             }
         },
+        "/admin/api-keys": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Newest first; filter by owner with user_id.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "List API keys of every user (admin)",
+                "operationId": "listAllAPIKeys",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "format": "uuid",
+                        "description": "only this user's keys",
+                        "name": "user_id",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "next_cursor of the previous page",
+                        "name": "cursor",
+                        "in": "query"
+                    },
+                    {
+                        "minimum": 1,
+                        "type": "integer",
+                        "default": 1,
+                        "description": "page, from 1",
+                        "name": "page",
+                        "in": "query"
+                    },
+                    {
+                        "maximum": 100,
+                        "minimum": 1,
+                        "type": "integer",
+                        "default": 20,
+                        "description": "items per page, at most 100",
+                        "name": "per_page",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/APIKeyPage"
+                        }
+                    },
+                    "400": {
+                        "description": "validation_failed",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "insufficient_permissions, user_token_required",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/admin/api-keys/{id}": {
+            "delete": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Revoke any API key (admin)",
+                "operationId": "revokeAnyAPIKey",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "format": "uuid",
+                        "description": "key id (UUID)",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "204": {
+                        "description": "No Content"
+                    },
+                    "400": {
+                        "description": "invalid_id",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "insufficient_permissions, user_token_required",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "api_key_not_found",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
         "/admin/users": {
             "get": {
                 "security": [
@@ -252,6 +384,265 @@ const docTemplate = `{
                     },
                     "403": {
                         "description": "insufficient_permissions: the role may not do this",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/api-keys": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Newest first, revoked and expired ones included; never the secrets.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "api-keys"
+                ],
+                "summary": "List your API keys",
+                "operationId": "listAPIKeys",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "next_cursor of the previous page",
+                        "name": "cursor",
+                        "in": "query"
+                    },
+                    {
+                        "minimum": 1,
+                        "type": "integer",
+                        "default": 1,
+                        "description": "page, from 1",
+                        "name": "page",
+                        "in": "query"
+                    },
+                    {
+                        "maximum": 100,
+                        "minimum": 1,
+                        "type": "integer",
+                        "default": 20,
+                        "description": "items per page, at most 100",
+                        "name": "per_page",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/APIKeyPage"
+                        }
+                    },
+                    "400": {
+                        "description": "validation_failed",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "user_token_required",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            },
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "The key is shown once, in this answer. Its scopes must be among those the caller's role implies; a key never outlives API_KEY_MAX_LIFETIME. Needs a user's access token: a key cannot make keys.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "api-keys"
+                ],
+                "summary": "Create an API key",
+                "operationId": "createAPIKey",
+                "parameters": [
+                    {
+                        "description": "the key",
+                        "name": "body",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/CreateAPIKeyRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "201": {
+                        "description": "Created",
+                        "schema": {
+                            "$ref": "#/definitions/APIKeySecretResponse"
+                        }
+                    },
+                    "400": {
+                        "description": "validation_failed, invalid_json",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "user_token_required",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/api-keys/{id}": {
+            "delete": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "At once, its rotated-out secret too. Revoking a revoked key answers 204 again.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "api-keys"
+                ],
+                "summary": "Revoke an API key",
+                "operationId": "revokeAPIKey",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "format": "uuid",
+                        "description": "key id (UUID)",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "204": {
+                        "description": "No Content"
+                    },
+                    "400": {
+                        "description": "invalid_id",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "user_token_required",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "api_key_not_found",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/api-keys/{id}/rotate": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Answers the new secret, once. The old secret keeps working for grace_period seconds (default 24 h), then dies; settings, scopes and id stay.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "api-keys"
+                ],
+                "summary": "Rotate an API key's secret",
+                "operationId": "rotateAPIKey",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "format": "uuid",
+                        "description": "key id (UUID)",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "grace period",
+                        "name": "body",
+                        "in": "body",
+                        "schema": {
+                            "$ref": "#/definitions/RotateAPIKeyRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/APIKeySecretResponse"
+                        }
+                    },
+                    "400": {
+                        "description": "validation_failed, invalid_json or invalid_id",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "user_token_required",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "api_key_not_found",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "409": {
+                        "description": "api_key_inactive",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -964,6 +1355,190 @@ const docTemplate = `{
         }
     },
     "definitions": {
+        "APIKeyPage": {
+            "type": "object",
+            "required": [
+                "data",
+                "has_more",
+                "per_page"
+            ],
+            "properties": {
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/APIKeyResponse"
+                    }
+                },
+                "has_more": {
+                    "type": "boolean",
+                    "example": true
+                },
+                "next_cursor": {
+                    "type": "string",
+                    "example": "MThmOGE2YjJjMDAwMC4xYjRlMjhiYS0yZmExLTExZDItODgzZi0wMDE2ZDNjY2E0Mjc"
+                },
+                "page": {
+                    "description": "only when asked by ?page",
+                    "type": "integer",
+                    "example": 1
+                },
+                "per_page": {
+                    "type": "integer",
+                    "example": 20
+                }
+            }
+        },
+        "APIKeyResponse": {
+            "type": "object",
+            "required": [
+                "allowed_cidrs",
+                "created_at",
+                "expires_at",
+                "id",
+                "last_used_at",
+                "name",
+                "scopes",
+                "start",
+                "user_id"
+            ],
+            "properties": {
+                "allowed_cidrs": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
+                "created_at": {
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "expires_at": {
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "id": {
+                    "type": "string",
+                    "format": "uuid"
+                },
+                "last_used_at": {
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "name": {
+                    "type": "string",
+                    "example": "nightly export"
+                },
+                "previous_secret_expires_at": {
+                    "description": "Until when the secret replaced by the last rotation still works.",
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "rate_limit": {
+                    "type": "string",
+                    "example": "100/1m"
+                },
+                "revoked_at": {
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "scopes": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    },
+                    "example": [
+                        "projects:read"
+                    ]
+                },
+                "start": {
+                    "description": "the first characters, to tell keys apart",
+                    "type": "string",
+                    "example": "tg_live_3xAm"
+                },
+                "user_id": {
+                    "type": "string",
+                    "format": "uuid"
+                }
+            }
+        },
+        "APIKeySecretResponse": {
+            "type": "object",
+            "required": [
+                "allowed_cidrs",
+                "created_at",
+                "expires_at",
+                "id",
+                "key",
+                "last_used_at",
+                "name",
+                "scopes",
+                "start",
+                "user_id"
+            ],
+            "properties": {
+                "allowed_cidrs": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
+                "created_at": {
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "expires_at": {
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "id": {
+                    "type": "string",
+                    "format": "uuid"
+                },
+                "key": {
+                    "type": "string",
+                    "example": "tg_live_3xAmP1eKeyOfThirtyTwoCharactersQz09aB"
+                },
+                "last_used_at": {
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "name": {
+                    "type": "string",
+                    "example": "nightly export"
+                },
+                "previous_secret_expires_at": {
+                    "description": "Until when the secret replaced by the last rotation still works.",
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "rate_limit": {
+                    "type": "string",
+                    "example": "100/1m"
+                },
+                "revoked_at": {
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "scopes": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    },
+                    "example": [
+                        "projects:read"
+                    ]
+                },
+                "start": {
+                    "description": "the first characters, to tell keys apart",
+                    "type": "string",
+                    "example": "tg_live_3xAm"
+                },
+                "user_id": {
+                    "type": "string",
+                    "format": "uuid"
+                }
+            }
+        },
         "AnalyticsResponse": {
             "type": "object",
             "required": [
@@ -1020,6 +1595,51 @@ const docTemplate = `{
                             "type": "integer"
                         }
                     }
+                }
+            }
+        },
+        "CreateAPIKeyRequest": {
+            "type": "object",
+            "required": [
+                "name",
+                "scopes"
+            ],
+            "properties": {
+                "allowed_cidrs": {
+                    "description": "Addresses or ranges the key may be used from; empty: anywhere.",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    },
+                    "example": [
+                        "203.0.113.0/24"
+                    ]
+                },
+                "expires_at": {
+                    "description": "When the key dies; at most API_KEY_MAX_LIFETIME away (the default).",
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "name": {
+                    "type": "string",
+                    "maxLength": 100,
+                    "example": "nightly export"
+                },
+                "rate_limit": {
+                    "description": "The key's own limit, below its owner's tier (LIMIT/WINDOW); empty: the tier's.",
+                    "type": "string",
+                    "example": "100/1m"
+                },
+                "scopes": {
+                    "description": "A subset of the scopes the caller's role implies.",
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "string"
+                    },
+                    "example": [
+                        "projects:read"
+                    ]
                 }
             }
         },
@@ -1315,6 +1935,17 @@ const docTemplate = `{
                 }
             }
         },
+        "RotateAPIKeyRequest": {
+            "type": "object",
+            "properties": {
+                "grace_period": {
+                    "description": "Seconds the old secret keeps working (default API_KEY_ROTATION_GRACE, 24 h; at most 7 days).",
+                    "type": "integer",
+                    "minimum": 0,
+                    "example": 86400
+                }
+            }
+        },
         "StatusResponse": {
             "type": "object",
             "required": [
@@ -1492,6 +2123,12 @@ const docTemplate = `{
         }
     },
     "securityDefinitions": {
+        "ApiKeyAuth": {
+            "description": "API key from POST /api-keys (tg_live_... or tg_test_...), sent as X-API-Key: \u003ckey\u003e or Authorization: Bearer \u003ckey\u003e. Holds the scopes it was made with, cut to what its owner's role allows now.",
+            "type": "apiKey",
+            "name": "X-API-Key",
+            "in": "header"
+        },
         "BearerAuth": {
             "description": "Access token from POST /auth/login, sent as: Bearer \u003ctoken\u003e",
             "type": "apiKey",
@@ -1515,6 +2152,10 @@ const docTemplate = `{
         {
             "description": "Usage report for admins.",
             "name": "analytics"
+        },
+        {
+            "description": "API keys for machine clients: create, list, rotate, revoke. Managed with a user's access token, never with a key.",
+            "name": "api-keys"
         },
         {
             "description": "User management for admins.",

@@ -151,11 +151,7 @@ type UpdateProjectRequest struct {
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/projects/{id} [patch]
 func (h *Projects) Update(c *echo.Context) error {
-	cl, err := who(c)
-	if err != nil {
-		return err
-	}
-	id, err := pathID(c)
+	cl, id, err := whoAndID(c)
 	if err != nil {
 		return err
 	}

@@ -268,6 +268,16 @@ func who(c *echo.Context) (*caller.Caller, error) {
 	return cl, nil
 }
 
+// whoAndID returns the caller and the :id of a route about one resource.
+func whoAndID(c *echo.Context) (*caller.Caller, uuid.UUID, error) {
+	cl, err := who(c)
+	if err != nil {
+		return nil, uuid.Nil, err
+	}
+	id, err := pathID(c)
+	return cl, id, err
+}
+
 func validationError(field, msg string) error {
 	return apperror.Validation(map[string]string{field: msg})
 }
@@ -276,4 +286,5 @@ func validationError(field, msg string) error {
 type (
 	ProjectPage = Paginated[ProjectResponse]
 	UserPage    = Paginated[UserResponse]
+	APIKeyPage  = Paginated[APIKeyResponse]
 )

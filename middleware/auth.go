@@ -4,6 +4,8 @@
 package middleware
 
 import (
+	"context"
+	"net"
 	"strings"
 
 	"github.com/labstack/echo/v5"
@@ -18,26 +20,49 @@ type TokenVerifier interface {
 	Verify(raw string) (*services.Claims, error)
 }
 
+// KeyVerifier checks an API key presented from ip and returns its caller.
+type KeyVerifier interface {
+	Authenticate(ctx context.Context, raw string, ip net.IP) (*caller.Caller, error)
+}
+
 // Auth carries what the auth middleware needs.
-type Auth struct{ tokens TokenVerifier }
+type Auth struct {
+	tokens TokenVerifier
+	keys   KeyVerifier
+}
 
 // NewAuth builds the auth middleware.
-func NewAuth(tokens TokenVerifier) *Auth { return &Auth{tokens: tokens} }
+func NewAuth(tokens TokenVerifier, keys KeyVerifier) *Auth { return &Auth{tokens: tokens, keys: keys} }
 
-// RequireAuth reads `Authorization: Bearer <token>`, verifies it and puts
-// the caller on the request context (read it with caller.From).
+// RequireAuth authenticates the request and puts the caller on its context
+// (read it with caller.From). It accepts an access token as
+// `Authorization: Bearer <jwt>`, and an API key as `X-API-Key: <key>` or
+// `Authorization: Bearer <key>` (the tg_ prefix tells a key from a JWT).
 func (a *Auth) RequireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c *echo.Context) error {
-		raw, ok := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
-		if !ok {
+		req := c.Request()
+		raw, ok := bearer(req.Header.Get(echo.HeaderAuthorization))
+		key := req.Header.Get("X-API-Key")
+		var who *caller.Caller
+		switch {
+		case key != "" || (ok && services.IsAPIKey(raw)):
+			if key == "" {
+				key = raw
+			}
+			var err error
+			if who, err = a.keys.Authenticate(req.Context(), strings.TrimSpace(key), net.ParseIP(c.RealIP())); err != nil {
+				return err
+			}
+		case ok:
+			claims, err := a.tokens.Verify(raw)
+			if err != nil {
+				return err
+			}
+			who = claims.Caller()
+		default:
 			return apperror.ErrAuthRequired
 		}
-		claims, err := a.tokens.Verify(raw)
-		if err != nil {
-			return err
-		}
-		req := c.Request()
-		c.SetRequest(req.WithContext(caller.With(req.Context(), claims.Caller())))
+		c.SetRequest(req.WithContext(caller.With(req.Context(), who)))
 		return next(c)
 	}
 }

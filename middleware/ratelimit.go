@@ -87,14 +87,23 @@ func (l *RateLimiter) PerUser(tiers map[string]ratelimit.Policy, fallback rateli
 			if !ok {
 				return apperror.ErrAuthRequired
 			}
-			if who.Is(caller.Admin) {
+			if who.Kind == caller.User && who.Is(caller.Admin) {
 				return next(c)
 			}
 			p, listed := tiers[string(who.Tier)]
 			if !listed {
 				p = fallback
 			}
-			if err := l.limit(c, who.ID.String(), p); err != nil {
+			// Each API key has a bucket of its own at the owner's tier (or
+			// its own lower limit), apart from the owner's.
+			bucket := who.ID.String()
+			if who.Kind != caller.User {
+				bucket = string(who.Kind) + ":" + who.TokenID
+				if who.RateLimit != nil {
+					p = ratelimit.Policy{Name: "key", Limit: who.RateLimit.Requests, Window: who.RateLimit.Per}
+				}
+			}
+			if err := l.limit(c, bucket, p); err != nil {
 				return err
 			}
 			return next(c)

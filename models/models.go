@@ -58,3 +58,24 @@ type Project struct {
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
 }
+
+// APIKey is a long-lived credential acting for its owner (UserID) with a
+// subset of the owner's scopes. Only HMACs of secrets are stored.
+type APIKey struct {
+	ID                uuid.UUID `gorm:"type:uuid;primaryKey"`
+	UserID            uuid.UUID `gorm:"type:uuid"`
+	Name              string
+	Start             string // the key's first characters, to tell keys apart
+	SecretHash        string
+	PepperVersion     int
+	PreviousHash      *string
+	PreviousPepper    *int
+	PreviousExpiresAt *time.Time
+	Scopes            string // space-separated
+	AllowedCIDRs      string `gorm:"column:allowed_cidrs"` // comma-separated; empty: any address
+	RateLimit         string // LIMIT/WINDOW below the owner's tier; empty: the tier's
+	ExpiresAt         *time.Time
+	RevokedAt         *time.Time
+	LastUsedAt        *time.Time
+	CreatedAt         time.Time
+}

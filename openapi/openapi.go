@@ -259,7 +259,7 @@ func addRateLimitHeaders(doc *openapi3.T) {
 				continue
 			}
 			for status, resp := range op.Responses.Map() {
-				if resp.Value == nil || !(strings.HasPrefix(status, "2") || status == "429") {
+				if resp.Value == nil || (!strings.HasPrefix(status, "2") && status != "429") {
 					continue
 				}
 				if resp.Value.Headers == nil {

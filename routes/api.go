@@ -23,6 +23,8 @@ package routes
 //	@tag.description			Projects: any user reads, editors and admins write, admins delete.
 //	@tag.name					analytics
 //	@tag.description			Usage report for admins.
+//	@tag.name					api-keys
+//	@tag.description			API keys for machine clients: create, list, rotate, revoke. Managed with a user's access token, never with a key.
 //	@tag.name					admin
 //	@tag.description			User management for admins.
 //	@tag.name					public
@@ -34,3 +36,8 @@ package routes
 //	@in							header
 //	@name						Authorization
 //	@description				Access token from POST /auth/login, sent as: Bearer <token>
+//
+//	@securityDefinitions.apikey	ApiKeyAuth
+//	@in							header
+//	@name						X-API-Key
+//	@description				API key from POST /api-keys (tg_live_... or tg_test_...), sent as X-API-Key: <key> or Authorization: Bearer <key>. Holds the scopes it was made with, cut to what its owner's role allows now.

@@ -17,6 +17,7 @@ type Handlers struct {
 	Analytics *handlers.Analytics
 	Docs      *handlers.Docs // nil: Swagger UI and /openapi.json are off
 	Dev       *handlers.Dev  // nil: DEV_ROUTES is off (always in production)
+	APIKeys   *handlers.APIKeys
 }
 
 // Guards are the per-route middleware.
@@ -41,6 +42,7 @@ func Register(e *echo.Echo, h Handlers, g Guards) {
 	projects(e, h.Projects, g)
 	analytics(e, h.Analytics, g)
 	admin(e, h.Users, g)
+	apiKeys(e, h.APIKeys, g)
 	docs(e, h.Docs)
 	dev(e, h.Dev, g)
 }

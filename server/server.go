@@ -78,9 +78,11 @@ type Deps struct {
 	DB     *database.DB
 	Redis  *redis.Client // nil: no Redis configured
 	Keys   *services.KeySet
-	Clock  clock.Clock
-	Mailer services.Mailer
-	Log    *slog.Logger
+	// Peppers are the API key HMAC secrets (services.LoadPeppers).
+	Peppers services.Peppers
+	Clock   clock.Clock
+	Mailer  services.Mailer
+	Log     *slog.Logger
 	// RateStore overrides the rate-limit store; nil builds the default:
 	// Redis with per-instance memory fallback when Redis is set, else memory.
 	RateStore ratelimit.Store
@@ -97,6 +99,7 @@ type Server struct {
 	monitor *database.Monitor
 	metrics *metrics.Metrics
 	purge   *services.Purge
+	apiKeys *services.APIKeys
 }
 
 // New wires the application.
@@ -203,6 +206,14 @@ func New(d Deps) (*Server, error) {
 		apiDocs = handlers.NewDocs(spec)
 	}
 
+	env := "test"
+	if cfg.IsProduction() {
+		env = "live"
+	}
+	apiKeys := services.NewAPIKeys(d.DB.DB, d.Clock, d.Log, services.APIKeyConfig{
+		Env: env, MaxLifetime: cfg.APIKeyMaxLifetime, RotationGrace: cfg.APIKeyRotationGrace, Peppers: d.Peppers,
+		Tiers: rl.Tiers, Fallback: rl.User,
+	})
 	routes.Register(e, routes.Handlers{
 		System:    handlers.NewSystem(version(), health, tokens, cfg.SwaggerEnabled),
 		Auth:      handlers.NewAuth(auth),
@@ -211,8 +222,9 @@ func New(d Deps) (*Server, error) {
 		Analytics: handlers.NewAnalytics(services.NewAnalytics(d.DB.DB, d.Clock)),
 		Docs:      apiDocs,
 		Dev:       dev,
+		APIKeys:   handlers.NewAPIKeys(apiKeys),
 	}, routes.Guards{
-		RequireAuth:   chain(limiter.FailedAuth(rl.Public), middleware.NewAuth(tokens).RequireAuth),
+		RequireAuth:   chain(limiter.FailedAuth(rl.Public), middleware.NewAuth(tokens, apiKeys).RequireAuth),
 		Public:        limiter.PerIP(rl.Public),
 		Register:      limiter.PerIP(rl.Register),
 		LoginAttempts: chain(middleware.LoginOutcomes(m), limiter.PerIP(rl.LoginIP)),
@@ -220,7 +232,7 @@ func New(d Deps) (*Server, error) {
 		User:          limiter.PerUser(rl.Tiers, rl.User),
 	})
 	purge := services.NewPurge(d.DB.DB, d.Clock, d.Log, m, cfg.EmailVerificationTTL)
-	return &Server{deps: d, echo: e, memory: memory, health: health, monitor: monitor, metrics: m, purge: purge}, nil
+	return &Server{deps: d, echo: e, memory: memory, health: health, monitor: monitor, metrics: m, purge: purge, apiKeys: apiKeys}, nil
 }
 
 // chain applies outer around inner.
@@ -331,6 +343,10 @@ func (s *Server) Run(ctx context.Context, addr string) error {
 	if cfg.PurgeInterval > 0 {
 		go s.purge.Every(serveCtx, cfg.PurgeInterval)
 	}
+	// API key last-use times are batched in memory and written each minute.
+	flushed := make(chan struct{})
+	go func() { s.apiKeys.Every(serveCtx, time.Minute); close(flushed) }()
+	defer func() { stopServing(); <-flushed }()
 	ln, err := (&net.ListenConfig{}).Listen(serveCtx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)

@@ -4,6 +4,12 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 )
 
 // newOpaqueToken returns n random bytes, hex-encoded.
@@ -20,4 +26,42 @@ func newOpaqueToken(n int) (string, error) {
 func hashToken(raw string) string {
 	sum := sha256.Sum256([]byte(raw))
 	return hex.EncodeToString(sum[:])
+}
+
+// LoadPeppers builds the API key peppers: the current one from secret (an
+// environment value) or else the file at path, which is generated (0600)
+// when missing and generate is set (development); previous ones from
+// VERSION:SECRET pairs (already checked by settings).
+func LoadPeppers(secret, path string, version int, previous []string, generate bool) (Peppers, bool, error) {
+	created := false
+	if secret == "" {
+		b, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) && generate {
+			raw, rerr := newOpaqueToken(32)
+			if rerr != nil {
+				return Peppers{}, false, rerr
+			}
+			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+				return Peppers{}, false, err
+			}
+			if err := os.WriteFile(path, []byte(raw+"\n"), 0o600); err != nil {
+				return Peppers{}, false, err
+			}
+			b, err, created = []byte(raw), nil, true
+		}
+		if err != nil {
+			return Peppers{}, false, fmt.Errorf("API key pepper (API_KEY_PEPPER or API_KEY_PEPPER_FILE %s): %w", path, err)
+		}
+		secret = strings.TrimSpace(string(b))
+		if len(secret) < 32 {
+			return Peppers{}, false, fmt.Errorf("API key pepper file %s: must hold at least 32 characters", path)
+		}
+	}
+	p := Peppers{Current: version, Secrets: map[int][]byte{version: []byte(secret)}}
+	for _, pair := range previous {
+		v, s, _ := strings.Cut(pair, ":")
+		n, _ := strconv.Atoi(v)
+		p.Secrets[n] = []byte(s)
+	}
+	return p, created, nil
 }

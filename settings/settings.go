@@ -65,6 +65,17 @@ type Config struct {
 	// How often expired tokens and stale unverified accounts are deleted (0: never; `tollgate purge` does it by hand).
 	PurgeInterval time.Duration `env:"PURGE_INTERVAL" envDefault:"1h"`
 
+	// API keys: HMAC-SHA-256 of each key with a server-side pepper, from
+	// API_KEY_PEPPER or the file (generated in development). Rotate by
+	// raising API_KEY_PEPPER_VERSION and listing the old one in
+	// API_KEY_PREVIOUS_PEPPERS as VERSION:SECRET; keys move on first use.
+	APIKeyPepper          string        `env:"API_KEY_PEPPER"`
+	APIKeyPepperFile      string        `env:"API_KEY_PEPPER_FILE" envDefault:"config/api-key-pepper"`
+	APIKeyPepperVersion   int           `env:"API_KEY_PEPPER_VERSION" envDefault:"1"`
+	APIKeyPreviousPeppers []string      `env:"API_KEY_PREVIOUS_PEPPERS" envSeparator:","`
+	APIKeyMaxLifetime     time.Duration `env:"API_KEY_MAX_LIFETIME" envDefault:"8760h"`
+	APIKeyRotationGrace   time.Duration `env:"API_KEY_ROTATION_GRACE" envDefault:"24h"`
+
 	SMTPURL  string `env:"SMTP_URL"`
 	MailFrom string `env:"MAIL_FROM" envDefault:"Tollgate <no-reply@localhost>"`
 
@@ -238,6 +249,24 @@ func (c *Config) validate() error {
 	}
 	if c.DevRoutes && c.IsProduction() {
 		return bad("DEV_ROUTES", "must be off in production: /dev/users makes admins without a password check")
+	}
+	if c.APIKeyPepperVersion < 1 {
+		return bad("API_KEY_PEPPER_VERSION", "must be a positive integer")
+	}
+	for _, p := range c.APIKeyPreviousPeppers {
+		v, secret, ok := strings.Cut(p, ":")
+		if n, err := strconv.Atoi(v); !ok || err != nil || n < 1 || n == c.APIKeyPepperVersion || len(secret) < 32 {
+			return bad("API_KEY_PREVIOUS_PEPPERS", "must be VERSION:SECRET pairs, versions other than API_KEY_PEPPER_VERSION, secrets of 32+ characters")
+		}
+	}
+	if c.APIKeyPepper != "" && len(c.APIKeyPepper) < 32 {
+		return bad("API_KEY_PEPPER", "must be at least 32 characters (openssl rand -hex 32)")
+	}
+	if c.APIKeyMaxLifetime < 0 {
+		return bad("API_KEY_MAX_LIFETIME", "must be a duration such as 8760h (0: no maximum)")
+	}
+	if c.APIKeyRotationGrace < 0 || c.APIKeyRotationGrace > 7*24*time.Hour {
+		return bad("API_KEY_ROTATION_GRACE", "must be between 0s and 168h")
 	}
 	if c.RateLimitRedisTimeout <= 0 {
 		return bad("RATE_LIMIT_REDIS_TIMEOUT", "must be a positive duration such as 50ms")

@@ -39,6 +39,9 @@ import (
 
 var keyDir string
 
+// testPepper is the API key pepper of this run (one secret, made once).
+var testPepper = randomName("pepper-") + randomName("") + randomName("")
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "tollgate-keys-")
 	if err != nil {
@@ -90,11 +93,25 @@ func redisClient(t testing.TB, url string) *redis.Client {
 // newApp builds an app; env overrides configuration variables.
 func newApp(t testing.TB, env ...string) *App {
 	t.Helper()
+	return newAppOn(t, nil, nil, env...)
+}
+
+// sibling is another instance on a's database and clock, configured with
+// env (a's own settings are not carried over).
+func (a *App) sibling(t testing.TB, env ...string) *App {
+	t.Helper()
+	return newAppOn(t, a.DB, a.Clock, env...)
+}
+
+// newAppOn builds an app; a nil db or clock makes fresh ones.
+func newAppOn(t testing.TB, db *database.DB, clk *clock.Manual, env ...string) *App {
+	t.Helper()
 	environ := map[string]string{
 		"BCRYPT_COST":          "4", // bcrypt's minimum: the policy is what is tested, not the cost
 		"JWT_PRIVATE_KEY_FILE": filepath.Join(keyDir, "private.pem"),
 		"JWT_PUBLIC_KEY_FILE":  filepath.Join(keyDir, "public.pem"),
 		"APP_BASE_URL":         "http://tollgate.test",
+		"API_KEY_PEPPER":       testPepper,
 	}
 	for i := 0; i+1 < len(env); i += 2 {
 		environ[env[i]] = env[i+1]
@@ -103,8 +120,9 @@ func newApp(t testing.TB, env ...string) *App {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	var db *database.DB
-	if cfg.DatabaseURL != "" {
+	switch {
+	case db != nil:
+	case cfg.DatabaseURL != "":
 		// A test that routes the database through something of its own.
 		db, err = database.Open(database.Options{PostgresURL: cfg.DatabaseURL, MaxOpenConns: 4,
 			ConnectTimeout: cfg.DBConnectTimeout, StatementTimeout: cfg.DBStatementTimeout})
@@ -112,8 +130,11 @@ func newApp(t testing.TB, env ...string) *App {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-	} else {
+	default:
 		db = openTestDB(t)
+	}
+	if clk == nil {
+		clk = clock.NewManual(Start)
 	}
 	if _, err := db.Migrate(context.Background()); err != nil {
 		t.Fatalf("migrate: %v", err)
@@ -124,7 +145,7 @@ func newApp(t testing.TB, env ...string) *App {
 	}
 	logs := &syncBuffer{}
 	a := &App{
-		Config: cfg, Clock: clock.NewManual(Start), Mailer: &services.MemoryMailer{}, DB: db, Keys: keys,
+		Config: cfg, Clock: clk, Mailer: &services.MemoryMailer{}, DB: db, Keys: keys,
 		Logs: logs,
 	}
 	var rdb *redis.Client
@@ -141,8 +162,12 @@ func newApp(t testing.TB, env ...string) *App {
 		store = ratelimit.NewFallback(ratelimit.NewRedis(a.Redis, a.RedisPrefix, time.Second).WithClock(a.Clock),
 			ratelimit.NewMemory(a.Clock, 0), a.Clock, log, time.Second)
 	}
+	peppers, _, err := services.LoadPeppers(cfg.APIKeyPepper, "", cfg.APIKeyPepperVersion, cfg.APIKeyPreviousPeppers, false)
+	if err != nil {
+		t.Fatal(err)
+	}
 	a.Server, err = server.New(server.Deps{
-		Config: cfg, DB: db, Redis: rdb, Keys: keys, Clock: a.Clock, Mailer: a.Mailer, Log: log, RateStore: store,
+		Config: cfg, DB: db, Redis: rdb, Keys: keys, Peppers: peppers, Clock: a.Clock, Mailer: a.Mailer, Log: log, RateStore: store,
 	})
 	if err != nil {
 		t.Fatal(err)
