@@ -37,6 +37,32 @@ type Error struct {
 	Err     error             // cause, logged but never sent
 	// RetryAfter, when set, is sent as the Retry-After header (whole seconds).
 	RetryAfter time.Duration
+	// OAuth errors are written as RFC 6749 section 5.2 asks:
+	// {"error": Code, "error_description": Message}.
+	OAuth bool
+}
+
+// NewOAuth builds an error of the OAuth endpoints (RFC 6749 section 5.2),
+// recorded in the OAuth catalog (the first definition of a code is shown).
+func NewOAuth(kind Kind, code, message string) *Error {
+	e := &Error{Kind: kind, Code: code, Message: message, OAuth: true}
+	catalog.Lock()
+	defer catalog.Unlock()
+	if _, ok := catalog.oauth[code]; !ok {
+		catalog.oauth[code] = e
+	}
+	return e
+}
+
+// OAuthCatalog returns every OAuth error by code.
+func OAuthCatalog() map[string]*Error {
+	catalog.Lock()
+	defer catalog.Unlock()
+	out := make(map[string]*Error, len(catalog.oauth))
+	for k, v := range catalog.oauth {
+		out[k] = v
+	}
+	return out
 }
 
 func (e *Error) Error() string {
@@ -58,7 +84,8 @@ func New(kind Kind, code, message string) *Error {
 var catalog = struct {
 	sync.Mutex
 	byCode map[string]*Error
-}{byCode: map[string]*Error{}}
+	oauth  map[string]*Error
+}{byCode: map[string]*Error{}, oauth: map[string]*Error{}}
 
 // Define builds an Error for a package-level variable and records it in
 // the catalog (the first definition of a code is the one shown).

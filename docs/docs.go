@@ -80,6 +80,33 @@ const docTemplate = `{
                 }
             }
         },
+        "/.well-known/oauth-authorization-server": {
+            "get": {
+                "description": "RFC 8414: endpoints, JWKS, grant types, client authentication methods and scopes.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "oauth"
+                ],
+                "summary": "OAuth authorization server metadata",
+                "operationId": "oauthMetadata",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/Metadata"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
         "/admin/api-keys": {
             "get": {
                 "security": [
@@ -212,6 +239,264 @@ const docTemplate = `{
                 }
             }
         },
+        "/admin/oauth/clients": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "List OAuth clients (admin)",
+                "operationId": "listOAuthClients",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "next_cursor of the previous page",
+                        "name": "cursor",
+                        "in": "query"
+                    },
+                    {
+                        "minimum": 1,
+                        "type": "integer",
+                        "default": 1,
+                        "description": "page, from 1",
+                        "name": "page",
+                        "in": "query"
+                    },
+                    {
+                        "maximum": 100,
+                        "minimum": 1,
+                        "type": "integer",
+                        "default": 20,
+                        "description": "items per page, at most 100",
+                        "name": "per_page",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/ClientPage"
+                        }
+                    },
+                    "400": {
+                        "description": "validation_failed",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "insufficient_permissions, user_token_required",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            },
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "The client acts for you with a subset of your scopes, cut at every use to what your role still allows. client_secret is shown once, in this answer.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Register an OAuth client (admin)",
+                "operationId": "createOAuthClient",
+                "parameters": [
+                    {
+                        "description": "the client",
+                        "name": "body",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/CreateClientRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "201": {
+                        "description": "Created",
+                        "schema": {
+                            "$ref": "#/definitions/ClientSecretResponse"
+                        }
+                    },
+                    "400": {
+                        "description": "validation_failed, invalid_json",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "insufficient_permissions, user_token_required",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/admin/oauth/clients/{id}": {
+            "delete": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "At once: no new tokens, and its tokens are refused. Disabling a disabled client answers 204 again.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Disable an OAuth client (admin)",
+                "operationId": "disableOAuthClient",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "format": "uuid",
+                        "description": "client row id (UUID)",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "204": {
+                        "description": "No Content"
+                    },
+                    "400": {
+                        "description": "invalid_id",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "insufficient_permissions, user_token_required",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "client_not_found",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/admin/oauth/clients/{id}/rotate-secret": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Answers the new secret, once. The old one keeps working for grace_period seconds (default 24 h), so both are valid during the overlap.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Rotate an OAuth client's secret (admin)",
+                "operationId": "rotateOAuthClientSecret",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "format": "uuid",
+                        "description": "client row id (UUID)",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "grace period",
+                        "name": "body",
+                        "in": "body",
+                        "schema": {
+                            "$ref": "#/definitions/RotateAPIKeyRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/ClientSecretResponse"
+                        }
+                    },
+                    "400": {
+                        "description": "validation_failed, invalid_json or invalid_id",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "insufficient_permissions, user_token_required",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "client_not_found",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "409": {
+                        "description": "client_disabled",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
         "/admin/users": {
             "get": {
                 "security": [
@@ -278,7 +563,8 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     }
-                }
+                },
+                "x-scope": "admin"
             }
         },
         "/admin/users/{id}": {
@@ -356,7 +642,8 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     }
-                }
+                },
+                "x-scope": "admin"
             }
         },
         "/analytics": {
@@ -394,7 +681,8 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     }
-                }
+                },
+                "x-scope": "analytics:read"
             }
         },
         "/api-keys": {
@@ -957,6 +1245,189 @@ const docTemplate = `{
                 }
             }
         },
+        "/oauth/introspect": {
+            "post": {
+                "description": "RFC 7662, for resource servers: the client authenticates as at the token endpoint. A client's or a user's access token that is valid answers active true with its claims; anything else (unknown, expired, revoked, of a disabled client) answers only active false.",
+                "consumes": [
+                    "application/x-www-form-urlencoded"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "oauth"
+                ],
+                "summary": "Introspect a token",
+                "operationId": "oauthIntrospect",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "the token",
+                        "name": "token",
+                        "in": "formData",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "access_token",
+                        "name": "token_type_hint",
+                        "in": "formData"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/Introspection"
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request",
+                        "schema": {
+                            "$ref": "#/definitions/OAuthErrorResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "invalid_client (see WWW-Authenticate)",
+                        "schema": {
+                            "$ref": "#/definitions/OAuthErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited, too_many_login_attempts (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/oauth/revoke": {
+            "post": {
+                "description": "RFC 7009. The client authenticates as at the token endpoint. A revoked token is refused everywhere (shared through Redis) until it would have expired. Unknown tokens, or another client's, answer 200 too.",
+                "consumes": [
+                    "application/x-www-form-urlencoded"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "oauth"
+                ],
+                "summary": "Revoke an access token",
+                "operationId": "oauthRevoke",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "the access token",
+                        "name": "token",
+                        "in": "formData",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "access_token",
+                        "name": "token_type_hint",
+                        "in": "formData"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK"
+                    },
+                    "400": {
+                        "description": "invalid_request",
+                        "schema": {
+                            "$ref": "#/definitions/OAuthErrorResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "invalid_client (see WWW-Authenticate)",
+                        "schema": {
+                            "$ref": "#/definitions/OAuthErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited, too_many_login_attempts (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/oauth/token": {
+            "post": {
+                "description": "RFC 6749 section 4.4. Authenticate with the method the client was registered with: HTTP Basic (client_secret_basic) or client_id and client_secret in the form (client_secret_post). scope is a space-separated subset of the client's scopes; omitted, all of them. The token is an RFC 9068 JWT (typ at+jwt) signed with the keys at /.well-known/jwks.json; there is no refresh token. Limited per IP and per client_id; failed client authentication counts like a failed login.",
+                "consumes": [
+                    "application/x-www-form-urlencoded"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "oauth"
+                ],
+                "summary": "Get an access token (client credentials)",
+                "operationId": "oauthToken",
+                "parameters": [
+                    {
+                        "enum": [
+                            "client_credentials"
+                        ],
+                        "type": "string",
+                        "description": "client_credentials",
+                        "name": "grant_type",
+                        "in": "formData",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "space-separated scopes",
+                        "name": "scope",
+                        "in": "formData"
+                    },
+                    {
+                        "type": "string",
+                        "description": "client_secret_post only",
+                        "name": "client_id",
+                        "in": "formData"
+                    },
+                    {
+                        "type": "string",
+                        "description": "client_secret_post only",
+                        "name": "client_secret",
+                        "in": "formData"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/ClientTokenResponse"
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request, invalid_grant, unsupported_grant_type or invalid_scope",
+                        "schema": {
+                            "$ref": "#/definitions/OAuthErrorResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "invalid_client (see WWW-Authenticate)",
+                        "schema": {
+                            "$ref": "#/definitions/OAuthErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited, too_many_login_attempts (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
         "/projects": {
             "get": {
                 "security": [
@@ -1017,7 +1488,8 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     }
-                }
+                },
+                "x-scope": "projects:read"
             },
             "post": {
                 "security": [
@@ -1079,7 +1551,8 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     }
-                }
+                },
+                "x-scope": "projects:write"
             }
         },
         "/projects/{id}": {
@@ -1133,7 +1606,8 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     }
-                }
+                },
+                "x-scope": "projects:read"
             },
             "delete": {
                 "security": [
@@ -1188,7 +1662,8 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     }
-                }
+                },
+                "x-scope": "projects:delete"
             },
             "patch": {
                 "security": [
@@ -1258,7 +1733,8 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     }
-                }
+                },
+                "x-scope": "projects:write"
             }
         },
         "/public/status": {
@@ -1350,7 +1826,8 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     }
-                }
+                },
+                "x-scope": "users:read"
             }
         }
     },
@@ -1598,6 +2075,203 @@ const docTemplate = `{
                 }
             }
         },
+        "ClientPage": {
+            "type": "object",
+            "required": [
+                "data",
+                "has_more",
+                "per_page"
+            ],
+            "properties": {
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/ClientResponse"
+                    }
+                },
+                "has_more": {
+                    "type": "boolean",
+                    "example": true
+                },
+                "next_cursor": {
+                    "type": "string",
+                    "example": "MThmOGE2YjJjMDAwMC4xYjRlMjhiYS0yZmExLTExZDItODgzZi0wMDE2ZDNjY2E0Mjc"
+                },
+                "page": {
+                    "description": "only when asked by ?page",
+                    "type": "integer",
+                    "example": 1
+                },
+                "per_page": {
+                    "type": "integer",
+                    "example": 20
+                }
+            }
+        },
+        "ClientResponse": {
+            "type": "object",
+            "required": [
+                "access_token_ttl",
+                "audience",
+                "client_id",
+                "created_at",
+                "id",
+                "name",
+                "owner_id",
+                "scopes",
+                "token_endpoint_auth_method"
+            ],
+            "properties": {
+                "access_token_ttl": {
+                    "type": "integer",
+                    "example": 900
+                },
+                "audience": {
+                    "type": "string",
+                    "example": "tollgate-api"
+                },
+                "client_id": {
+                    "type": "string",
+                    "example": "tgc_4kT0c2vLr8yQ1aZx9WmNpB"
+                },
+                "created_at": {
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "disabled_at": {
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "id": {
+                    "type": "string",
+                    "format": "uuid"
+                },
+                "name": {
+                    "type": "string",
+                    "example": "billing sync"
+                },
+                "owner_id": {
+                    "type": "string",
+                    "format": "uuid"
+                },
+                "previous_secret_expires_at": {
+                    "description": "Until when the secret replaced by the last rotation still works.",
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "scopes": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    },
+                    "example": [
+                        "projects:read"
+                    ]
+                },
+                "token_endpoint_auth_method": {
+                    "type": "string",
+                    "example": "client_secret_basic"
+                }
+            }
+        },
+        "ClientSecretResponse": {
+            "type": "object",
+            "required": [
+                "access_token_ttl",
+                "audience",
+                "client_id",
+                "client_secret",
+                "created_at",
+                "id",
+                "name",
+                "owner_id",
+                "scopes",
+                "token_endpoint_auth_method"
+            ],
+            "properties": {
+                "access_token_ttl": {
+                    "type": "integer",
+                    "example": 900
+                },
+                "audience": {
+                    "type": "string",
+                    "example": "tollgate-api"
+                },
+                "client_id": {
+                    "type": "string",
+                    "example": "tgc_4kT0c2vLr8yQ1aZx9WmNpB"
+                },
+                "client_secret": {
+                    "type": "string",
+                    "example": "Jm3q...43 characters"
+                },
+                "created_at": {
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "disabled_at": {
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "id": {
+                    "type": "string",
+                    "format": "uuid"
+                },
+                "name": {
+                    "type": "string",
+                    "example": "billing sync"
+                },
+                "owner_id": {
+                    "type": "string",
+                    "format": "uuid"
+                },
+                "previous_secret_expires_at": {
+                    "description": "Until when the secret replaced by the last rotation still works.",
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "scopes": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    },
+                    "example": [
+                        "projects:read"
+                    ]
+                },
+                "token_endpoint_auth_method": {
+                    "type": "string",
+                    "example": "client_secret_basic"
+                }
+            }
+        },
+        "ClientTokenResponse": {
+            "type": "object",
+            "required": [
+                "access_token",
+                "expires_in",
+                "scope",
+                "token_type"
+            ],
+            "properties": {
+                "access_token": {
+                    "type": "string",
+                    "example": "eyJhbGciOiJSUzI1NiIsImtpZCI6Ii4uLiIsInR5cCI6ImF0K2p3dCJ9..."
+                },
+                "expires_in": {
+                    "type": "integer",
+                    "example": 900
+                },
+                "scope": {
+                    "type": "string",
+                    "example": "projects:read analytics:read"
+                },
+                "token_type": {
+                    "type": "string",
+                    "example": "Bearer"
+                }
+            }
+        },
         "CreateAPIKeyRequest": {
             "type": "object",
             "required": [
@@ -1633,12 +2307,53 @@ const docTemplate = `{
                 "scopes": {
                     "description": "A subset of the scopes the caller's role implies.",
                     "type": "array",
-                    "minItems": 1,
                     "items": {
                         "type": "string"
                     },
                     "example": [
                         "projects:read"
+                    ]
+                }
+            }
+        },
+        "CreateClientRequest": {
+            "type": "object",
+            "required": [
+                "name",
+                "scopes"
+            ],
+            "properties": {
+                "access_token_ttl": {
+                    "description": "Seconds an access token lives; default 900, at most 86400.",
+                    "type": "integer",
+                    "example": 900
+                },
+                "audience": {
+                    "description": "The aud of its tokens; default JWT_AUDIENCE (this API). Tokens for another audience are not accepted here.",
+                    "type": "string",
+                    "example": "tollgate-api"
+                },
+                "name": {
+                    "type": "string",
+                    "maxLength": 100,
+                    "example": "billing sync"
+                },
+                "scopes": {
+                    "description": "A subset of the scopes your role implies.",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    },
+                    "example": [
+                        "projects:read"
+                    ]
+                },
+                "token_endpoint_auth_method": {
+                    "description": "How the client authenticates at the token endpoint; default client_secret_basic.",
+                    "type": "string",
+                    "enum": [
+                        "client_secret_basic",
+                        "client_secret_post"
                     ]
                 }
             }
@@ -1711,6 +2426,44 @@ const docTemplate = `{
                 "version": {
                     "type": "string",
                     "example": "1.2.3"
+                }
+            }
+        },
+        "Introspection": {
+            "type": "object",
+            "required": [
+                "active"
+            ],
+            "properties": {
+                "active": {
+                    "type": "boolean"
+                },
+                "aud": {
+                    "type": "string"
+                },
+                "client_id": {
+                    "type": "string"
+                },
+                "exp": {
+                    "type": "integer"
+                },
+                "iat": {
+                    "type": "integer"
+                },
+                "iss": {
+                    "type": "string"
+                },
+                "jti": {
+                    "type": "string"
+                },
+                "scope": {
+                    "type": "string"
+                },
+                "sub": {
+                    "type": "string"
+                },
+                "token_type": {
+                    "type": "string"
                 }
             }
         },
@@ -1787,6 +2540,100 @@ const docTemplate = `{
                 "message": {
                     "type": "string",
                     "example": "Email verified"
+                }
+            }
+        },
+        "Metadata": {
+            "type": "object",
+            "required": [
+                "grant_types_supported",
+                "introspection_endpoint",
+                "introspection_endpoint_auth_methods_supported",
+                "issuer",
+                "jwks_uri",
+                "response_types_supported",
+                "revocation_endpoint",
+                "revocation_endpoint_auth_methods_supported",
+                "scopes_supported",
+                "token_endpoint",
+                "token_endpoint_auth_methods_supported"
+            ],
+            "properties": {
+                "grant_types_supported": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
+                "introspection_endpoint": {
+                    "type": "string"
+                },
+                "introspection_endpoint_auth_methods_supported": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
+                "issuer": {
+                    "type": "string"
+                },
+                "jwks_uri": {
+                    "type": "string"
+                },
+                "response_types_supported": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
+                "revocation_endpoint": {
+                    "type": "string"
+                },
+                "revocation_endpoint_auth_methods_supported": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
+                "scopes_supported": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
+                "token_endpoint": {
+                    "type": "string"
+                },
+                "token_endpoint_auth_methods_supported": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                }
+            }
+        },
+        "OAuthErrorResponse": {
+            "type": "object",
+            "required": [
+                "error",
+                "error_description"
+            ],
+            "properties": {
+                "error": {
+                    "type": "string",
+                    "enum": [
+                        "invalid_request",
+                        "invalid_client",
+                        "invalid_grant",
+                        "unauthorized_client",
+                        "unsupported_grant_type",
+                        "invalid_scope"
+                    ],
+                    "example": "invalid_client"
+                },
+                "error_description": {
+                    "type": "string",
+                    "example": "Client authentication failed"
                 }
             }
         },
@@ -2156,6 +3003,10 @@ const docTemplate = `{
         {
             "description": "API keys for machine clients: create, list, rotate, revoke. Managed with a user's access token, never with a key.",
             "name": "api-keys"
+        },
+        {
+            "description": "OAuth 2.0 for machine clients: client credentials tokens (RFC 6749 section 4.4, RFC 9068 JWTs), revocation (RFC 7009), introspection (RFC 7662), server metadata (RFC 8414). Errors follow RFC 6749 section 5.2.",
+            "name": "oauth"
         },
         {
             "description": "User management for admins.",

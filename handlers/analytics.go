@@ -37,6 +37,7 @@ func NewAnalytics(a *services.Analytics) *Analytics { return &Analytics{analytic
 //	@Tags	analytics
 //	@Produce	json
 //	@Security	BearerAuth
+//	@x-scope	"analytics:read"
 //	@Success	200	{object}	AnalyticsResponse
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"

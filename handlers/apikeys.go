@@ -100,9 +100,9 @@ func (h *APIKeys) Create(c *echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	scopes, unknown, ok := caller.ParseScopes(strings.Join(req.Scopes, " "))
-	if !ok {
-		return validationError("scopes", "unknown scope "+unknown+"; known: "+caller.FormatScopes(caller.AllScopes()))
+	scopes, err := parseScopes(req.Scopes)
+	if err != nil {
+		return err
 	}
 	k, secret, err := h.keys.Create(c.Request().Context(), cl, services.NewAPIKey{
 		Name: req.Name, Scopes: scopes, ExpiresAt: req.ExpiresAt, AllowedCIDRs: req.AllowedCIDRs, RateLimit: req.RateLimit,
@@ -246,19 +246,9 @@ func (h *APIKeys) Rotate(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var req RotateAPIKeyRequest
-	if c.Request().ContentLength != 0 {
-		if err := bind(c, &req); err != nil {
-			return err
-		}
-	}
-	var grace *time.Duration
-	if req.GracePeriod != nil {
-		g := time.Duration(*req.GracePeriod) * time.Second
-		if *req.GracePeriod < 0 || *req.GracePeriod > int64(services.MaxRotationGrace/time.Second) {
-			return validationError("grace_period", "must be between 0 and 604800 seconds")
-		}
-		grace = &g
+	grace, err := graceParam(c)
+	if err != nil {
+		return err
 	}
 	k, secret, err := h.keys.Rotate(c.Request().Context(), cl, id, grace, c.RealIP())
 	if err != nil {
@@ -266,4 +256,31 @@ func (h *APIKeys) Rotate(c *echo.Context) error {
 	}
 	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	return c.JSON(http.StatusOK, APIKeySecretResponse{APIKeyResponse: toAPIKey(k), Key: secret})
+}
+
+// parseScopes reads requested scope names, sorted and without repeats.
+func parseScopes(names []string) ([]caller.Scope, error) {
+	scopes, unknown, ok := caller.ParseScopes(strings.Join(names, " "))
+	if !ok {
+		return nil, validationError("scopes", "unknown scope "+unknown+"; known: "+caller.FormatScopes(caller.AllScopes()))
+	}
+	return scopes, nil
+}
+
+// graceParam reads an optional {"grace_period": seconds} body.
+func graceParam(c *echo.Context) (*time.Duration, error) {
+	var req RotateAPIKeyRequest
+	if c.Request().ContentLength != 0 {
+		if err := bind(c, &req); err != nil {
+			return nil, err
+		}
+	}
+	if req.GracePeriod == nil {
+		return nil, nil
+	}
+	if *req.GracePeriod < 0 || *req.GracePeriod > int64(services.MaxRotationGrace/time.Second) {
+		return nil, validationError("grace_period", "must be between 0 and 604800 seconds")
+	}
+	g := time.Duration(*req.GracePeriod) * time.Second
+	return &g, nil
 }

@@ -74,14 +74,23 @@ func ErrorHandler(log *slog.Logger, classify Classifier) echo.HTTPErrorHandler {
 		if ae, ok := apperror.As(err); ok && ae.RetryAfter > 0 {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ae.RetryAfter.Seconds()))))
 		}
-		if status == http.StatusUnauthorized {
+		var out any = body
+		if ae, ok := apperror.As(err); ok && ae.OAuth {
+			// RFC 6749 section 5.2: its own shape, never cached, and a Basic
+			// challenge when the client failed to authenticate.
+			out = OAuthErrorResponse{Error: ae.Code, ErrorDescription: ae.Message}
+			c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+			if status == http.StatusUnauthorized {
+				c.Response().Header().Set("WWW-Authenticate", `Basic realm="tollgate"`)
+			}
+		} else if status == http.StatusUnauthorized {
 			c.Response().Header().Set("WWW-Authenticate", challenge(c, body))
 		}
 		var werr error
 		if c.Request().Method == http.MethodHead {
 			werr = c.NoContent(status)
 		} else {
-			werr = c.JSON(status, body)
+			werr = c.JSON(status, out)
 		}
 		if werr != nil {
 			log.Debug("write error response", "error", werr)

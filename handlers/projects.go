@@ -40,6 +40,7 @@ func NewProjects(p *services.Projects) *Projects { return &Projects{projects: p}
 //	@Tags	projects
 //	@Produce	json
 //	@Security	BearerAuth
+//	@x-scope	"projects:read"
 //	@Param	cursor	query	string	false	"next_cursor of the previous page (keyset: fast at any depth); not with page"
 //	@Param	page	query	int	false	"page, from 1; at most 10,000 rows deep (follow next_cursor beyond)"	default(1)	minimum(1)
 //	@Param	per_page	query	int	false	"items per page, at most 100"	default(20)	minimum(1)	maximum(100)
@@ -67,6 +68,7 @@ func (h *Projects) List(c *echo.Context) error {
 //	@Tags	projects
 //	@Produce	json
 //	@Security	BearerAuth
+//	@x-scope	"projects:read"
 //	@Param	id	path	string	true	"project id (UUID)"	format(uuid)
 //	@Success	200	{object}	ProjectResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
@@ -100,6 +102,7 @@ type CreateProjectRequest struct {
 //	@Accept	json
 //	@Produce	json
 //	@Security	BearerAuth
+//	@x-scope	"projects:write"
 //	@Param	body	body	CreateProjectRequest	true	"the project"
 //	@Success	201	{object}	ProjectResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed (NUL characters included), invalid_json or invalid_id"
@@ -142,6 +145,7 @@ type UpdateProjectRequest struct {
 //	@Accept	json
 //	@Produce	json
 //	@Security	BearerAuth
+//	@x-scope	"projects:write"
 //	@Param	id	path	string	true	"project id (UUID)"	format(uuid)
 //	@Param	body	body	UpdateProjectRequest	true	"fields to change"
 //	@Success	200	{object}	ProjectResponse
@@ -184,6 +188,7 @@ func (h *Projects) Update(c *echo.Context) error {
 //	@Tags	projects
 //	@Produce	json
 //	@Security	BearerAuth
+//	@x-scope	"projects:delete"
 //	@Param	id	path	string	true	"project id (UUID)"	format(uuid)
 //	@Success	204	"deleted"
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"

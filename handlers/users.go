@@ -41,6 +41,7 @@ func NewUsers(users *services.Users) *Users { return &Users{users: users} }
 //	@Tags	users
 //	@Produce	json
 //	@Security	BearerAuth
+//	@x-scope	"users:read"
 //	@Success	200	{object}	UserResponse
 //	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token, token_expired (see WWW-Authenticate) or account_not_found (the account was deleted)"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
@@ -65,6 +66,7 @@ func (h *Users) Me(c *echo.Context) error {
 //	@Tags	admin
 //	@Produce	json
 //	@Security	BearerAuth
+//	@x-scope	"admin"
 //	@Param	cursor	query	string	false	"next_cursor of the previous page (keyset: fast at any depth); not with page"
 //	@Param	page	query	int	false	"page, from 1; at most 10,000 rows deep (follow next_cursor beyond)"	default(1)	minimum(1)
 //	@Param	per_page	query	int	false	"items per page, at most 100"	default(20)	minimum(1)	maximum(100)
@@ -100,6 +102,7 @@ type UpdateUserRequest struct {
 //	@Accept	json
 //	@Produce	json
 //	@Security	BearerAuth
+//	@x-scope	"admin"
 //	@Param	id	path	string	true	"user id (UUID)"	format(uuid)
 //	@Param	body	body	UpdateUserRequest	true	"fields to change"
 //	@Success	200	{object}	UserResponse

@@ -25,17 +25,27 @@ type KeyVerifier interface {
 	Authenticate(ctx context.Context, raw string, ip net.IP) (*caller.Caller, error)
 }
 
+// ClientTokenVerifier checks an OAuth client's access token (typ at+jwt)
+// and returns its caller.
+type ClientTokenVerifier interface {
+	VerifyToken(ctx context.Context, raw string) (*caller.Caller, error)
+}
+
 // Auth carries what the auth middleware needs.
 type Auth struct {
-	tokens TokenVerifier
-	keys   KeyVerifier
+	tokens  TokenVerifier
+	keys    KeyVerifier
+	clients ClientTokenVerifier
 }
 
 // NewAuth builds the auth middleware.
-func NewAuth(tokens TokenVerifier, keys KeyVerifier) *Auth { return &Auth{tokens: tokens, keys: keys} }
+func NewAuth(tokens TokenVerifier, keys KeyVerifier, clients ClientTokenVerifier) *Auth {
+	return &Auth{tokens: tokens, keys: keys, clients: clients}
+}
 
 // RequireAuth authenticates the request and puts the caller on its context
-// (read it with caller.From). It accepts an access token as
+// (read it with caller.From). It accepts a user's access token or an OAuth
+// client's (told apart by the JWT header's typ, at+jwt for clients) as
 // `Authorization: Bearer <jwt>`, and an API key as `X-API-Key: <key>` or
 // `Authorization: Bearer <key>` (the tg_ prefix tells a key from a JWT).
 func (a *Auth) RequireAuth(next echo.HandlerFunc) echo.HandlerFunc {
@@ -51,6 +61,11 @@ func (a *Auth) RequireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			var err error
 			if who, err = a.keys.Authenticate(req.Context(), strings.TrimSpace(key), net.ParseIP(c.RealIP())); err != nil {
+				return err
+			}
+		case ok && services.IsClientToken(raw):
+			var err error
+			if who, err = a.clients.VerifyToken(req.Context(), raw); err != nil {
 				return err
 			}
 		case ok:

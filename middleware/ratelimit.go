@@ -74,6 +74,29 @@ func (l *RateLimiter) PerIP(p ratelimit.Policy) echo.MiddlewareFunc {
 	}
 }
 
+// PerClientID limits the OAuth endpoints per client_id (from HTTP Basic
+// or the form), beside the per-IP limit: one client cannot use up what
+// others behind the same address need. Requests without one pass.
+func (l *RateLimiter) PerClientID(p ratelimit.Policy) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		if !l.enabled {
+			return next
+		}
+		return func(c *echo.Context) error {
+			id, _, ok := c.Request().BasicAuth()
+			if !ok {
+				id = c.FormValue("client_id")
+			}
+			if id != "" && len(id) <= 100 {
+				if err := l.limit(c, "client:"+id, p); err != nil {
+					return err
+				}
+			}
+			return next(c)
+		}
+	}
+}
+
 // PerUser limits by the token's subject, at the policy of its tier claim
 // (fallback for tiers not listed). Admins are not limited. It must come
 // after RequireAuth.

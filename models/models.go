@@ -59,23 +59,50 @@ type Project struct {
 	UpdatedAt   time.Time
 }
 
-// APIKey is a long-lived credential acting for its owner (UserID) with a
-// subset of the owner's scopes. Only HMACs of secrets are stored.
-type APIKey struct {
-	ID                uuid.UUID `gorm:"type:uuid;primaryKey"`
-	UserID            uuid.UUID `gorm:"type:uuid"`
-	Name              string
-	Start             string // the key's first characters, to tell keys apart
+// Secret is how a credential's secret is kept: an HMAC made with the
+// server pepper of PepperVersion and, for a while after a rotation, the
+// previous secret's HMAC, valid until PreviousExpiresAt.
+type Secret struct {
 	SecretHash        string
 	PepperVersion     int
 	PreviousHash      *string
 	PreviousPepper    *int
 	PreviousExpiresAt *time.Time
-	Scopes            string // space-separated
-	AllowedCIDRs      string `gorm:"column:allowed_cidrs"` // comma-separated; empty: any address
-	RateLimit         string // LIMIT/WINDOW below the owner's tier; empty: the tier's
-	ExpiresAt         *time.Time
-	RevokedAt         *time.Time
-	LastUsedAt        *time.Time
-	CreatedAt         time.Time
 }
+
+// APIKey is a long-lived credential acting for its owner (UserID) with a
+// subset of the owner's scopes. Only HMACs of secrets are stored.
+type APIKey struct {
+	ID           uuid.UUID `gorm:"type:uuid;primaryKey"`
+	UserID       uuid.UUID `gorm:"type:uuid"`
+	Name         string
+	Start        string // the key's first characters, to tell keys apart
+	Secret       `gorm:"embedded"`
+	Scopes       string // space-separated
+	AllowedCIDRs string `gorm:"column:allowed_cidrs"` // comma-separated; empty: any address
+	RateLimit    string // LIMIT/WINDOW below the owner's tier; empty: the tier's
+	ExpiresAt    *time.Time
+	RevokedAt    *time.Time
+	LastUsedAt   *time.Time
+	CreatedAt    time.Time
+}
+
+// OAuthClient is a machine client of the client credentials grant, acting
+// for its owner (the admin who registered it) with a subset of the owner's
+// scopes. Only HMACs of secrets are stored.
+type OAuthClient struct {
+	ID              uuid.UUID `gorm:"type:uuid;primaryKey"`
+	ClientID        string
+	OwnerID         uuid.UUID `gorm:"type:uuid"`
+	Name            string
+	Secret          `gorm:"embedded"`
+	Scopes          string // space-separated
+	Audience        string
+	TokenTTLSeconds int
+	AuthMethod      string // client_secret_basic or client_secret_post
+	DisabledAt      *time.Time
+	CreatedAt       time.Time
+}
+
+// TableName keeps GORM from naming the table o_auth_clients.
+func (OAuthClient) TableName() string { return "oauth_clients" }

@@ -19,6 +19,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/tollgate/tollgate/apperror"
+	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/docs"
 )
 
@@ -50,6 +51,7 @@ func Document() (*openapi3.T, error) {
 			}
 		}
 	}
+	addScopes(doc)
 	addStandardFailures(doc)
 	addRateLimitHeaders(doc)
 	addFaultAnswers(doc)
@@ -207,12 +209,64 @@ func addStandardFailures(doc *openapi3.T) {
 	for _, item := range doc.Paths.Map() {
 		for _, op := range item.Operations() {
 			if op.RequestBody != nil {
-				add(op, "400", "validation_failed or invalid_json")
 				add(op, "413", "request_too_large (1 MiB)")
-				add(op, "415", "unsupported_media_type: send application/json")
+				if op.RequestBody.Value.Content.Get("application/json") != nil {
+					add(op, "400", "validation_failed or invalid_json")
+					add(op, "415", "unsupported_media_type: send application/json")
+				}
 			}
 			if op.Security != nil && len(*op.Security) > 0 {
 				add(op, "401", "authentication_required, invalid_token or token_expired (see WWW-Authenticate)")
+			}
+		}
+	}
+}
+
+// The security schemes beside BearerScheme.
+const (
+	APIKeyScheme = "ApiKeyAuth"
+	OAuth2Scheme = "OAuth2"
+)
+
+var scopeDescriptions = map[caller.Scope]string{
+	caller.ProjectsRead:   "list and read projects (every role)",
+	caller.ProjectsWrite:  "create and update projects (editor: own; admin: any)",
+	caller.ProjectsDelete: "delete projects (admin)",
+	caller.AnalyticsRead:  "read the usage report (admin)",
+	caller.UsersRead:      "read the caller's (for a key or client: its owner's) profile",
+	caller.AdminScope:     "manage users (admin)",
+}
+
+// addScopes turns an operation's @x-scope (the scope its route requires
+// with mw.Require; a test checks they agree) into its security: a user's
+// access token, an API key or an OAuth client token holding the scope. The
+// OAuth2 scheme lists every scope with the client credentials flow.
+func addScopes(doc *openapi3.T) {
+	scopes := map[string]string{}
+	for _, sc := range caller.AllScopes() {
+		scopes[string(sc)] = scopeDescriptions[sc]
+	}
+	doc.Components.SecuritySchemes[OAuth2Scheme] = &openapi3.SecuritySchemeRef{Value: &openapi3.SecurityScheme{
+		Type:        "oauth2",
+		Description: "OAuth 2.0 client credentials: a client registered by an admin gets a token at POST /oauth/token and sends it as Bearer. Each operation names the scope it needs; the same scope is what an API key must hold (a user's token holds what its role implies).",
+		Flows:       &openapi3.OAuthFlows{ClientCredentials: &openapi3.OAuthFlow{TokenURL: "/oauth/token", Scopes: scopes}},
+	}}
+	for _, item := range doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			scope, ok := op.Extensions["x-scope"].(string)
+			if !ok {
+				continue
+			}
+			delete(op.Extensions, "x-scope")
+			op.Security = &openapi3.SecurityRequirements{
+				{BearerScheme: []string{}}, {APIKeyScheme: []string{}}, {OAuth2Scheme: []string{scope}},
+			}
+			op.Description = strings.TrimSpace(op.Description + "\n\nScope: `" + scope + "`. A user's access token holds the scopes its role implies; an API key or an OAuth client token must hold this one (missing: 403 insufficient_scope).")
+			if r := op.Responses.Value("403"); r != nil && r.Value.Description != nil {
+				desc := *r.Value.Description + "; insufficient_scope: the key or client token lacks the scope"
+				r.Value.Description = &desc
+			} else {
+				op.Responses.Set("403", errorAnswer(doc, "insufficient_scope: the key or client token lacks the scope"))
 			}
 		}
 	}
@@ -289,7 +343,7 @@ var errorCode = regexp.MustCompile(`\b[a-z]+(?:_[a-z]+)+\b`)
 // apperror catalog, so Swagger UI shows a 401 as a 401 (not the schema's
 // one validation example under every status).
 func addErrorExamples(doc *openapi3.T) {
-	catalog := apperror.Catalog()
+	catalog, oauthCatalog := apperror.Catalog(), apperror.OAuthCatalog()
 	for _, item := range doc.Paths.Map() {
 		for _, op := range item.Operations() {
 			for status, resp := range op.Responses.Map() {
@@ -300,12 +354,19 @@ func addErrorExamples(doc *openapi3.T) {
 				if media == nil {
 					continue
 				}
+				oauth := media.Schema != nil && strings.HasSuffix(media.Schema.Ref, "/OAuthErrorResponse")
 				for _, code := range errorCode.FindAllString(*resp.Value.Description, -1) {
 					e, ok := catalog[code]
+					if oauth {
+						e, ok = oauthCatalog[code]
+					}
 					if !ok {
 						continue
 					}
 					body := map[string]any{"error": e.Message, "code": e.Code}
+					if oauth {
+						body = map[string]any{"error": e.Code, "error_description": e.Message}
+					}
 					if code == apperror.ErrValidation.Code {
 						body["details"] = map[string]any{"email": "must be a valid email address"}
 					}

@@ -11,13 +11,23 @@ import (
 )
 
 // AuthSchemas names the exported JSON Schema files after the component
-// each one is made from: the payloads a client of the auth endpoints handles.
+// each one is made from: the payloads a client of the auth endpoints, and a
+// machine client (API keys, OAuth client credentials), handles.
 var AuthSchemas = map[string]string{
 	"register.json":   "RegisterRequest",
 	"login.json":      "LoginRequest",
 	"token-pair.json": "TokenResponse",
 	"refresh.json":    "RefreshRequest",
 	"error.json":      "ErrorResponse",
+	// Machine clients.
+	"api-key-create.json":      "CreateAPIKeyRequest",
+	"api-key-secret.json":      "APIKeySecretResponse",
+	"api-key.json":             "APIKeyResponse",
+	"oauth-client-create.json": "CreateClientRequest",
+	"oauth-client-secret.json": "ClientSecretResponse",
+	"oauth-token.json":         "ClientTokenResponse",
+	"oauth-error.json":         "OAuthErrorResponse",
+	"oauth-introspection.json": "Introspection",
 }
 
 // SchemaDialect is the JSON Schema version the exported files declare.

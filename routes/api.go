@@ -25,6 +25,8 @@ package routes
 //	@tag.description			Usage report for admins.
 //	@tag.name					api-keys
 //	@tag.description			API keys for machine clients: create, list, rotate, revoke. Managed with a user's access token, never with a key.
+//	@tag.name					oauth
+//	@tag.description			OAuth 2.0 for machine clients: client credentials tokens (RFC 6749 section 4.4, RFC 9068 JWTs), revocation (RFC 7009), introspection (RFC 7662), server metadata (RFC 8414). Errors follow RFC 6749 section 5.2.
 //	@tag.name					admin
 //	@tag.description			User management for admins.
 //	@tag.name					public

@@ -18,6 +18,7 @@ type Handlers struct {
 	Docs      *handlers.Docs // nil: Swagger UI and /openapi.json are off
 	Dev       *handlers.Dev  // nil: DEV_ROUTES is off (always in production)
 	APIKeys   *handlers.APIKeys
+	OAuth     *handlers.OAuth
 }
 
 // Guards are the per-route middleware.
@@ -32,6 +33,10 @@ type Guards struct {
 	LoginAttempts echo.MiddlewareFunc
 	Login         echo.MiddlewareFunc // failed logins (401) per client IP
 	User          echo.MiddlewareFunc // per user by tier; admins skip; after RequireAuth
+	// TokenIP and TokenClient limit the OAuth endpoints per client IP and
+	// per client_id.
+	TokenIP     echo.MiddlewareFunc
+	TokenClient echo.MiddlewareFunc
 }
 
 // Register adds every route to e.
@@ -43,6 +48,7 @@ func Register(e *echo.Echo, h Handlers, g Guards) {
 	analytics(e, h.Analytics, g)
 	admin(e, h.Users, g)
 	apiKeys(e, h.APIKeys, g)
+	oauth(e, h.OAuth, g)
 	docs(e, h.Docs)
 	dev(e, h.Dev, g)
 }

@@ -214,6 +214,10 @@ func New(d Deps) (*Server, error) {
 		Env: env, MaxLifetime: cfg.APIKeyMaxLifetime, RotationGrace: cfg.APIKeyRotationGrace, Peppers: d.Peppers,
 		Tiers: rl.Tiers, Fallback: rl.User,
 	})
+	revocations := services.NewRevocations(d.Redis, cfg.RateLimitKeyPrefix, d.Clock, cfg.RateLimitRedisTimeout, d.Log)
+	clients := services.NewClients(d.DB.DB, d.Clock, d.Log, tokens, revocations, services.OAuthConfig{
+		Audience: cfg.JWTAudience, TokenTTL: cfg.OAuthTokenTTL, RotationGrace: cfg.APIKeyRotationGrace, Peppers: d.Peppers,
+	})
 	routes.Register(e, routes.Handlers{
 		System:    handlers.NewSystem(version(), health, tokens, cfg.SwaggerEnabled),
 		Auth:      handlers.NewAuth(auth),
@@ -223,13 +227,16 @@ func New(d Deps) (*Server, error) {
 		Docs:      apiDocs,
 		Dev:       dev,
 		APIKeys:   handlers.NewAPIKeys(apiKeys),
+		OAuth:     handlers.NewOAuth(clients, cfg.AppBaseURL),
 	}, routes.Guards{
-		RequireAuth:   chain(limiter.FailedAuth(rl.Public), middleware.NewAuth(tokens, apiKeys).RequireAuth),
+		RequireAuth:   chain(limiter.FailedAuth(rl.Public), middleware.NewAuth(tokens, apiKeys, clients).RequireAuth),
 		Public:        limiter.PerIP(rl.Public),
 		Register:      limiter.PerIP(rl.Register),
 		LoginAttempts: chain(middleware.LoginOutcomes(m), limiter.PerIP(rl.LoginIP)),
 		Login:         limiter.LoginFailures(rl.Login),
 		User:          limiter.PerUser(rl.Tiers, rl.User),
+		TokenIP:       limiter.PerIP(rl.Token),
+		TokenClient:   limiter.PerClientID(rl.Token),
 	})
 	purge := services.NewPurge(d.DB.DB, d.Clock, d.Log, m, cfg.EmailVerificationTTL)
 	return &Server{deps: d, echo: e, memory: memory, health: health, monitor: monitor, metrics: m, purge: purge, apiKeys: apiKeys}, nil

@@ -50,6 +50,38 @@ var (
 // IsAPIKey reports whether s looks like an API key rather than a JWT.
 func IsAPIKey(s string) bool { return strings.HasPrefix(s, apiKeyPrefix) }
 
+// checkCredential checks what every credential has: a name (returned
+// trimmed) and scopes within what the owner's role implies.
+func checkCredential(name string, scopes []caller.Scope, owner *caller.Caller) (string, map[string]string) {
+	details := map[string]string{}
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 100 {
+		details["name"] = "must be 1 to 100 characters"
+	}
+	if len(scopes) == 0 {
+		details["scopes"] = "must name at least one scope"
+	} else if !caller.Subset(scopes, owner.Role.Scopes()) {
+		details["scopes"] = "may only hold scopes your role has: " + caller.FormatScopes(owner.Role.Scopes())
+	}
+	return name, details
+}
+
+// secretColumns are the columns a rotation writes.
+var secretColumns = []string{"previous_hash", "previous_pepper", "previous_expires_at", "secret_hash", "pepper_version"}
+
+// secret keeps raw under the current pepper.
+func (p Peppers) secret(raw string) models.Secret {
+	return models.Secret{SecretHash: p.hash(p.Current, raw), PepperVersion: p.Current}
+}
+
+// rotate makes raw the current secret of sec and keeps the one it
+// replaces valid until ends.
+func (p Peppers) rotate(sec *models.Secret, raw string, ends time.Time) {
+	prevHash, prevPepper := sec.SecretHash, sec.PepperVersion
+	*sec = p.secret(raw)
+	sec.PreviousHash, sec.PreviousPepper, sec.PreviousExpiresAt = &prevHash, &prevPepper, &ends
+}
+
 // Peppers are the server-side secrets API key and client secret HMACs are
 // made with, by version; Current makes new ones, older ones still verify.
 type Peppers struct {
@@ -118,21 +150,29 @@ type NewAPIKey struct {
 
 // newSecret makes a key: prefix, random part and checksum.
 func (s *APIKeys) newSecret() (string, error) {
-	head := apiKeyPrefix + s.cfg.Env + "_"
-	buf := make([]byte, 0, apiKeyRandomLen)
+	random, err := randomBase62(apiKeyRandomLen)
+	if err != nil {
+		return "", err
+	}
+	body := apiKeyPrefix + s.cfg.Env + "_" + random
+	return body + checksum(body), nil
+}
+
+// randomBase62 returns n characters from crypto/rand, without modulo bias.
+func randomBase62(n int) (string, error) {
+	buf := make([]byte, 0, n)
 	b := make([]byte, 64)
-	for len(buf) < apiKeyRandomLen {
+	for len(buf) < n {
 		if _, err := rand.Read(b); err != nil {
 			return "", err
 		}
 		for _, c := range b {
-			if c < 248 && len(buf) < apiKeyRandomLen { // 248 = 4*62: no modulo bias
+			if c < 248 && len(buf) < n { // 248 = 4*62
 				buf = append(buf, base62[c%62])
 			}
 		}
 	}
-	body := head + string(buf)
-	return body + checksum(body), nil
+	return string(buf), nil
 }
 
 func checksum(body string) string {
@@ -165,16 +205,8 @@ func (s *APIKeys) wellFormed(raw string) bool {
 // which is never available again.
 func (s *APIKeys) Create(ctx context.Context, owner *caller.Caller, in NewAPIKey, ip string) (*models.APIKey, string, error) {
 	now := s.clock.Now()
-	details := map[string]string{}
-	in.Name = strings.TrimSpace(in.Name)
-	if in.Name == "" || len(in.Name) > 100 {
-		details["name"] = "must be 1 to 100 characters"
-	}
-	if len(in.Scopes) == 0 {
-		details["scopes"] = "must name at least one scope"
-	} else if !caller.Subset(in.Scopes, owner.Role.Scopes()) {
-		details["scopes"] = "may only hold scopes your role has: " + caller.FormatScopes(owner.Role.Scopes())
-	}
+	var details map[string]string
+	in.Name, details = checkCredential(in.Name, in.Scopes, owner)
 	if in.ExpiresAt != nil && !in.ExpiresAt.After(now) {
 		details["expires_at"] = "must be in the future"
 	}
@@ -204,8 +236,7 @@ func (s *APIKeys) Create(ctx context.Context, owner *caller.Caller, in NewAPIKey
 	}
 	k := &models.APIKey{
 		ID: uuid.New(), UserID: owner.ID, Name: in.Name, Start: secret[:apiKeyStartLen],
-		SecretHash: s.cfg.Peppers.hash(s.cfg.Peppers.Current, secret), PepperVersion: s.cfg.Peppers.Current,
-		Scopes: caller.FormatScopes(caller.SortScopes(slices.Clone(in.Scopes))), AllowedCIDRs: strings.Join(cidrs, ","),
+		Secret: s.cfg.Peppers.secret(secret), Scopes: caller.FormatScopes(caller.SortScopes(slices.Clone(in.Scopes))), AllowedCIDRs: strings.Join(cidrs, ","),
 		RateLimit: in.RateLimit, ExpiresAt: in.ExpiresAt, CreatedAt: now,
 	}
 	if err := s.db.WithContext(ctx).Create(k).Error; err != nil {
@@ -338,11 +369,9 @@ func (s *APIKeys) Rotate(ctx context.Context, who *caller.Caller, id uuid.UUID, 
 	if err != nil {
 		return nil, "", apperror.Wrap(err, "make api key")
 	}
-	prevHash, prevPepper, ends := k.SecretHash, k.PepperVersion, now.Add(g)
-	k.PreviousHash, k.PreviousPepper, k.PreviousExpiresAt = &prevHash, &prevPepper, &ends
-	k.SecretHash, k.PepperVersion, k.Start = s.cfg.Peppers.hash(s.cfg.Peppers.Current, secret), s.cfg.Peppers.Current, secret[:apiKeyStartLen]
-	if err := s.db.WithContext(ctx).Select("previous_hash", "previous_pepper", "previous_expires_at", "secret_hash", "pepper_version", "start").
-		Updates(k).Error; err != nil {
+	s.cfg.Peppers.rotate(&k.Secret, secret, now.Add(g))
+	k.Start = secret[:apiKeyStartLen]
+	if err := s.db.WithContext(ctx).Select(append(secretColumns, "start")).Updates(k).Error; err != nil {
 		return nil, "", apperror.Wrap(err, "rotate api key")
 	}
 	s.event("api_key.rotated", who, k, ip)

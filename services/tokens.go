@@ -2,7 +2,10 @@ package services
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,7 +45,8 @@ type Tokens struct {
 	audience string
 	ttl      time.Duration
 	parser   *jwt.Parser
-	verified *verifiedCache
+	verified *verifiedCache[Claims]
+	clients  *verifiedCache[ClientClaims]
 }
 
 // VerifiedCacheSize bounds the cache of verified tokens.
@@ -52,7 +56,8 @@ const VerifiedCacheSize = 10_000
 func NewTokens(keys *KeySet, clk clock.Clock, issuer, audience string, ttl time.Duration) *Tokens {
 	return &Tokens{
 		keys: keys, clock: clk, issuer: issuer, audience: audience, ttl: ttl,
-		verified: newVerifiedCache(VerifiedCacheSize),
+		verified: newVerifiedCache[Claims](VerifiedCacheSize),
+		clients:  newVerifiedCache[ClientClaims](VerifiedCacheSize),
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
 			jwt.WithIssuer(issuer),
@@ -118,19 +123,30 @@ func (t *Tokens) Verify(raw string) (*Claims, error) {
 	return &cp, nil
 }
 
+// IsClientToken reports whether raw is an OAuth client's access token
+// (RFC 9068 header typ "at+jwt"), without verifying it.
+func IsClientToken(raw string) bool {
+	head, _, ok := strings.Cut(raw, ".")
+	if !ok {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return false
+	}
+	var h struct {
+		Typ string `json:"typ"`
+	}
+	return json.Unmarshal(b, &h) == nil && strings.EqualFold(h.Typ, clientTokenType)
+}
+
+// clientTokenType is RFC 9068's media type for JWT access tokens; user
+// tokens carry "JWT", so neither can pass for the other.
+const clientTokenType = "at+jwt"
+
 func (t *Tokens) verify(raw string) (*Claims, error) {
 	var claims Claims
-	_, err := t.parser.ParseWithClaims(raw, &claims, func(tok *jwt.Token) (any, error) {
-		kid, _ := tok.Header["kid"].(string)
-		if kid == "" {
-			return nil, errors.New("missing kid")
-		}
-		key, ok := t.keys.PublicKey(kid)
-		if !ok {
-			return nil, errors.New("unknown kid")
-		}
-		return key, nil
-	})
+	_, err := t.parser.ParseWithClaims(raw, &claims, t.keyFor(false))
 	if err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) && !errors.Is(err, jwt.ErrTokenSignatureInvalid) {
 			return nil, apperror.ErrTokenExpired
@@ -143,30 +159,121 @@ func (t *Tokens) verify(raw string) (*Claims, error) {
 	return &claims, nil
 }
 
+// keyFor returns the key lookup for a user token or a client token: the
+// header's typ must match, and kid must name a known key.
+func (t *Tokens) keyFor(client bool) jwt.Keyfunc {
+	return func(tok *jwt.Token) (any, error) {
+		typ, _ := tok.Header["typ"].(string)
+		if strings.EqualFold(typ, clientTokenType) != client {
+			return nil, errors.New("wrong token type")
+		}
+		kid, _ := tok.Header["kid"].(string)
+		if kid == "" {
+			return nil, errors.New("missing kid")
+		}
+		key, ok := t.keys.PublicKey(kid)
+		if !ok {
+			return nil, errors.New("unknown kid")
+		}
+		return key, nil
+	}
+}
+
+// ClientClaims are an OAuth client's access token claims (RFC 9068).
+type ClientClaims struct {
+	ClientID string `json:"client_id"`
+	Scope    string `json:"scope"`
+	jwt.RegisteredClaims
+}
+
+// IssueClient signs an RFC 9068 access token for an OAuth client: typ
+// at+jwt, sub and client_id the client's id, aud the client's audience.
+func (t *Tokens) IssueClient(clientID, audience, scope string, ttl time.Duration) (string, *ClientClaims, error) {
+	now := t.clock.Now()
+	claims := &ClientClaims{
+		ClientID: clientID,
+		Scope:    scope,
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject: clientID, Issuer: t.issuer, Audience: jwt.ClaimStrings{audience},
+			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)), ID: uuid.NewString(),
+		},
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+	tok.Header["kid"] = t.keys.SigningKID()
+	tok.Header["typ"] = clientTokenType
+	signed, err := tok.SignedString(t.keys.signing)
+	return signed, claims, err
+}
+
+// VerifyClient checks a client access token as Verify checks a user's:
+// signature, kid, issuer, this API as audience, expiry, and typ at+jwt.
+// Revocation is the caller's to check (the jti).
+func (t *Tokens) VerifyClient(raw string) (*ClientClaims, error) {
+	sum := sha256.Sum256([]byte(raw))
+	if c, ok := t.clients.get(sum); ok {
+		if !t.clock.Now().Before(c.ExpiresAt.Time) {
+			return nil, apperror.ErrTokenExpired
+		}
+		cp := *c
+		return &cp, nil
+	}
+	var claims ClientClaims
+	_, err := t.parser.ParseWithClaims(raw, &claims, t.keyFor(true))
+	if err != nil {
+		if errors.Is(err, jwt.ErrTokenExpired) && !errors.Is(err, jwt.ErrTokenSignatureInvalid) {
+			return nil, apperror.ErrTokenExpired
+		}
+		return nil, apperror.ErrInvalidToken
+	}
+	if claims.ClientID == "" || claims.ClientID != claims.Subject || claims.ID == "" {
+		return nil, apperror.ErrInvalidToken
+	}
+	t.clients.put(sum, &claims)
+	cp := claims
+	return &cp, nil
+}
+
+// Inspect verifies raw as either kind of token, for introspection, with
+// the audience unchecked (a token for another API is still ours to
+// describe). It returns the user claims or the client claims, and false
+// when raw is not a valid token of ours.
+func (t *Tokens) Inspect(raw string) (*Claims, *ClientClaims, bool) {
+	p := jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}), jwt.WithIssuer(t.issuer),
+		jwt.WithExpirationRequired(), jwt.WithTimeFunc(t.clock.Now))
+	if IsClientToken(raw) {
+		var c ClientClaims
+		_, err := p.ParseWithClaims(raw, &c, t.keyFor(true))
+		return nil, &c, err == nil
+	}
+	var c Claims
+	_, err := p.ParseWithClaims(raw, &c, t.keyFor(false))
+	return &c, nil, err == nil
+}
+
 // verifiedCache maps token hashes to verified claims. When full it is
 // emptied: simpler than LRU and, with access tokens living minutes, the
 // hot set refills in one round of requests.
-type verifiedCache struct {
+type verifiedCache[C any] struct {
 	mu      sync.RWMutex
-	entries map[[sha256.Size]byte]*Claims
+	entries map[[sha256.Size]byte]*C
 	max     int
 }
 
-func newVerifiedCache(max int) *verifiedCache {
-	return &verifiedCache{entries: map[[sha256.Size]byte]*Claims{}, max: max}
+func newVerifiedCache[C any](max int) *verifiedCache[C] {
+	return &verifiedCache[C]{entries: map[[sha256.Size]byte]*C{}, max: max}
 }
 
-func (v *verifiedCache) get(sum [sha256.Size]byte) (*Claims, bool) {
+func (v *verifiedCache[C]) get(sum [sha256.Size]byte) (*C, bool) {
 	v.mu.RLock()
 	c, ok := v.entries[sum]
 	v.mu.RUnlock()
 	return c, ok
 }
 
-func (v *verifiedCache) put(sum [sha256.Size]byte, c *Claims) {
+func (v *verifiedCache[C]) put(sum [sha256.Size]byte, c *C) {
 	v.mu.Lock()
 	if len(v.entries) >= v.max {
-		v.entries = make(map[[sha256.Size]byte]*Claims, v.max/4)
+		v.entries = make(map[[sha256.Size]byte]*C, v.max/4)
 	}
 	v.entries[sum] = c
 	v.mu.Unlock()

@@ -75,6 +75,8 @@ type Config struct {
 	APIKeyPreviousPeppers []string      `env:"API_KEY_PREVIOUS_PEPPERS" envSeparator:","`
 	APIKeyMaxLifetime     time.Duration `env:"API_KEY_MAX_LIFETIME" envDefault:"8760h"`
 	APIKeyRotationGrace   time.Duration `env:"API_KEY_ROTATION_GRACE" envDefault:"24h"`
+	// Default lifetime of OAuth client access tokens (a client may set its own).
+	OAuthTokenTTL time.Duration `env:"OAUTH_TOKEN_TTL" envDefault:"15m"`
 
 	SMTPURL  string `env:"SMTP_URL"`
 	MailFrom string `env:"MAIL_FROM" envDefault:"Tollgate <no-reply@localhost>"`
@@ -88,6 +90,7 @@ type Config struct {
 	RateLimitLoginIPRaw   string        `env:"RATE_LIMIT_LOGIN_IP" envDefault:"20/1m"`
 	RateLimitRegisterRaw  string        `env:"RATE_LIMIT_REGISTER" envDefault:"10/1h"`
 	RateLimitUserRaw      string        `env:"RATE_LIMIT_USER" envDefault:"300/1m"`
+	RateLimitTokenRaw     string        `env:"RATE_LIMIT_TOKEN" envDefault:"60/1m"`
 	RateLimitTiersRaw     string        `env:"RATE_LIMIT_TIERS" envDefault:"free=60/1m,paid=600/1m,enterprise=3000/1m"`
 	RateLimitRedisTimeout time.Duration `env:"RATE_LIMIT_REDIS_TIMEOUT" envDefault:"50ms"`
 	RateLimitKeyPrefix    string        `env:"RATE_LIMIT_KEY_PREFIX"`
@@ -132,8 +135,8 @@ type Config struct {
 
 // RateLimits are the parsed rate-limit policies.
 type RateLimits struct {
-	Public, Login, LoginIP, Register, User ratelimit.Policy
-	Tiers                                  map[string]ratelimit.Policy // by tier claim
+	Public, Login, LoginIP, Register, User, Token ratelimit.Policy
+	Tiers                                         map[string]ratelimit.Policy // by tier claim
 }
 
 // IsProduction reports whether APP_ENV is production.
@@ -262,6 +265,9 @@ func (c *Config) validate() error {
 	if c.APIKeyPepper != "" && len(c.APIKeyPepper) < 32 {
 		return bad("API_KEY_PEPPER", "must be at least 32 characters (openssl rand -hex 32)")
 	}
+	if c.OAuthTokenTTL < time.Minute || c.OAuthTokenTTL > 24*time.Hour {
+		return bad("OAUTH_TOKEN_TTL", "must be between 1m and 24h")
+	}
 	if c.APIKeyMaxLifetime < 0 {
 		return bad("API_KEY_MAX_LIFETIME", "must be a duration such as 8760h (0: no maximum)")
 	}
@@ -281,6 +287,7 @@ func (c *Config) validate() error {
 		{"RATE_LIMIT_LOGIN_IP", "login_ip", c.RateLimitLoginIPRaw, &c.RateLimits.LoginIP},
 		{"RATE_LIMIT_REGISTER", "register", c.RateLimitRegisterRaw, &c.RateLimits.Register},
 		{"RATE_LIMIT_USER", "user", c.RateLimitUserRaw, &c.RateLimits.User},
+		{"RATE_LIMIT_TOKEN", "token", c.RateLimitTokenRaw, &c.RateLimits.Token},
 	} {
 		if *p.into, err = ratelimit.ParsePolicy(p.policy, p.raw); err != nil {
 			return bad(p.name, err.Error())

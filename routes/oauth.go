@@ -1,0 +1,26 @@
+package routes
+
+import (
+	"github.com/labstack/echo/v5"
+
+	c "github.com/tollgate/tollgate/caller"
+	"github.com/tollgate/tollgate/handlers"
+	mw "github.com/tollgate/tollgate/middleware"
+)
+
+// The OAuth endpoints authenticate the client themselves (HTTP Basic or
+// the form), limited per IP and per client_id; failed client
+// authentication counts like a failed login (g.Login). Clients are
+// registered by admins with their login.
+func oauth(e *echo.Echo, h *handlers.OAuth, g Guards) {
+	e.POST("/oauth/token", h.Token, g.TokenIP, g.Login, g.TokenClient)
+	e.POST("/oauth/revoke", h.Revoke, g.TokenIP, g.Login, g.TokenClient)
+	e.POST("/oauth/introspect", h.Introspect, g.TokenIP, g.Login, g.TokenClient)
+	e.GET("/.well-known/oauth-authorization-server", h.Metadata, g.Public)
+
+	admins := mw.Require(c.AdminScope, c.Admin)
+	e.POST("/admin/oauth/clients", h.CreateClient, g.RequireAuth, g.User, mw.UserOnly, admins)
+	e.GET("/admin/oauth/clients", h.ListClients, g.RequireAuth, g.User, mw.UserOnly, admins)
+	e.POST("/admin/oauth/clients/:id/rotate-secret", h.RotateClientSecret, g.RequireAuth, g.User, mw.UserOnly, admins)
+	e.DELETE("/admin/oauth/clients/:id", h.DisableClient, g.RequireAuth, g.User, mw.UserOnly, admins)
+}
