@@ -50,35 +50,69 @@ func (t Tier) Valid() bool { return slices.Contains(Tiers(), t) }
 // API key or OAuth client holds a subset of its owner's.
 type Scope string
 
-// The scopes, derived from the routes.
-const (
-	ProjectsRead   Scope = "projects:read"
-	ProjectsWrite  Scope = "projects:write"
-	ProjectsDelete Scope = "projects:delete"
-	AnalyticsRead  Scope = "analytics:read"
-	UsersRead      Scope = "users:read"
-	AdminScope     Scope = "admin" // user management
-)
-
-// AllScopes lists every scope, in documentation order.
-func AllScopes() []Scope {
-	return []Scope{ProjectsRead, ProjectsWrite, ProjectsDelete, AnalyticsRead, UsersRead, AdminScope}
+type scopeDef struct {
+	scope       Scope
+	description string
+	roles       []Role
 }
 
-// Valid reports whether s is a known scope.
+// scopes holds every defined scope, in definition order. DefineScope runs
+// at package initialisation only, so reads need no lock.
+var scopes []scopeDef
+
+// DefineScope adds a scope, what it allows and the roles that imply it.
+// Call it in a package-level var (a fork adds its own next to its routes).
+func DefineScope(name, description string, roles ...Role) Scope {
+	for _, d := range scopes {
+		if string(d.scope) == name {
+			panic("caller: scope " + name + " defined twice")
+		}
+	}
+	scopes = append(scopes, scopeDef{Scope(name), description, roles})
+	return Scope(name)
+}
+
+// The scopes of the built-in routes.
+var (
+	ProjectsRead   = DefineScope("projects:read", "list and read projects", Viewer, Editor, Admin)
+	ProjectsWrite  = DefineScope("projects:write", "create and update projects (editor: own; admin: any)", Editor, Admin)
+	ProjectsDelete = DefineScope("projects:delete", "delete projects", Admin)
+	AnalyticsRead  = DefineScope("analytics:read", "read the usage report", Admin)
+	UsersRead      = DefineScope("users:read", "read the caller's profile (for a key or client: its owner's)", Viewer, Editor, Admin)
+	AdminScope     = DefineScope("admin", "list and change users", Admin)
+)
+
+// AllScopes lists every scope, in definition order.
+func AllScopes() []Scope {
+	out := make([]Scope, len(scopes))
+	for i, d := range scopes {
+		out[i] = d.scope
+	}
+	return out
+}
+
+// Valid reports whether s is a defined scope.
 func (s Scope) Valid() bool { return slices.Contains(AllScopes(), s) }
+
+// Description says what s allows.
+func (s Scope) Description() string {
+	for _, d := range scopes {
+		if d.scope == s {
+			return d.description
+		}
+	}
+	return ""
+}
 
 // Scopes are what r implies: today's role rules, as scopes.
 func (r Role) Scopes() []Scope {
-	switch r {
-	case Viewer:
-		return []Scope{ProjectsRead, UsersRead}
-	case Editor:
-		return []Scope{ProjectsRead, ProjectsWrite, UsersRead}
-	case Admin:
-		return AllScopes()
+	var out []Scope
+	for _, d := range scopes {
+		if slices.Contains(d.roles, r) {
+			out = append(out, d.scope)
+		}
 	}
-	return nil
+	return out
 }
 
 // ParseScopes reads a space-separated scope string (RFC 6749 section 3.3),

@@ -228,15 +228,6 @@ const (
 	OAuth2Scheme = "OAuth2"
 )
 
-var scopeDescriptions = map[caller.Scope]string{
-	caller.ProjectsRead:   "list and read projects (every role)",
-	caller.ProjectsWrite:  "create and update projects (editor: own; admin: any)",
-	caller.ProjectsDelete: "delete projects (admin)",
-	caller.AnalyticsRead:  "read the usage report (admin)",
-	caller.UsersRead:      "read the caller's (for a key or client: its owner's) profile",
-	caller.AdminScope:     "manage users (admin)",
-}
-
 // addScopes turns an operation's @x-scope (the scope its route requires
 // with mw.Require; a test checks they agree) into its security: a user's
 // access token, an API key or an OAuth client token holding the scope. The
@@ -244,7 +235,7 @@ var scopeDescriptions = map[caller.Scope]string{
 func addScopes(doc *openapi3.T) {
 	scopes := map[string]string{}
 	for _, sc := range caller.AllScopes() {
-		scopes[string(sc)] = scopeDescriptions[sc]
+		scopes[string(sc)] = sc.Description()
 	}
 	doc.Components.SecuritySchemes[OAuth2Scheme] = &openapi3.SecuritySchemeRef{Value: &openapi3.SecurityScheme{
 		Type:        "oauth2",
