@@ -33,7 +33,7 @@ const usage = `usage: tollgate [command]
 
   (no command), serve                 run the API server
   migrate up|down|status              apply, roll back one, or list migrations
-  keys generate [--force|--if-missing]  write a new JWT key pair (--if-missing: only when there is none)
+  keys generate [--force|--if-missing]  write a new JWT key pair (--if-missing: only when there is none), and the API key pepper when missing
   docs DIR                            write openapi.json and schemas/ into DIR (go generate ./docs runs it)
   healthcheck                         exit 0 when the local server answers /healthz (for container health checks)
   purge                               delete expired tokens and stale unverified accounts now (the server also does it every PURGE_INTERVAL)
@@ -260,6 +260,17 @@ func keys(cfg settings.Config, args []string, out io.Writer) error {
 	ifMissing := fs.Bool("if-missing", false, "do nothing when both key files exist (a one-shot container's job)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	// The API key pepper is made when missing and never replaced, not even
+	// with --force: every stored key's HMAC depends on it (docs/secrets.md).
+	if cfg.APIKeyPepper == "" {
+		_, created, err := services.LoadPeppers("", cfg.APIKeyPepperFile, cfg.APIKeyPepperVersion, nil, true)
+		if err != nil {
+			return err
+		}
+		if created {
+			fmt.Fprintf(out, "wrote %s (API key pepper: keep secret, never replace)\n", cfg.APIKeyPepperFile)
+		}
 	}
 	if *ifMissing && !*force {
 		_, errPriv := os.Stat(cfg.JWTPrivateKeyFile)

@@ -43,6 +43,8 @@ func TestProductionRefusesToStart(t *testing.T) {
 			"JWT_PRIVATE_KEY_FILE": dir + "/missing.pem", "JWT_PUBLIC_KEY_FILE": dir + "/missing.pub"}, "JWT key file"},
 		{"with an unreadable key file", map[string]string{"APP_ENV": "production", "DATABASE_URL": pg,
 			"JWT_PRIVATE_KEY_FILE": writeFile(t, dir, "garbage.pem", "not a key"), "JWT_PUBLIC_KEY_FILE": keyDir + "/public.pem"}, "unusable JWT keys"},
+		{"without an API key pepper", map[string]string{"APP_ENV": "production", "DATABASE_URL": pg,
+			"JWT_PRIVATE_KEY_FILE": keyDir + "/private.pem", "JWT_PUBLIC_KEY_FILE": keyDir + "/public.pem", "API_KEY_PEPPER_FILE": dir + "/none"}, "API_KEY_PEPPER"},
 		{"with a malformed duration", map[string]string{"ACCESS_TOKEN_TTL": "fifteen minutes"}, "ACCESS_TOKEN_TTL"},
 		{"with a malformed cost", map[string]string{"BCRYPT_COST": "high"}, "BCRYPT_COST"},
 		{"with an unknown APP_ENV", map[string]string{"APP_ENV": "staging"}, "APP_ENV"},
@@ -74,11 +76,14 @@ func writeFile(t *testing.T, dir, name, content string) string {
 
 func TestKeysGenerateRefusesToOverwrite(t *testing.T) {
 	dir := t.TempDir()
-	env := map[string]string{"JWT_PRIVATE_KEY_FILE": dir + "/k.pem", "JWT_PUBLIC_KEY_FILE": dir + "/k.pub"}
-	_, err := run(t, []string{"keys", "generate"}, env)
-	mustf(t, err == nil, "generate: %v", err)
+	env := map[string]string{"JWT_PRIVATE_KEY_FILE": dir + "/k.pem", "JWT_PUBLIC_KEY_FILE": dir + "/k.pub", "API_KEY_PEPPER_FILE": dir + "/pepper"}
+	out, err := run(t, []string{"keys", "generate"}, env)
+	mustf(t, err == nil && strings.Contains(out, "API key pepper"), "generate: %v %s", err, out)
+	pepper, _ := os.ReadFile(dir + "/pepper")
+	info, _ := os.Stat(dir + "/pepper")
+	mustf(t, len(pepper) >= 32 && info.Mode().Perm() == 0o600, "pepper %d bytes, mode %v", len(pepper), info.Mode())
 	first, _ := os.ReadFile(dir + "/k.pem")
-	info, _ := os.Stat(dir + "/k.pem")
+	info, _ = os.Stat(dir + "/k.pem")
 	mustf(t, info.Mode().Perm() == 0o600, "private key mode %v", info.Mode())
 	_, err = run(t, []string{"keys", "generate"}, env)
 	mustf(t, err != nil && strings.Contains(err.Error(), "--force"), "overwrote without --force: %v", err)
@@ -90,10 +95,13 @@ func TestKeysGenerateRefusesToOverwrite(t *testing.T) {
 	mustf(t, err == nil, "generated pair does not load: %v", err)
 	// --if-missing (the Compose key service) keeps an existing pair, and
 	// makes one where there is none.
-	out, err := run(t, []string{"keys", "generate", "--if-missing"}, env)
+	out, err = run(t, []string{"keys", "generate", "--if-missing"}, env)
 	third, _ := os.ReadFile(dir + "/k.pem")
 	mustf(t, err == nil && strings.Contains(out, "kept") && bytes.Equal(second, third), "--if-missing replaced keys: %v %s", err, out)
-	fresh := map[string]string{"JWT_PRIVATE_KEY_FILE": dir + "/new/k.pem", "JWT_PUBLIC_KEY_FILE": dir + "/new/k.pub"}
+	// The pepper is never replaced, not even with --force.
+	again, _ := os.ReadFile(dir + "/pepper")
+	mustf(t, bytes.Equal(pepper, again), "the pepper was replaced")
+	fresh := map[string]string{"JWT_PRIVATE_KEY_FILE": dir + "/new/k.pem", "JWT_PUBLIC_KEY_FILE": dir + "/new/k.pub", "API_KEY_PEPPER_FILE": dir + "/new/pepper"}
 	_, err = run(t, []string{"keys", "generate", "--if-missing"}, fresh)
 	mustf(t, err == nil, "--if-missing with no keys: %v", err)
 	_, err = services.LoadKeySet(fresh["JWT_PRIVATE_KEY_FILE"], fresh["JWT_PUBLIC_KEY_FILE"], nil)
@@ -173,6 +181,7 @@ func TestServeStartsAndShutsDownGracefully(t *testing.T) {
 	env := map[string]string{
 		"PORT": strconv.Itoa(port), "SQLITE_PATH": dir + "/data/app.db", "BCRYPT_COST": "4",
 		"JWT_PRIVATE_KEY_FILE": dir + "/config/jwt-private.pem", "JWT_PUBLIC_KEY_FILE": dir + "/config/jwt-public.pem",
+		"API_KEY_PEPPER_FILE": dir + "/config/api-key-pepper",
 		"SHUTDOWN_DRAIN_DELAY": "1s", "HTTP_READ_HEADER_TIMEOUT": "200ms", "METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", metricsPort),
 		// Nothing listens there: the instance serves, degraded, and go-redis'
 		// own complaints arrive in the structured log, not on stderr.
@@ -194,6 +203,7 @@ func TestServeStartsAndShutsDownGracefully(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	for _, line := range []string{"msg=listening", "msg=database using=\"sqlite", "msg=mail destination=", "generated a development JWT key pair",
+		"generated a development API key pepper",
 		"msg=\"migrations applied\" versions=\"[1 2 3", "msg=\"metrics listening\""} {
 		mustf(t, strings.Count(out.String(), line) == 1, "log lacks one %q line: %s", line, out.String())
 	}

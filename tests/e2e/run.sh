@@ -28,7 +28,7 @@ export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 port="$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")"
 base="http://127.0.0.1:$port"
 export PORT="$port" APP_ENV=development APP_BASE_URL="$base" SQLITE_PATH="$work/tollgate.db" \
-  JWT_PRIVATE_KEY_FILE="$work/jwt-private.pem" JWT_PUBLIC_KEY_FILE="$work/jwt-public.pem" \
+  JWT_PRIVATE_KEY_FILE="$work/jwt-private.pem" JWT_PUBLIC_KEY_FILE="$work/jwt-public.pem" API_KEY_PEPPER_FILE="$work/api-key-pepper" \
   BCRYPT_COST=10 SWAGGER_ENABLED=true DATABASE_URL= REDIS_URL= RATE_LIMIT_ENABLED=true
 
 (cd "$root" && go build -o "$work/tollgate" .)
