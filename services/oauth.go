@@ -237,6 +237,13 @@ func (s *Clients) Authenticate(ctx context.Context, clientID, secret, method str
 	if (!current && !previous) || c.DisabledAt != nil || c.AuthMethod != method {
 		return nil, errInvalidClient
 	}
+	if current && c.PepperVersion != s.cfg.Peppers.Current {
+		// Move to the current pepper, so an old one can be retired.
+		if err := s.db.WithContext(ctx).Model(&models.OAuthClient{}).Where("id = ?", c.ID).
+			Updates(map[string]any{"secret_hash": s.cfg.Peppers.hash(s.cfg.Peppers.Current, secret), "pepper_version": s.cfg.Peppers.Current}).Error; err != nil {
+			s.log.Warn("oauth client: moving to the current pepper failed", "client_id", c.ClientID, "error", err)
+		}
+	}
 	return &AuthenticatedClient{row: c}, nil
 }
 

@@ -399,3 +399,17 @@ func urlValues(kv ...string) url.Values {
 	}
 	return v
 }
+
+// A client secret made under an old pepper still authenticates after the
+// pepper rotates, and moves to the new one.
+func TestOAuthClientPepperRotation(t *testing.T) {
+	a := newApp(t)
+	admin := a.user(t, caller.Admin, caller.Free)
+	id, secret, row := a.client(t, admin, readClient)
+	next := a.sibling(t, "API_KEY_PEPPER", testPepper+"-next", "API_KEY_PEPPER_VERSION", "2", "API_KEY_PREVIOUS_PEPPERS", "1:"+testPepper)
+	next.token(t, id, secret, "")
+	var version int
+	mustf(t, next.DB.DB.Raw("SELECT pepper_version FROM oauth_clients WHERE id = ?", row).Scan(&version).Error == nil && version == 2, "moved: %d", version)
+	only := a.sibling(t, "API_KEY_PEPPER", testPepper+"-next", "API_KEY_PEPPER_VERSION", "2")
+	only.token(t, id, secret, "")
+}
