@@ -181,7 +181,7 @@ func TestServeStartsAndShutsDownGracefully(t *testing.T) {
 	env := map[string]string{
 		"PORT": strconv.Itoa(port), "SQLITE_PATH": dir + "/data/app.db", "BCRYPT_COST": "4",
 		"JWT_PRIVATE_KEY_FILE": dir + "/config/jwt-private.pem", "JWT_PUBLIC_KEY_FILE": dir + "/config/jwt-public.pem",
-		"API_KEY_PEPPER_FILE": dir + "/config/api-key-pepper",
+		"API_KEY_PEPPER_FILE":  dir + "/config/api-key-pepper",
 		"SHUTDOWN_DRAIN_DELAY": "1s", "HTTP_READ_HEADER_TIMEOUT": "200ms", "METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", metricsPort),
 		// Nothing listens there: the instance serves, degraded, and go-redis'
 		// own complaints arrive in the structured log, not on stderr.
