@@ -197,6 +197,9 @@ type Caller struct {
 	ClientID string
 	// RateLimit, when set, is the credential's own limit (below its tier's).
 	RateLimit *Limit
+	// Bucket is the rate-limit bucket the caller counts against; empty: the
+	// user's own (ID). Keys and clients have their own unless configured.
+	Bucket string
 }
 
 // Is reports whether the caller holds one of roles.

@@ -117,14 +117,15 @@ func (l *RateLimiter) PerUser(tiers map[string]ratelimit.Policy, fallback rateli
 			if !listed {
 				p = fallback
 			}
-			// Each API key has a bucket of its own at the owner's tier (or
-			// its own lower limit), apart from the owner's.
+			// An API key or OAuth client has a bucket of its own at the
+			// owner's tier (or its own lower limit), apart from the owner's,
+			// unless API_KEY_SHARES_USER_LIMIT puts keys in the owner's.
 			bucket := who.ID.String()
-			if who.Kind != caller.User {
-				bucket = string(who.Kind) + ":" + who.TokenID
-				if who.RateLimit != nil {
-					p = ratelimit.Policy{Name: "key", Limit: who.RateLimit.Requests, Window: who.RateLimit.Per}
-				}
+			if who.Bucket != "" {
+				bucket = who.Bucket
+			}
+			if who.RateLimit != nil {
+				p = ratelimit.Policy{Name: "key", Limit: who.RateLimit.Requests, Window: who.RateLimit.Per}
 			}
 			if err := l.limit(c, bucket, p); err != nil {
 				return err

@@ -212,7 +212,7 @@ func New(d Deps) (*Server, error) {
 	}
 	apiKeys := services.NewAPIKeys(d.DB.DB, d.Clock, d.Log, services.APIKeyConfig{
 		Env: env, MaxLifetime: cfg.APIKeyMaxLifetime, RotationGrace: cfg.APIKeyRotationGrace, Peppers: d.Peppers,
-		Tiers: rl.Tiers, Fallback: rl.User,
+		Tiers: rl.Tiers, Fallback: rl.User, SharesUserLimit: cfg.APIKeySharesUserLimit,
 	})
 	revocations := services.NewRevocations(d.Redis, cfg.RateLimitKeyPrefix, d.Clock, cfg.RateLimitRedisTimeout, d.Log)
 	clients := services.NewClients(d.DB.DB, d.Clock, d.Log, tokens, revocations, services.OAuthConfig{

@@ -114,6 +114,8 @@ type APIKeyConfig struct {
 	MaxLifetime   time.Duration // 0: keys may live forever
 	RotationGrace time.Duration // how long a rotated-out secret keeps working by default
 	Peppers       Peppers
+	// SharesUserLimit counts a key's requests in its owner's bucket.
+	SharesUserLimit bool
 	// Tiers are the per-tier limits a key's own limit must stay under.
 	Tiers    map[string]ratelimit.Policy
 	Fallback ratelimit.Policy
@@ -424,7 +426,10 @@ func (s *APIKeys) Authenticate(ctx context.Context, raw string, ip net.IP) (*cal
 		scopes, _, _ := caller.ParseScopes(k.Scopes)
 		who := &caller.Caller{
 			Kind: caller.APIKey, ID: k.UserID, Role: k.OwnerRole, Tier: k.OwnerTier,
-			Scopes: caller.Intersect(scopes, k.OwnerRole.Scopes()), TokenID: k.ID.String(),
+			Scopes: caller.Intersect(scopes, k.OwnerRole.Scopes()), TokenID: k.ID.String(), Bucket: "api_key:" + k.ID.String(),
+		}
+		if s.cfg.SharesUserLimit {
+			who.Bucket = ""
 		}
 		if p, err := ratelimit.ParsePolicy("key", k.RateLimit); err == nil && k.RateLimit != "" {
 			who.RateLimit = &caller.Limit{Requests: p.Limit, Per: p.Window}

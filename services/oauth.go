@@ -360,7 +360,7 @@ func (s *Clients) Caller(ctx context.Context, cc *ClientClaims) (*caller.Caller,
 	asked, _, _ := caller.ParseScopes(cc.Scope)
 	return &caller.Caller{
 		Kind: caller.Client, ID: c.OwnerID, Role: c.OwnerRole, Tier: c.OwnerTier,
-		Scopes: caller.Intersect(asked, c.allowedScopes()), TokenID: c.ClientID, ClientID: c.ClientID,
+		Scopes: caller.Intersect(asked, c.allowedScopes()), TokenID: cc.ID, ClientID: c.ClientID, Bucket: "client:" + c.ClientID,
 	}, nil
 }
 

@@ -75,6 +75,8 @@ type Config struct {
 	APIKeyPreviousPeppers []string      `env:"API_KEY_PREVIOUS_PEPPERS" envSeparator:","`
 	APIKeyMaxLifetime     time.Duration `env:"API_KEY_MAX_LIFETIME" envDefault:"8760h"`
 	APIKeyRotationGrace   time.Duration `env:"API_KEY_ROTATION_GRACE" envDefault:"24h"`
+	// Count API key requests in the owner's per-user bucket instead of one per key.
+	APIKeySharesUserLimit bool `env:"API_KEY_SHARES_USER_LIMIT" envDefault:"false"`
 	// Default lifetime of OAuth client access tokens (a client may set its own).
 	OAuthTokenTTL time.Duration `env:"OAUTH_TOKEN_TTL" envDefault:"15m"`
 

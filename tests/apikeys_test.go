@@ -302,3 +302,15 @@ func TestAPIKeyPepperRotation(t *testing.T) {
 	only := a.sibling(t, "API_KEY_PEPPER", testPepper+"-next", "API_KEY_PEPPER_VERSION", "2")
 	mustf(t, only.do(t, Request{Method: "GET", URL: "/projects", Headers: keyHeader(key)}).Status == 200, "after the move, the old pepper can go")
 }
+
+// Configured so, a key counts in its owner's bucket.
+func TestAPIKeySharedUserLimit(t *testing.T) {
+	a := newApp(t, "RATE_LIMIT_TIERS", "free=4/1m", "API_KEY_SHARES_USER_LIMIT", "true")
+	u := a.user(t, caller.Viewer, caller.Free)
+	key, _ := a.makeKey(t, u, readKey) // the owner's first request
+	var got []int
+	for _, h := range []map[string]string{keyHeader(key), bearer(u), keyHeader(key), bearer(u)} {
+		got = append(got, a.do(t, Request{Method: "GET", URL: "/projects", Headers: h}).Status)
+	}
+	mustf(t, got[2] == 200 && got[3] == 429, "one bucket for the owner and the key: %v", got)
+}
