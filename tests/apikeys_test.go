@@ -53,7 +53,7 @@ func TestAPIKeys(t *testing.T) {
 			NotExpected: []string{"{key}", "secret_hash", `"key":`}},
 		{Name: "a scope beyond the role is refused", Method: "POST", URL: "/api-keys", Headers: auth, Setup: asRole("viewer"),
 			Body:           map[string]any{"name": "x", "scopes": []string{"projects:write"}},
-			ExpectedStatus: 400, ExpectedContent: []string{`"scopes":"may only hold scopes your role has: projects:read users:read"`}},
+			ExpectedStatus: 400, ExpectedContent: []string{`"scopes":"may only hold scopes your role has: projects:read users:read`}},
 		{Name: "an unknown scope is refused", Method: "POST", URL: "/api-keys", Headers: auth, Setup: asRole("admin"),
 			Body: map[string]any{"name": "x", "scopes": []string{"root"}}, ExpectedStatus: 400, ExpectedContent: []string{`unknown scope root`}},
 		{Name: "no scopes, a past or too distant expiry, a bad range or a limit above the tier are refused", Method: "POST", URL: "/api-keys",
