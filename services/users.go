@@ -76,6 +76,9 @@ func CheckPassword(p string) string {
 	if n < MinPasswordLength || !upper || !lower || !digit {
 		return "must be at least 10 characters and contain an upper-case letter, a lower-case letter and a digit"
 	}
+	if IsCommonPassword(p) {
+		return "is one of the most common passwords, the first an attacker tries; choose another"
+	}
 	return ""
 }
 

@@ -44,6 +44,11 @@ func TestRegister(t *testing.T) {
 			ExpectedStatus: http.StatusBadRequest, ExpectedContent: []string{`"code":"validation_failed"`, `"password":"must be at least 10 characters`},
 		},
 		{
+			Name: "a common password is rejected though it passes the character rules", Method: "POST", URL: "/auth/register",
+			Body:           map[string]string{"email": "common@example.com", "password": "Password123"},
+			ExpectedStatus: http.StatusBadRequest, ExpectedContent: []string{`"password":"is one of the most common passwords`},
+		},
+		{
 			Name: "short password is rejected", Method: "POST", URL: "/auth/register",
 			Body:           map[string]string{"email": "short@example.com", "password": "Abc12345"},
 			ExpectedStatus: http.StatusBadRequest, ExpectedContent: []string{`"password"`},
