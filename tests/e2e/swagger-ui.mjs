@@ -52,12 +52,14 @@ try {
   if (!before.startsWith('401')) fail(`without a token GET /projects answered ${before}, want 401`);
   console.log(`GET /projects before Authorize: ${before}`);
 
-  // The Authorize dialog: the bearer scheme asks for the bare token.
+  // The Authorize dialog lists every scheme (API key, bearer, OAuth2
+  // client credentials); the bearer one asks for the bare token.
   await page.locator('.scheme-container .authorize').click();
   const dialog = page.locator('.dialog-ux .modal-ux');
-  await dialog.locator('input').first().fill(token);
-  await dialog.locator('.auth-btn-wrapper .authorize').click();
-  await dialog.locator('.auth-btn-wrapper .btn-done').click();
+  const bearerBox = dialog.locator('.auth-container').filter({ hasText: 'BearerAuth' });
+  await bearerBox.locator('input').first().fill(token);
+  await bearerBox.locator('.auth-btn-wrapper .authorize').click();
+  await dialog.locator('.btn-done').first().click();
 
   await op.locator('.btn-clear').click(); // drop the 401 so the next status read is fresh
   const after = await execute();
