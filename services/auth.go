@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -71,16 +72,33 @@ type Auth struct {
 // a login for an unknown email costs as much as one with a wrong password.
 func NewAuth(db *gorm.DB, clk clock.Clock, users *Users, tokens *Tokens, hasher *Hasher, mailer Mailer, log *slog.Logger,
 	m *metrics.Metrics, cfg AuthConfig) (*Auth, error) {
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
-		return nil, err
-	}
-	dummy, err := bcrypt.GenerateFromPassword(secret, hasher.Cost())
+	dummy, err := dummyHash(hasher.Cost())
 	if err != nil {
 		return nil, err
 	}
 	return &Auth{db: db, clock: clk, users: users, tokens: tokens, hasher: hasher, mailer: mailer, log: log, metrics: m,
 		cfg: cfg, dummyHash: dummy}, nil
+}
+
+// dummyHashes holds one hash of a random password per bcrypt cost, made
+// once per process: every Auth of that cost (tests build hundreds) compares
+// unknown accounts against it.
+var dummyHashes sync.Map
+
+func dummyHash(cost int) ([]byte, error) {
+	if h, ok := dummyHashes.Load(cost); ok {
+		return h.([]byte), nil
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	h, err := bcrypt.GenerateFromPassword(secret, cost)
+	if err != nil {
+		return nil, err
+	}
+	actual, _ := dummyHashes.LoadOrStore(cost, h)
+	return actual.([]byte), nil
 }
 
 // Client identifies where a request came from; stored with refresh tokens.

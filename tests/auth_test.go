@@ -21,6 +21,7 @@ func register(t testing.TB, a *App, email string) *Response {
 }
 
 func TestRegister(t *testing.T) {
+	parallelOnSQLite(t)
 	scenarios := []Scenario{
 		{
 			Name: "valid credentials create an unverified viewer on the free tier", Method: "POST", URL: "/auth/register",
@@ -117,6 +118,7 @@ func TestRegister(t *testing.T) {
 }
 
 func TestVerifyEmail(t *testing.T) {
+	parallelOnSQLite(t)
 	registered := func(t testing.TB, a *App) map[string]string {
 		mustf(t, register(t, a, "v@example.com").Status == 201, "register failed")
 		return map[string]string{"token": a.lastToken(t, "v@example.com")}
@@ -179,6 +181,7 @@ func TestVerifyEmail(t *testing.T) {
 }
 
 func TestLogin(t *testing.T) {
+	parallelOnSQLite(t)
 	withUser := func(t testing.TB, a *App) map[string]string {
 		u := a.user(t, caller.Viewer, caller.Free)
 		return map[string]string{"email": u.Email, "password": u.Password, "id": u.ID}
@@ -244,6 +247,7 @@ func TestUnknownEmailAndWrongPasswordAnswerAlike(t *testing.T) {
 }
 
 func TestAccessTokenExpiresAfterTTL(t *testing.T) {
+	parallelOnSQLite(t)
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
 	a.Clock.Advance(15*time.Minute - time.Second)
@@ -260,6 +264,7 @@ func refresh(t testing.TB, a *App, token string) *Response {
 }
 
 func TestRefreshRotation(t *testing.T) {
+	parallelOnSQLite(t)
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
 	first := u.Refresh
@@ -304,6 +309,7 @@ func TestRefreshRotation(t *testing.T) {
 }
 
 func TestRefreshExpiryAndUnknownTokens(t *testing.T) {
+	parallelOnSQLite(t)
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
 	r := refresh(t, a, strings.Repeat("0", 128))
@@ -360,6 +366,7 @@ func TestConcurrentRefresh(t *testing.T) {
 }
 
 func TestRefreshPicksUpRoleChangesAndDeletion(t *testing.T) {
+	parallelOnSQLite(t)
 	a := newApp(t)
 	admin := a.user(t, caller.Admin, caller.Free)
 	u := a.user(t, caller.Viewer, caller.Free)
@@ -378,6 +385,7 @@ func TestRefreshPicksUpRoleChangesAndDeletion(t *testing.T) {
 }
 
 func TestLogout(t *testing.T) {
+	parallelOnSQLite(t)
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
 	r := refresh(t, a, u.Refresh)
@@ -395,6 +403,7 @@ func TestLogout(t *testing.T) {
 
 // The CLI's path to the first admin makes a verified user that can log in.
 func TestCreatedUserIsVerified(t *testing.T) {
+	parallelOnSQLite(t)
 	a := newApp(t)
 	_, err := services.NewUsers(a.DB.DB, a.Clock, services.NewHasher(4, 1, time.Minute)).Create(context.Background(), services.NewUser{Email: "x@example.com", Password: "weak", Role: "admin", Tier: "free"})
 	mustf(t, err != nil, "weak password accepted")

@@ -177,6 +177,15 @@ func newAppOn(t testing.TB, db *database.DB, clk *clock.Manual, env ...string) *
 	return a
 }
 
+// parallelOnSQLite runs the test beside the other parallel ones on SQLite, where
+// every app has its own database file. On PostgreSQL each app migrates a
+// schema under goose's advisory lock, so parallel tests only queue there.
+func parallelOnSQLite(t *testing.T) {
+	if os.Getenv("TEST_DATABASE_URL") == "" {
+		t.Parallel()
+	}
+}
+
 func randomName(prefix string) string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
@@ -371,9 +380,7 @@ func (s Scenario) Run(t *testing.T) {
 		// they run in parallel; on PostgreSQL each migrates a schema under
 		// goose's advisory lock, so parallel runs only queue (and were
 		// slower: 103 s against 72 s with -race).
-		if os.Getenv("TEST_DATABASE_URL") == "" {
-			t.Parallel()
-		}
+		parallelOnSQLite(t)
 		a := newApp(t, s.Env...)
 		vals := map[string]string{}
 		if s.Setup != nil {

@@ -30,6 +30,7 @@ func run(t *testing.T, args []string, environ map[string]string) (string, error)
 }
 
 func TestProductionRefusesToStart(t *testing.T) {
+	parallelOnSQLite(t)
 	dir := t.TempDir()
 	pg := "postgres://postgres@127.0.0.1:1/none?sslmode=disable"
 	cases := []struct {
@@ -75,6 +76,7 @@ func writeFile(t *testing.T, dir, name, content string) string {
 }
 
 func TestKeysGenerateRefusesToOverwrite(t *testing.T) {
+	parallelOnSQLite(t)
 	dir := t.TempDir()
 	env := map[string]string{"JWT_PRIVATE_KEY_FILE": dir + "/k.pem", "JWT_PUBLIC_KEY_FILE": dir + "/k.pub", "API_KEY_PEPPER_FILE": dir + "/pepper"}
 	out, err := run(t, []string{"keys", "generate"}, env)
@@ -110,6 +112,7 @@ func TestKeysGenerateRefusesToOverwrite(t *testing.T) {
 
 // The first admin comes from `user create`, and `migrate status` reports.
 func TestUserCreateAndMigrateCommands(t *testing.T) {
+	parallelOnSQLite(t)
 	dir := t.TempDir()
 	env := map[string]string{"SQLITE_PATH": dir + "/cli.db", "BCRYPT_COST": "4"}
 	if pg := os.Getenv("TEST_DATABASE_URL"); pg != "" {
@@ -141,6 +144,7 @@ func TestUserCreateAndMigrateCommands(t *testing.T) {
 // in the README's configuration table, and neither documents one that
 // nothing reads.
 func TestConfigurationIsDocumentedBothWays(t *testing.T) {
+	parallelOnSQLite(t)
 	raw, err := os.ReadFile("../.env.example")
 	mustf(t, err == nil, "read .env.example: %v", err)
 	example := map[string]bool{}
