@@ -360,8 +360,8 @@ func purge(ctx context.Context, cfg settings.Config, log *slog.Logger, out io.Wr
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "purged %d refresh tokens, %d verification tokens, %d unverified accounts\n",
-		n.RefreshTokens, n.VerificationTokens, n.UnverifiedUsers)
+	fmt.Fprintf(out, "purged %d refresh tokens, %d verification tokens, %d unverified accounts, %d old mails\n",
+		n.RefreshTokens, n.VerificationTokens, n.UnverifiedUsers, n.Mail)
 	return nil
 }
 

@@ -1093,7 +1093,7 @@ const docTemplate = `{
         },
         "/auth/register": {
             "post": {
-                "description": "Creates a viewer on the free tier and mails a verification link valid for EMAIL_VERIFICATION_TTL. Password: 10+ characters with upper case, lower case and a digit, at most 72 bytes. Other fields (role, tier) are ignored. Limited per client IP (public and register policies).",
+                "description": "Always 202 for a valid request, so the answer reveals no account: a new address gets a viewer on the free tier and a verification link valid for EMAIL_VERIFICATION_TTL; an address registered but not verified gets this password and a new link (older links die); a verified one gets a mail saying it already has an account. Password: 10+ characters with upper case, lower case and a digit, at most 72 bytes, not among the 10,000 most common. Other fields (role, tier) are ignored. Mail is queued and sent in the background. Limited per client IP (public and register policies).",
                 "consumes": [
                     "application/json"
                 ],
@@ -1117,16 +1117,10 @@ const docTemplate = `{
                     }
                 ],
                 "responses": {
-                    "201": {
-                        "description": "Created",
+                    "202": {
+                        "description": "Accepted",
                         "schema": {
-                            "$ref": "#/definitions/UserResponse"
-                        }
-                    },
-                    "409": {
-                        "description": "email_taken",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
+                            "$ref": "#/definitions/MessageResponse"
                         }
                     },
                     "429": {

@@ -25,15 +25,14 @@ type RegisterRequest struct {
 // Register creates an unverified account and mails a verification link.
 //
 //	@Summary	Register an account
-//	@Description	Creates a viewer on the free tier and mails a verification link valid for EMAIL_VERIFICATION_TTL. Password: 10+ characters with upper case, lower case and a digit, at most 72 bytes. Other fields (role, tier) are ignored. Limited per client IP (public and register policies).
+//	@Description	Always 202 for a valid request, so the answer reveals no account: a new address gets a viewer on the free tier and a verification link valid for EMAIL_VERIFICATION_TTL; an address registered but not verified gets this password and a new link (older links die); a verified one gets a mail saying it already has an account. Password: 10+ characters with upper case, lower case and a digit, at most 72 bytes, not among the 10,000 most common. Other fields (role, tier) are ignored. Mail is queued and sent in the background. Limited per client IP (public and register policies).
 //	@ID	register
 //	@x-order	1
 //	@Tags	auth
 //	@Accept	json
 //	@Produce	json
 //	@Param	body	body	RegisterRequest	true	"email and password"
-//	@Success	201	{object}	UserResponse
-//	@Failure	409	{object}	ErrorResponse	"email_taken"
+//	@Success	202	{object}	MessageResponse
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/auth/register [post]
 func (h *Auth) Register(c *echo.Context) error {
@@ -41,11 +40,10 @@ func (h *Auth) Register(c *echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	u, err := h.auth.Register(c.Request().Context(), req.Email, req.Password)
-	if err != nil {
+	if err := h.auth.Register(c.Request().Context(), req.Email, req.Password); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, toUser(u))
+	return c.JSON(http.StatusAccepted, MessageResponse{Message: "Check your inbox: a link to verify the address is on its way"})
 }
 
 // MessageResponse is a short confirmation.

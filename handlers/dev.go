@@ -3,6 +3,7 @@ package handlers
 import (
 	"net/http"
 	"regexp"
+	"time"
 
 	"github.com/labstack/echo/v5"
 
@@ -13,13 +14,13 @@ import (
 // Dev serves the development-only routes (DEV_ROUTES). They are left out of
 // the OpenAPI document: a production server does not have them.
 type Dev struct {
-	users *services.Users
-	inbox *services.Inbox
+	users  *services.Users
+	outbox *services.Outbox
 }
 
 // NewDev builds the development handlers.
-func NewDev(users *services.Users, inbox *services.Inbox) *Dev {
-	return &Dev{users: users, inbox: inbox}
+func NewDev(users *services.Users, outbox *services.Outbox) *Dev {
+	return &Dev{users: users, outbox: outbox}
 }
 
 // DevUserRequest makes a verified user of any role and tier.
@@ -51,29 +52,36 @@ func (h *Dev) CreateUser(c *echo.Context) error {
 	return c.JSON(http.StatusCreated, toUser(u))
 }
 
-// DevMail is one message the server sent.
+// DevMail is one message the server queued, with its delivery state.
 type DevMail struct {
-	To      string   `json:"to"`
-	Subject string   `json:"subject"`
-	Body    string   `json:"body"`
-	Links   []string `json:"links"` // every URL in the body, for scripts
+	To        string    `json:"to"`
+	Subject   string    `json:"subject"`
+	Body      string    `json:"body"`
+	Links     []string  `json:"links"`  // every URL in the body, for scripts
+	Status    string    `json:"status"` // pending, sent or abandoned
+	CreatedAt time.Time `json:"created_at"`
 }
 
 var link = regexp.MustCompile(`https?://\S+`)
 
-// Mail lists the last messages sent to ?to=, newest first.
+// Mail lists the last 20 messages queued for ?to=, newest first, straight
+// from the outbox (delivered or not).
 func (h *Dev) Mail(c *echo.Context) error {
 	to := services.NormalizeEmail(c.QueryParam("to"))
 	if to == "" {
 		return validationError("to", "is required: the address whose mail to show")
 	}
+	mail, err := h.outbox.To(c.Request().Context(), to, 20)
+	if err != nil {
+		return err
+	}
 	out := []DevMail{}
-	for _, m := range h.inbox.To(to) {
+	for _, m := range mail {
 		links := link.FindAllString(m.Body, -1)
 		if links == nil {
 			links = []string{}
 		}
-		out = append(out, DevMail{To: m.To, Subject: m.Subject, Body: m.Body, Links: links})
+		out = append(out, DevMail{To: m.ToAddress, Subject: m.Subject, Body: m.Body, Links: links, Status: m.Status, CreatedAt: m.CreatedAt})
 	}
 	return c.JSON(http.StatusOK, out)
 }

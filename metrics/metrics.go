@@ -34,6 +34,7 @@ type Metrics struct {
 	RefreshRetries     prometheus.Counter     // rotated tokens presented within the grace period
 	DependencyUp       *prometheus.GaugeVec   // dependency: database, redis (as /readyz last saw them)
 	PurgedRows         *prometheus.CounterVec // table
+	MailDelivered      *prometheus.CounterVec // result: sent, retry, abandoned
 }
 
 // New builds the collectors, with the Go runtime and process collectors.
@@ -56,9 +57,11 @@ func New() *Metrics {
 			Help: "1 when the dependency answered the last readiness check."}, []string{"dependency"}),
 		PurgedRows: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "purged_rows_total",
 			Help: "Rows deleted by the periodic purge, by table."}, []string{"table"}),
+		MailDelivered: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "mail_delivery_attempts_total",
+			Help: "Outbox delivery attempts by result: sent, retry (failed, will retry), abandoned (failed for the last time)."}, []string{"result"}),
 	}
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.LoginAttempts, m.RateLimitDecisions, m.RateLimitFallback, m.RefreshReuse, m.RefreshRetries, m.DependencyUp, m.PurgedRows)
+		m.LoginAttempts, m.RateLimitDecisions, m.RateLimitFallback, m.RefreshReuse, m.RefreshRetries, m.DependencyUp, m.PurgedRows, m.MailDelivered)
 	for _, o := range []string{LoginSuccess, LoginFailed, LoginUnverified, LoginLimited, LoginBusy} {
 		m.LoginAttempts.WithLabelValues(o) // present at zero, so rate() works from the first scrape
 	}

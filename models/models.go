@@ -106,3 +106,20 @@ type OAuthClient struct {
 
 // TableName keeps GORM from naming the table o_auth_clients.
 func (OAuthClient) TableName() string { return "oauth_clients" }
+
+// OutboxMail is one message waiting for, or done with, delivery.
+type OutboxMail struct {
+	ID            uuid.UUID `gorm:"type:uuid;primaryKey"`
+	ToAddress     string
+	Subject       string
+	Body          string
+	Status        string // pending, sent or abandoned
+	Attempts      int
+	NextAttemptAt time.Time
+	LastError     string
+	CreatedAt     time.Time
+	SentAt        *time.Time
+}
+
+// TableName names the outbox table.
+func (OutboxMail) TableName() string { return "mail_outbox" }

@@ -100,6 +100,7 @@ type Server struct {
 	metrics *metrics.Metrics
 	purge   *services.Purge
 	apiKeys *services.APIKeys
+	outbox  *services.Outbox
 }
 
 // New wires the application.
@@ -112,13 +113,16 @@ func New(d Deps) (*Server, error) {
 	tokens := services.NewTokens(d.Keys, d.Clock, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL)
 	hasher := services.NewHasher(cfg.BcryptCost, cfg.PasswordHashConcurrency, cfg.PasswordHashMaxWait)
 	users := services.NewUsers(d.DB.DB, d.Clock, hasher)
-	mailer, dev := d.Mailer, (*handlers.Dev)(nil)
+	outbox := services.NewOutbox(d.DB.DB, d.Clock, d.Mailer, d.Log, m, services.OutboxConfig{
+		MaxAttempts: cfg.MailMaxAttempts, Backoff: cfg.MailRetryBackoff, MaxBackoff: cfg.MailMaxBackoff,
+		SendTimeout: cfg.MailSendTimeout, Batch: 20,
+	})
+	var dev *handlers.Dev
 	if cfg.DevRoutes {
-		inbox := services.NewInbox(mailer, 100)
-		mailer, dev = inbox, handlers.NewDev(users, inbox)
-		d.Log.Warn("development routes on: POST /dev/users makes users of any role, GET /dev/mail shows sent mail (DEV_ROUTES; never in production)")
+		dev = handlers.NewDev(users, outbox)
+		d.Log.Warn("development routes on: POST /dev/users makes users of any role, GET /dev/mail shows queued mail (DEV_ROUTES; never in production)")
 	}
-	auth, err := services.NewAuth(d.DB.DB, d.Clock, users, tokens, hasher, mailer, d.Log, m, services.AuthConfig{
+	auth, err := services.NewAuth(d.DB.DB, d.Clock, users, tokens, hasher, outbox, d.Log, m, services.AuthConfig{
 		BaseURL: cfg.AppBaseURL, RefreshTTL: cfg.RefreshTokenTTL, VerificationTTL: cfg.EmailVerificationTTL,
 		ReuseGrace: cfg.RefreshReuseGrace,
 	})
@@ -239,7 +243,7 @@ func New(d Deps) (*Server, error) {
 		TokenClient:   limiter.PerClientID(rl.Token),
 	})
 	purge := services.NewPurge(d.DB.DB, d.Clock, d.Log, m, cfg.EmailVerificationTTL)
-	return &Server{deps: d, echo: e, memory: memory, health: health, monitor: monitor, metrics: m, purge: purge, apiKeys: apiKeys}, nil
+	return &Server{deps: d, echo: e, memory: memory, health: health, monitor: monitor, metrics: m, purge: purge, apiKeys: apiKeys, outbox: outbox}, nil
 }
 
 // chain applies outer around inner.
@@ -303,6 +307,10 @@ func secureConfig(cfg settings.Config) echomw.SecureConfig {
 // Handler is the application as an http.Handler (tests serve it directly).
 func (s *Server) Handler() http.Handler { return s.echo }
 
+// DeliverMail makes one delivery pass over the outbox now (tests, and the
+// `tollgate` commands that queue mail, use it; Run delivers on its own).
+func (s *Server) DeliverMail(ctx context.Context) (int, error) { return s.outbox.DeliverDue(ctx) }
+
 // Echo exposes the router, for tests that walk the registered routes.
 func (s *Server) Echo() *echo.Echo { return s.echo }
 
@@ -350,6 +358,8 @@ func (s *Server) Run(ctx context.Context, addr string) error {
 	if cfg.PurgeInterval > 0 {
 		go s.purge.Every(serveCtx, cfg.PurgeInterval)
 	}
+	// Queued mail is delivered in the background, with retries.
+	go s.outbox.Run(serveCtx, cfg.MailPollInterval)
 	// API key last-use times are batched in memory and written each minute.
 	flushed := make(chan struct{})
 	go func() { s.apiKeys.Every(serveCtx, time.Minute); close(flushed) }()

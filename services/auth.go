@@ -61,7 +61,7 @@ type Auth struct {
 	users     *Users
 	tokens    *Tokens
 	hasher    *Hasher
-	mailer    Mailer
+	outbox    *Outbox
 	log       *slog.Logger
 	metrics   *metrics.Metrics
 	cfg       AuthConfig
@@ -70,13 +70,13 @@ type Auth struct {
 
 // NewAuth builds the auth service. It hashes a random password once so that
 // a login for an unknown email costs as much as one with a wrong password.
-func NewAuth(db *gorm.DB, clk clock.Clock, users *Users, tokens *Tokens, hasher *Hasher, mailer Mailer, log *slog.Logger,
+func NewAuth(db *gorm.DB, clk clock.Clock, users *Users, tokens *Tokens, hasher *Hasher, outbox *Outbox, log *slog.Logger,
 	m *metrics.Metrics, cfg AuthConfig) (*Auth, error) {
 	dummy, err := dummyHash(hasher.Cost())
 	if err != nil {
 		return nil, err
 	}
-	return &Auth{db: db, clock: clk, users: users, tokens: tokens, hasher: hasher, mailer: mailer, log: log, metrics: m,
+	return &Auth{db: db, clock: clk, users: users, tokens: tokens, hasher: hasher, outbox: outbox, log: log, metrics: m,
 		cfg: cfg, dummyHash: dummy}, nil
 }
 
@@ -116,47 +116,98 @@ type Session struct {
 	User             *models.User
 }
 
-// Register creates an unverified viewer on the free tier and mails a
-// verification link. Role, tier and verification are never taken from input.
-func (a *Auth) Register(ctx context.Context, email, password string) (*models.User, error) {
-	u, err := a.users.Create(ctx, NewUser{Email: email, Password: password, Role: caller.Viewer, Tier: caller.Free})
+// Register answers the same whatever the address, so it reveals no
+// account: a new address gets an unverified viewer on the free tier and a
+// verification link; an unverified one gets the new password (squatting an
+// address with the squatter's password no longer works: the owner's
+// registration replaces it) and a new link that voids the older ones; a
+// verified one gets a mail saying there already is an account. The
+// password is checked and hashed in every case, so timing tells nothing.
+// Role, tier and verification are never taken from input.
+func (a *Auth) Register(ctx context.Context, email, password string) error {
+	email = NormalizeEmail(email)
+	details := map[string]string{}
+	if msg := CheckEmail(email); msg != "" {
+		details["email"] = msg
+	}
+	if msg := CheckPassword(password); msg != "" {
+		details["password"] = msg
+	}
+	if len(details) > 0 {
+		return apperror.Validation(details)
+	}
+	hash, err := a.hasher.Hash(ctx, password)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := a.sendVerification(ctx, u); err != nil {
-		// The account exists; the user can ask for another link.
-		a.log.Error("send verification mail", "user_id", u.ID, "error", err)
+	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var u models.User
+		err := tx.Where("email = ?", email).Take(&u).Error
+		now := a.clock.Now()
+		switch {
+		case errors.Is(err, gorm.ErrRecordNotFound):
+			u = models.User{ID: uuid.New(), Email: email, PasswordHash: string(hash), Role: caller.Viewer, Tier: caller.Free,
+				CreatedAt: now, UpdatedAt: now}
+			if err := tx.Create(&u).Error; err != nil {
+				return apperror.Wrap(err, "insert user")
+			}
+			return a.queueVerification(tx, &u)
+		case err != nil:
+			return apperror.Wrap(err, "load user by email")
+		case !u.EmailVerified:
+			if err := tx.Model(&u).Updates(map[string]any{"password_hash": string(hash), "updated_at": now}).Error; err != nil {
+				return apperror.Wrap(err, "replace password")
+			}
+			return a.queueVerification(tx, &u)
+		default:
+			return a.outbox.Enqueue(tx, Message{To: u.Email, Subject: "You already have an account",
+				Body: "Someone, perhaps you, tried to register with this address, but it already has an account. Log in as usual.\n\n" +
+					"Forgot your password? Ask for a reset link: POST " + a.cfg.BaseURL + "/auth/password/forgot with this address.\n\n" +
+					"If it was not you, nothing has changed and you can ignore this message.\n"})
+		}
+	})
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		// A concurrent registration of the same new address won: same answer.
+		return nil
 	}
-	return u, nil
+	if err == nil {
+		a.outbox.Notify()
+	}
+	return err
 }
 
-// ResendVerification mails a new link when email belongs to an unverified
-// account. It answers the same whatever the case, so it reveals nothing.
+// ResendVerification queues a new link when email belongs to an unverified
+// account, voiding the older ones. It answers the same whatever the case.
 func (a *Auth) ResendVerification(ctx context.Context, email string) error {
 	u, err := a.users.byEmail(ctx, email)
 	if err != nil || u == nil || u.EmailVerified {
 		return err
 	}
-	if err := a.sendVerification(ctx, u); err != nil {
-		a.log.Error("send verification mail", "user_id", u.ID, "error", err)
+	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return a.queueVerification(tx, u) })
+	if err == nil {
+		a.outbox.Notify()
 	}
-	return nil
+	return err
 }
 
-func (a *Auth) sendVerification(ctx context.Context, u *models.User) error {
+// queueVerification voids u's unused links and queues a new one, in tx.
+func (a *Auth) queueVerification(tx *gorm.DB, u *models.User) error {
 	raw, err := newOpaqueToken(verificationTokenBytes)
 	if err != nil {
-		return err
+		return apperror.Wrap(err, "generate verification token")
+	}
+	if err := tx.Where("user_id = ? AND used_at IS NULL", u.ID).Delete(&models.EmailVerificationToken{}).Error; err != nil {
+		return apperror.Wrap(err, "void older verification tokens")
 	}
 	now := a.clock.Now()
 	tok := models.EmailVerificationToken{
 		ID: uuid.New(), UserID: u.ID, TokenHash: hashToken(raw), ExpiresAt: now.Add(a.cfg.VerificationTTL), CreatedAt: now,
 	}
-	if err := a.db.WithContext(ctx).Create(&tok).Error; err != nil {
-		return fmt.Errorf("store verification token: %w", err)
+	if err := tx.Create(&tok).Error; err != nil {
+		return apperror.Wrap(err, "store verification token")
 	}
 	link := a.cfg.BaseURL + "/auth/verify?token=" + url.QueryEscape(raw)
-	return a.mailer.Send(ctx, Message{
+	return a.outbox.Enqueue(tx, Message{
 		To:      u.Email,
 		Subject: "Verify your email address",
 		Body: fmt.Sprintf("Welcome!\n\nConfirm your email address by opening this link within %s:\n\n%s\n\nIf you did not sign up, ignore this message.\n",

@@ -2,6 +2,7 @@ package services
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -60,13 +61,65 @@ func NewSMTPMailer(rawURL, from string) (*SMTPMailer, error) {
 // Destination names the relay, without credentials.
 func (m *SMTPMailer) Destination() string { return "smtp " + m.addr }
 
-// Send delivers msg.
-func (m *SMTPMailer) Send(_ context.Context, msg Message) error {
+// Send delivers msg within ctx's deadline: the dial, TLS and every SMTP
+// exchange share it, so a relay that accepts the connection and then says
+// nothing cannot hold the outbox worker.
+func (m *SMTPMailer) Send(ctx context.Context, msg Message) (err error) {
+	defer func() {
+		if err != nil && ctx.Err() != nil {
+			err = fmt.Errorf("%w (MAIL_SEND_TIMEOUT): %w", ctx.Err(), err)
+		}
+	}()
 	from, _ := mail.ParseAddress(m.from)
 	var b strings.Builder
 	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s",
 		m.from, msg.To, msg.Subject, time.Now().UTC().Format(time.RFC1123Z), strings.ReplaceAll(msg.Body, "\n", "\r\n"))
-	return smtp.SendMail(m.addr, m.auth, from.Address, []string{msg.To}, []byte(b.String()))
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", m.addr)
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", m.addr, err)
+	}
+	defer conn.Close()
+	if deadline, ok := ctx.Deadline(); ok {
+		if err := conn.SetDeadline(deadline); err != nil {
+			return err
+		}
+	}
+	// Closing the connection when ctx ends unblocks any exchange at once.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	c, err := smtp.NewClient(conn, m.host)
+	if err != nil {
+		return fmt.Errorf("smtp greeting: %w", err)
+	}
+	defer c.Close()
+	if ok, _ := c.Extension("STARTTLS"); ok {
+		if err := c.StartTLS(&tls.Config{ServerName: m.host, MinVersion: tls.VersionTLS12}); err != nil {
+			return fmt.Errorf("starttls: %w", err)
+		}
+	}
+	if m.auth != nil {
+		if err := c.Auth(m.auth); err != nil {
+			return fmt.Errorf("smtp auth: %w", err)
+		}
+	}
+	if err := c.Mail(from.Address); err != nil {
+		return err
+	}
+	if err := c.Rcpt(msg.To); err != nil {
+		return err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write([]byte(b.String())); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
 }
 
 // LogMailer writes mail to the log instead of sending it. In development it
@@ -117,41 +170,4 @@ func (m *MemoryMailer) Sent() []Message {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return append([]Message(nil), m.sent...)
-}
-
-// Inbox passes mail on and keeps the last few messages for GET /dev/mail
-// (development only), so a script can follow a verification link without
-// reading the log or a mail catcher.
-type Inbox struct {
-	Mailer
-	mu   sync.Mutex
-	keep int
-	last []Message
-}
-
-// NewInbox wraps next, keeping the last keep messages.
-func NewInbox(next Mailer, keep int) *Inbox { return &Inbox{Mailer: next, keep: keep} }
-
-// Send records msg, then sends it on.
-func (m *Inbox) Send(ctx context.Context, msg Message) error {
-	m.mu.Lock()
-	m.last = append(m.last, msg)
-	if len(m.last) > m.keep {
-		m.last = append(m.last[:0:0], m.last[len(m.last)-m.keep:]...)
-	}
-	m.mu.Unlock()
-	return m.Mailer.Send(ctx, msg)
-}
-
-// To returns the kept messages sent to address, newest first.
-func (m *Inbox) To(address string) []Message {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []Message
-	for i := len(m.last) - 1; i >= 0; i-- {
-		if strings.EqualFold(m.last[i].To, address) {
-			out = append(out, m.last[i])
-		}
-	}
-	return out
 }

@@ -36,7 +36,12 @@ type Purged struct {
 	RefreshTokens      int64
 	VerificationTokens int64
 	UnverifiedUsers    int64
+	Mail               int64
 }
+
+// mailRetention is how long delivered and abandoned mail stays in the
+// outbox, for support questions ("did the link go out?").
+const mailRetention = 30 * 24 * time.Hour
 
 // Run deletes, in this order:
 //   - refresh tokens past their expiry, revoked or not (a rotated token is
@@ -44,7 +49,8 @@ type Purged struct {
 //   - tokens of families with no live token left, a day after revocation;
 //   - verification tokens used or past their expiry;
 //   - unverified accounts older than a verification link's lifetime that
-//     hold no live link (their email can be registered again).
+//     hold no live link (their email can be registered again);
+//   - mail delivered or abandoned more than 30 days ago.
 //
 // Every statement is idempotent, so instances may run it at the same time.
 func (p *Purge) Run(ctx context.Context) (Purged, error) {
@@ -73,6 +79,12 @@ func (p *Purge) Run(ctx context.Context) (Purged, error) {
 		return out, apperror.Wrap(res.Error, "purge unverified users")
 	}
 	out.UnverifiedUsers = res.RowsAffected
+	res = db.Where("status <> ? AND created_at <= ?", MailPending, now.Add(-mailRetention)).Delete(&models.OutboxMail{})
+	if res.Error != nil {
+		return out, apperror.Wrap(res.Error, "purge mail")
+	}
+	out.Mail = res.RowsAffected
+	p.metrics.PurgedRows.WithLabelValues("mail_outbox").Add(float64(out.Mail))
 	p.metrics.PurgedRows.WithLabelValues("refresh_tokens").Add(float64(out.RefreshTokens))
 	p.metrics.PurgedRows.WithLabelValues("email_verification_tokens").Add(float64(out.VerificationTokens))
 	p.metrics.PurgedRows.WithLabelValues("users").Add(float64(out.UnverifiedUsers))
@@ -96,7 +108,7 @@ func (p *Purge) Every(ctx context.Context, interval time.Duration) {
 		}
 		if out != (Purged{}) {
 			p.log.Info("purged", "refresh_tokens", out.RefreshTokens, "verification_tokens", out.VerificationTokens,
-				"unverified_users", out.UnverifiedUsers)
+				"unverified_users", out.UnverifiedUsers, "mail", out.Mail)
 		}
 	}
 }

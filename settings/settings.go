@@ -80,6 +80,15 @@ type Config struct {
 	// Default lifetime of OAuth client access tokens (a client may set its own).
 	OAuthTokenTTL time.Duration `env:"OAUTH_TOKEN_TTL" envDefault:"15m"`
 
+	// Mail delivery from the outbox: attempts before a message is abandoned,
+	// the first retry's delay (doubling up to the maximum), one attempt's
+	// deadline (dial to QUIT), and how often due retries are looked for.
+	MailMaxAttempts  int           `env:"MAIL_MAX_ATTEMPTS" envDefault:"8"`
+	MailRetryBackoff time.Duration `env:"MAIL_RETRY_BACKOFF" envDefault:"30s"`
+	MailMaxBackoff   time.Duration `env:"MAIL_MAX_BACKOFF" envDefault:"1h"`
+	MailSendTimeout  time.Duration `env:"MAIL_SEND_TIMEOUT" envDefault:"30s"`
+	MailPollInterval time.Duration `env:"MAIL_POLL_INTERVAL" envDefault:"5s"`
+
 	SMTPURL  string `env:"SMTP_URL"`
 	MailFrom string `env:"MAIL_FROM" envDefault:"Tollgate <no-reply@localhost>"`
 
@@ -266,6 +275,15 @@ func (c *Config) validate() error {
 	}
 	if c.APIKeyPepper != "" && len(c.APIKeyPepper) < 32 {
 		return bad("API_KEY_PEPPER", "must be at least 32 characters (openssl rand -hex 32)")
+	}
+	if c.MailMaxAttempts < 1 {
+		return bad("MAIL_MAX_ATTEMPTS", "must be at least 1")
+	}
+	for name, d := range map[string]time.Duration{"MAIL_RETRY_BACKOFF": c.MailRetryBackoff, "MAIL_MAX_BACKOFF": c.MailMaxBackoff,
+		"MAIL_SEND_TIMEOUT": c.MailSendTimeout, "MAIL_POLL_INTERVAL": c.MailPollInterval} {
+		if d <= 0 {
+			return bad(name, "must be a positive duration such as 30s")
+		}
 	}
 	if c.OAuthTokenTTL < time.Minute || c.OAuthTokenTTL > 24*time.Hour {
 		return bad("OAUTH_TOKEN_TTL", "must be between 1m and 24h")

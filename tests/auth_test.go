@@ -26,18 +26,62 @@ func TestRegister(t *testing.T) {
 		{
 			Name: "valid credentials create an unverified viewer on the free tier", Method: "POST", URL: "/auth/register",
 			Body:            map[string]string{"email": "  Marta@Example.COM ", "password": testPassword},
-			ExpectedStatus:  http.StatusCreated,
-			ExpectedContent: []string{`"email":"marta@example.com"`, `"role":"viewer"`, `"tier":"free"`, `"email_verified":false`, `"id":"`},
-			NotExpected:     []string{"password", "hash"},
+			ExpectedStatus:  http.StatusAccepted,
+			ExpectedContent: []string{`"message":"Check your inbox`},
+			NotExpected:     []string{"password", "hash", "marta"},
+			After: func(t testing.TB, a *App, _ *Response) {
+				var u models.User
+				mustf(t, a.DB.Where("email = ?", "marta@example.com").First(&u).Error == nil, "no user stored")
+				mustf(t, u.Role == "viewer" && u.Tier == "free" && !u.EmailVerified, "stored %+v", u)
+			},
 		},
 		{
-			Name: "duplicate email, in any case, is a conflict", Method: "POST", URL: "/auth/register",
-			Body: map[string]string{"email": "MARTA@example.com", "password": testPassword},
+			Name: "an address with a verified account gets the same answer, and its owner a notice", Method: "POST", URL: "/auth/register",
+			Body: map[string]string{"email": "MARTA@example.com", "password": "Another-Pass-77"},
 			Setup: func(t testing.TB, a *App) map[string]string {
-				mustf(t, register(t, a, "marta@example.com").Status == 201, "first registration failed")
+				mustf(t, register(t, a, "marta@example.com").Status == 202, "first registration failed")
+				a.do(t, Request{Method: "GET", URL: "/auth/verify?token=" + a.lastToken(t, "marta@example.com")})
 				return nil
 			},
-			ExpectedStatus: http.StatusConflict, ExpectedContent: []string{`"code":"email_taken"`},
+			ExpectedStatus: http.StatusAccepted, ExpectedContent: []string{`"message":"Check your inbox`},
+			After: func(t testing.TB, a *App, _ *Response) {
+				sent := a.sent(t)
+				mustf(t, sent[len(sent)-1].Subject == "You already have an account", "last mail %+v", sent[len(sent)-1])
+				// The account and its password are untouched.
+				r := a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": "marta@example.com", "password": testPassword}})
+				mustf(t, r.Status == 200, "the owner's password changed: %d", r.Status)
+			},
+		},
+		{
+			Name: "a squatter's registration is overridden by the owner's", Method: "POST", URL: "/auth/register",
+			Body: map[string]string{"email": "victim@example.com", "password": "Owners-Pass-2024"},
+			Setup: func(t testing.TB, a *App) map[string]string {
+				r := a.do(t, Request{Method: "POST", URL: "/auth/register", Body: map[string]string{"email": "victim@example.com", "password": "Squatter-Pass-1"}})
+				mustf(t, r.Status == 202, "squatter: %d", r.Status)
+				return map[string]string{"squatter_link": a.lastToken(t, "victim@example.com")}
+			},
+			ExpectedStatus: http.StatusAccepted,
+			After: func(t testing.TB, a *App, _ *Response) {
+				// The owner follows the newest link; the squatter's password
+				// no longer opens the account.
+				r := a.do(t, Request{Method: "GET", URL: "/auth/verify?token=" + a.lastToken(t, "victim@example.com")})
+				mustf(t, r.Status == 200, "owner's link: %d %s", r.Status, r.Body)
+				r = a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": "victim@example.com", "password": "Squatter-Pass-1"}})
+				mustf(t, r.Status == 401, "the squatter's password still works: %d", r.Status)
+				r = a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": "victim@example.com", "password": "Owners-Pass-2024"}})
+				mustf(t, r.Status == 200, "the owner's password: %d %s", r.Status, r.Body)
+			},
+		},
+		{
+			Name: "a new link voids the older ones", Method: "GET", URL: "/auth/verify?token={first}",
+			Setup: func(t testing.TB, a *App) map[string]string {
+				register(t, a, "twice@example.com")
+				first := a.lastToken(t, "twice@example.com")
+				a.do(t, Request{Method: "POST", URL: "/auth/verify/resend", Body: map[string]string{"email": "twice@example.com"}})
+				mustf(t, a.lastToken(t, "twice@example.com") != first, "no new link")
+				return map[string]string{"first": first}
+			},
+			ExpectedStatus: http.StatusBadRequest, ExpectedContent: []string{`"code":"verification_token_invalid"`},
 		},
 		{
 			Name: "weak password is rejected with a field message", Method: "POST", URL: "/auth/register",
@@ -74,9 +118,8 @@ func TestRegister(t *testing.T) {
 		},
 		{
 			Name: "role, tier and email_verified in the body are not honoured", Method: "POST", URL: "/auth/register",
-			Body:            map[string]any{"email": "sneaky@example.com", "password": testPassword, "role": "admin", "tier": "enterprise", "email_verified": true},
-			ExpectedStatus:  http.StatusCreated,
-			ExpectedContent: []string{`"role":"viewer"`, `"tier":"free"`, `"email_verified":false`},
+			Body:           map[string]any{"email": "sneaky@example.com", "password": testPassword, "role": "admin", "tier": "enterprise", "email_verified": true},
+			ExpectedStatus: http.StatusAccepted,
 			After: func(t testing.TB, a *App, _ *Response) {
 				var u models.User
 				a.DB.Where("email = ?", "sneaky@example.com").First(&u)
@@ -86,11 +129,11 @@ func TestRegister(t *testing.T) {
 		{
 			Name: "registration mails a verification link whose token is stored only as a hash", Method: "POST", URL: "/auth/register",
 			Body:           map[string]string{"email": "mail@example.com", "password": testPassword},
-			ExpectedStatus: http.StatusCreated,
+			ExpectedStatus: http.StatusAccepted,
 			After: func(t testing.TB, a *App, _ *Response) {
 				token := a.lastToken(t, "mail@example.com")
 				mustf(t, len(token) >= 64, "token %q shorter than 32 bytes", token)
-				mustf(t, strings.Contains(a.Mailer.Sent()[0].Body, "http://tollgate.test/auth/verify?token="), "link not built from APP_BASE_URL")
+				mustf(t, strings.Contains(a.sent(t)[0].Body, "http://tollgate.test/auth/verify?token="), "link not built from APP_BASE_URL")
 				var rows []models.EmailVerificationToken
 				a.DB.Find(&rows)
 				mustf(t, len(rows) == 1 && rows[0].TokenHash != token && len(rows[0].TokenHash) == 64, "stored %+v", rows)
@@ -120,7 +163,7 @@ func TestRegister(t *testing.T) {
 func TestVerifyEmail(t *testing.T) {
 	parallelOnSQLite(t)
 	registered := func(t testing.TB, a *App) map[string]string {
-		mustf(t, register(t, a, "v@example.com").Status == 201, "register failed")
+		mustf(t, register(t, a, "v@example.com").Status == 202, "register failed")
 		return map[string]string{"token": a.lastToken(t, "v@example.com")}
 	}
 	scenarios := []Scenario{
@@ -162,14 +205,14 @@ func TestVerifyEmail(t *testing.T) {
 			Name: "resend answers 202 for an unknown account and sends nothing", Method: "POST", URL: "/auth/verify/resend",
 			Body: map[string]string{"email": "nobody@example.com"}, ExpectedStatus: http.StatusAccepted,
 			After: func(t testing.TB, a *App, _ *Response) {
-				mustf(t, len(a.Mailer.Sent()) == 0, "mail sent for unknown account")
+				mustf(t, len(a.sent(t)) == 0, "mail sent for unknown account")
 			},
 		},
 		{
 			Name: "resend mails a new working link to an unverified account", Method: "POST", URL: "/auth/verify/resend",
 			Body: map[string]string{"email": "V@example.com"}, Setup: registered, ExpectedStatus: http.StatusAccepted,
 			After: func(t testing.TB, a *App, _ *Response) {
-				mustf(t, len(a.Mailer.Sent()) == 2, "want a second mail, got %d", len(a.Mailer.Sent()))
+				mustf(t, len(a.sent(t)) == 2, "want a second mail, got %d", len(a.sent(t)))
 				r := a.do(t, Request{Method: "GET", URL: "/auth/verify?token=" + a.lastToken(t, "v@example.com")})
 				mustf(t, r.Status == 200, "new link: %d %s", r.Status, r.Body)
 			},

@@ -32,10 +32,10 @@ func TestDevRoutes(t *testing.T) {
 		{Name: "shows the verification mail with its link", Method: "GET", URL: "/dev/mail?to=NEW@example.com",
 			Setup: func(t testing.TB, a *App) map[string]string {
 				r := a.do(t, Request{Method: "POST", URL: "/auth/register", Body: `{"email":"new@example.com","password":"` + pw + `"}`})
-				mustf(t, r.Status == 201, "register %d %s", r.Status, r.Body)
+				mustf(t, r.Status == 202, "register %d %s", r.Status, r.Body)
 				return nil
 			},
-			ExpectedStatus: 200, ExpectedContent: []string{`"to":"new@example.com"`, `"subject":"Verify your email address"`, `"links":["http://tollgate.test/auth/verify?token=`},
+			ExpectedStatus: 200, ExpectedContent: []string{`"to":"new@example.com"`, `"subject":"Verify your email address"`, `"links":["http://tollgate.test/auth/verify?token=`, `"status":"pending"`},
 			After: func(t testing.TB, a *App, r *Response) {
 				link := r.Body[strings.Index(r.Body, `"links":["`)+len(`"links":["`):]
 				link = strings.TrimPrefix(link[:strings.IndexByte(link, '"')], "http://tollgate.test")

@@ -280,7 +280,7 @@ func TestPurge(t *testing.T) {
 	a := newApp(t)
 	ctx := context.Background()
 	// An unverified sign-up, a login that rotated once and one that logged out.
-	mustf(t, register(t, a, "stale@example.com").Status == 201, "register")
+	mustf(t, register(t, a, "stale@example.com").Status == 202, "register")
 	u := a.user(t, caller.Viewer, caller.Free)
 	rotated := refresh(t, a, u.Refresh)
 	mustf(t, rotated.Status == 200, "refresh")
@@ -299,7 +299,7 @@ func TestPurge(t *testing.T) {
 	r := refresh(t, a, u.Refresh)
 	mustf(t, r.Status == 401 && strings.Contains(r.Body, "refresh_token_reused"), "reuse after purge: %d %s", r.Status, r.Body)
 	// The address is free again.
-	mustf(t, register(t, a, "stale@example.com").Status == 201, "re-register after purge")
+	mustf(t, register(t, a, "stale@example.com").Status == 202, "re-register after purge")
 
 	a.Clock.Advance(7 * 24 * time.Hour)
 	n, err = purge.Run(ctx)
@@ -307,6 +307,15 @@ func TestPurge(t *testing.T) {
 	var left int64
 	a.DB.Model(&models.RefreshToken{}).Count(&left)
 	mustf(t, left == 0, "%d refresh tokens left", left)
+
+	// Delivered mail goes after 30 days; mail still pending never does.
+	a.sent(t)
+	register(t, a, "late@example.com")
+	a.Clock.Advance(31 * 24 * time.Hour)
+	n, err = purge.Run(ctx)
+	var pending int64
+	a.DB.Model(&models.OutboxMail{}).Where("status = ?", "pending").Count(&pending)
+	mustf(t, err == nil && n.Mail == 2 && pending == 1, "old mail: %+v %v, %d pending", n, err, pending)
 }
 
 // Correct logins in parallel from one address are all served: only
@@ -330,7 +339,7 @@ func TestParallelCorrectLoginsAreNotRefused(t *testing.T) {
 func TestEveryLoginAttemptCountsPerIP(t *testing.T) {
 	parallelOnSQLite(t)
 	a := newApp(t, "RATE_LIMIT_LOGIN_IP", "4/1m")
-	mustf(t, register(t, a, "new@example.com").Status == 201, "register")
+	mustf(t, register(t, a, "new@example.com").Status == 202, "register")
 	u := newVerifiedUser(t, a)
 	for i, req := range []map[string]string{
 		{"email": "new@example.com", "password": testPassword}, // 403 unverified

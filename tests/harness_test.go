@@ -166,8 +166,16 @@ func newAppOn(t testing.TB, db *database.DB, clk *clock.Manual, env ...string) *
 	if err != nil {
 		t.Fatal(err)
 	}
+	var mailer services.Mailer = a.Mailer
+	if cfg.SMTPURL != "" {
+		// A test of delivery itself: a real SMTP client against a relay of
+		// the test's making.
+		if mailer, err = services.NewSMTPMailer(cfg.SMTPURL, cfg.MailFrom); err != nil {
+			t.Fatal(err)
+		}
+	}
 	a.Server, err = server.New(server.Deps{
-		Config: cfg, DB: db, Redis: rdb, Keys: keys, Peppers: peppers, Clock: a.Clock, Mailer: a.Mailer, Log: log, RateStore: store,
+		Config: cfg, DB: db, Redis: rdb, Keys: keys, Peppers: peppers, Clock: a.Clock, Mailer: mailer, Log: log, RateStore: store,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -474,9 +482,19 @@ func field(t testing.TB, r *Response, name string) string {
 }
 
 // lastToken returns the verification token from the newest mail to email.
+// sent delivers the queued mail now (the worker's job in a running
+// server) and returns every message delivered so far.
+func (a *App) sent(t testing.TB) []services.Message {
+	t.Helper()
+	if _, err := a.Server.DeliverMail(context.Background()); err != nil {
+		t.Fatalf("deliver mail: %v", err)
+	}
+	return a.Mailer.Sent()
+}
+
 func (a *App) lastToken(t testing.TB, email string) string {
 	t.Helper()
-	sent := a.Mailer.Sent()
+	sent := a.sent(t)
 	for i := len(sent) - 1; i >= 0; i-- {
 		if sent[i].To == email {
 			m := regexp.MustCompile(`/auth/verify\?token=([0-9a-f]+)`).FindStringSubmatch(sent[i].Body)

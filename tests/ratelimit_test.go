@@ -114,7 +114,7 @@ func TestRegisterLimit(t *testing.T) {
 	a := newApp(t)
 	for i := range 10 {
 		r := register(t, a, fmt.Sprintf("r%d@example.com", i))
-		mustf(t, r.Status == 201, "registration %d: %d", i, r.Status)
+		mustf(t, r.Status == 202, "registration %d: %d", i, r.Status)
 		limitHeaders(t, r)
 	}
 	r := a.do(t, Request{Method: "POST", URL: "/auth/verify/resend", Body: map[string]string{"email": "r1@example.com"}})

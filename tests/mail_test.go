@@ -1,0 +1,161 @@
+package tests
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/models"
+)
+
+// blackHole accepts SMTP connections and never says a word: the relay
+// that once held POST /auth/register for minutes.
+func blackHole(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	mustf(t, err == nil, "listen: %v", err)
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	return l.Addr().String()
+}
+
+// relay is a minimal SMTP server that accepts every message and reports
+// each DATA it receives.
+func relay(t *testing.T) (string, <-chan string) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	mustf(t, err == nil, "listen: %v", err)
+	t.Cleanup(func() { l.Close() })
+	got := make(chan string, 10)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				fmt.Fprint(c, "220 relay.test ESMTP\r\n")
+				var data strings.Builder
+				inData := false
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if inData {
+						if line == ".\r\n" {
+							inData = false
+							got <- data.String()
+							fmt.Fprint(c, "250 queued\r\n")
+							continue
+						}
+						data.WriteString(line)
+						continue
+					}
+					switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+					case strings.HasPrefix(cmd, "EHLO"), strings.HasPrefix(cmd, "HELO"):
+						fmt.Fprint(c, "250 relay.test\r\n")
+					case cmd == "DATA":
+						inData = true
+						fmt.Fprint(c, "354 go ahead\r\n")
+					case cmd == "QUIT":
+						fmt.Fprint(c, "221 bye\r\n")
+						return
+					default:
+						fmt.Fprint(c, "250 ok\r\n")
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String(), got
+}
+
+// Mail never blocks a request: with a relay that never answers, register
+// and resend answer at once (the mail waits in the outbox), and delivery
+// gives up on the attempt at MAIL_SEND_TIMEOUT.
+func TestMailNeverBlocksARequest(t *testing.T) {
+	parallelOnSQLite(t)
+	a := newApp(t, "SMTP_URL", "smtp://"+blackHole(t), "MAIL_SEND_TIMEOUT", "200ms")
+	mustf(t, register(t, a, "new@example.com").Status == 202, "register")
+	r := a.do(t, Request{Method: "POST", URL: "/auth/verify/resend", Body: map[string]string{"email": "new@example.com"}})
+	// Not a speed target: had the requests waited for the relay, the request
+	// deadline (REQUEST_TIMEOUT) would have answered 504.
+	mustf(t, r.Status == 202, "resend: %d %s", r.Status, r.Body)
+	n, err := a.Server.DeliverMail(context.Background())
+	mustf(t, err == nil && n == 2, "two attempts: %d %v", n, err)
+	var rows []models.OutboxMail
+	a.DB.Order("created_at").Find(&rows)
+	for _, m := range rows {
+		mustf(t, m.Status == "pending" && m.Attempts == 1 && (strings.Contains(m.LastError, "deadline exceeded") || strings.Contains(m.LastError, "timeout")), "after a silent relay: %+v", m)
+	}
+}
+
+// Retries with backoff, then abandoned; delivered mail is marked sent.
+func TestMailRetriesThenAbandons(t *testing.T) {
+	parallelOnSQLite(t)
+	closed := func() string { // a port nobody listens on: connection refused
+		l, _ := net.Listen("tcp", "127.0.0.1:0")
+		defer l.Close()
+		return l.Addr().String()
+	}()
+	a := newApp(t, "SMTP_URL", "smtp://"+closed, "MAIL_MAX_ATTEMPTS", "3", "MAIL_RETRY_BACKOFF", "30s", "MAIL_SEND_TIMEOUT", "1s")
+	register(t, a, "r@example.com")
+	state := func() models.OutboxMail {
+		var m models.OutboxMail
+		a.DB.Where("to_address = ?", "r@example.com").First(&m)
+		return m
+	}
+	deliver := func() int {
+		n, err := a.Server.DeliverMail(context.Background())
+		mustf(t, err == nil, "deliver: %v", err)
+		return n
+	}
+	mustf(t, deliver() == 1, "first attempt")
+	m := state()
+	mustf(t, m.Status == "pending" && m.Attempts == 1 && m.NextAttemptAt.Equal(Start.Add(30*time.Second)) && m.LastError != "", "after one failure: %+v", m)
+	mustf(t, deliver() == 0, "retried before its time")
+	a.Clock.Advance(30 * time.Second)
+	mustf(t, deliver() == 1, "second attempt")
+	m = state()
+	mustf(t, m.Attempts == 2 && m.NextAttemptAt.Equal(Start.Add(90*time.Second)), "backoff doubles: %+v", m)
+	a.Clock.Advance(60 * time.Second)
+	mustf(t, deliver() == 1, "third attempt")
+	m = state()
+	mustf(t, m.Status == "abandoned" && m.Attempts == 3, "abandoned after MAIL_MAX_ATTEMPTS: %+v", m)
+	mustf(t, strings.Contains(a.Logs.String(), "mail abandoned"), "abandonment not logged")
+	mustf(t, strings.Contains(a.scrape(t), `tollgate_mail_delivery_attempts_total{result="abandoned"} 1`), "abandonment not counted")
+	a.Clock.Advance(time.Hour)
+	mustf(t, deliver() == 0, "an abandoned message was tried again")
+}
+
+// A working relay receives the message through the real SMTP client.
+func TestMailIsDeliveredOverSMTP(t *testing.T) {
+	parallelOnSQLite(t)
+	addr, got := relay(t)
+	a := newApp(t, "SMTP_URL", "smtp://"+addr)
+	register(t, a, "ok@example.com")
+	n, err := a.Server.DeliverMail(context.Background())
+	mustf(t, err == nil && n == 1, "deliver: %d %v", n, err)
+	select {
+	case data := <-got:
+		mustf(t, strings.Contains(data, "To: ok@example.com") && strings.Contains(data, "/auth/verify?token="), "message: %s", data)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the relay got nothing")
+	}
+	var m models.OutboxMail
+	a.DB.Where("to_address = ?", "ok@example.com").First(&m)
+	mustf(t, m.Status == "sent" && m.SentAt != nil && m.SentAt.Equal(Start), "after delivery: %+v", m)
+}
