@@ -193,6 +193,8 @@ type Caller struct {
 	Tier    Tier
 	Scopes  []Scope
 	TokenID string // the credential's id: the access token's jti, the key's id
+	// SessionID is a user's session (refresh-token family), when known.
+	SessionID string
 	// ClientID is the OAuth client's client_id (Kind Client).
 	ClientID string
 	// RateLimit, when set, is the credential's own limit (below its tier's).

@@ -646,6 +646,63 @@ const docTemplate = `{
                 "x-scope": "admin"
             }
         },
+        "/admin/users/{id}/sessions": {
+            "delete": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Their refresh tokens stop working at once; access tokens live out ACCESS_TOKEN_TTL.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "End every session of a user (admin)",
+                "operationId": "endUserSessions",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "format": "uuid",
+                        "description": "user id (UUID)",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "204": {
+                        "description": "No Content"
+                    },
+                    "400": {
+                        "description": "invalid_id",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "insufficient_permissions, user_token_required",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "user_not_found",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
         "/analytics": {
             "get": {
                 "security": [
@@ -1000,7 +1057,7 @@ const docTemplate = `{
         },
         "/auth/logout": {
             "post": {
-                "description": "Revokes every refresh token of this login. Idempotent: an unknown or already revoked token also gets 204. Access tokens stay valid until they expire (ACCESS_TOKEN_TTL). Limited per client IP.",
+                "description": "scope local (default) revokes every refresh token of this login; others, every other login of the account; global, all of them. Idempotent: an unknown or already revoked token also gets 204 (except for others, which needs a live session). Access tokens already issued stay valid until they expire (ACCESS_TOKEN_TTL, 15 min by default). Limited per client IP.",
                 "consumes": [
                     "application/json"
                 ],
@@ -1014,18 +1071,24 @@ const docTemplate = `{
                 "operationId": "logout",
                 "parameters": [
                     {
-                        "description": "refresh token",
+                        "description": "refresh token and scope",
                         "name": "body",
                         "in": "body",
                         "required": true,
                         "schema": {
-                            "$ref": "#/definitions/RefreshRequest"
+                            "$ref": "#/definitions/LogoutRequest"
                         }
                     }
                 ],
                 "responses": {
                     "204": {
                         "description": "logged out"
+                    },
+                    "401": {
+                        "description": "invalid_refresh_token (scope others with a dead session)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
                     },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
@@ -1035,6 +1098,96 @@ const docTemplate = `{
                     }
                 },
                 "x-order": 6
+            }
+        },
+        "/auth/password/forgot": {
+            "post": {
+                "description": "Always 202, with the same work whatever the address, so the answer reveals no account. The link (a single-use token) works for PASSWORD_RESET_TTL (30 min). Limited per client IP and, silently, per account (RATE_LIMIT_FORGOT_ACCOUNT). Works while the account's logins are throttled.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "auth"
+                ],
+                "summary": "Ask for a password reset link",
+                "operationId": "forgotPassword",
+                "parameters": [
+                    {
+                        "description": "email",
+                        "name": "body",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/ForgotRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "202": {
+                        "description": "Accepted",
+                        "schema": {
+                            "$ref": "#/definitions/MessageResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                },
+                "x-order": 7
+            }
+        },
+        "/auth/password/reset": {
+            "post": {
+                "description": "Uses up the token from the reset mail: the account gets the new password (same policy as registration), every session of it ends, its address counts as verified, and its owner gets a notice. Limited per client IP.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "auth"
+                ],
+                "summary": "Reset the password",
+                "operationId": "resetPassword",
+                "parameters": [
+                    {
+                        "description": "token and new password",
+                        "name": "body",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/ResetRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/MessageResponse"
+                        }
+                    },
+                    "400": {
+                        "description": "validation_failed, reset_token_invalid, reset_token_used or reset_token_expired",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                },
+                "x-order": 8
             }
         },
         "/auth/refresh": {
@@ -1823,6 +1976,162 @@ const docTemplate = `{
                 },
                 "x-scope": "users:read"
             }
+        },
+        "/users/me/password": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Needs the current password; the new one follows the registration policy. Every other session ends (this one stays), and the owner gets a notice. Needs a user's access token.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "users"
+                ],
+                "summary": "Change your password",
+                "operationId": "changePassword",
+                "parameters": [
+                    {
+                        "description": "current and new password",
+                        "name": "body",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/ChangePasswordRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/MessageResponse"
+                        }
+                    },
+                    "400": {
+                        "description": "validation_failed, current_password_incorrect",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "user_token_required",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/users/me/sessions": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "One per login (refresh-token family) still alive, most recently used first; current marks the one of this request's token. Needs a user's access token.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "users"
+                ],
+                "summary": "List your sessions",
+                "operationId": "listSessions",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "type": "array",
+                            "items": {
+                                "$ref": "#/definitions/SessionResponse"
+                            }
+                        }
+                    },
+                    "403": {
+                        "description": "user_token_required",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/users/me/sessions/{id}": {
+            "delete": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Its refresh tokens stop working at once; its access tokens live out ACCESS_TOKEN_TTL. Needs a user's access token.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "users"
+                ],
+                "summary": "End one of your sessions",
+                "operationId": "endSession",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "format": "uuid",
+                        "description": "session id (UUID)",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "204": {
+                        "description": "No Content"
+                    },
+                    "400": {
+                        "description": "invalid_id",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "user_token_required",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "session_not_found",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
         }
     },
     "definitions": {
@@ -2066,6 +2375,24 @@ const docTemplate = `{
                             "type": "integer"
                         }
                     }
+                }
+            }
+        },
+        "ChangePasswordRequest": {
+            "type": "object",
+            "required": [
+                "current_password",
+                "new_password"
+            ],
+            "properties": {
+                "current_password": {
+                    "type": "string",
+                    "maxLength": 1024,
+                    "example": "Correct-Horse-9"
+                },
+                "new_password": {
+                    "type": "string",
+                    "example": "Brand-New-Pass-7"
                 }
             }
         },
@@ -2393,6 +2720,19 @@ const docTemplate = `{
                 }
             }
         },
+        "ForgotRequest": {
+            "type": "object",
+            "required": [
+                "email"
+            ],
+            "properties": {
+                "email": {
+                    "type": "string",
+                    "maxLength": 254,
+                    "example": "marta@example.com"
+                }
+            }
+        },
         "IndexResponse": {
             "type": "object",
             "required": [
@@ -2522,6 +2862,28 @@ const docTemplate = `{
                     "type": "string",
                     "maxLength": 1024,
                     "example": "Correct-Horse-9"
+                }
+            }
+        },
+        "LogoutRequest": {
+            "type": "object",
+            "required": [
+                "refresh_token"
+            ],
+            "properties": {
+                "refresh_token": {
+                    "type": "string",
+                    "maxLength": 256,
+                    "example": "3f9a...128 hex characters"
+                },
+                "scope": {
+                    "description": "local (default): this session; others: every other session of the\naccount; global: every session.",
+                    "type": "string",
+                    "enum": [
+                        "local",
+                        "others",
+                        "global"
+                    ]
                 }
             }
         },
@@ -2776,6 +3138,24 @@ const docTemplate = `{
                 }
             }
         },
+        "ResetRequest": {
+            "type": "object",
+            "required": [
+                "password",
+                "token"
+            ],
+            "properties": {
+                "password": {
+                    "type": "string",
+                    "example": "Brand-New-Pass-7"
+                },
+                "token": {
+                    "type": "string",
+                    "maxLength": 256,
+                    "example": "9c1f...64 hex characters"
+                }
+            }
+        },
         "RotateAPIKeyRequest": {
             "type": "object",
             "properties": {
@@ -2784,6 +3164,43 @@ const docTemplate = `{
                     "type": "integer",
                     "minimum": 0,
                     "example": 86400
+                }
+            }
+        },
+        "SessionResponse": {
+            "type": "object",
+            "required": [
+                "created_at",
+                "current",
+                "id",
+                "ip",
+                "last_used_at",
+                "user_agent"
+            ],
+            "properties": {
+                "created_at": {
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "current": {
+                    "description": "the session of the token making this request",
+                    "type": "boolean"
+                },
+                "id": {
+                    "type": "string",
+                    "format": "uuid"
+                },
+                "ip": {
+                    "type": "string",
+                    "example": "203.0.113.7"
+                },
+                "last_used_at": {
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "user_agent": {
+                    "type": "string",
+                    "example": "Mozilla/5.0"
                 }
             }
         },

@@ -3,7 +3,9 @@ package handlers
 import (
 	"errors"
 	"net/http"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v5"
 
 	"github.com/tollgate/tollgate/services"
@@ -198,25 +200,224 @@ func (h *Auth) Refresh(c *echo.Context) error {
 	return c.JSON(http.StatusOK, toTokens(s))
 }
 
-// Logout revokes the refresh token's family.
+// LogoutRequest ends one session, the others, or all of them.
+type LogoutRequest struct {
+	RefreshToken string `json:"refresh_token" validate:"required,max=256" example:"3f9a...128 hex characters"`
+	// local (default): this session; others: every other session of the
+	// account; global: every session.
+	Scope string `json:"scope,omitempty" validate:"omitempty,oneof=local others global" enums:"local,others,global"`
+}
+
+// Logout revokes the refresh token's family, or more.
 //
 //	@Summary	Log out
-//	@Description	Revokes every refresh token of this login. Idempotent: an unknown or already revoked token also gets 204. Access tokens stay valid until they expire (ACCESS_TOKEN_TTL). Limited per client IP.
+//	@Description	scope local (default) revokes every refresh token of this login; others, every other login of the account; global, all of them. Idempotent: an unknown or already revoked token also gets 204 (except for others, which needs a live session). Access tokens already issued stay valid until they expire (ACCESS_TOKEN_TTL, 15 min by default). Limited per client IP.
 //	@ID	logout
 //	@x-order	6
 //	@Tags	auth
 //	@Accept	json
 //	@Produce	json
-//	@Param	body	body	RefreshRequest	true	"refresh token"
+//	@Param	body	body	LogoutRequest	true	"refresh token and scope"
 //	@Success	204	"logged out"
+//	@Failure	401	{object}	ErrorResponse	"invalid_refresh_token (scope others with a dead session)"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/auth/logout [post]
 func (h *Auth) Logout(c *echo.Context) error {
-	var req RefreshRequest
+	var req LogoutRequest
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	if err := h.auth.Logout(c.Request().Context(), req.RefreshToken); err != nil {
+	if err := h.auth.LogoutScope(c.Request().Context(), req.RefreshToken, req.Scope); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// ForgotRequest asks for a password reset link.
+type ForgotRequest struct {
+	Email string `json:"email" validate:"required,max=254" example:"marta@example.com"`
+}
+
+// Forgot mails a password reset link if the account exists.
+//
+//	@Summary	Ask for a password reset link
+//	@Description	Always 202, with the same work whatever the address, so the answer reveals no account. The link (a single-use token) works for PASSWORD_RESET_TTL (30 min). Limited per client IP and, silently, per account (RATE_LIMIT_FORGOT_ACCOUNT). Works while the account's logins are throttled.
+//	@ID	forgotPassword
+//	@x-order	7
+//	@Tags	auth
+//	@Accept	json
+//	@Produce	json
+//	@Param	body	body	ForgotRequest	true	"email"
+//	@Success	202	{object}	MessageResponse
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Router			/auth/password/forgot [post]
+func (h *Auth) Forgot(c *echo.Context) error {
+	var req ForgotRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	if msg := services.CheckEmail(services.NormalizeEmail(req.Email)); msg != "" {
+		return validationError("email", msg)
+	}
+	if err := h.auth.ForgotPassword(c.Request().Context(), req.Email); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, MessageResponse{Message: "If that account exists, a reset link is on its way"})
+}
+
+// ResetRequest sets a new password with a reset token.
+type ResetRequest struct {
+	Token    string `json:"token" validate:"required,max=256" example:"9c1f...64 hex characters"`
+	Password string `json:"password" validate:"required" example:"Brand-New-Pass-7"`
+}
+
+// Reset sets a new password with the token from the mail.
+//
+//	@Summary	Reset the password
+//	@Description	Uses up the token from the reset mail: the account gets the new password (same policy as registration), every session of it ends, its address counts as verified, and its owner gets a notice. Limited per client IP.
+//	@ID	resetPassword
+//	@x-order	8
+//	@Tags	auth
+//	@Accept	json
+//	@Produce	json
+//	@Param	body	body	ResetRequest	true	"token and new password"
+//	@Success	200	{object}	MessageResponse
+//	@Failure	400	{object}	ErrorResponse	"validation_failed, reset_token_invalid, reset_token_used or reset_token_expired"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Router			/auth/password/reset [post]
+func (h *Auth) Reset(c *echo.Context) error {
+	var req ResetRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	if err := h.auth.ResetPassword(c.Request().Context(), req.Token, req.Password); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, MessageResponse{Message: "Password changed; every session was signed out"})
+}
+
+// ChangePasswordRequest changes the caller's password.
+type ChangePasswordRequest struct {
+	CurrentPassword string `json:"current_password" validate:"required,max=1024" example:"Correct-Horse-9"`
+	NewPassword     string `json:"new_password" validate:"required" example:"Brand-New-Pass-7"`
+}
+
+// ChangePassword changes the caller's password.
+//
+//	@Summary	Change your password
+//	@Description	Needs the current password; the new one follows the registration policy. Every other session ends (this one stays), and the owner gets a notice. Needs a user's access token.
+//	@ID	changePassword
+//	@Tags	users
+//	@Accept	json
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param	body	body	ChangePasswordRequest	true	"current and new password"
+//	@Success	200	{object}	MessageResponse
+//	@Failure	400	{object}	ErrorResponse	"validation_failed, current_password_incorrect"
+//	@Failure	403	{object}	ErrorResponse	"user_token_required"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Router			/users/me/password [post]
+func (h *Auth) ChangePassword(c *echo.Context) error {
+	cl, err := who(c)
+	if err != nil {
+		return err
+	}
+	var req ChangePasswordRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	if err := h.auth.ChangePassword(c.Request().Context(), cl.ID, req.CurrentPassword, req.NewPassword, cl.SessionID); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, MessageResponse{Message: "Password changed; every other session was signed out"})
+}
+
+// SessionResponse is one login of the caller.
+type SessionResponse struct {
+	ID        uuid.UUID `json:"id" format:"uuid"`
+	CreatedAt time.Time `json:"created_at" format:"date-time"`
+	LastUsed  time.Time `json:"last_used_at" format:"date-time"`
+	IP        string    `json:"ip" example:"203.0.113.7"`
+	UserAgent string    `json:"user_agent" example:"Mozilla/5.0"`
+	Current   bool      `json:"current"` // the session of the token making this request
+}
+
+// Sessions lists the caller's sessions.
+//
+//	@Summary	List your sessions
+//	@Description	One per login (refresh-token family) still alive, most recently used first; current marks the one of this request's token. Needs a user's access token.
+//	@ID	listSessions
+//	@Tags	users
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Success	200	{array}	SessionResponse
+//	@Failure	403	{object}	ErrorResponse	"user_token_required"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Router			/users/me/sessions [get]
+func (h *Auth) Sessions(c *echo.Context) error {
+	cl, err := who(c)
+	if err != nil {
+		return err
+	}
+	list, err := h.auth.Sessions(c.Request().Context(), cl.ID)
+	if err != nil {
+		return err
+	}
+	out := make([]SessionResponse, 0, len(list))
+	for _, s := range list {
+		out = append(out, SessionResponse{ID: s.ID, CreatedAt: s.CreatedAt, LastUsed: s.LastUsed, IP: s.IP, UserAgent: s.UserAgent,
+			Current: s.ID.String() == cl.SessionID})
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// EndSession ends one of the caller's sessions.
+//
+//	@Summary	End one of your sessions
+//	@Description	Its refresh tokens stop working at once; its access tokens live out ACCESS_TOKEN_TTL. Needs a user's access token.
+//	@ID	endSession
+//	@Tags	users
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param	id	path	string	true	"session id (UUID)"	format(uuid)
+//	@Success	204
+//	@Failure	400	{object}	ErrorResponse	"invalid_id"
+//	@Failure	403	{object}	ErrorResponse	"user_token_required"
+//	@Failure	404	{object}	ErrorResponse	"session_not_found"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Router			/users/me/sessions/{id} [delete]
+func (h *Auth) EndSession(c *echo.Context) error {
+	cl, id, err := whoAndID(c)
+	if err != nil {
+		return err
+	}
+	if err := h.auth.EndSession(c.Request().Context(), cl.ID, id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// EndUserSessions ends every session of a user (admins).
+//
+//	@Summary	End every session of a user (admin)
+//	@Description	Their refresh tokens stop working at once; access tokens live out ACCESS_TOKEN_TTL.
+//	@ID	endUserSessions
+//	@Tags	admin
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param	id	path	string	true	"user id (UUID)"	format(uuid)
+//	@Success	204
+//	@Failure	400	{object}	ErrorResponse	"invalid_id"
+//	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, user_token_required"
+//	@Failure	404	{object}	ErrorResponse	"user_not_found"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Router			/admin/users/{id}/sessions [delete]
+func (h *Auth) EndUserSessions(c *echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	if err := h.auth.EndAllSessions(c.Request().Context(), id, ""); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

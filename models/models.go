@@ -123,3 +123,14 @@ type OutboxMail struct {
 
 // TableName names the outbox table.
 func (OutboxMail) TableName() string { return "mail_outbox" }
+
+// PasswordResetToken is a single-use token mailed by "forgot password";
+// only its SHA-256 hash is stored.
+type PasswordResetToken struct {
+	ID        uuid.UUID `gorm:"type:uuid;primaryKey"`
+	UserID    uuid.UUID `gorm:"type:uuid"`
+	TokenHash string
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+	CreatedAt time.Time
+}

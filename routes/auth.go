@@ -14,4 +14,6 @@ func auth(e *echo.Echo, h *handlers.Auth, g Guards) {
 	e.POST("/auth/login", h.Login, g.LoginAttempts, g.Login) // every attempt, and failures apart
 	e.POST("/auth/refresh", h.Refresh, g.Public)
 	e.POST("/auth/logout", h.Logout, g.Public)
+	e.POST("/auth/password/forgot", h.Forgot, g.Public, g.Register) // and per account, in the service
+	e.POST("/auth/password/reset", h.Reset, g.Public, g.Register)
 }

@@ -43,6 +43,7 @@ type Guards struct {
 func Register(e *echo.Echo, h Handlers, g Guards) {
 	system(e, h.System, g)
 	auth(e, h.Auth, g)
+	account(e, h.Auth, g)
 	users(e, h.Users, g)
 	projects(e, h.Projects, g)
 	analytics(e, h.Analytics, g)

@@ -113,6 +113,22 @@ func New(d Deps) (*Server, error) {
 	tokens := services.NewTokens(d.Keys, d.Clock, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL)
 	hasher := services.NewHasher(cfg.BcryptCost, cfg.PasswordHashConcurrency, cfg.PasswordHashMaxWait)
 	users := services.NewUsers(d.DB.DB, d.Clock, hasher)
+	memory := ratelimit.NewMemory(d.Clock, cfg.RateLimitMemoryMaxKeys)
+	store := d.RateStore
+	if store == nil {
+		store = memory
+		if d.Redis != nil {
+			store = ratelimit.NewFallback(ratelimit.NewRedis(d.Redis, cfg.RateLimitKeyPrefix, cfg.RateLimitRedisTimeout),
+				memory, d.Clock, d.Log, time.Second)
+		}
+	}
+	if fb, ok := store.(*ratelimit.Fallback); ok {
+		fb.OnChange(func(degraded bool) { m.RateLimitFallback.Set(map[bool]float64{false: 0, true: 1}[degraded]) })
+	}
+	var accountStore ratelimit.Store // per-account limits follow RATE_LIMIT_ENABLED
+	if cfg.RateLimitEnabled {
+		accountStore = store
+	}
 	outbox := services.NewOutbox(d.DB.DB, d.Clock, d.Mailer, d.Log, m, services.OutboxConfig{
 		MaxAttempts: cfg.MailMaxAttempts, Backoff: cfg.MailRetryBackoff, MaxBackoff: cfg.MailMaxBackoff,
 		SendTimeout: cfg.MailSendTimeout, Batch: 20,
@@ -124,7 +140,8 @@ func New(d Deps) (*Server, error) {
 	}
 	auth, err := services.NewAuth(d.DB.DB, d.Clock, users, tokens, hasher, outbox, d.Log, m, services.AuthConfig{
 		BaseURL: cfg.AppBaseURL, RefreshTTL: cfg.RefreshTokenTTL, VerificationTTL: cfg.EmailVerificationTTL,
-		ReuseGrace: cfg.RefreshReuseGrace,
+		ReuseGrace: cfg.RefreshReuseGrace, ResetTTL: cfg.PasswordResetTTL,
+		AccountStore: accountStore, LoginAccount: cfg.RateLimits.LoginAccount, ForgotAccount: cfg.RateLimits.ForgotAccount,
 	})
 	if err != nil {
 		return nil, err
@@ -180,18 +197,6 @@ func New(d Deps) (*Server, error) {
 	}
 	e.Use(echomw.BodyLimit(MaxBodyBytes))
 
-	memory := ratelimit.NewMemory(d.Clock, cfg.RateLimitMemoryMaxKeys)
-	store := d.RateStore
-	if store == nil {
-		store = memory
-		if d.Redis != nil {
-			store = ratelimit.NewFallback(ratelimit.NewRedis(d.Redis, cfg.RateLimitKeyPrefix, cfg.RateLimitRedisTimeout),
-				memory, d.Clock, d.Log, time.Second)
-		}
-	}
-	if fb, ok := store.(*ratelimit.Fallback); ok {
-		fb.OnChange(func(degraded bool) { m.RateLimitFallback.Set(map[bool]float64{false: 0, true: 1}[degraded]) })
-	}
 	m.Gauge("password_hashes_in_flight", "Password hashes running now.", func() float64 { return float64(hasher.InFlight()) })
 	m.Gauge("password_hashes_waiting", "Requests waiting for a password-hash slot.", func() float64 { return float64(hasher.Waiting()) })
 	m.Gauge("rate_limit_memory_keys", "Keys held by the per-instance rate-limit store.", func() float64 { return float64(memory.Len()) })

@@ -22,6 +22,7 @@ import (
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/metrics"
 	"github.com/tollgate/tollgate/models"
+	"github.com/tollgate/tollgate/ratelimit"
 )
 
 // Token sizes: refresh tokens are 64 random bytes (seed 001), verification
@@ -52,6 +53,12 @@ type AuthConfig struct {
 	// ReuseGrace: a rotated refresh token presented again this soon is a
 	// retry (409, family kept); later it is theft (family revoked).
 	ReuseGrace time.Duration
+	ResetTTL   time.Duration // how long a password reset link works
+	// Per-account limits, in the rate-limit store (nil: none): failed
+	// logins per account under each policy, and reset requests.
+	AccountStore  ratelimit.Store
+	LoginAccount  []ratelimit.Policy
+	ForgotAccount ratelimit.Policy
 }
 
 // Auth runs registration, verification, login and refresh-token rotation.
@@ -66,6 +73,7 @@ type Auth struct {
 	metrics   *metrics.Metrics
 	cfg       AuthConfig
 	dummyHash []byte
+	throttle  accountThrottle
 }
 
 // NewAuth builds the auth service. It hashes a random password once so that
@@ -77,7 +85,7 @@ func NewAuth(db *gorm.DB, clk clock.Clock, users *Users, tokens *Tokens, hasher 
 		return nil, err
 	}
 	return &Auth{db: db, clock: clk, users: users, tokens: tokens, hasher: hasher, outbox: outbox, log: log, metrics: m,
-		cfg: cfg, dummyHash: dummy}, nil
+		cfg: cfg, dummyHash: dummy, throttle: accountThrottle{store: cfg.AccountStore, logins: cfg.LoginAccount, forgot: cfg.ForgotAccount}}, nil
 }
 
 // dummyHashes holds one hash of a random password per bcrypt cost, made
@@ -255,11 +263,21 @@ func (a *Auth) Login(ctx context.Context, email, password string, client Client)
 	if err != nil {
 		return nil, err
 	}
+	account := throttleKey(email, u)
+	if a.throttled(ctx, account, client) {
+		// The same answer and the same work as a wrong password: a throttled
+		// account is not told apart (a password reset still works).
+		if _, err := a.hasher.Matches(ctx, a.dummyHash, password); err != nil {
+			return nil, err
+		}
+		return nil, ErrBadCredentials
+	}
 	if u == nil {
 		// Same work as a real check, so timing does not tell which emails exist.
 		if _, err := a.hasher.Matches(ctx, a.dummyHash, password); err != nil {
 			return nil, err
 		}
+		a.failed(ctx, account)
 		return nil, ErrBadCredentials
 	}
 	ok, err := a.hasher.Matches(ctx, []byte(u.PasswordHash), password)
@@ -267,6 +285,7 @@ func (a *Auth) Login(ctx context.Context, email, password string, client Client)
 		return nil, err
 	}
 	if !ok {
+		a.failed(ctx, account)
 		return nil, ErrBadCredentials
 	}
 	if !u.EmailVerified {
@@ -279,6 +298,34 @@ func (a *Auth) Login(ctx context.Context, email, password string, client Client)
 		return err
 	})
 	return s, err
+}
+
+// throttled reports whether the account has used up a failed-login
+// window (unknown addresses included: they are counted alike).
+func (a *Auth) throttled(ctx context.Context, account string, client Client) bool {
+	if a.throttle.store == nil {
+		return false
+	}
+	for _, p := range a.throttle.logins {
+		r, err := a.throttle.store.Peek(ctx, account, p)
+		if err == nil && !r.Allowed {
+			a.log.Warn("security event", "event", "auth.login_throttled", "account", account, "policy", p.Name, "ip", client.IP)
+			return true
+		}
+	}
+	return false
+}
+
+// failed counts a failed login against the account in every window.
+func (a *Auth) failed(ctx context.Context, account string) {
+	if a.throttle.store == nil {
+		return
+	}
+	for _, p := range a.throttle.logins {
+		if _, err := a.throttle.store.Take(ctx, account, p); err != nil {
+			a.log.Debug("per-account login limit unavailable", "error", err)
+		}
+	}
 }
 
 // issue stores a refresh token with id in family and signs an access token.
@@ -296,7 +343,7 @@ func (a *Auth) issue(tx *gorm.DB, u *models.User, id, family uuid.UUID, client C
 	if err := tx.Create(&rt).Error; err != nil {
 		return nil, apperror.Wrap(err, "store refresh token")
 	}
-	access, err := a.tokens.Issue(u)
+	access, err := a.tokens.IssueSession(u, family.String())
 	if err != nil {
 		return nil, apperror.Wrap(err, "sign access token")
 	}
@@ -393,20 +440,6 @@ func (a *Auth) revokeFamily(ctx context.Context, family uuid.UUID) error {
 		return apperror.Wrap(err, "revoke token family")
 	}
 	return nil
-}
-
-// Logout revokes the family of the presented refresh token. Unknown tokens
-// are not an error: logging out twice is fine.
-func (a *Auth) Logout(ctx context.Context, raw string) error {
-	var rt models.RefreshToken
-	err := a.db.WithContext(ctx).Where("token_hash = ?", hashToken(raw)).First(&rt).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil
-	}
-	if err != nil {
-		return apperror.Wrap(err, "load refresh token")
-	}
-	return a.revokeFamily(ctx, rt.FamilyID)
 }
 
 // CleanText makes s safe to store in any database: invalid UTF-8 becomes

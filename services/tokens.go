@@ -25,6 +25,8 @@ type Claims struct {
 	Tier string `json:"tier"`
 	// Scope is what the role implies, space-separated (RFC 8693 / 9068).
 	Scope string `json:"scope"`
+	// Sid is the session (refresh-token family) the token was issued in.
+	Sid string `json:"sid,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -34,7 +36,7 @@ type Claims struct {
 func (c *Claims) Caller() *caller.Caller {
 	id, _ := uuid.Parse(c.Subject)
 	role := caller.Role(c.Role)
-	return &caller.Caller{Kind: caller.User, ID: id, Role: role, Tier: caller.Tier(c.Tier), Scopes: role.Scopes(), TokenID: c.ID}
+	return &caller.Caller{Kind: caller.User, ID: id, Role: role, Tier: caller.Tier(c.Tier), Scopes: role.Scopes(), TokenID: c.ID, SessionID: c.Sid}
 }
 
 // Tokens issues and verifies RS256 access tokens.
@@ -74,10 +76,15 @@ func (t *Tokens) TTL() time.Duration { return t.ttl }
 // JWKS returns the public keys clients can verify tokens with.
 func (t *Tokens) JWKS() JWKS { return t.keys.JWKS() }
 
-// Issue signs an access token for u.
-func (t *Tokens) Issue(u *models.User) (string, error) {
+// Issue signs an access token for u, outside any session.
+func (t *Tokens) Issue(u *models.User) (string, error) { return t.IssueSession(u, "") }
+
+// IssueSession signs an access token for u in session (its refresh-token
+// family), so the session can be told apart ("current", "others").
+func (t *Tokens) IssueSession(u *models.User, session string) (string, error) {
 	now := t.clock.Now()
 	claims := Claims{
+		Sid:   session,
 		Role:  string(u.Role),
 		Tier:  string(u.Tier),
 		Scope: caller.FormatScopes(u.Role.Scopes()),

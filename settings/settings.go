@@ -77,6 +77,8 @@ type Config struct {
 	APIKeyRotationGrace   time.Duration `env:"API_KEY_ROTATION_GRACE" envDefault:"24h"`
 	// Count API key requests in the owner's per-user bucket instead of one per key.
 	APIKeySharesUserLimit bool `env:"API_KEY_SHARES_USER_LIMIT" envDefault:"false"`
+	// How long a password reset link works.
+	PasswordResetTTL time.Duration `env:"PASSWORD_RESET_TTL" envDefault:"30m"`
 	// Default lifetime of OAuth client access tokens (a client may set its own).
 	OAuthTokenTTL time.Duration `env:"OAUTH_TOKEN_TTL" envDefault:"15m"`
 
@@ -95,16 +97,21 @@ type Config struct {
 	CORSAllowedOrigins []string `env:"CORS_ALLOWED_ORIGINS" envSeparator:","`
 	TrustedProxies     []string `env:"TRUSTED_PROXIES" envSeparator:","`
 
-	RateLimitEnabled      bool          `env:"RATE_LIMIT_ENABLED" envDefault:"true"`
-	RateLimitPublicRaw    string        `env:"RATE_LIMIT_PUBLIC" envDefault:"100/1m"`
-	RateLimitLoginRaw     string        `env:"RATE_LIMIT_LOGIN" envDefault:"5/15m"`
-	RateLimitLoginIPRaw   string        `env:"RATE_LIMIT_LOGIN_IP" envDefault:"20/1m"`
-	RateLimitRegisterRaw  string        `env:"RATE_LIMIT_REGISTER" envDefault:"10/1h"`
-	RateLimitUserRaw      string        `env:"RATE_LIMIT_USER" envDefault:"300/1m"`
-	RateLimitTokenRaw     string        `env:"RATE_LIMIT_TOKEN" envDefault:"60/1m"`
-	RateLimitTiersRaw     string        `env:"RATE_LIMIT_TIERS" envDefault:"free=60/1m,paid=600/1m,enterprise=3000/1m"`
-	RateLimitRedisTimeout time.Duration `env:"RATE_LIMIT_REDIS_TIMEOUT" envDefault:"50ms"`
-	RateLimitKeyPrefix    string        `env:"RATE_LIMIT_KEY_PREFIX"`
+	RateLimitEnabled     bool   `env:"RATE_LIMIT_ENABLED" envDefault:"true"`
+	RateLimitPublicRaw   string `env:"RATE_LIMIT_PUBLIC" envDefault:"100/1m"`
+	RateLimitLoginRaw    string `env:"RATE_LIMIT_LOGIN" envDefault:"5/15m"`
+	RateLimitLoginIPRaw  string `env:"RATE_LIMIT_LOGIN_IP" envDefault:"20/1m"`
+	RateLimitRegisterRaw string `env:"RATE_LIMIT_REGISTER" envDefault:"10/1h"`
+	RateLimitUserRaw     string `env:"RATE_LIMIT_USER" envDefault:"300/1m"`
+	RateLimitTokenRaw    string `env:"RATE_LIMIT_TOKEN" envDefault:"60/1m"`
+	// Failed logins per account (a hash of the address, unknown ones too),
+	// one or more windows: past any, the account answers 401 until the
+	// window frees (so a persistent attacker waits longer, up to the last).
+	RateLimitLoginAccountRaw  string        `env:"RATE_LIMIT_LOGIN_ACCOUNT" envDefault:"10/15m,50/24h"`
+	RateLimitForgotAccountRaw string        `env:"RATE_LIMIT_FORGOT_ACCOUNT" envDefault:"3/1h"`
+	RateLimitTiersRaw         string        `env:"RATE_LIMIT_TIERS" envDefault:"free=60/1m,paid=600/1m,enterprise=3000/1m"`
+	RateLimitRedisTimeout     time.Duration `env:"RATE_LIMIT_REDIS_TIMEOUT" envDefault:"50ms"`
+	RateLimitKeyPrefix        string        `env:"RATE_LIMIT_KEY_PREFIX"`
 	// Keys the per-instance (fallback) store holds at most; the oldest go first.
 	RateLimitMemoryMaxKeys int `env:"RATE_LIMIT_MEMORY_MAX_KEYS" envDefault:"100000"`
 
@@ -146,8 +153,9 @@ type Config struct {
 
 // RateLimits are the parsed rate-limit policies.
 type RateLimits struct {
-	Public, Login, LoginIP, Register, User, Token ratelimit.Policy
-	Tiers                                         map[string]ratelimit.Policy // by tier claim
+	Public, Login, LoginIP, Register, User, Token, ForgotAccount ratelimit.Policy
+	LoginAccount                                                 []ratelimit.Policy
+	Tiers                                                        map[string]ratelimit.Policy // by tier claim
 }
 
 // IsProduction reports whether APP_ENV is production.
@@ -276,6 +284,9 @@ func (c *Config) validate() error {
 	if c.APIKeyPepper != "" && len(c.APIKeyPepper) < 32 {
 		return bad("API_KEY_PEPPER", "must be at least 32 characters (openssl rand -hex 32)")
 	}
+	if c.PasswordResetTTL < time.Minute || c.PasswordResetTTL > 24*time.Hour {
+		return bad("PASSWORD_RESET_TTL", "must be between 1m and 24h")
+	}
 	if c.MailMaxAttempts < 1 {
 		return bad("MAIL_MAX_ATTEMPTS", "must be at least 1")
 	}
@@ -308,10 +319,22 @@ func (c *Config) validate() error {
 		{"RATE_LIMIT_REGISTER", "register", c.RateLimitRegisterRaw, &c.RateLimits.Register},
 		{"RATE_LIMIT_USER", "user", c.RateLimitUserRaw, &c.RateLimits.User},
 		{"RATE_LIMIT_TOKEN", "token", c.RateLimitTokenRaw, &c.RateLimits.Token},
+		{"RATE_LIMIT_FORGOT_ACCOUNT", "forgot_account", c.RateLimitForgotAccountRaw, &c.RateLimits.ForgotAccount},
 	} {
 		if *p.into, err = ratelimit.ParsePolicy(p.policy, p.raw); err != nil {
 			return bad(p.name, err.Error())
 		}
+	}
+	c.RateLimits.LoginAccount = nil
+	for i, raw := range strings.Split(c.RateLimitLoginAccountRaw, ",") {
+		if strings.TrimSpace(raw) == "" {
+			continue
+		}
+		p, err := ratelimit.ParsePolicy(fmt.Sprintf("login_account_%d", i+1), raw)
+		if err != nil {
+			return bad("RATE_LIMIT_LOGIN_ACCOUNT", err.Error())
+		}
+		c.RateLimits.LoginAccount = append(c.RateLimits.LoginAccount, p)
 	}
 	c.RateLimits.Tiers = map[string]ratelimit.Policy{}
 	for _, item := range strings.Split(c.RateLimitTiersRaw, ",") {

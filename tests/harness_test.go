@@ -299,6 +299,7 @@ type Response struct {
 	Status int
 	Header http.Header
 	Body   string
+	vals   map[string]string // a scenario's Setup values, for After
 }
 
 // JSON decodes the body into v.
@@ -407,6 +408,7 @@ func (s Scenario) Run(t *testing.T) {
 			req.Body = fill(string(raw), vals)
 		}
 		r := a.do(t, req)
+		r.vals = vals
 		if r.Status != s.ExpectedStatus {
 			t.Fatalf("status %d, want %d; body: %s", r.Status, s.ExpectedStatus, r.Body)
 		}

@@ -1,0 +1,225 @@
+package services
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/tollgate/tollgate/apperror"
+	"github.com/tollgate/tollgate/models"
+	"github.com/tollgate/tollgate/ratelimit"
+)
+
+// Reset tokens are 32 random bytes, like verification tokens.
+const resetTokenBytes = 32
+
+var (
+	errResetInvalid   = apperror.Define(apperror.Invalid, "reset_token_invalid", "Password reset token is invalid")
+	errResetUsed      = apperror.Define(apperror.Invalid, "reset_token_used", "Password reset token has already been used")
+	errResetExpired   = apperror.Define(apperror.Invalid, "reset_token_expired", "Password reset token has expired; ask for a new one")
+	errWrongPassword  = apperror.Define(apperror.Invalid, "current_password_incorrect", "The current password is not correct")
+	errSessionUnknown = apperror.Define(apperror.NotFound, "session_not_found", "Session not found")
+)
+
+// accountKey names an account in the rate-limit store: a hash of the
+// normalised address, so unknown addresses count too and no address is
+// stored in clear.
+func accountKey(email string) string {
+	sum := sha256.Sum256([]byte(NormalizeEmail(email)))
+	return "acct:" + hex.EncodeToString(sum[:16])
+}
+
+// throttleKey names an account's failed-login counters: its address and
+// its current password hash, so a password reset (or change) starts them
+// afresh. Failures cannot lock the owner out for longer than it takes to
+// reset the password.
+func throttleKey(email string, u *models.User) string {
+	h := sha256.New()
+	h.Write([]byte(NormalizeEmail(email)))
+	if u != nil {
+		h.Write([]byte{0})
+		h.Write([]byte(u.PasswordHash))
+	}
+	return "login:" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// ForgotPassword queues a reset link when email has an account and the
+// account's own limit allows; it answers the same in every case, doing the
+// same database work whether or not the address exists.
+func (a *Auth) ForgotPassword(ctx context.Context, email string) error {
+	u, err := a.users.byEmail(ctx, email)
+	if err != nil {
+		return err
+	}
+	if a.throttle.store != nil {
+		r, err := a.throttle.store.Take(ctx, accountKey(email)+":forgot", a.throttle.forgot)
+		if err == nil && !r.Allowed {
+			a.log.Warn("security event", "event", "password.reset_limited", "account", accountKey(email))
+			return nil
+		}
+	}
+	if u == nil {
+		return nil
+	}
+	raw, err := newOpaqueToken(resetTokenBytes)
+	if err != nil {
+		return apperror.Wrap(err, "generate reset token")
+	}
+	now := a.clock.Now()
+	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Where("user_id = ? AND used_at IS NULL", u.ID).Delete(&models.PasswordResetToken{}).Error; err != nil {
+			return apperror.Wrap(err, "void older reset tokens")
+		}
+		tok := models.PasswordResetToken{ID: uuid.New(), UserID: u.ID, TokenHash: hashToken(raw), ExpiresAt: now.Add(a.cfg.ResetTTL), CreatedAt: now}
+		if err := tx.Create(&tok).Error; err != nil {
+			return apperror.Wrap(err, "store reset token")
+		}
+		return a.outbox.Enqueue(tx, Message{To: u.Email, Subject: "Reset your password", Body: fmt.Sprintf(
+			"Someone, perhaps you, asked to reset the password of this account.\n\n"+
+				"Within %s, choose a new password with this token (POST %s/auth/password/reset, {\"token\", \"password\"}):\n\n%s\n\n"+
+				"or open %s/auth/password/reset?token=%s in an app that supports it.\n\n"+
+				"If it was not you, ignore this message: your password has not changed.\n",
+			a.cfg.ResetTTL, a.cfg.BaseURL, raw, a.cfg.BaseURL, url.QueryEscape(raw))})
+	})
+	if err == nil {
+		a.outbox.Notify()
+	}
+	return err
+}
+
+// ResetPassword uses up a reset token: the account gets the new password,
+// every session of it ends, its address counts as verified (the link
+// proved it), and its owner is told by mail.
+func (a *Auth) ResetPassword(ctx context.Context, raw, password string) error {
+	if msg := CheckPassword(password); msg != "" {
+		return apperror.Validation(map[string]string{"password": msg})
+	}
+	var tok models.PasswordResetToken
+	err := a.db.WithContext(ctx).Where("token_hash = ?", hashToken(raw)).Take(&tok).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return errResetInvalid
+	}
+	if err != nil {
+		return apperror.Wrap(err, "load reset token")
+	}
+	now := a.clock.Now()
+	switch {
+	case tok.UsedAt != nil:
+		return errResetUsed
+	case !now.Before(tok.ExpiresAt):
+		return errResetExpired
+	}
+	hash, err := a.hasher.Hash(ctx, password)
+	if err != nil {
+		return err
+	}
+	var u models.User
+	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&models.PasswordResetToken{}).Where("id = ? AND used_at IS NULL", tok.ID).Update("used_at", now)
+		if res.Error != nil {
+			return apperror.Wrap(res.Error, "use reset token")
+		}
+		if res.RowsAffected == 0 {
+			return errResetUsed
+		}
+		if err := tx.Where("id = ?", tok.UserID).Take(&u).Error; err != nil {
+			return apperror.Wrap(err, "load user")
+		}
+		if err := tx.Model(&u).Updates(map[string]any{"password_hash": string(hash), "email_verified": true, "updated_at": now}).Error; err != nil {
+			return apperror.Wrap(err, "set password")
+		}
+		if err := a.endSessions(tx, u.ID, ""); err != nil {
+			return err
+		}
+		return a.outbox.Enqueue(tx, passwordChangedNotice(u.Email))
+	})
+	if err != nil {
+		return err
+	}
+	a.outbox.Notify()
+	a.log.Info("security event", "event", "password.reset", "actor_type", "user", "actor_id", u.ID)
+	return nil
+}
+
+// ChangePassword sets a new password for a signed-in user who knows the
+// current one, and ends every other session (keepSession stays).
+func (a *Auth) ChangePassword(ctx context.Context, userID uuid.UUID, current, password, keepSession string) error {
+	u, err := a.users.Current(ctx, userID)
+	if err != nil {
+		return err
+	}
+	// Wrong current passwords count like failed logins: a stolen access
+	// token cannot be used to guess the password.
+	account := throttleKey(u.Email, u)
+	if a.throttled(ctx, account, Client{}) {
+		if _, err := a.hasher.Matches(ctx, a.dummyHash, current); err != nil {
+			return err
+		}
+		return errWrongPassword
+	}
+	ok, err := a.hasher.Matches(ctx, []byte(u.PasswordHash), current)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		a.failed(ctx, account)
+		return errWrongPassword
+	}
+	if msg := CheckPassword(password); msg != "" {
+		return apperror.Validation(map[string]string{"new_password": msg})
+	}
+	hash, err := a.hasher.Hash(ctx, password)
+	if err != nil {
+		return err
+	}
+	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Model(u).Updates(map[string]any{"password_hash": string(hash), "updated_at": a.clock.Now()}).Error; err != nil {
+			return apperror.Wrap(err, "set password")
+		}
+		if err := a.endSessions(tx, u.ID, keepSession); err != nil {
+			return err
+		}
+		return a.outbox.Enqueue(tx, passwordChangedNotice(u.Email))
+	})
+	if err != nil {
+		return err
+	}
+	a.outbox.Notify()
+	a.log.Info("security event", "event", "password.changed", "actor_type", "user", "actor_id", u.ID)
+	return nil
+}
+
+func passwordChangedNotice(to string) Message {
+	return Message{To: to, Subject: "Your password was changed",
+		Body: "The password of your account was just changed, and every other session was signed out.\n\n" +
+			"If it was not you, reset your password at once (POST /auth/password/forgot) and tell us.\n"}
+}
+
+// endSessions revokes every live refresh token of userID except those of
+// the family keep ("" ends them all). Access tokens already issued live
+// out their short lifetime (ACCESS_TOKEN_TTL).
+func (a *Auth) endSessions(tx *gorm.DB, userID uuid.UUID, keep string) error {
+	q := tx.Model(&models.RefreshToken{}).Where("user_id = ? AND revoked_at IS NULL", userID)
+	if keep != "" {
+		q = q.Where("family_id <> ?", keep)
+	}
+	if err := q.Update("revoked_at", a.clock.Now()).Error; err != nil {
+		return apperror.Wrap(err, "end sessions")
+	}
+	return nil
+}
+
+// accountThrottle holds the per-account limits: failed logins (several
+// windows, so the cooling period grows with persistence up to the longest)
+// and reset requests.
+type accountThrottle struct {
+	store  ratelimit.Store // nil: no per-account limits
+	logins []ratelimit.Policy
+	forgot ratelimit.Policy
+}

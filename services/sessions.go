@@ -1,0 +1,117 @@
+package services
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/tollgate/tollgate/apperror"
+	"github.com/tollgate/tollgate/models"
+)
+
+// SessionInfo is one login of a user: a refresh-token family that still
+// holds a live token.
+type SessionInfo struct {
+	ID        uuid.UUID // the family id (the access token's sid)
+	CreatedAt time.Time // the login
+	LastUsed  time.Time // the last refresh (or the login)
+	IP        string    // as of the last use
+	UserAgent string
+}
+
+// Sessions lists userID's live sessions, most recently used first.
+func (a *Auth) Sessions(ctx context.Context, userID uuid.UUID) ([]SessionInfo, error) {
+	var rows []models.RefreshToken
+	now := a.clock.Now()
+	// Every token of a family that has a live one: the first is the login,
+	// the newest the last use.
+	err := a.db.WithContext(ctx).Where("user_id = ? AND family_id IN (?)", userID,
+		a.db.Model(&models.RefreshToken{}).Select("family_id").Where("user_id = ? AND revoked_at IS NULL AND expires_at > ?", userID, now)).
+		Order("created_at, id").Find(&rows).Error
+	if err != nil {
+		return nil, apperror.Wrap(err, "list sessions")
+	}
+	byFamily := map[uuid.UUID]*SessionInfo{}
+	var order []uuid.UUID
+	for _, r := range rows {
+		s, ok := byFamily[r.FamilyID]
+		if !ok {
+			s = &SessionInfo{ID: r.FamilyID, CreatedAt: r.CreatedAt}
+			byFamily[r.FamilyID] = s
+			order = append(order, r.FamilyID)
+		}
+		s.LastUsed, s.IP, s.UserAgent = r.CreatedAt, r.ClientIP, r.UserAgent
+	}
+	out := make([]SessionInfo, 0, len(order))
+	for _, id := range order {
+		out = append(out, *byFamily[id])
+	}
+	// Most recently used first.
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j].LastUsed.After(out[j-1].LastUsed); j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out, nil
+}
+
+// EndSession revokes one of userID's sessions.
+func (a *Auth) EndSession(ctx context.Context, userID, session uuid.UUID) error {
+	res := a.db.WithContext(ctx).Model(&models.RefreshToken{}).
+		Where("user_id = ? AND family_id = ? AND revoked_at IS NULL", userID, session).Update("revoked_at", a.clock.Now())
+	if res.Error != nil {
+		return apperror.Wrap(res.Error, "end session")
+	}
+	if res.RowsAffected == 0 {
+		return errSessionUnknown
+	}
+	a.log.Info("security event", "event", "session.revoked", "actor_type", "user", "actor_id", userID, "session", session)
+	return nil
+}
+
+// EndAllSessions revokes every session of userID (admins, and "log out
+// everywhere"); keep, when set, survives.
+func (a *Auth) EndAllSessions(ctx context.Context, userID uuid.UUID, keep string) error {
+	if _, err := a.users.Get(ctx, userID); err != nil {
+		return err
+	}
+	if err := a.endSessions(a.db.WithContext(ctx), userID, keep); err != nil {
+		return err
+	}
+	a.log.Info("security event", "event", "session.revoked_all", "target", userID, "kept", keep)
+	return nil
+}
+
+// Logout scopes (POST /auth/logout).
+const (
+	LogoutLocal  = "local"  // this session (the refresh token's family)
+	LogoutOthers = "others" // every other session of the same user
+	LogoutGlobal = "global" // every session of the same user
+)
+
+// LogoutScope ends sessions of the refresh token's owner as scope says.
+// An unknown token is not an error (logout is idempotent).
+func (a *Auth) LogoutScope(ctx context.Context, raw, scope string) error {
+	var rt models.RefreshToken
+	err := a.db.WithContext(ctx).Where("token_hash = ?", hashToken(raw)).First(&rt).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil
+	}
+	if err != nil {
+		return apperror.Wrap(err, "load refresh token")
+	}
+	switch scope {
+	case LogoutOthers:
+		if rt.RevokedAt != nil {
+			return errRefreshInvalid // a dead session cannot speak for the others
+		}
+		return a.endSessions(a.db.WithContext(ctx), rt.UserID, rt.FamilyID.String())
+	case LogoutGlobal:
+		return a.endSessions(a.db.WithContext(ctx), rt.UserID, "")
+	default:
+		return a.revokeFamily(ctx, rt.FamilyID)
+	}
+}
