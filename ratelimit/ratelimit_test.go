@@ -208,6 +208,41 @@ func TestPeekCountsNothing(t *testing.T) {
 	}
 }
 
+// A peek that finds every bucket gone, then more use: a dry run that
+// pruned the last bucket once left a stale sum in Redis, and the next call
+// failed with a script error (the per-account login limit found it).
+func TestPeekAfterTheWindowThenTake(t *testing.T) {
+	p := Policy{Name: "account", Limit: 3, Window: 15 * time.Minute}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for name := range stores(t, clock.NewManual(start)) {
+		t.Run(name, func(t *testing.T) {
+			clk := clock.NewManual(start)
+			s := stores(t, clk)[name]
+			ctx := context.Background()
+			for range 3 {
+				s.Take(ctx, "k", p)
+			}
+			clk.Advance(16 * time.Minute)
+			if r, err := s.Peek(ctx, "k", p); err != nil || !r.Allowed || r.Remaining != 3 {
+				t.Fatalf("peek after the window: %+v %v", r, err)
+			}
+			for i := range 4 {
+				r, err := s.Take(ctx, "k", p)
+				if err != nil || r.Allowed != (i < 3) {
+					t.Fatalf("take %d after the window: %+v %v", i, r, err)
+				}
+			}
+			clk.Advance(16 * time.Minute)
+			if r, err := s.Peek(ctx, "k", p); err != nil || !r.Allowed {
+				t.Fatalf("second peek after the window: %+v %v", r, err)
+			}
+			if r, err := s.Peek(ctx, "k", p); err != nil || !r.Allowed || r.Remaining != 3 {
+				t.Fatalf("third peek: %+v %v", r, err)
+			}
+		})
+	}
+}
+
 // A flood of distinct keys (2 million client addresses once took an
 // instance from 40 MB to 859 MB) stays under the bound, evicting the keys
 // closest to expiry; swept shards give their memory back.

@@ -67,6 +67,10 @@ elseif o < min then
         end
       end
     end
+    if o == nil then
+      -- Nothing is left in the window: start afresh (and say so below).
+      sum = 0
+    end
   end
 end
 local allowed = sum < limit
@@ -83,6 +87,11 @@ if allowed and not dry then
     on = c
   end
   dirty = true
+end
+if dirty and sum <= 0 then
+  -- Every bucket left the window. Without this, a dry run (Peek) that
+  -- pruned the last bucket left the old sum behind with no bucket to match.
+  redis.call('DEL', key)
 end
 local reset = now + window
 local retry = 0

@@ -269,6 +269,7 @@ func TestPerAccountLoginThrottling(t *testing.T) {
 	}
 	a.Clock.Advance(16 * time.Minute)
 	mustf(t, attempt(12, testPassword).Status == 401, "the day's window (5 failures) still holds")
+	mustf(t, !strings.Contains(a.Logs.String(), "store unavailable"), "the limit store failed: %s", a.Logs.String())
 	// A password reset works while throttled, and ends the throttling: the
 	// counters belong to the old password.
 	fr := a.do(t, Request{Method: "POST", URL: "/auth/password/forgot", Body: map[string]string{"email": u.Email}})
