@@ -220,3 +220,23 @@ func From(ctx context.Context) (*Caller, bool) {
 	c, ok := ctx.Value(key{}).(*Caller)
 	return c, ok
 }
+
+// Request is where a request comes from, for the audit log.
+type Request struct {
+	IP        string
+	UserAgent string
+	ID        string // the request id (X-Request-Id)
+}
+
+type requestKey struct{}
+
+// WithRequest returns ctx carrying r.
+func WithRequest(ctx context.Context, r Request) context.Context {
+	return context.WithValue(ctx, requestKey{}, r)
+}
+
+// RequestFrom returns the request info on ctx (zero outside a request).
+func RequestFrom(ctx context.Context) Request {
+	r, _ := ctx.Value(requestKey{}).(Request)
+	return r
+}

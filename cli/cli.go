@@ -169,6 +169,13 @@ func serve(ctx context.Context, cfg settings.Config, log *slog.Logger) error {
 	if created {
 		log.Info("generated a development API key pepper", "file", cfg.APIKeyPepperFile)
 	}
+	auditKey, created, err := services.LoadSecret("AUDIT_KEY", cfg.AuditKey, cfg.AuditKeyFile, !cfg.IsProduction())
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Info("generated a development audit key", "file", cfg.AuditKeyFile)
+	}
 	db, err := openDB(ctx, cfg)
 	if err != nil {
 		return err
@@ -212,7 +219,7 @@ func serve(ctx context.Context, cfg settings.Config, log *slog.Logger) error {
 	}
 	log.Info("mail", "destination", mailer.Destination())
 
-	srv, err := server.New(server.Deps{Config: cfg, DB: db, Redis: rdb, Keys: ks, Peppers: peppers, Clock: clock.System{}, Mailer: mailer, Log: log})
+	srv, err := server.New(server.Deps{Config: cfg, DB: db, Redis: rdb, Keys: ks, Peppers: peppers, AuditKey: []byte(auditKey), Clock: clock.System{}, Mailer: mailer, Log: log})
 	if err != nil {
 		return err
 	}
@@ -270,6 +277,15 @@ func keys(cfg settings.Config, args []string, out io.Writer) error {
 		}
 		if created {
 			fmt.Fprintf(out, "wrote %s (API key pepper: keep secret, never replace)\n", cfg.APIKeyPepperFile)
+		}
+	}
+	if cfg.AuditKey == "" {
+		_, created, err := services.LoadSecret("AUDIT_KEY", "", cfg.AuditKeyFile, true)
+		if err != nil {
+			return err
+		}
+		if created {
+			fmt.Fprintf(out, "wrote %s (audit log key: keep secret, never replace)\n", cfg.AuditKeyFile)
 		}
 	}
 	if *ifMissing && !*force {

@@ -239,6 +239,141 @@ const docTemplate = `{
                 }
             }
         },
+        "/admin/audit": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Newest first, filtered by actor, action and time range; follow next_cursor. With format=ndjson, every matching event as one JSON object per line (an export). Never holds passwords, tokens or codes.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Read the audit log (admin)",
+                "operationId": "listAuditEvents",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "the actor's id",
+                        "name": "actor_id",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "e.g. auth.login_failed",
+                        "name": "action",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "from this time (RFC 3339)",
+                        "name": "since",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "before this time (RFC 3339)",
+                        "name": "until",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "next_cursor of the previous page",
+                        "name": "cursor",
+                        "in": "query"
+                    },
+                    {
+                        "maximum": 100,
+                        "minimum": 1,
+                        "type": "integer",
+                        "default": 50,
+                        "description": "events per page, at most 100",
+                        "name": "per_page",
+                        "in": "query"
+                    },
+                    {
+                        "enum": [
+                            "json",
+                            "ndjson"
+                        ],
+                        "type": "string",
+                        "description": "ndjson for an export",
+                        "name": "format",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/AuditPage"
+                        }
+                    },
+                    "400": {
+                        "description": "validation_failed",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "insufficient_permissions, user_token_required",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/admin/audit/verify": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Walks the hash chain from its anchor (where retention purges stopped) to its head: valid, or the first row that was edited, removed or inserted.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Verify the audit log (admin)",
+                "operationId": "verifyAuditLog",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/Verification"
+                        }
+                    },
+                    "403": {
+                        "description": "insufficient_permissions, user_token_required",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
         "/admin/oauth/clients": {
             "get": {
                 "security": [
@@ -2378,6 +2513,99 @@ const docTemplate = `{
                 }
             }
         },
+        "AuditEventResponse": {
+            "type": "object",
+            "required": [
+                "action",
+                "actor_id",
+                "actor_type",
+                "hash",
+                "occurred_at",
+                "outcome",
+                "seq"
+            ],
+            "properties": {
+                "action": {
+                    "type": "string",
+                    "example": "auth.login"
+                },
+                "actor_id": {
+                    "type": "string"
+                },
+                "actor_type": {
+                    "type": "string",
+                    "enum": [
+                        "user",
+                        "api_key",
+                        "client",
+                        "anonymous"
+                    ],
+                    "example": "user"
+                },
+                "hash": {
+                    "type": "string"
+                },
+                "ip": {
+                    "type": "string",
+                    "example": "203.0.113.7"
+                },
+                "occurred_at": {
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "outcome": {
+                    "type": "string",
+                    "enum": [
+                        "success",
+                        "failure"
+                    ],
+                    "example": "success"
+                },
+                "reason": {
+                    "type": "string",
+                    "example": "invalid_credentials"
+                },
+                "request_id": {
+                    "type": "string"
+                },
+                "seq": {
+                    "type": "integer",
+                    "example": 42
+                },
+                "target_id": {
+                    "type": "string"
+                },
+                "target_type": {
+                    "type": "string",
+                    "example": "user"
+                },
+                "user_agent": {
+                    "type": "string"
+                }
+            }
+        },
+        "AuditPage": {
+            "type": "object",
+            "required": [
+                "data",
+                "has_more"
+            ],
+            "properties": {
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/AuditEventResponse"
+                    }
+                },
+                "has_more": {
+                    "type": "boolean"
+                },
+                "next_cursor": {
+                    "type": "string",
+                    "example": "41"
+                }
+            }
+        },
         "ChangePasswordRequest": {
             "type": "object",
             "required": [
@@ -3376,6 +3604,34 @@ const docTemplate = `{
                 "updated_at": {
                     "type": "string",
                     "format": "date-time"
+                }
+            }
+        },
+        "Verification": {
+            "type": "object",
+            "required": [
+                "checked",
+                "valid"
+            ],
+            "properties": {
+                "anchor_seq": {
+                    "description": "where the chain starts after purges",
+                    "type": "integer"
+                },
+                "checked": {
+                    "description": "rows checked",
+                    "type": "integer"
+                },
+                "first_bad": {
+                    "description": "seq of the first row that does not verify",
+                    "type": "integer"
+                },
+                "problem": {
+                    "description": "what is wrong with it",
+                    "type": "string"
+                },
+                "valid": {
+                    "type": "boolean"
                 }
             }
         }

@@ -48,3 +48,14 @@ func RequestLog(log *slog.Logger) echo.MiddlewareFunc {
 		},
 	})
 }
+
+// RequestInfo puts where the request comes from (client IP, user agent,
+// request id) on its context, for the audit log (caller.RequestFrom).
+func RequestInfo(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		req := c.Request()
+		info := caller.Request{IP: c.RealIP(), UserAgent: req.UserAgent(), ID: c.Response().Header().Get(echo.HeaderXRequestID)}
+		c.SetRequest(req.WithContext(caller.WithRequest(req.Context(), info)))
+		return next(c)
+	}
+}

@@ -134,3 +134,33 @@ type PasswordResetToken struct {
 	UsedAt    *time.Time
 	CreatedAt time.Time
 }
+
+// AuditEvent is one row of the audit log (a hash chain; see the migration).
+type AuditEvent struct {
+	Seq        int64 `gorm:"primaryKey;autoIncrement:false"`
+	OccurredAt time.Time
+	ActorType  string // user, api_key, client, system, anonymous
+	ActorID    string
+	Action     string // e.g. auth.login, password.reset
+	Outcome    string // success or failure
+	Reason     string
+	TargetType string
+	TargetID   string
+	IP         string `gorm:"column:ip"`
+	UserAgent  string
+	RequestID  string
+	PrevHash   string
+	Hash       string
+}
+
+// AuditChain is the head and the anchor of the audit hash chain (one row).
+type AuditChain struct {
+	ID         int `gorm:"primaryKey"`
+	LastSeq    int64
+	LastHash   string
+	AnchorSeq  int64
+	AnchorHash string
+}
+
+// TableName names the chain table.
+func (AuditChain) TableName() string { return "audit_chain" }

@@ -19,6 +19,7 @@ type Handlers struct {
 	Dev       *handlers.Dev  // nil: DEV_ROUTES is off (always in production)
 	APIKeys   *handlers.APIKeys
 	OAuth     *handlers.OAuth
+	Audit     *handlers.Audit
 }
 
 // Guards are the per-route middleware.
@@ -48,6 +49,7 @@ func Register(e *echo.Echo, h Handlers, g Guards) {
 	projects(e, h.Projects, g)
 	analytics(e, h.Analytics, g)
 	admin(e, h.Users, g)
+	audit(e, h.Audit, g)
 	apiKeys(e, h.APIKeys, g)
 	oauth(e, h.OAuth, g)
 	docs(e, h.Docs)

@@ -80,9 +80,11 @@ type Deps struct {
 	Keys   *services.KeySet
 	// Peppers are the API key HMAC secrets (services.LoadPeppers).
 	Peppers services.Peppers
-	Clock   clock.Clock
-	Mailer  services.Mailer
-	Log     *slog.Logger
+	// AuditKey is the audit log's hash-chain HMAC key.
+	AuditKey []byte
+	Clock    clock.Clock
+	Mailer   services.Mailer
+	Log      *slog.Logger
 	// RateStore overrides the rate-limit store; nil builds the default:
 	// Redis with per-instance memory fallback when Redis is set, else memory.
 	RateStore ratelimit.Store
@@ -112,7 +114,8 @@ func New(d Deps) (*Server, error) {
 	}
 	tokens := services.NewTokens(d.Keys, d.Clock, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL)
 	hasher := services.NewHasher(cfg.BcryptCost, cfg.PasswordHashConcurrency, cfg.PasswordHashMaxWait)
-	users := services.NewUsers(d.DB.DB, d.Clock, hasher)
+	audit := services.NewAudit(d.DB.DB, d.Clock, d.AuditKey, d.Log)
+	users := services.NewUsers(d.DB.DB, d.Clock, hasher).WithAudit(audit)
 	memory := ratelimit.NewMemory(d.Clock, cfg.RateLimitMemoryMaxKeys)
 	store := d.RateStore
 	if store == nil {
@@ -138,7 +141,7 @@ func New(d Deps) (*Server, error) {
 		dev = handlers.NewDev(users, outbox)
 		d.Log.Warn("development routes on: POST /dev/users makes users of any role, GET /dev/mail shows queued mail (DEV_ROUTES; never in production)")
 	}
-	auth, err := services.NewAuth(d.DB.DB, d.Clock, users, tokens, hasher, outbox, d.Log, m, services.AuthConfig{
+	auth, err := services.NewAuth(d.DB.DB, d.Clock, users, tokens, hasher, outbox, audit, d.Log, m, services.AuthConfig{
 		BaseURL: cfg.AppBaseURL, RefreshTTL: cfg.RefreshTokenTTL, VerificationTTL: cfg.EmailVerificationTTL,
 		ReuseGrace: cfg.RefreshReuseGrace, ResetTTL: cfg.PasswordResetTTL,
 		AccountStore: accountStore, LoginAccount: cfg.RateLimits.LoginAccount, ForgotAccount: cfg.RateLimits.ForgotAccount,
@@ -185,6 +188,7 @@ func New(d Deps) (*Server, error) {
 		echomw.ContextTimeoutWithConfig(echomw.ContextTimeoutConfig{
 			Timeout: cfg.RequestTimeout, ErrorHandler: func(_ *echo.Context, err error) error { return err },
 		}),
+		middleware.RequestInfo,
 	)
 	if len(cfg.CORSAllowedOrigins) > 0 {
 		e.Use(echomw.CORSWithConfig(echomw.CORSConfig{
@@ -219,12 +223,12 @@ func New(d Deps) (*Server, error) {
 	if cfg.IsProduction() {
 		env = "live"
 	}
-	apiKeys := services.NewAPIKeys(d.DB.DB, d.Clock, d.Log, services.APIKeyConfig{
+	apiKeys := services.NewAPIKeys(d.DB.DB, d.Clock, d.Log, audit, services.APIKeyConfig{
 		Env: env, MaxLifetime: cfg.APIKeyMaxLifetime, RotationGrace: cfg.APIKeyRotationGrace, Peppers: d.Peppers,
 		Tiers: rl.Tiers, Fallback: rl.User, SharesUserLimit: cfg.APIKeySharesUserLimit,
 	})
 	revocations := services.NewRevocations(d.Redis, cfg.RateLimitKeyPrefix, d.Clock, cfg.RateLimitRedisTimeout, d.Log)
-	clients := services.NewClients(d.DB.DB, d.Clock, d.Log, tokens, revocations, services.OAuthConfig{
+	clients := services.NewClients(d.DB.DB, d.Clock, d.Log, tokens, revocations, audit, services.OAuthConfig{
 		Audience: cfg.JWTAudience, TokenTTL: cfg.OAuthTokenTTL, RotationGrace: cfg.APIKeyRotationGrace, Peppers: d.Peppers,
 	})
 	routes.Register(e, routes.Handlers{
@@ -237,6 +241,7 @@ func New(d Deps) (*Server, error) {
 		Dev:       dev,
 		APIKeys:   handlers.NewAPIKeys(apiKeys),
 		OAuth:     handlers.NewOAuth(clients, cfg.AppBaseURL),
+		Audit:     handlers.NewAudit(audit),
 	}, routes.Guards{
 		RequireAuth:   chain(limiter.FailedAuth(rl.Public), middleware.NewAuth(tokens, apiKeys, clients).RequireAuth),
 		Public:        limiter.PerIP(rl.Public),
@@ -247,7 +252,7 @@ func New(d Deps) (*Server, error) {
 		TokenIP:       limiter.PerIP(rl.Token),
 		TokenClient:   limiter.PerClientID(rl.Token),
 	})
-	purge := services.NewPurge(d.DB.DB, d.Clock, d.Log, m, cfg.EmailVerificationTTL)
+	purge := services.NewPurge(d.DB.DB, d.Clock, d.Log, m, cfg.EmailVerificationTTL).WithAudit(audit, cfg.AuditRetention)
 	return &Server{deps: d, echo: e, memory: memory, health: health, monitor: monitor, metrics: m, purge: purge, apiKeys: apiKeys, outbox: outbox}, nil
 }
 

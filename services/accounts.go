@@ -137,6 +137,10 @@ func (a *Auth) ResetPassword(ctx context.Context, raw, password string) error {
 		if err := a.endSessions(tx, u.ID, ""); err != nil {
 			return err
 		}
+		if err := a.audit.Record(ctx, tx, Event{Action: "password.reset", ActorType: "user", ActorID: u.ID.String(),
+			TargetType: "user", TargetID: u.ID.String()}); err != nil {
+			return err
+		}
 		return a.outbox.Enqueue(tx, passwordChangedNotice(u.Email))
 	})
 	if err != nil {
@@ -183,6 +187,9 @@ func (a *Auth) ChangePassword(ctx context.Context, userID uuid.UUID, current, pa
 			return apperror.Wrap(err, "set password")
 		}
 		if err := a.endSessions(tx, u.ID, keepSession); err != nil {
+			return err
+		}
+		if err := a.audit.Record(ctx, tx, Event{Action: "password.changed", TargetType: "user", TargetID: u.ID.String()}); err != nil {
 			return err
 		}
 		return a.outbox.Enqueue(tx, passwordChangedNotice(u.Email))

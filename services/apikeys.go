@@ -130,6 +130,7 @@ type APIKeys struct {
 	db    *gorm.DB
 	clock clock.Clock
 	log   *slog.Logger
+	audit *Audit
 	cfg   APIKeyConfig
 
 	mu   sync.Mutex
@@ -137,8 +138,8 @@ type APIKeys struct {
 }
 
 // NewAPIKeys builds the API key service.
-func NewAPIKeys(db *gorm.DB, clk clock.Clock, log *slog.Logger, cfg APIKeyConfig) *APIKeys {
-	return &APIKeys{db: db, clock: clk, log: log, cfg: cfg, used: map[uuid.UUID]time.Time{}}
+func NewAPIKeys(db *gorm.DB, clk clock.Clock, log *slog.Logger, audit *Audit, cfg APIKeyConfig) *APIKeys {
+	return &APIKeys{db: db, clock: clk, log: log, audit: audit, cfg: cfg, used: map[uuid.UUID]time.Time{}}
 }
 
 // NewAPIKey is what Create needs.
@@ -241,7 +242,7 @@ func (s *APIKeys) Create(ctx context.Context, owner *caller.Caller, in NewAPIKey
 		Secret: s.cfg.Peppers.secret(secret), Scopes: caller.FormatScopes(caller.SortScopes(slices.Clone(in.Scopes))), AllowedCIDRs: strings.Join(cidrs, ","),
 		RateLimit: in.RateLimit, ExpiresAt: in.ExpiresAt, CreatedAt: now,
 	}
-	if err := s.db.WithContext(ctx).Create(k).Error; err != nil {
+	if err := s.audit.Do(ctx, s.db, keyEvent("api_key.created", k), func(tx *gorm.DB) error { return tx.Create(k).Error }); err != nil {
 		if errors.Is(err, gorm.ErrForeignKeyViolated) {
 			return nil, "", errAccountGone
 		}
@@ -341,7 +342,9 @@ func (s *APIKeys) Revoke(ctx context.Context, who *caller.Caller, id uuid.UUID, 
 		return nil
 	}
 	now := s.clock.Now()
-	if err := s.db.WithContext(ctx).Model(k).Updates(map[string]any{"revoked_at": now, "previous_expires_at": nil}).Error; err != nil {
+	if err := s.audit.Do(ctx, s.db, keyEvent("api_key.revoked", k), func(tx *gorm.DB) error {
+		return tx.Model(k).Updates(map[string]any{"revoked_at": now, "previous_expires_at": nil}).Error
+	}); err != nil {
 		return apperror.Wrap(err, "revoke api key")
 	}
 	k.RevokedAt = &now
@@ -373,7 +376,9 @@ func (s *APIKeys) Rotate(ctx context.Context, who *caller.Caller, id uuid.UUID, 
 	}
 	s.cfg.Peppers.rotate(&k.Secret, secret, now.Add(g))
 	k.Start = secret[:apiKeyStartLen]
-	if err := s.db.WithContext(ctx).Select(append(secretColumns, "start")).Updates(k).Error; err != nil {
+	if err := s.audit.Do(ctx, s.db, keyEvent("api_key.rotated", k), func(tx *gorm.DB) error {
+		return tx.Select(append(secretColumns, "start")).Updates(k).Error
+	}); err != nil {
 		return nil, "", apperror.Wrap(err, "rotate api key")
 	}
 	s.event("api_key.rotated", who, k, ip)
@@ -504,4 +509,8 @@ func (s *APIKeys) Every(ctx context.Context, interval time.Duration) {
 // The key's secret is never logged.
 func (s *APIKeys) event(action string, who *caller.Caller, k *models.APIKey, ip string) {
 	s.log.Info("security event", "event", action, "actor_type", who.Kind, "actor_id", who.ID, "key_id", k.ID, "key_owner", k.UserID, "ip", ip)
+}
+
+func keyEvent(action string, k *models.APIKey) Event {
+	return Event{Action: action, TargetType: "api_key", TargetID: k.ID.String()}
 }

@@ -69,6 +69,7 @@ type Auth struct {
 	tokens    *Tokens
 	hasher    *Hasher
 	outbox    *Outbox
+	audit     *Audit
 	log       *slog.Logger
 	metrics   *metrics.Metrics
 	cfg       AuthConfig
@@ -78,13 +79,13 @@ type Auth struct {
 
 // NewAuth builds the auth service. It hashes a random password once so that
 // a login for an unknown email costs as much as one with a wrong password.
-func NewAuth(db *gorm.DB, clk clock.Clock, users *Users, tokens *Tokens, hasher *Hasher, outbox *Outbox, log *slog.Logger,
+func NewAuth(db *gorm.DB, clk clock.Clock, users *Users, tokens *Tokens, hasher *Hasher, outbox *Outbox, audit *Audit, log *slog.Logger,
 	m *metrics.Metrics, cfg AuthConfig) (*Auth, error) {
 	dummy, err := dummyHash(hasher.Cost())
 	if err != nil {
 		return nil, err
 	}
-	return &Auth{db: db, clock: clk, users: users, tokens: tokens, hasher: hasher, outbox: outbox, log: log, metrics: m,
+	return &Auth{db: db, clock: clk, users: users, tokens: tokens, hasher: hasher, outbox: outbox, audit: audit, log: log, metrics: m,
 		cfg: cfg, dummyHash: dummy, throttle: accountThrottle{store: cfg.AccountStore, logins: cfg.LoginAccount, forgot: cfg.ForgotAccount}}, nil
 }
 
@@ -264,13 +265,22 @@ func (a *Auth) Login(ctx context.Context, email, password string, client Client)
 		return nil, err
 	}
 	account := throttleKey(email, u)
+	target := Event{Action: "auth.login_failed", Outcome: Failure, TargetType: "account", TargetID: account}
+	if u != nil {
+		target.TargetType, target.TargetID = "user", u.ID.String()
+	}
+	refuse := func(reason string, err error) (*Session, error) {
+		target.Reason = reason
+		a.audit.RecordAlone(ctx, target)
+		return nil, err
+	}
 	if a.throttled(ctx, account, client) {
 		// The same answer and the same work as a wrong password: a throttled
 		// account is not told apart (a password reset still works).
 		if _, err := a.hasher.Matches(ctx, a.dummyHash, password); err != nil {
 			return nil, err
 		}
-		return nil, ErrBadCredentials
+		return refuse("throttled", ErrBadCredentials)
 	}
 	if u == nil {
 		// Same work as a real check, so timing does not tell which emails exist.
@@ -278,7 +288,7 @@ func (a *Auth) Login(ctx context.Context, email, password string, client Client)
 			return nil, err
 		}
 		a.failed(ctx, account)
-		return nil, ErrBadCredentials
+		return refuse("invalid_credentials", ErrBadCredentials)
 	}
 	ok, err := a.hasher.Matches(ctx, []byte(u.PasswordHash), password)
 	if err != nil {
@@ -286,16 +296,18 @@ func (a *Auth) Login(ctx context.Context, email, password string, client Client)
 	}
 	if !ok {
 		a.failed(ctx, account)
-		return nil, ErrBadCredentials
+		return refuse("invalid_credentials", ErrBadCredentials)
 	}
 	if !u.EmailVerified {
-		return nil, errEmailNotVerified
+		return refuse("email_not_verified", errEmailNotVerified)
 	}
 	var s *Session
 	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
-		s, err = a.issue(tx, u, uuid.New(), uuid.New(), client)
-		return err
+		if s, err = a.issue(tx, u, uuid.New(), uuid.New(), client); err != nil {
+			return err
+		}
+		return a.audit.Record(ctx, tx, Event{Action: "auth.login", ActorType: "user", ActorID: u.ID.String(), TargetType: "user", TargetID: u.ID.String()})
 	})
 	return s, err
 }
@@ -430,6 +442,8 @@ func (a *Auth) reuseDetected(ctx context.Context, rt *models.RefreshToken, clien
 	if err := a.revokeFamily(ctx, rt.FamilyID); err != nil {
 		return err
 	}
+	a.audit.RecordAlone(ctx, Event{Action: "auth.refresh_reuse", Outcome: Failure, Reason: "refresh_token_reused",
+		TargetType: "user", TargetID: rt.UserID.String()})
 	return errRefreshReused
 }
 

@@ -13,7 +13,7 @@ import (
 // the configured cost, or unknown emails would answer measurably faster.
 func TestDummyHashHasTheConfiguredCost(t *testing.T) {
 	for _, cost := range []int{bcrypt.MinCost, 10} {
-		a, err := NewAuth(nil, clock.System{}, nil, nil, NewHasher(cost, 1, time.Second), nil, nil, nil, AuthConfig{})
+		a, err := NewAuth(nil, clock.System{}, nil, nil, NewHasher(cost, 1, time.Second), nil, nil, nil, nil, AuthConfig{})
 		if err != nil {
 			t.Fatal(err)
 		}

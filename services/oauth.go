@@ -56,12 +56,13 @@ type Clients struct {
 	log         *slog.Logger
 	tokens      *Tokens
 	revocations *Revocations
+	audit       *Audit
 	cfg         OAuthConfig
 }
 
 // NewClients builds the OAuth client service.
-func NewClients(db *gorm.DB, clk clock.Clock, log *slog.Logger, tokens *Tokens, rev *Revocations, cfg OAuthConfig) *Clients {
-	return &Clients{db: db, clock: clk, log: log, tokens: tokens, revocations: rev, cfg: cfg}
+func NewClients(db *gorm.DB, clk clock.Clock, log *slog.Logger, tokens *Tokens, rev *Revocations, audit *Audit, cfg OAuthConfig) *Clients {
+	return &Clients{db: db, clock: clk, log: log, tokens: tokens, revocations: rev, audit: audit, cfg: cfg}
 }
 
 // NewClient is what Register needs.
@@ -109,7 +110,7 @@ func (s *Clients) Register(ctx context.Context, owner *caller.Caller, in NewClie
 		Secret: s.cfg.Peppers.secret(secret), Scopes: caller.FormatScopes(caller.SortScopes(slices.Clone(in.Scopes))), Audience: in.Audience,
 		TokenTTLSeconds: int(in.TokenTTL / time.Second), AuthMethod: in.AuthMethod, CreatedAt: s.clock.Now(),
 	}
-	if err := s.db.WithContext(ctx).Create(c).Error; err != nil {
+	if err := s.audit.Do(ctx, s.db, clientEvent("oauth_client.registered", c), func(tx *gorm.DB) error { return tx.Create(c).Error }); err != nil {
 		if errors.Is(err, gorm.ErrForeignKeyViolated) {
 			return nil, "", errAccountGone
 		}
@@ -161,7 +162,9 @@ func (s *Clients) RotateSecret(ctx context.Context, who *caller.Caller, id uuid.
 		return nil, "", apperror.Wrap(err, "make client secret")
 	}
 	s.cfg.Peppers.rotate(&c.Secret, secret, s.clock.Now().Add(g))
-	if err := s.db.WithContext(ctx).Select(secretColumns).Updates(c).Error; err != nil {
+	if err := s.audit.Do(ctx, s.db, clientEvent("oauth_client.secret_rotated", c), func(tx *gorm.DB) error {
+		return tx.Select(secretColumns).Updates(c).Error
+	}); err != nil {
 		return nil, "", apperror.Wrap(err, "rotate client secret")
 	}
 	s.event("oauth_client.secret_rotated", who, c, ip)
@@ -179,7 +182,9 @@ func (s *Clients) Disable(ctx context.Context, who *caller.Caller, id uuid.UUID,
 		return nil
 	}
 	now := s.clock.Now()
-	if err := s.db.WithContext(ctx).Model(c).Update("disabled_at", now).Error; err != nil {
+	if err := s.audit.Do(ctx, s.db, clientEvent("oauth_client.disabled", c), func(tx *gorm.DB) error {
+		return tx.Model(c).Update("disabled_at", now).Error
+	}); err != nil {
 		return apperror.Wrap(err, "disable oauth client")
 	}
 	c.DisabledAt = &now
@@ -407,4 +412,8 @@ func (s *Clients) VerifyToken(ctx context.Context, raw string) (*caller.Caller, 
 		return nil, err
 	}
 	return s.Caller(ctx, cc)
+}
+
+func clientEvent(action string, c *models.OAuthClient) Event {
+	return Event{Action: action, TargetType: "oauth_client", TargetID: c.ClientID}
 }

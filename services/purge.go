@@ -24,11 +24,20 @@ type Purge struct {
 	log             *slog.Logger
 	metrics         *metrics.Metrics
 	verificationTTL time.Duration
+	audit           *Audit
+	auditRetention  time.Duration
 }
 
 // NewPurge builds the purge service.
 func NewPurge(db *gorm.DB, clk clock.Clock, log *slog.Logger, m *metrics.Metrics, verificationTTL time.Duration) *Purge {
 	return &Purge{db: db, clock: clk, log: log, metrics: m, verificationTTL: verificationTTL}
+}
+
+// WithAudit also purges audit events older than retention (0: never),
+// keeping the rest verifiable.
+func (p *Purge) WithAudit(a *Audit, retention time.Duration) *Purge {
+	p.audit, p.auditRetention = a, retention
+	return p
 }
 
 // Purged counts the rows one run deleted, by table.
@@ -37,6 +46,7 @@ type Purged struct {
 	VerificationTokens int64
 	UnverifiedUsers    int64
 	Mail               int64
+	AuditEvents        int64
 }
 
 // mailRetention is how long delivered and abandoned mail stays in the
@@ -84,6 +94,14 @@ func (p *Purge) Run(ctx context.Context) (Purged, error) {
 		return out, apperror.Wrap(res.Error, "purge mail")
 	}
 	out.Mail = res.RowsAffected
+	if p.audit != nil && p.auditRetention > 0 {
+		n, err := p.audit.Purge(ctx, p.auditRetention)
+		if err != nil {
+			return out, err
+		}
+		out.AuditEvents = n
+		p.metrics.PurgedRows.WithLabelValues("audit_events").Add(float64(n))
+	}
 	p.metrics.PurgedRows.WithLabelValues("mail_outbox").Add(float64(out.Mail))
 	p.metrics.PurgedRows.WithLabelValues("refresh_tokens").Add(float64(out.RefreshTokens))
 	p.metrics.PurgedRows.WithLabelValues("email_verification_tokens").Add(float64(out.VerificationTokens))
@@ -108,7 +126,7 @@ func (p *Purge) Every(ctx context.Context, interval time.Duration) {
 		}
 		if out != (Purged{}) {
 			p.log.Info("purged", "refresh_tokens", out.RefreshTokens, "verification_tokens", out.VerificationTokens,
-				"unverified_users", out.UnverifiedUsers, "mail", out.Mail)
+				"unverified_users", out.UnverifiedUsers, "mail", out.Mail, "audit_events", out.AuditEvents)
 		}
 	}
 }

@@ -28,34 +28,45 @@ func hashToken(raw string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// LoadPeppers builds the API key peppers: the current one from secret (an
-// environment value) or else the file at path, which is generated (0600)
-// when missing and generate is set (development); previous ones from
-// VERSION:SECRET pairs (already checked by settings).
-func LoadPeppers(secret, path string, version int, previous []string, generate bool) (Peppers, bool, error) {
+// LoadSecret returns value, or else the content of the file at path,
+// which is generated (32 random bytes, hex, mode 0600) when missing and
+// generate is set. name is the variable pair to name in errors.
+func LoadSecret(name, value, path string, generate bool) (string, bool, error) {
+	if value != "" {
+		return value, false, nil
+	}
 	created := false
-	if secret == "" {
-		b, err := os.ReadFile(path)
-		if errors.Is(err, os.ErrNotExist) && generate {
-			raw, rerr := newOpaqueToken(32)
-			if rerr != nil {
-				return Peppers{}, false, rerr
-			}
-			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-				return Peppers{}, false, err
-			}
-			if err := os.WriteFile(path, []byte(raw+"\n"), 0o600); err != nil {
-				return Peppers{}, false, err
-			}
-			b, err, created = []byte(raw), nil, true
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && generate {
+		raw, rerr := newOpaqueToken(32)
+		if rerr != nil {
+			return "", false, rerr
 		}
-		if err != nil {
-			return Peppers{}, false, fmt.Errorf("API key pepper (API_KEY_PEPPER or API_KEY_PEPPER_FILE %s): %w", path, err)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return "", false, err
 		}
-		secret = strings.TrimSpace(string(b))
-		if len(secret) < 32 {
-			return Peppers{}, false, fmt.Errorf("API key pepper file %s: must hold at least 32 characters", path)
+		if err := os.WriteFile(path, []byte(raw+"\n"), 0o600); err != nil {
+			return "", false, err
 		}
+		b, err, created = []byte(raw), nil, true
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("%s (or %s_FILE %s): %w", name, name, path, err)
+	}
+	secret := strings.TrimSpace(string(b))
+	if len(secret) < 32 {
+		return "", false, fmt.Errorf("%s_FILE %s: must hold at least 32 characters", name, path)
+	}
+	return secret, created, nil
+}
+
+// LoadPeppers builds the API key peppers: the current one from secret (an
+// environment value) or else the file at path (see LoadSecret); previous
+// ones from VERSION:SECRET pairs (already checked by settings).
+func LoadPeppers(secret, path string, version int, previous []string, generate bool) (Peppers, bool, error) {
+	secret, created, err := LoadSecret("API_KEY_PEPPER", secret, path, generate)
+	if err != nil {
+		return Peppers{}, false, err
 	}
 	p := Peppers{Current: version, Secrets: map[int][]byte{version: []byte(secret)}}
 	for _, pair := range previous {

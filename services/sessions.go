@@ -60,16 +60,17 @@ func (a *Auth) Sessions(ctx context.Context, userID uuid.UUID) ([]SessionInfo, e
 
 // EndSession revokes one of userID's sessions.
 func (a *Auth) EndSession(ctx context.Context, userID, session uuid.UUID) error {
-	res := a.db.WithContext(ctx).Model(&models.RefreshToken{}).
-		Where("user_id = ? AND family_id = ? AND revoked_at IS NULL", userID, session).Update("revoked_at", a.clock.Now())
-	if res.Error != nil {
-		return apperror.Wrap(res.Error, "end session")
-	}
-	if res.RowsAffected == 0 {
-		return errSessionUnknown
-	}
-	a.log.Info("security event", "event", "session.revoked", "actor_type", "user", "actor_id", userID, "session", session)
-	return nil
+	return a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&models.RefreshToken{}).
+			Where("user_id = ? AND family_id = ? AND revoked_at IS NULL", userID, session).Update("revoked_at", a.clock.Now())
+		if res.Error != nil {
+			return apperror.Wrap(res.Error, "end session")
+		}
+		if res.RowsAffected == 0 {
+			return errSessionUnknown
+		}
+		return a.audit.Record(ctx, tx, Event{Action: "session.revoked", TargetType: "session", TargetID: session.String()})
+	})
 }
 
 // EndAllSessions revokes every session of userID (admins, and "log out
@@ -78,11 +79,12 @@ func (a *Auth) EndAllSessions(ctx context.Context, userID uuid.UUID, keep string
 	if _, err := a.users.Get(ctx, userID); err != nil {
 		return err
 	}
-	if err := a.endSessions(a.db.WithContext(ctx), userID, keep); err != nil {
-		return err
-	}
-	a.log.Info("security event", "event", "session.revoked_all", "target", userID, "kept", keep)
-	return nil
+	return a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := a.endSessions(tx, userID, keep); err != nil {
+			return err
+		}
+		return a.audit.Record(ctx, tx, Event{Action: "session.revoked_all", TargetType: "user", TargetID: userID.String()})
+	})
 }
 
 // Logout scopes (POST /auth/logout).

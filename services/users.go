@@ -36,6 +36,13 @@ type Users struct {
 	db     *gorm.DB
 	clock  clock.Clock
 	hasher *Hasher
+	audit  *Audit // nil: changes are not audited (the CLI)
+}
+
+// WithAudit records role and tier changes in the audit log.
+func (s *Users) WithAudit(a *Audit) *Users {
+	s.audit = a
+	return s
 }
 
 // NewUsers builds the user service.
@@ -205,6 +212,7 @@ func (s *Users) Update(ctx context.Context, id uuid.UUID, ch UserChanges) (*mode
 		if u, err = (&Users{db: tx, clock: s.clock}).Get(ctx, id); err != nil {
 			return err
 		}
+		before := *u
 		if ch.Role != nil && u.Role == caller.Admin && *ch.Role != caller.Admin {
 			// Lock every admin row first (PostgreSQL; SQLite transactions
 			// already take the write lock), so two admins demoting each
@@ -230,6 +238,20 @@ func (s *Users) Update(ctx context.Context, id uuid.UUID, ch UserChanges) (*mode
 		u.UpdatedAt = s.clock.Now()
 		if err := tx.Model(u).Select("role", "tier", "updated_at").Updates(u).Error; err != nil {
 			return apperror.Wrap(err, "update user")
+		}
+		if s.audit != nil {
+			if before.Role != u.Role {
+				if err := s.audit.Record(ctx, tx, Event{Action: "user.role_changed", Reason: string(before.Role) + "->" + string(u.Role),
+					TargetType: "user", TargetID: u.ID.String()}); err != nil {
+					return err
+				}
+			}
+			if before.Tier != u.Tier {
+				if err := s.audit.Record(ctx, tx, Event{Action: "user.tier_changed", Reason: string(before.Tier) + "->" + string(u.Tier),
+					TargetType: "user", TargetID: u.ID.String()}); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})

@@ -91,6 +91,12 @@ type Config struct {
 	MailSendTimeout  time.Duration `env:"MAIL_SEND_TIMEOUT" envDefault:"30s"`
 	MailPollInterval time.Duration `env:"MAIL_POLL_INTERVAL" envDefault:"5s"`
 
+	// The audit log's hash-chain key, from AUDIT_KEY or the file (generated
+	// in development); and how long events are kept (0: forever).
+	AuditKey       string        `env:"AUDIT_KEY"`
+	AuditKeyFile   string        `env:"AUDIT_KEY_FILE" envDefault:"config/audit-key"`
+	AuditRetention time.Duration `env:"AUDIT_RETENTION" envDefault:"2160h"`
+
 	SMTPURL  string `env:"SMTP_URL"`
 	MailFrom string `env:"MAIL_FROM" envDefault:"Tollgate <no-reply@localhost>"`
 
@@ -280,6 +286,12 @@ func (c *Config) validate() error {
 		if n, err := strconv.Atoi(v); !ok || err != nil || n < 1 || n == c.APIKeyPepperVersion || len(secret) < 32 {
 			return bad("API_KEY_PREVIOUS_PEPPERS", "must be VERSION:SECRET pairs, versions other than API_KEY_PEPPER_VERSION, secrets of 32+ characters")
 		}
+	}
+	if c.AuditKey != "" && len(c.AuditKey) < 32 {
+		return bad("AUDIT_KEY", "must be at least 32 characters (openssl rand -hex 32)")
+	}
+	if c.AuditRetention < 0 {
+		return bad("AUDIT_RETENTION", "must be a duration such as 2160h (0: keep forever)")
 	}
 	if c.APIKeyPepper != "" && len(c.APIKeyPepper) < 32 {
 		return bad("API_KEY_PEPPER", "must be at least 32 characters (openssl rand -hex 32)")

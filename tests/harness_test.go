@@ -112,6 +112,7 @@ func newAppOn(t testing.TB, db *database.DB, clk *clock.Manual, env ...string) *
 		"JWT_PUBLIC_KEY_FILE":  filepath.Join(keyDir, "public.pem"),
 		"APP_BASE_URL":         "http://tollgate.test",
 		"API_KEY_PEPPER":       testPepper,
+		"AUDIT_KEY":            testPepper + "-audit",
 	}
 	for i := 0; i+1 < len(env); i += 2 {
 		environ[env[i]] = env[i+1]
@@ -175,7 +176,7 @@ func newAppOn(t testing.TB, db *database.DB, clk *clock.Manual, env ...string) *
 		}
 	}
 	a.Server, err = server.New(server.Deps{
-		Config: cfg, DB: db, Redis: rdb, Keys: keys, Peppers: peppers, Clock: a.Clock, Mailer: mailer, Log: log, RateStore: store,
+		Config: cfg, DB: db, Redis: rdb, Keys: keys, Peppers: peppers, AuditKey: []byte(cfg.AuditKey), Clock: a.Clock, Mailer: mailer, Log: log, RateStore: store,
 	})
 	if err != nil {
 		t.Fatal(err)

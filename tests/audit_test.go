@@ -1,0 +1,130 @@
+package tests
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/caller"
+	"github.com/tollgate/tollgate/metrics"
+	"github.com/tollgate/tollgate/models"
+	"github.com/tollgate/tollgate/services"
+)
+
+// audited makes a few audited things happen: logins (one failed), a role
+// change, an API key and a password change. {token} is an admin's.
+func audited(t testing.TB, a *App) map[string]string {
+	admin := a.user(t, caller.Admin, caller.Free)
+	u := a.user(t, caller.Viewer, caller.Free)
+	a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": "Wrong-Pass-123"}})
+	r := a.do(t, Request{Method: "PATCH", URL: "/admin/users/" + u.ID, Headers: bearer(admin), Body: map[string]string{"role": "editor"}})
+	mustf(t, r.Status == 200, "role change: %d", r.Status)
+	a.makeKey(t, u, readKey)
+	r = a.do(t, Request{Method: "POST", URL: "/users/me/password", Headers: bearer(u),
+		Body: map[string]string{"current_password": testPassword, "new_password": "Brand-New-Pass-7"}})
+	mustf(t, r.Status == 200, "password change: %d %s", r.Status, r.Body)
+	return map[string]string{"token": admin.Access, "user_id": u.ID, "admin_id": admin.ID, "access": u.Access}
+}
+
+func TestAuditLog(t *testing.T) {
+	parallelOnSQLite(t)
+	scenarios := []Scenario{
+		{Name: "admins read what happened, newest first, without secrets", Method: "GET", URL: "/admin/audit", Headers: auth, Setup: audited,
+			ExpectedStatus: 200,
+			ExpectedContent: []string{`"action":"password.changed"`, `"action":"api_key.created"`, `"action":"user.role_changed","outcome":"success","reason":"viewer-\u003eeditor"`,
+				`"action":"auth.login_failed","outcome":"failure","reason":"invalid_credentials","target_type":"user","target_id":"{user_id}"`,
+				`"action":"auth.login","outcome":"success"`, `"ip":"192.0.2.1"`, `"actor_type":"user","actor_id":"{admin_id}"`, `"request_id":"`},
+			NotExpected: []string{testPassword, "Brand-New-Pass-7", "Wrong-Pass-123", "{access}", "tg_test_"},
+			After: func(t testing.TB, a *App, r *Response) {
+				var page struct{ Data []struct{ Seq int64 } }
+				r.JSON(t, &page)
+				for i := 1; i < len(page.Data); i++ {
+					mustf(t, page.Data[i].Seq < page.Data[i-1].Seq, "not newest first")
+				}
+			}},
+		{Name: "filtered by action", Method: "GET", URL: "/admin/audit?action=auth.login_failed", Headers: auth, Setup: audited,
+			ExpectedStatus: 200, ExpectedContent: []string{`"action":"auth.login_failed"`}, NotExpected: []string{`"action":"auth.login"`}},
+		{Name: "filtered by actor", Method: "GET", URL: "/admin/audit?actor_id={user_id}", Headers: auth, Setup: audited,
+			ExpectedStatus: 200, ExpectedContent: []string{`"action":"password.changed"`}, NotExpected: []string{`"action":"user.role_changed"`}},
+		{Name: "filtered by time: nothing before it all", Method: "GET", URL: "/admin/audit?until=2026-03-02T08:00:00Z", Headers: auth, Setup: audited,
+			ExpectedStatus: 200, ExpectedContent: []string{`"data":[]`}},
+		{Name: "paged with a cursor", Method: "GET", URL: "/admin/audit?per_page=2", Headers: auth, Setup: audited,
+			ExpectedStatus: 200, ExpectedContent: []string{`"has_more":true`, `"next_cursor":"`},
+			After: func(t testing.TB, a *App, r *Response) {
+				next := a.do(t, Request{Method: "GET", URL: "/admin/audit?per_page=2&cursor=" + field(t, r, "next_cursor"), Headers: map[string]string{"Authorization": "Bearer " + r.vals["token"]}})
+				mustf(t, next.Status == 200 && strings.Count(next.Body, `"seq":`) == 2, "second page: %s", next.Body)
+			}},
+		{Name: "bad filters are named", Method: "GET", URL: "/admin/audit?since=yesterday&per_page=1000&cursor=x", Headers: auth, Setup: asRole("admin"),
+			ExpectedStatus: 400, ExpectedContent: []string{`"since":`, `"per_page":`, `"cursor":`}},
+		{Name: "an NDJSON export", Method: "GET", URL: "/admin/audit?format=ndjson", Headers: auth, Setup: audited,
+			ExpectedStatus: 200, ExpectedHeaders: map[string]string{"Content-Type": "application/x-ndjson"},
+			After: func(t testing.TB, a *App, r *Response) {
+				lines := strings.Split(strings.TrimSpace(r.Body), "\n")
+				mustf(t, len(lines) == 6, "%d lines, want 6 events", len(lines))
+				for _, l := range lines {
+					var e map[string]any
+					mustf(t, json.Unmarshal([]byte(l), &e) == nil && e["action"] != nil, "line %q", l)
+				}
+			}},
+		{Name: "the chain verifies", Method: "GET", URL: "/admin/audit/verify", Headers: auth, Setup: audited,
+			ExpectedStatus: 200, ExpectedContent: []string{`"valid":true`}},
+		{Name: "an edited row is found", Method: "GET", URL: "/admin/audit/verify", Headers: auth,
+			Setup: func(t testing.TB, a *App) map[string]string {
+				v := audited(t, a)
+				a.DB.Exec("UPDATE audit_events SET outcome = 'success' WHERE action = 'auth.login_failed'")
+				var e models.AuditEvent
+				a.DB.Where("action = ?", "auth.login_failed").First(&e)
+				v["bad"] = itoa(e.Seq)
+				return v
+			},
+			ExpectedStatus: 200, ExpectedContent: []string{`"valid":false`, `"first_bad":{bad}`, `"problem":"content does not match its hash"`}},
+		{Name: "a removed row is found", Method: "GET", URL: "/admin/audit/verify", Headers: auth,
+			Setup: func(t testing.TB, a *App) map[string]string {
+				v := audited(t, a)
+				a.DB.Exec("DELETE FROM audit_events WHERE seq = 3")
+				return v
+			},
+			ExpectedStatus: 200, ExpectedContent: []string{`"valid":false`, `"first_bad":3`, `"problem":"missing row"`}},
+		{Name: "others may not read it", Method: "GET", URL: "/admin/audit", Headers: auth, Setup: asRole("editor"),
+			ExpectedStatus: 403, ExpectedContent: []string{`"code":"insufficient_permissions"`}},
+		{Name: "nor may an admin's key", Method: "GET", URL: "/admin/audit", Headers: map[string]string{"X-API-Key": "{key}"},
+			Setup:          withKey(caller.Admin, map[string]any{"name": "all", "scopes": caller.AllScopes()}),
+			ExpectedStatus: 403, ExpectedContent: []string{`"code":"user_token_required"`}},
+	}
+	for _, s := range scenarios {
+		s.Run(t)
+	}
+}
+
+func itoa(n int64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}
+
+// The retention purge removes old events and moves the chain's anchor,
+// so what remains still verifies.
+func TestAuditRetentionKeepsTheChainVerifiable(t *testing.T) {
+	parallelOnSQLite(t)
+	a := newApp(t)
+	v := audited(t, a)
+	var before int64
+	a.DB.Model(&models.AuditEvent{}).Count(&before)
+	a.Clock.Advance(91 * 24 * time.Hour)
+	admin := &User{Email: "", Password: testPassword}
+	a.DB.Model(&models.User{}).Where("id = ?", v["admin_id"]).Pluck("email", &admin.Email)
+	a.login(t, admin) // a new event after the old ones
+	audit := services.NewAudit(a.DB.DB, a.Clock, []byte(a.Config.AuditKey), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	purge := services.NewPurge(a.DB.DB, a.Clock, slog.New(slog.DiscardHandler), metrics.New(), a.Config.EmailVerificationTTL).
+		WithAudit(audit, a.Config.AuditRetention)
+	n, err := purge.Run(context.Background())
+	mustf(t, err == nil && n.AuditEvents == before, "purged %d of %d: %v", n.AuditEvents, before, err)
+	r := a.do(t, Request{Method: "GET", URL: "/admin/audit/verify", Headers: bearer(admin)})
+	mustf(t, r.Status == 200 && strings.Contains(r.Body, `"valid":true`) && strings.Contains(r.Body, `"anchor_seq":`+itoa(before)), "after the purge: %s", r.Body)
+	var left int64
+	a.DB.Model(&models.AuditEvent{}).Count(&left)
+	mustf(t, left == 1, "%d events left", left)
+}
