@@ -169,6 +169,13 @@ func serve(ctx context.Context, cfg settings.Config, log *slog.Logger) error {
 	if created {
 		log.Info("generated a development API key pepper", "file", cfg.APIKeyPepperFile)
 	}
+	mfaKeys, created, err := services.LoadMFAKeys(cfg.MFAKey, cfg.MFAKeyFile, cfg.MFAKeyVersion, cfg.MFAPreviousKeys, !cfg.IsProduction())
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Info("generated a development MFA key", "file", cfg.MFAKeyFile)
+	}
 	auditKey, created, err := services.LoadSecret("AUDIT_KEY", cfg.AuditKey, cfg.AuditKeyFile, !cfg.IsProduction())
 	if err != nil {
 		return err
@@ -219,7 +226,7 @@ func serve(ctx context.Context, cfg settings.Config, log *slog.Logger) error {
 	}
 	log.Info("mail", "destination", mailer.Destination())
 
-	srv, err := server.New(server.Deps{Config: cfg, DB: db, Redis: rdb, Keys: ks, Peppers: peppers, AuditKey: []byte(auditKey), Clock: clock.System{}, Mailer: mailer, Log: log})
+	srv, err := server.New(server.Deps{Config: cfg, DB: db, Redis: rdb, Keys: ks, Peppers: peppers, MFAKeys: mfaKeys, AuditKey: []byte(auditKey), Clock: clock.System{}, Mailer: mailer, Log: log})
 	if err != nil {
 		return err
 	}
@@ -277,6 +284,15 @@ func keys(cfg settings.Config, args []string, out io.Writer) error {
 		}
 		if created {
 			fmt.Fprintf(out, "wrote %s (API key pepper: keep secret, never replace)\n", cfg.APIKeyPepperFile)
+		}
+	}
+	if cfg.MFAKey == "" {
+		_, created, err := services.LoadSecret("MFA_KEY", "", cfg.MFAKeyFile, true)
+		if err != nil {
+			return err
+		}
+		if created {
+			fmt.Fprintf(out, "wrote %s (MFA secret encryption key: keep secret, never replace)\n", cfg.MFAKeyFile)
 		}
 	}
 	if cfg.AuditKey == "" {

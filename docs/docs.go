@@ -1138,7 +1138,7 @@ const docTemplate = `{
         },
         "/auth/login": {
             "post": {
-                "description": "Returns an access token (Authorization: Bearer) and a refresh token. A wrong password and an unknown email get the same 401; an unverified account gets 403 once its password matched. Every attempt counts against the login_ip policy per client IP (RATE_LIMIT_LOGIN_IP), failed ones (401) also against the login policy (RATE_LIMIT_LOGIN); successes never use up the failure budget. Password checks are queued: when too many wait, 503 server_busy with Retry-After.",
+                "description": "Returns an access token (Authorization: Bearer) and a refresh token; for an account with two-factor authentication on, 200 with MFAChallengeResponse instead ({\"mfa_required\": true, \"mfa_token\"}), to finish at POST /auth/mfa/verify. A wrong password and an unknown email get the same 401; an unverified account gets 403 once its password matched. Every attempt counts against the login_ip policy per client IP (RATE_LIMIT_LOGIN_IP), failed ones (401) also against the login policy (RATE_LIMIT_LOGIN); successes never use up the failure budget. Password checks are queued: when too many wait, 503 server_busy with Retry-After.",
                 "consumes": [
                     "application/json"
                 ],
@@ -1232,7 +1232,55 @@ const docTemplate = `{
                         }
                     }
                 },
-                "x-order": 6
+                "x-order": 7
+            }
+        },
+        "/auth/mfa/verify": {
+            "post": {
+                "description": "Trades the login's mfa_token and a code from the authenticator app (or a single-use recovery code) for the token pair. A code works once; a mfa_token lives 5 minutes and allows 5 attempts; wrong codes count against the account like wrong passwords. Limited per client IP like logins.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "auth"
+                ],
+                "summary": "Finish a login with a second factor",
+                "operationId": "verifyMFA",
+                "parameters": [
+                    {
+                        "description": "mfa_token and code",
+                        "name": "body",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/MFAVerifyRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/TokenResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "invalid_mfa_code, invalid_mfa_token",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "too_many_login_attempts or rate_limited; see Retry-After",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                },
+                "x-order": 5
             }
         },
         "/auth/password/forgot": {
@@ -1274,7 +1322,7 @@ const docTemplate = `{
                         }
                     }
                 },
-                "x-order": 7
+                "x-order": 8
             }
         },
         "/auth/password/reset": {
@@ -1322,7 +1370,7 @@ const docTemplate = `{
                         }
                     }
                 },
-                "x-order": 8
+                "x-order": 9
             }
         },
         "/auth/refresh": {
@@ -1376,7 +1424,7 @@ const docTemplate = `{
                         }
                     }
                 },
-                "x-order": 5
+                "x-order": 6
             }
         },
         "/auth/register": {
@@ -2110,6 +2158,237 @@ const docTemplate = `{
                     }
                 },
                 "x-scope": "users:read"
+            }
+        },
+        "/users/me/mfa/recovery-codes": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Needs a code; the old recovery codes stop working. Needs a user's access token.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "users"
+                ],
+                "summary": "New recovery codes",
+                "operationId": "regenerateRecoveryCodes",
+                "parameters": [
+                    {
+                        "description": "a code",
+                        "name": "body",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/MFACodeRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/RecoveryCodesResponse"
+                        }
+                    },
+                    "400": {
+                        "description": "validation_failed, incorrect_mfa_code",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "user_token_required",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "409": {
+                        "description": "mfa_not_enabled",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/users/me/mfa/totp": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Makes a new secret (encrypted at rest) and answers it as an otpauth URI, a QR code (PNG data URL) and base32 text. Nothing changes until POST /users/me/mfa/totp/confirm with a first code. Needs a user's access token.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "users"
+                ],
+                "summary": "Start two-factor authentication (TOTP)",
+                "operationId": "startTOTP",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/TOTPEnrolmentResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "user_token_required",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "409": {
+                        "description": "mfa_already_enabled",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            },
+            "delete": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Needs the current password and a code (or a recovery code). Needs a user's access token.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "users"
+                ],
+                "summary": "Turn two-factor authentication off",
+                "operationId": "disableTOTP",
+                "parameters": [
+                    {
+                        "description": "password and code",
+                        "name": "body",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/DisableTOTPRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "204": {
+                        "description": "No Content"
+                    },
+                    "400": {
+                        "description": "validation_failed, current_password_incorrect, incorrect_mfa_code",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "user_token_required",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "409": {
+                        "description": "mfa_not_enabled",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/users/me/mfa/totp/confirm": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "The first code from the app turns TOTP on; the answer holds 10 single-use recovery codes, shown this once (stored hashed). Logins then need a code. Needs a user's access token.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "users"
+                ],
+                "summary": "Confirm two-factor authentication",
+                "operationId": "confirmTOTP",
+                "parameters": [
+                    {
+                        "description": "a code",
+                        "name": "body",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/MFACodeRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/RecoveryCodesResponse"
+                        }
+                    },
+                    "400": {
+                        "description": "validation_failed, incorrect_mfa_code",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "user_token_required",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "409": {
+                        "description": "mfa_not_started, mfa_already_enabled",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
             }
         },
         "/users/me/password": {
@@ -2925,6 +3204,25 @@ const docTemplate = `{
                 }
             }
         },
+        "DisableTOTPRequest": {
+            "type": "object",
+            "required": [
+                "code",
+                "password"
+            ],
+            "properties": {
+                "code": {
+                    "description": "or a recovery code",
+                    "type": "string",
+                    "maxLength": 32,
+                    "example": "123456"
+                },
+                "password": {
+                    "type": "string",
+                    "maxLength": 1024
+                }
+            }
+        },
         "ErrorResponse": {
             "type": "object",
             "required": [
@@ -3112,6 +3410,38 @@ const docTemplate = `{
                         "others",
                         "global"
                     ]
+                }
+            }
+        },
+        "MFACodeRequest": {
+            "type": "object",
+            "required": [
+                "code"
+            ],
+            "properties": {
+                "code": {
+                    "type": "string",
+                    "maxLength": 32,
+                    "example": "123456"
+                }
+            }
+        },
+        "MFAVerifyRequest": {
+            "type": "object",
+            "required": [
+                "code",
+                "mfa_token"
+            ],
+            "properties": {
+                "code": {
+                    "description": "A 6-digit code from the authenticator app, or a recovery code.",
+                    "type": "string",
+                    "maxLength": 32,
+                    "example": "123456"
+                },
+                "mfa_token": {
+                    "type": "string",
+                    "maxLength": 256
                 }
             }
         },
@@ -3322,6 +3652,23 @@ const docTemplate = `{
                 }
             }
         },
+        "RecoveryCodesResponse": {
+            "type": "object",
+            "required": [
+                "recovery_codes"
+            ],
+            "properties": {
+                "recovery_codes": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    },
+                    "example": [
+                        "k3v9a-q0x2m"
+                    ]
+                }
+            }
+        },
         "RefreshRequest": {
             "type": "object",
             "required": [
@@ -3446,6 +3793,30 @@ const docTemplate = `{
                 "version": {
                     "type": "string",
                     "example": "0.1.0"
+                }
+            }
+        },
+        "TOTPEnrolmentResponse": {
+            "type": "object",
+            "required": [
+                "otpauth_uri",
+                "qr_code",
+                "secret"
+            ],
+            "properties": {
+                "otpauth_uri": {
+                    "type": "string",
+                    "example": "otpauth://totp/tollgate:marta@example.com?issuer=tollgate\u0026secret=..."
+                },
+                "qr_code": {
+                    "description": "PNG data URL of the URI",
+                    "type": "string",
+                    "example": "data:image/png;base64,iVBORw0..."
+                },
+                "secret": {
+                    "description": "base32, to type in by hand",
+                    "type": "string",
+                    "example": "JBSWY3DPEHPK3PXP"
                 }
             }
         },

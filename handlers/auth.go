@@ -139,7 +139,7 @@ func client(c *echo.Context) services.Client {
 // Login exchanges credentials for a token pair.
 //
 //	@Summary	Log in
-//	@Description	Returns an access token (Authorization: Bearer) and a refresh token. A wrong password and an unknown email get the same 401; an unverified account gets 403 once its password matched. Every attempt counts against the login_ip policy per client IP (RATE_LIMIT_LOGIN_IP), failed ones (401) also against the login policy (RATE_LIMIT_LOGIN); successes never use up the failure budget. Password checks are queued: when too many wait, 503 server_busy with Retry-After.
+//	@Description	Returns an access token (Authorization: Bearer) and a refresh token; for an account with two-factor authentication on, 200 with MFAChallengeResponse instead ({"mfa_required": true, "mfa_token"}), to finish at POST /auth/mfa/verify. A wrong password and an unknown email get the same 401; an unverified account gets 403 once its password matched. Every attempt counts against the login_ip policy per client IP (RATE_LIMIT_LOGIN_IP), failed ones (401) also against the login policy (RATE_LIMIT_LOGIN); successes never use up the failure budget. Password checks are queued: when too many wait, 503 server_busy with Retry-After.
 //	@ID	login
 //	@x-order	4
 //	@Tags	auth
@@ -165,6 +165,10 @@ func (h *Auth) Login(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if s.MFAToken != "" {
+		c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+		return c.JSON(http.StatusOK, MFAChallengeResponse{MFARequired: true, MFAToken: s.MFAToken, ExpiresIn: 300})
+	}
 	return c.JSON(http.StatusOK, toTokens(s))
 }
 
@@ -178,7 +182,7 @@ type RefreshRequest struct {
 //	@Summary	Rotate a refresh token
 //	@Description	Returns a new pair and revokes the presented refresh token. Presenting an already rotated token within REFRESH_REUSE_GRACE (10 s) of its rotation answers 409 refresh_token_rotated and changes nothing (a second tab, a retried request); later it revokes every token of that login (reuse detection). Limited per client IP.
 //	@ID	refreshToken
-//	@x-order	5
+//	@x-order	6
 //	@Tags	auth
 //	@Accept	json
 //	@Produce	json
@@ -213,7 +217,7 @@ type LogoutRequest struct {
 //	@Summary	Log out
 //	@Description	scope local (default) revokes every refresh token of this login; others, every other login of the account; global, all of them. Idempotent: an unknown or already revoked token also gets 204 (except for others, which needs a live session). Access tokens already issued stay valid until they expire (ACCESS_TOKEN_TTL, 15 min by default). Limited per client IP.
 //	@ID	logout
-//	@x-order	6
+//	@x-order	7
 //	@Tags	auth
 //	@Accept	json
 //	@Produce	json
@@ -243,7 +247,7 @@ type ForgotRequest struct {
 //	@Summary	Ask for a password reset link
 //	@Description	Always 202, with the same work whatever the address, so the answer reveals no account. The link (a single-use token) works for PASSWORD_RESET_TTL (30 min). Limited per client IP and, silently, per account (RATE_LIMIT_FORGOT_ACCOUNT). Works while the account's logins are throttled.
 //	@ID	forgotPassword
-//	@x-order	7
+//	@x-order	8
 //	@Tags	auth
 //	@Accept	json
 //	@Produce	json
@@ -276,7 +280,7 @@ type ResetRequest struct {
 //	@Summary	Reset the password
 //	@Description	Uses up the token from the reset mail: the account gets the new password (same policy as registration), every session of it ends, its address counts as verified, and its owner gets a notice. Limited per client IP.
 //	@ID	resetPassword
-//	@x-order	8
+//	@x-order	9
 //	@Tags	auth
 //	@Accept	json
 //	@Produce	json
@@ -421,4 +425,191 @@ func (h *Auth) EndUserSessions(c *echo.Context) error {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// MFAChallengeResponse is a login's answer when the account needs a second
+// factor: no token yet, only mfa_token for POST /auth/mfa/verify.
+type MFAChallengeResponse struct {
+	MFARequired bool   `json:"mfa_required" example:"true"`
+	MFAToken    string `json:"mfa_token" example:"5b1c...64 hex characters"`
+	ExpiresIn   int    `json:"expires_in" example:"300"` // seconds the mfa_token works
+}
+
+// MFAVerifyRequest finishes a login with a second factor.
+type MFAVerifyRequest struct {
+	MFAToken string `json:"mfa_token" validate:"required,max=256"`
+	// A 6-digit code from the authenticator app, or a recovery code.
+	Code string `json:"code" validate:"required,max=32" example:"123456"`
+}
+
+// VerifyMFA finishes a login with a TOTP or recovery code.
+//
+//	@Summary	Finish a login with a second factor
+//	@Description	Trades the login's mfa_token and a code from the authenticator app (or a single-use recovery code) for the token pair. A code works once; a mfa_token lives 5 minutes and allows 5 attempts; wrong codes count against the account like wrong passwords. Limited per client IP like logins.
+//	@ID	verifyMFA
+//	@x-order	5
+//	@Tags	auth
+//	@Accept	json
+//	@Produce	json
+//	@Param	body	body	MFAVerifyRequest	true	"mfa_token and code"
+//	@Success	200	{object}	TokenResponse
+//	@Failure	401	{object}	ErrorResponse	"invalid_mfa_code, invalid_mfa_token"
+//	@Failure	429	{object}	ErrorResponse	"too_many_login_attempts or rate_limited; see Retry-After"
+//	@Router			/auth/mfa/verify [post]
+func (h *Auth) VerifyMFA(c *echo.Context) error {
+	var req MFAVerifyRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	s, err := h.auth.VerifyMFA(c.Request().Context(), req.MFAToken, req.Code, client(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toTokens(s))
+}
+
+// TOTPEnrolmentResponse starts TOTP enrolment.
+type TOTPEnrolmentResponse struct {
+	OTPAuthURI string `json:"otpauth_uri" example:"otpauth://totp/tollgate:marta@example.com?issuer=tollgate&secret=..."`
+	QRCode     string `json:"qr_code" example:"data:image/png;base64,iVBORw0..."` // PNG data URL of the URI
+	Secret     string `json:"secret" example:"JBSWY3DPEHPK3PXP"`                  // base32, to type in by hand
+}
+
+// StartTOTP begins TOTP enrolment.
+//
+//	@Summary	Start two-factor authentication (TOTP)
+//	@Description	Makes a new secret (encrypted at rest) and answers it as an otpauth URI, a QR code (PNG data URL) and base32 text. Nothing changes until POST /users/me/mfa/totp/confirm with a first code. Needs a user's access token.
+//	@ID	startTOTP
+//	@Tags	users
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Success	200	{object}	TOTPEnrolmentResponse
+//	@Failure	403	{object}	ErrorResponse	"user_token_required"
+//	@Failure	409	{object}	ErrorResponse	"mfa_already_enabled"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Router			/users/me/mfa/totp [post]
+func (h *Auth) StartTOTP(c *echo.Context) error {
+	cl, err := who(c)
+	if err != nil {
+		return err
+	}
+	e, err := h.auth.StartTOTP(c.Request().Context(), cl.ID)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+	return c.JSON(http.StatusOK, TOTPEnrolmentResponse{OTPAuthURI: e.URI, QRCode: e.QRCode, Secret: e.Secret})
+}
+
+// MFACodeRequest carries a code from the authenticator app.
+type MFACodeRequest struct {
+	Code string `json:"code" validate:"required,max=32" example:"123456"`
+}
+
+// RecoveryCodesResponse shows recovery codes, once.
+type RecoveryCodesResponse struct {
+	RecoveryCodes []string `json:"recovery_codes" example:"k3v9a-q0x2m"`
+}
+
+// ConfirmTOTP turns TOTP on.
+//
+//	@Summary	Confirm two-factor authentication
+//	@Description	The first code from the app turns TOTP on; the answer holds 10 single-use recovery codes, shown this once (stored hashed). Logins then need a code. Needs a user's access token.
+//	@ID	confirmTOTP
+//	@Tags	users
+//	@Accept	json
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param	body	body	MFACodeRequest	true	"a code"
+//	@Success	200	{object}	RecoveryCodesResponse
+//	@Failure	400	{object}	ErrorResponse	"validation_failed, incorrect_mfa_code"
+//	@Failure	403	{object}	ErrorResponse	"user_token_required"
+//	@Failure	409	{object}	ErrorResponse	"mfa_not_started, mfa_already_enabled"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Router			/users/me/mfa/totp/confirm [post]
+func (h *Auth) ConfirmTOTP(c *echo.Context) error {
+	cl, err := who(c)
+	if err != nil {
+		return err
+	}
+	var req MFACodeRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	codes, err := h.auth.ConfirmTOTP(c.Request().Context(), cl.ID, req.Code)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+	return c.JSON(http.StatusOK, RecoveryCodesResponse{RecoveryCodes: codes})
+}
+
+// DisableTOTPRequest turns TOTP off.
+type DisableTOTPRequest struct {
+	Password string `json:"password" validate:"required,max=1024"`
+	Code     string `json:"code" validate:"required,max=32" example:"123456"` // or a recovery code
+}
+
+// DisableTOTP turns TOTP off.
+//
+//	@Summary	Turn two-factor authentication off
+//	@Description	Needs the current password and a code (or a recovery code). Needs a user's access token.
+//	@ID	disableTOTP
+//	@Tags	users
+//	@Accept	json
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param	body	body	DisableTOTPRequest	true	"password and code"
+//	@Success	204
+//	@Failure	400	{object}	ErrorResponse	"validation_failed, current_password_incorrect, incorrect_mfa_code"
+//	@Failure	403	{object}	ErrorResponse	"user_token_required"
+//	@Failure	409	{object}	ErrorResponse	"mfa_not_enabled"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Router			/users/me/mfa/totp [delete]
+func (h *Auth) DisableTOTP(c *echo.Context) error {
+	cl, err := who(c)
+	if err != nil {
+		return err
+	}
+	var req DisableTOTPRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	if err := h.auth.DisableTOTP(c.Request().Context(), cl.ID, req.Password, req.Code); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// RegenerateRecoveryCodes replaces the recovery codes.
+//
+//	@Summary	New recovery codes
+//	@Description	Needs a code; the old recovery codes stop working. Needs a user's access token.
+//	@ID	regenerateRecoveryCodes
+//	@Tags	users
+//	@Accept	json
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param	body	body	MFACodeRequest	true	"a code"
+//	@Success	200	{object}	RecoveryCodesResponse
+//	@Failure	400	{object}	ErrorResponse	"validation_failed, incorrect_mfa_code"
+//	@Failure	403	{object}	ErrorResponse	"user_token_required"
+//	@Failure	409	{object}	ErrorResponse	"mfa_not_enabled"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Router			/users/me/mfa/recovery-codes [post]
+func (h *Auth) RegenerateRecoveryCodes(c *echo.Context) error {
+	cl, err := who(c)
+	if err != nil {
+		return err
+	}
+	var req MFACodeRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	codes, err := h.auth.RegenerateRecoveryCodes(c.Request().Context(), cl.ID, req.Code)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+	return c.JSON(http.StatusOK, RecoveryCodesResponse{RecoveryCodes: codes})
 }

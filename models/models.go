@@ -164,3 +164,44 @@ type AuditChain struct {
 
 // TableName names the chain table.
 func (AuditChain) TableName() string { return "audit_chain" }
+
+// MFATOTP is a user's TOTP enrolment; Secret is AES-GCM ciphertext.
+type MFATOTP struct {
+	UserID      uuid.UUID `gorm:"type:uuid;primaryKey"`
+	Secret      string
+	KeyVersion  int
+	ConfirmedAt *time.Time
+	LastStep    int64
+	CreatedAt   time.Time
+}
+
+// TableName names the TOTP table.
+func (MFATOTP) TableName() string { return "mfa_totp" }
+
+// MFARecoveryCode is one single-use recovery code (hashed).
+type MFARecoveryCode struct {
+	ID        uuid.UUID `gorm:"type:uuid;primaryKey"`
+	UserID    uuid.UUID `gorm:"type:uuid"`
+	CodeHash  string
+	UsedAt    *time.Time
+	CreatedAt time.Time
+}
+
+// TableName names the recovery code table.
+func (MFARecoveryCode) TableName() string { return "mfa_recovery_codes" }
+
+// MFAChallenge is a pending second step of a login (the mfa_token).
+type MFAChallenge struct {
+	ID        uuid.UUID `gorm:"type:uuid;primaryKey"`
+	UserID    uuid.UUID `gorm:"type:uuid"`
+	TokenHash string
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+	Attempts  int
+	ClientIP  string
+	UserAgent string
+	CreatedAt time.Time
+}
+
+// TableName names the challenge table.
+func (MFAChallenge) TableName() string { return "mfa_challenges" }

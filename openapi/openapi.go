@@ -207,13 +207,14 @@ func addStandardFailures(doc *openapi3.T) {
 		}
 	}
 	for _, item := range doc.Paths.Map() {
-		for _, op := range item.Operations() {
-			if op.RequestBody != nil {
+		for method, op := range item.Operations() {
+			// Every request body is limited, documented or not.
+			if op.RequestBody != nil || slices.Contains([]string{"POST", "PATCH", "PUT"}, method) {
 				add(op, "413", "request_too_large (1 MiB)")
-				if op.RequestBody.Value.Content.Get("application/json") != nil {
-					add(op, "400", "validation_failed or invalid_json")
-					add(op, "415", "unsupported_media_type: send application/json")
-				}
+			}
+			if op.RequestBody != nil && op.RequestBody.Value.Content.Get("application/json") != nil {
+				add(op, "400", "validation_failed or invalid_json")
+				add(op, "415", "unsupported_media_type: send application/json")
 			}
 			if op.Security != nil && len(*op.Security) > 0 {
 				add(op, "401", "authentication_required, invalid_token or token_expired (see WWW-Authenticate)")

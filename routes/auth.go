@@ -11,7 +11,8 @@ func auth(e *echo.Echo, h *handlers.Auth, g Guards) {
 	e.POST("/auth/register", h.Register, g.Public, g.Register)
 	e.GET("/auth/verify", h.Verify, g.Public)
 	e.POST("/auth/verify/resend", h.Resend, g.Public, g.Register)
-	e.POST("/auth/login", h.Login, g.LoginAttempts, g.Login) // every attempt, and failures apart
+	e.POST("/auth/login", h.Login, g.LoginAttempts, g.Login)          // every attempt, and failures apart
+	e.POST("/auth/mfa/verify", h.VerifyMFA, g.LoginAttempts, g.Login) // the second step of a login
 	e.POST("/auth/refresh", h.Refresh, g.Public)
 	e.POST("/auth/logout", h.Logout, g.Public)
 	e.POST("/auth/password/forgot", h.Forgot, g.Public, g.Register) // and per account, in the service

@@ -82,9 +82,11 @@ type Deps struct {
 	Peppers services.Peppers
 	// AuditKey is the audit log's hash-chain HMAC key.
 	AuditKey []byte
-	Clock    clock.Clock
-	Mailer   services.Mailer
-	Log      *slog.Logger
+	// MFAKeys encrypt TOTP secrets (services.LoadMFAKeys).
+	MFAKeys services.MFAKeys
+	Clock   clock.Clock
+	Mailer  services.Mailer
+	Log     *slog.Logger
 	// RateStore overrides the rate-limit store; nil builds the default:
 	// Redis with per-instance memory fallback when Redis is set, else memory.
 	RateStore ratelimit.Store
@@ -145,6 +147,7 @@ func New(d Deps) (*Server, error) {
 		BaseURL: cfg.AppBaseURL, RefreshTTL: cfg.RefreshTokenTTL, VerificationTTL: cfg.EmailVerificationTTL,
 		ReuseGrace: cfg.RefreshReuseGrace, ResetTTL: cfg.PasswordResetTTL,
 		AccountStore: accountStore, LoginAccount: cfg.RateLimits.LoginAccount, ForgotAccount: cfg.RateLimits.ForgotAccount,
+		Issuer: cfg.JWTIssuer, MFAKeys: d.MFAKeys,
 	})
 	if err != nil {
 		return nil, err

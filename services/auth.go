@@ -59,6 +59,10 @@ type AuthConfig struct {
 	AccountStore  ratelimit.Store
 	LoginAccount  []ratelimit.Policy
 	ForgotAccount ratelimit.Policy
+	// Issuer names the service in authenticator apps; MFAKeys encrypt TOTP
+	// secrets at rest.
+	Issuer  string
+	MFAKeys MFAKeys
 }
 
 // Auth runs registration, verification, login and refresh-token rotation.
@@ -123,6 +127,9 @@ type Session struct {
 	RefreshToken     string
 	RefreshExpiresIn time.Duration
 	User             *models.User
+	// MFAToken, when set, is all a login gives: the account needs a second
+	// factor at POST /auth/mfa/verify before any token.
+	MFAToken string
 }
 
 // Register answers the same whatever the address, so it reveals no
@@ -300,6 +307,15 @@ func (a *Auth) Login(ctx context.Context, email, password string, client Client)
 	}
 	if !u.EmailVerified {
 		return refuse("email_not_verified", errEmailNotVerified)
+	}
+	if on, err := a.mfaEnabled(ctx, u); err != nil {
+		return nil, err
+	} else if on {
+		token, err := a.challenge(ctx, u, client)
+		if err != nil {
+			return nil, err
+		}
+		return &Session{MFAToken: token, User: u}, nil
 	}
 	var s *Session
 	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {

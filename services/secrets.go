@@ -64,7 +64,16 @@ func LoadSecret(name, value, path string, generate bool) (string, bool, error) {
 // environment value) or else the file at path (see LoadSecret); previous
 // ones from VERSION:SECRET pairs (already checked by settings).
 func LoadPeppers(secret, path string, version int, previous []string, generate bool) (Peppers, bool, error) {
-	secret, created, err := LoadSecret("API_KEY_PEPPER", secret, path, generate)
+	return loadVersioned("API_KEY_PEPPER", secret, path, version, previous, generate)
+}
+
+// LoadMFAKeys builds the TOTP secret encryption keys, like LoadPeppers.
+func LoadMFAKeys(secret, path string, version int, previous []string, generate bool) (MFAKeys, bool, error) {
+	return loadVersioned("MFA_KEY", secret, path, version, previous, generate)
+}
+
+func loadVersioned(name, secret, path string, version int, previous []string, generate bool) (Peppers, bool, error) {
+	secret, created, err := LoadSecret(name, secret, path, generate)
 	if err != nil {
 		return Peppers{}, false, err
 	}

@@ -97,6 +97,14 @@ type Config struct {
 	AuditKeyFile   string        `env:"AUDIT_KEY_FILE" envDefault:"config/audit-key"`
 	AuditRetention time.Duration `env:"AUDIT_RETENTION" envDefault:"2160h"`
 
+	// TOTP secrets are encrypted with a key derived from MFA_KEY (or the
+	// file's content); rotate by raising MFA_KEY_VERSION and listing the old
+	// one in MFA_PREVIOUS_KEYS as VERSION:SECRET (secrets move on use).
+	MFAKey          string   `env:"MFA_KEY"`
+	MFAKeyFile      string   `env:"MFA_KEY_FILE" envDefault:"config/mfa-key"`
+	MFAKeyVersion   int      `env:"MFA_KEY_VERSION" envDefault:"1"`
+	MFAPreviousKeys []string `env:"MFA_PREVIOUS_KEYS" envSeparator:","`
+
 	SMTPURL  string `env:"SMTP_URL"`
 	MailFrom string `env:"MAIL_FROM" envDefault:"Tollgate <no-reply@localhost>"`
 
@@ -285,6 +293,18 @@ func (c *Config) validate() error {
 		v, secret, ok := strings.Cut(p, ":")
 		if n, err := strconv.Atoi(v); !ok || err != nil || n < 1 || n == c.APIKeyPepperVersion || len(secret) < 32 {
 			return bad("API_KEY_PREVIOUS_PEPPERS", "must be VERSION:SECRET pairs, versions other than API_KEY_PEPPER_VERSION, secrets of 32+ characters")
+		}
+	}
+	if c.MFAKey != "" && len(c.MFAKey) < 32 {
+		return bad("MFA_KEY", "must be at least 32 characters (openssl rand -hex 32)")
+	}
+	if c.MFAKeyVersion < 1 {
+		return bad("MFA_KEY_VERSION", "must be a positive integer")
+	}
+	for _, p := range c.MFAPreviousKeys {
+		v, secret, ok := strings.Cut(p, ":")
+		if n, err := strconv.Atoi(v); !ok || err != nil || n < 1 || n == c.MFAKeyVersion || len(secret) < 32 {
+			return bad("MFA_PREVIOUS_KEYS", "must be VERSION:SECRET pairs, versions other than MFA_KEY_VERSION, secrets of 32+ characters")
 		}
 	}
 	if c.AuditKey != "" && len(c.AuditKey) < 32 {

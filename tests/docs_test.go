@@ -299,7 +299,8 @@ func TestOpenAPIPathsFollowTheFlow(t *testing.T) {
 		var skip json.RawMessage
 		mustf(t, dec.Decode(&skip) == nil, "skip")
 	}
-	want := []string{"/auth/register", "/auth/verify", "/auth/verify/resend", "/auth/login", "/auth/refresh", "/auth/logout"}
+	want := []string{"/auth/register", "/auth/verify", "/auth/verify/resend", "/auth/login", "/auth/mfa/verify", "/auth/refresh", "/auth/logout",
+		"/auth/password/forgot", "/auth/password/reset"}
 	mustf(t, len(order) > len(want) && slices.Equal(order[:len(want)], want), "paths in order %v", order)
 }
 

@@ -113,6 +113,7 @@ func newAppOn(t testing.TB, db *database.DB, clk *clock.Manual, env ...string) *
 		"APP_BASE_URL":         "http://tollgate.test",
 		"API_KEY_PEPPER":       testPepper,
 		"AUDIT_KEY":            testPepper + "-audit",
+		"MFA_KEY":              testPepper + "-mfa",
 	}
 	for i := 0; i+1 < len(env); i += 2 {
 		environ[env[i]] = env[i+1]
@@ -175,8 +176,12 @@ func newAppOn(t testing.TB, db *database.DB, clk *clock.Manual, env ...string) *
 			t.Fatal(err)
 		}
 	}
+	mfaKeys, _, err := services.LoadMFAKeys(cfg.MFAKey, "", cfg.MFAKeyVersion, cfg.MFAPreviousKeys, false)
+	if err != nil {
+		t.Fatal(err)
+	}
 	a.Server, err = server.New(server.Deps{
-		Config: cfg, DB: db, Redis: rdb, Keys: keys, Peppers: peppers, AuditKey: []byte(cfg.AuditKey), Clock: a.Clock, Mailer: mailer, Log: log, RateStore: store,
+		Config: cfg, DB: db, Redis: rdb, Keys: keys, Peppers: peppers, MFAKeys: mfaKeys, AuditKey: []byte(cfg.AuditKey), Clock: a.Clock, Mailer: mailer, Log: log, RateStore: store,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -46,6 +46,10 @@ func TestProductionRefusesToStart(t *testing.T) {
 			"JWT_PRIVATE_KEY_FILE": writeFile(t, dir, "garbage.pem", "not a key"), "JWT_PUBLIC_KEY_FILE": keyDir + "/public.pem"}, "unusable JWT keys"},
 		{"without an API key pepper", map[string]string{"APP_ENV": "production", "DATABASE_URL": pg,
 			"JWT_PRIVATE_KEY_FILE": keyDir + "/private.pem", "JWT_PUBLIC_KEY_FILE": keyDir + "/public.pem", "API_KEY_PEPPER_FILE": dir + "/none"}, "API_KEY_PEPPER"},
+		{"without an audit key", map[string]string{"APP_ENV": "production", "DATABASE_URL": pg, "API_KEY_PEPPER": testPepper,
+			"JWT_PRIVATE_KEY_FILE": keyDir + "/private.pem", "JWT_PUBLIC_KEY_FILE": keyDir + "/public.pem", "MFA_KEY": testPepper, "AUDIT_KEY_FILE": dir + "/none"}, "AUDIT_KEY"},
+		{"without an MFA key", map[string]string{"APP_ENV": "production", "DATABASE_URL": pg, "API_KEY_PEPPER": testPepper,
+			"JWT_PRIVATE_KEY_FILE": keyDir + "/private.pem", "JWT_PUBLIC_KEY_FILE": keyDir + "/public.pem", "MFA_KEY_FILE": dir + "/none"}, "MFA_KEY"},
 		{"with a malformed duration", map[string]string{"ACCESS_TOKEN_TTL": "fifteen minutes"}, "ACCESS_TOKEN_TTL"},
 		{"with a malformed cost", map[string]string{"BCRYPT_COST": "high"}, "BCRYPT_COST"},
 		{"with an unknown APP_ENV", map[string]string{"APP_ENV": "staging"}, "APP_ENV"},
@@ -78,7 +82,8 @@ func writeFile(t *testing.T, dir, name, content string) string {
 func TestKeysGenerateRefusesToOverwrite(t *testing.T) {
 	parallelOnSQLite(t)
 	dir := t.TempDir()
-	env := map[string]string{"JWT_PRIVATE_KEY_FILE": dir + "/k.pem", "JWT_PUBLIC_KEY_FILE": dir + "/k.pub", "API_KEY_PEPPER_FILE": dir + "/pepper"}
+	env := map[string]string{"JWT_PRIVATE_KEY_FILE": dir + "/k.pem", "JWT_PUBLIC_KEY_FILE": dir + "/k.pub", "API_KEY_PEPPER_FILE": dir + "/pepper",
+		"AUDIT_KEY_FILE": dir + "/audit-key", "MFA_KEY_FILE": dir + "/mfa-key"}
 	out, err := run(t, []string{"keys", "generate"}, env)
 	mustf(t, err == nil && strings.Contains(out, "API key pepper"), "generate: %v %s", err, out)
 	pepper, _ := os.ReadFile(dir + "/pepper")
@@ -103,7 +108,8 @@ func TestKeysGenerateRefusesToOverwrite(t *testing.T) {
 	// The pepper is never replaced, not even with --force.
 	again, _ := os.ReadFile(dir + "/pepper")
 	mustf(t, bytes.Equal(pepper, again), "the pepper was replaced")
-	fresh := map[string]string{"JWT_PRIVATE_KEY_FILE": dir + "/new/k.pem", "JWT_PUBLIC_KEY_FILE": dir + "/new/k.pub", "API_KEY_PEPPER_FILE": dir + "/new/pepper"}
+	fresh := map[string]string{"JWT_PRIVATE_KEY_FILE": dir + "/new/k.pem", "JWT_PUBLIC_KEY_FILE": dir + "/new/k.pub", "API_KEY_PEPPER_FILE": dir + "/new/pepper",
+		"AUDIT_KEY_FILE": dir + "/new/audit-key", "MFA_KEY_FILE": dir + "/new/mfa-key"}
 	_, err = run(t, []string{"keys", "generate", "--if-missing"}, fresh)
 	mustf(t, err == nil, "--if-missing with no keys: %v", err)
 	_, err = services.LoadKeySet(fresh["JWT_PRIVATE_KEY_FILE"], fresh["JWT_PUBLIC_KEY_FILE"], nil)
@@ -185,7 +191,7 @@ func TestServeStartsAndShutsDownGracefully(t *testing.T) {
 	env := map[string]string{
 		"PORT": strconv.Itoa(port), "SQLITE_PATH": dir + "/data/app.db", "BCRYPT_COST": "4",
 		"JWT_PRIVATE_KEY_FILE": dir + "/config/jwt-private.pem", "JWT_PUBLIC_KEY_FILE": dir + "/config/jwt-public.pem",
-		"API_KEY_PEPPER_FILE":  dir + "/config/api-key-pepper",
+		"API_KEY_PEPPER_FILE": dir + "/config/api-key-pepper", "AUDIT_KEY_FILE": dir + "/config/audit-key", "MFA_KEY_FILE": dir + "/config/mfa-key",
 		"SHUTDOWN_DRAIN_DELAY": "1s", "HTTP_READ_HEADER_TIMEOUT": "200ms", "METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", metricsPort),
 		// Nothing listens there: the instance serves, degraded, and go-redis'
 		// own complaints arrive in the structured log, not on stderr.

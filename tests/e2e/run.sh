@@ -29,6 +29,7 @@ port="$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()
 base="http://127.0.0.1:$port"
 export PORT="$port" APP_ENV=development APP_BASE_URL="$base" SQLITE_PATH="$work/tollgate.db" \
   JWT_PRIVATE_KEY_FILE="$work/jwt-private.pem" JWT_PUBLIC_KEY_FILE="$work/jwt-public.pem" API_KEY_PEPPER_FILE="$work/api-key-pepper" \
+  AUDIT_KEY_FILE="$work/audit-key" MFA_KEY_FILE="$work/mfa-key" \
   BCRYPT_COST=10 SWAGGER_ENABLED=true DATABASE_URL= REDIS_URL= RATE_LIMIT_ENABLED=true
 
 (cd "$root" && go build -o "$work/tollgate" .)

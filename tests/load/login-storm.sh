@@ -19,6 +19,7 @@ port="$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));prin
 # The limits stay on but out of the way: this measures hashing, not limits.
 export PORT="$port" APP_ENV=development SQLITE_PATH="$work/app.db" DATABASE_URL="${DATABASE_URL:-}" REDIS_URL="${REDIS_URL:-}" \
   JWT_PRIVATE_KEY_FILE="$work/private.pem" JWT_PUBLIC_KEY_FILE="$work/public.pem" LOG_LEVEL=warn \
+  API_KEY_PEPPER_FILE="$work/pepper" AUDIT_KEY_FILE="$work/audit-key" MFA_KEY_FILE="$work/mfa-key" \
   BCRYPT_COST="${BCRYPT_COST:-12}" RATE_LIMIT_LOGIN_IP=1000000/1m RATE_LIMIT_PUBLIC=1000000/1m
 "$work/tollgate" user create --email storm@example.com --password Storm-Password-1 >/dev/null
 "$work/tollgate" serve >"$work/server.log" 2>&1 &
