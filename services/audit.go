@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -224,8 +225,12 @@ func (a *Audit) Purge(ctx context.Context, retention time.Duration) (int64, erro
 			return apperror.Wrap(err, "move audit anchor")
 		}
 		res := tx.Where("seq <= ?", last.Seq).Delete(&models.AuditEvent{})
+		if res.Error != nil {
+			return apperror.Wrap(res.Error, "purge audit events")
+		}
 		deleted = res.RowsAffected
-		return res.Error
+		// The purge itself is on the record, by the system.
+		return a.Record(ctx, tx, Event{Action: "audit.purged", ActorType: "system", Reason: fmt.Sprintf("%d events through seq %d", deleted, last.Seq)})
 	})
 	return deleted, err
 }
