@@ -103,10 +103,12 @@ func (h *Auth) Resend(c *echo.Context) error {
 	if msg := services.CheckEmail(services.NormalizeEmail(req.Email)); msg != "" {
 		return validationError("email", msg)
 	}
-	if err := h.auth.ResendVerification(c.Request().Context(), req.Email); err != nil {
+	// Answer first, then do the work: the answer's timing is the same
+	// whether or not the address has an account to write for.
+	if err := answerFirst(c, MessageResponse{Message: "If that account exists and is not verified, a new link is on its way"}); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusAccepted, MessageResponse{Message: "If that account exists and is not verified, a new link is on its way"})
+	return h.auth.ResendVerification(c.Request().Context(), req.Email)
 }
 
 // LoginRequest carries credentials.
@@ -263,10 +265,10 @@ func (h *Auth) Forgot(c *echo.Context) error {
 	if msg := services.CheckEmail(services.NormalizeEmail(req.Email)); msg != "" {
 		return validationError("email", msg)
 	}
-	if err := h.auth.ForgotPassword(c.Request().Context(), req.Email); err != nil {
+	if err := answerFirst(c, MessageResponse{Message: "If that account exists, a reset link is on its way"}); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusAccepted, MessageResponse{Message: "If that account exists, a reset link is on its way"})
+	return h.auth.ForgotPassword(c.Request().Context(), req.Email)
 }
 
 // ResetRequest sets a new password with a reset token.
@@ -612,4 +614,15 @@ func (h *Auth) RegenerateRecoveryCodes(c *echo.Context) error {
 	}
 	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	return c.JSON(http.StatusOK, RecoveryCodesResponse{RecoveryCodes: codes})
+}
+
+// answerFirst sends 202 with body and flushes it before the caller does
+// work whose amount depends on whether an account exists: the client
+// learns nothing from the timing. Errors after it are logged only.
+func answerFirst(c *echo.Context, body any) error {
+	if err := c.JSON(http.StatusAccepted, body); err != nil {
+		return err
+	}
+	http.NewResponseController(c.Response()).Flush() //nolint:errcheck // a writer that cannot flush answers at the end instead
+	return nil
 }

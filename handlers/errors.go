@@ -59,6 +59,10 @@ type Classifier func(error) *apperror.Error
 func ErrorHandler(log *slog.Logger, classify Classifier) echo.HTTPErrorHandler {
 	return func(c *echo.Context, err error) {
 		if r, _ := echo.UnwrapResponse(c.Response()); r != nil && r.Committed {
+			// The answer is out (a streamed export, work done after a 202):
+			// the error can only be logged.
+			log.Warn("request failed after its answer was sent", "request_id", RequestID(c), "method", c.Request().Method,
+				"path", c.Request().URL.Path, "error", err)
 			return
 		}
 		if ae, ok := apperror.As(err); (!ok || ae.Kind == apperror.Internal) && classify != nil {
