@@ -252,6 +252,7 @@ func TestAPIKeyRateLimits(t *testing.T) {
 
 // On Redis, a key's limit holds across instances.
 func TestAPIKeyLimitAcrossInstances(t *testing.T) {
+	parallelOnSQLite(t)
 	url := sharedRedis(t)
 	prefix := randomName("test:") + ":"
 	first := newApp(t, "REDIS_URL", url, "RATE_LIMIT_KEY_PREFIX", prefix, "RATE_LIMIT_REDIS_TIMEOUT", "5s")

@@ -366,6 +366,7 @@ func TestRefreshExpiryAndUnknownTokens(t *testing.T) {
 
 // Many parallel refreshes of one token must never yield two usable pairs.
 func TestConcurrentRefresh(t *testing.T) {
+	parallelOnSQLite(t)
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
 	const n = 12

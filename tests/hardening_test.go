@@ -397,6 +397,7 @@ func TestIPv6ClientsAreLimitedPerSlash64(t *testing.T) {
 // /metrics: the app's series, route templates (never raw unknown paths)
 // as labels, and outcomes of logins and limits.
 func TestMetrics(t *testing.T) {
+	parallelOnSQLite(t)
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
 	a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": "Wrong-Pass-99"}})

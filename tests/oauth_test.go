@@ -385,6 +385,7 @@ func TestOAuthInteropWithGolangOAuth2(t *testing.T) {
 
 // On Redis, a revocation on one instance is seen by the others at once.
 func TestOAuthRevocationAcrossInstances(t *testing.T) {
+	parallelOnSQLite(t)
 	url := sharedRedis(t)
 	prefix := randomName("test:") + ":"
 	first := newApp(t, "REDIS_URL", url, "RATE_LIMIT_KEY_PREFIX", prefix, "RATE_LIMIT_REDIS_TIMEOUT", "5s")

@@ -236,6 +236,7 @@ func TestMalformedPolicyStopsStartup(t *testing.T) {
 }
 
 func TestOverLimitKeyIsLoggedOncePerWindow(t *testing.T) {
+	parallelOnSQLite(t)
 	a := newApp(t)
 	hammer(t, a, 100+25, Request{Method: "GET", URL: "/public/status"})
 	mustf(t, strings.Count(a.Logs.String(), "rate_limit_exceeded") == 1, "lines: %d", strings.Count(a.Logs.String(), "rate_limit_exceeded"))

@@ -186,6 +186,7 @@ func TestConfigurationIsDocumentedBothWays(t *testing.T) {
 // force; /metrics on its own listener; and on shutdown /readyz turns 503
 // while the server keeps serving for the drain delay, then a clean exit.
 func TestServeStartsAndShutsDownGracefully(t *testing.T) {
+	parallelOnSQLite(t)
 	dir := t.TempDir()
 	port, metricsPort := freePort(t), freePort(t)
 	env := map[string]string{
