@@ -1429,7 +1429,7 @@ const docTemplate = `{
         },
         "/auth/register": {
             "post": {
-                "description": "Always 202 for a valid request, so the answer reveals no account: a new address gets a viewer on the free tier and a verification link valid for EMAIL_VERIFICATION_TTL; an address registered but not verified gets this password and a new link (older links die); a verified one gets a mail saying it already has an account. Password: 10+ characters with upper case, lower case and a digit, at most 72 bytes, not among the 10,000 most common. Other fields (role, tier) are ignored. Mail is queued and sent in the background. Limited per client IP (public and register policies).",
+                "description": "Always 202 for a valid request, so the answer reveals no account: a new address gets a viewer on the free tier and a verification link valid for EMAIL_VERIFICATION_TTL; an address registered but not verified gets this password and a new link (older links die); a verified one gets a mail saying it already has an account. Password: 10+ characters with upper case, lower case and a digit, at most 72 bytes, not among the 10,000 most common. Other fields (role, tier) are ignored. The 202 goes out before any work that depends on the address, so its timing reveals nothing; mail is queued and sent in the background. Limited per client IP (public and register policies).",
                 "consumes": [
                     "application/json"
                 ],
@@ -4023,11 +4023,11 @@ const docTemplate = `{
     },
     "tags": [
         {
-            "description": "Registration, verification, login, refresh and logout. No token needed.",
+            "description": "Registration, verification, login (and its second step), refresh, logout and password reset. No token needed.",
             "name": "auth"
         },
         {
-            "description": "The caller's own account.",
+            "description": "The caller's own account: profile, password, sessions, two-factor authentication.",
             "name": "users"
         },
         {

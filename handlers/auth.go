@@ -27,7 +27,7 @@ type RegisterRequest struct {
 // Register creates an unverified account and mails a verification link.
 //
 //	@Summary	Register an account
-//	@Description	Always 202 for a valid request, so the answer reveals no account: a new address gets a viewer on the free tier and a verification link valid for EMAIL_VERIFICATION_TTL; an address registered but not verified gets this password and a new link (older links die); a verified one gets a mail saying it already has an account. Password: 10+ characters with upper case, lower case and a digit, at most 72 bytes, not among the 10,000 most common. Other fields (role, tier) are ignored. Mail is queued and sent in the background. Limited per client IP (public and register policies).
+//	@Description	Always 202 for a valid request, so the answer reveals no account: a new address gets a viewer on the free tier and a verification link valid for EMAIL_VERIFICATION_TTL; an address registered but not verified gets this password and a new link (older links die); a verified one gets a mail saying it already has an account. Password: 10+ characters with upper case, lower case and a digit, at most 72 bytes, not among the 10,000 most common. Other fields (role, tier) are ignored. The 202 goes out before any work that depends on the address, so its timing reveals nothing; mail is queued and sent in the background. Limited per client IP (public and register policies).
 //	@ID	register
 //	@x-order	1
 //	@Tags	auth
@@ -42,10 +42,14 @@ func (h *Auth) Register(c *echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	if err := h.auth.Register(c.Request().Context(), req.Email, req.Password); err != nil {
+	reg, err := h.auth.Register(c.Request().Context(), req.Email, req.Password)
+	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusAccepted, MessageResponse{Message: "Check your inbox: a link to verify the address is on its way"})
+	if err := answerFirst(c, MessageResponse{Message: "Check your inbox: a link to verify the address is on its way"}); err != nil {
+		return err
+	}
+	return reg.Store(c.Request().Context())
 }
 
 // MessageResponse is a short confirmation.

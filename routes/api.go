@@ -16,9 +16,9 @@ package routes
 //	@produce					json
 //
 //	@tag.name					auth
-//	@tag.description			Registration, verification, login, refresh and logout. No token needed.
+//	@tag.description			Registration, verification, login (and its second step), refresh, logout and password reset. No token needed.
 //	@tag.name					users
-//	@tag.description			The caller's own account.
+//	@tag.description			The caller's own account: profile, password, sessions, two-factor authentication.
 //	@tag.name					projects
 //	@tag.description			Projects: any user reads, editors and admins write, admins delete.
 //	@tag.name					analytics

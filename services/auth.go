@@ -138,9 +138,10 @@ type Session struct {
 // address with the squatter's password no longer works: the owner's
 // registration replaces it) and a new link that voids the older ones; a
 // verified one gets a mail saying there already is an account. The
-// password is checked and hashed in every case, so timing tells nothing.
+// password is checked and hashed in every case, before the answer; the
+// rest (Registration.Store) runs after it is sent, so timing tells nothing.
 // Role, tier and verification are never taken from input.
-func (a *Auth) Register(ctx context.Context, email, password string) error {
+func (a *Auth) Register(ctx context.Context, email, password string) (*Registration, error) {
 	email = NormalizeEmail(email)
 	details := map[string]string{}
 	if msg := CheckEmail(email); msg != "" {
@@ -150,13 +151,28 @@ func (a *Auth) Register(ctx context.Context, email, password string) error {
 		details["password"] = msg
 	}
 	if len(details) > 0 {
-		return apperror.Validation(details)
+		return nil, apperror.Validation(details)
 	}
 	hash, err := a.hasher.Hash(ctx, password)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return &Registration{a: a, email: email, hash: hash}, nil
+}
+
+// Registration is a checked, hashed registration, to be stored after the
+// answer is sent (its work depends on whether the address has an account).
+type Registration struct {
+	a     *Auth
+	email string
+	hash  []byte
+}
+
+// Store writes the registration: a new account, a new password for an
+// unverified one, or a notice to a verified one's owner.
+func (r *Registration) Store(ctx context.Context) error {
+	a, email, hash := r.a, r.email, r.hash
+	err := a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var u models.User
 		err := tx.Where("email = ?", email).Take(&u).Error
 		now := a.clock.Now()
