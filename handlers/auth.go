@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -100,19 +101,24 @@ type ResendRequest struct {
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/auth/verify/resend [post]
 func (h *Auth) Resend(c *echo.Context) error {
-	var req ResendRequest
+	return acceptEmail(c, "If that account exists and is not verified, a new link is on its way", h.auth.ResendVerification)
+}
+
+// acceptEmail reads {"email"}, answers 202 with message at once, then runs
+// work for the address: the answer's timing is the same whether or not the
+// address has an account to write for (see answerFirst).
+func acceptEmail(c *echo.Context, message string, work func(context.Context, string) error) error {
+	var req ResendRequest // the same body as ForgotRequest
 	if err := bind(c, &req); err != nil {
 		return err
 	}
 	if msg := services.CheckEmail(services.NormalizeEmail(req.Email)); msg != "" {
 		return validationError("email", msg)
 	}
-	// Answer first, then do the work: the answer's timing is the same
-	// whether or not the address has an account to write for.
-	if err := answerFirst(c, MessageResponse{Message: "If that account exists and is not verified, a new link is on its way"}); err != nil {
+	if err := answerFirst(c, MessageResponse{Message: message}); err != nil {
 		return err
 	}
-	return h.auth.ResendVerification(c.Request().Context(), req.Email)
+	return work(c.Request().Context(), req.Email)
 }
 
 // LoginRequest carries credentials.
@@ -262,17 +268,7 @@ type ForgotRequest struct {
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/auth/password/forgot [post]
 func (h *Auth) Forgot(c *echo.Context) error {
-	var req ForgotRequest
-	if err := bind(c, &req); err != nil {
-		return err
-	}
-	if msg := services.CheckEmail(services.NormalizeEmail(req.Email)); msg != "" {
-		return validationError("email", msg)
-	}
-	if err := answerFirst(c, MessageResponse{Message: "If that account exists, a reset link is on its way"}); err != nil {
-		return err
-	}
-	return h.auth.ForgotPassword(c.Request().Context(), req.Email)
+	return acceptEmail(c, "If that account exists, a reset link is on its way", h.auth.ForgotPassword)
 }
 
 // ResetRequest sets a new password with a reset token.
