@@ -63,17 +63,21 @@ func (a *Auth) RequireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 			if who, err = a.keys.Authenticate(req.Context(), strings.TrimSpace(key), net.ParseIP(c.RealIP())); err != nil {
 				return err
 			}
-		case ok && services.IsClientToken(raw):
-			var err error
-			if who, err = a.clients.VerifyToken(req.Context(), raw); err != nil {
-				return err
-			}
 		case ok:
+			// A user token first: the common case, answered from the
+			// verified-token cache without decoding the header. A client
+			// token fails it cheaply (the typ check comes before RSA).
 			claims, err := a.tokens.Verify(raw)
-			if err != nil {
+			switch {
+			case err == nil:
+				who = claims.Caller()
+			case services.IsClientToken(raw):
+				if who, err = a.clients.VerifyToken(req.Context(), raw); err != nil {
+					return err
+				}
+			default:
 				return err
 			}
-			who = claims.Caller()
 		default:
 			return apperror.ErrAuthRequired
 		}
