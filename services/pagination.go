@@ -88,7 +88,7 @@ func listPage[M any](db *gorm.DB, p Page, desc bool, position func(*M) Cursor) (
 		q = q.Offset(p.offset())
 	}
 	items := make([]M, 0, p.PerPage+1) // sized: GORM's reflective appends would grow it 5 times
-	if err := q.Find(&items).Error; err != nil {
+	if err := find(q, &items); err != nil {
 		return PageOf[M]{}, err
 	}
 	out := PageOf[M]{Items: items}
@@ -98,4 +98,34 @@ func listPage[M any](db *gorm.DB, p Page, desc bool, position func(*M) Cursor) (
 		out.Next = &next
 	}
 	return out, nil
+}
+
+// Scannable is a model that names its columns and the fields they scan
+// into, in the same order. Lists of such models scan each row straight into
+// its fields instead of through GORM's reflective scanner, which was a
+// quarter of the CPU of GET /projects under load.
+type Scannable interface {
+	Columns() []string
+	Fields() []any
+}
+
+// find runs q into items: directly when *M is Scannable, else with GORM.
+func find[M any](q *gorm.DB, items *[]M) error {
+	var probe M
+	s, ok := any(&probe).(Scannable)
+	if !ok {
+		return q.Find(items).Error
+	}
+	rows, err := q.Model(&probe).Select(s.Columns()).Rows()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rows.Close() }()
+	for rows.Next() {
+		*items = append(*items, probe)
+		if err := rows.Scan(any(&(*items)[len(*items)-1]).(Scannable).Fields()...); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
