@@ -103,7 +103,7 @@ func openPostgres(o Options, cfg *gorm.Config) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	gdb, err := gorm.Open(postgres.New(postgres.Config{Conn: stdlib.OpenDBFromPool(pool)}), cfg)
+	gdb, err := gorm.Open(postgres.New(postgres.Config{Conn: pgConnPool{DB: stdlib.OpenDBFromPool(pool), pool: pool}}), cfg)
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres: %w", err)

@@ -15,6 +15,7 @@ import (
 
 	gosqlite "github.com/glebarez/go-sqlite"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
 
 	"github.com/tollgate/tollgate/apperror"
 )
@@ -58,6 +59,7 @@ func Classify(err error) *apperror.Error {
 	case errors.As(err, &connectErr), errors.As(err, &netErr),
 		errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, puddle.ErrClosedPool), // pgx's own path (QueryNative) on a closed pool
 		strings.Contains(err.Error(), "sql: database is closed"):
 		return apperror.ErrUnavailable.WithCause(err)
 	case errors.As(err, &sqliteErr):

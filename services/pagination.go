@@ -1,6 +1,7 @@
 package services
 
 import (
+	"context"
 	"encoding/base64"
 	"strconv"
 	"strings"
@@ -109,18 +110,35 @@ type Scannable interface {
 	Fields() []any
 }
 
-// find runs q into items: directly when *M is Scannable, else with GORM.
+// find runs q into items: directly when *M is Scannable (through pgx's own
+// protocol on PostgreSQL outside transactions), else with GORM.
 func find[M any](q *gorm.DB, items *[]M) error {
 	var probe M
 	s, ok := any(&probe).(Scannable)
 	if !ok {
 		return q.Find(items).Error
 	}
-	rows, err := q.Model(&probe).Select(s.Columns()).Rows()
-	if err != nil {
-		return err
+	q = q.Model(&probe).Select(s.Columns())
+	var rows rowReader
+	if native, ok := q.Statement.ConnPool.(nativeQuerier); ok {
+		stmt := q.Session(&gorm.Session{DryRun: true}).Find(&[]M{}).Statement
+		if stmt.Error != nil {
+			return stmt.Error
+		}
+		r, err := native.QueryNative(q.Statement.Context, stmt.SQL.String(), stmt.Vars...)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		rows = r
+	} else {
+		r, err := q.Rows()
+		if err != nil {
+			return err
+		}
+		defer func() { _ = r.Close() }()
+		rows = r
 	}
-	defer func() { _ = rows.Close() }()
 	for rows.Next() {
 		*items = append(*items, probe)
 		if err := rows.Scan(any(&(*items)[len(*items)-1]).(Scannable).Fields()...); err != nil {
@@ -128,4 +146,23 @@ func find[M any](q *gorm.DB, items *[]M) error {
 		}
 	}
 	return rows.Err()
+}
+
+// rowReader is what find needs of *sql.Rows and pgx.Rows.
+type rowReader interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// nativeQuerier is a connection pool with a read path faster than
+// database/sql (database.pgConnPool). The result type spells out
+// database.Rows, so services need not import the database package.
+type nativeQuerier interface {
+	QueryNative(ctx context.Context, query string, args ...any) (interface {
+		Next() bool
+		Scan(dest ...any) error
+		Err() error
+		Close()
+	}, error)
 }
