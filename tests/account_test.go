@@ -41,7 +41,7 @@ func withReset(t testing.TB, a *App) map[string]string {
 }
 
 func TestPasswordReset(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	const fresh = "Brand-New-Pass-7"
 	scenarios := []Scenario{
 		{Name: "forgot answers the same for an unknown address, and sends nothing", Method: "POST", URL: "/auth/password/forgot",
@@ -143,7 +143,7 @@ func withLogins(t testing.TB, a *App) map[string]string {
 }
 
 func TestPasswordChangeAndSessions(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	const fresh = "Brand-New-Pass-7"
 	scenarios := []Scenario{
 		{Name: "change needs the current password", Method: "POST", URL: "/users/me/password", Headers: auth, Setup: withLogins,
@@ -235,7 +235,7 @@ func TestPasswordChangeAndSessions(t *testing.T) {
 // threshold the account answers the same 401, even to the right password,
 // until the window frees; a reset still works.
 func TestPerAccountLoginThrottling(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t, "RATE_LIMIT_LOGIN_ACCOUNT", "3/15m,5/24h")
 	u := a.user(t, caller.Viewer, caller.Free)
 	attempt := func(i int, password string) *Response {

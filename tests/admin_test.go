@@ -9,7 +9,7 @@ import (
 )
 
 func TestAdminUsers(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	scenarios := []Scenario{
 		{Name: "admin lists users", Method: "GET", URL: "/admin/users?per_page=5", Headers: auth, Setup: asRole("admin"),
 			ExpectedStatus: 200, ExpectedContent: []string{`"per_page":5`, `"id":"{user_id}"`, `"has_more":false`}, NotExpected: []string{"password", `"total"`}},
@@ -54,7 +54,7 @@ func TestAdminUsers(t *testing.T) {
 // Two admins demoting each other at the same moment: one wins, the other
 // gets last_admin, and one admin always remains.
 func TestAdminsDemotingEachOtherKeepOne(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	x, y := a.user(t, caller.Admin, caller.Free), a.user(t, caller.Admin, caller.Free)
 	var wg sync.WaitGroup

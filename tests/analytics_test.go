@@ -8,7 +8,7 @@ import (
 )
 
 func TestAnalytics(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	scenarios := []Scenario{
 		{Name: "viewer is refused", Method: "GET", URL: "/analytics", Headers: auth, Setup: asRole("viewer"), ExpectedStatus: 403},
 		{Name: "editor is refused", Method: "GET", URL: "/analytics", Headers: auth, Setup: asRole("editor"), ExpectedStatus: 403},

@@ -36,7 +36,7 @@ var readKey = map[string]any{"name": "reader", "scopes": []string{"projects:read
 func keyHeader(k string) map[string]string { return map[string]string{"X-API-Key": k} }
 
 func TestAPIKeys(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	scenarios := []Scenario{
 		// Creating.
 		{Name: "create shows the key once, with its prefix, checksum and scopes", Method: "POST", URL: "/api-keys", Headers: auth,
@@ -187,7 +187,7 @@ func TestAPIKeys(t *testing.T) {
 
 // The old secret of a rotated key: works until the grace period ends.
 func TestAPIKeyRotationOverlap(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
 	old, id := a.makeKey(t, u, readKey)
@@ -215,7 +215,7 @@ func TestAPIKeyRotationOverlap(t *testing.T) {
 
 // Last use is shown in the list, though requests do not write it.
 func TestAPIKeyLastUsed(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
 	key, _ := a.makeKey(t, u, readKey)
@@ -228,7 +228,7 @@ func TestAPIKeyLastUsed(t *testing.T) {
 // A key has its own bucket at its owner's tier, or its own lower limit,
 // apart from the owner's.
 func TestAPIKeyRateLimits(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t, "RATE_LIMIT_TIERS", "free=5/1m")
 	u := a.user(t, caller.Viewer, caller.Free)
 	key, _ := a.makeKey(t, u, map[string]any{"name": "slow", "scopes": []string{"projects:read"}, "rate_limit": "2/1m"})
@@ -252,7 +252,7 @@ func TestAPIKeyRateLimits(t *testing.T) {
 
 // On Redis, a key's limit holds across instances.
 func TestAPIKeyLimitAcrossInstances(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	url := sharedRedis(t)
 	prefix := randomName("test:") + ":"
 	first := newApp(t, "REDIS_URL", url, "RATE_LIMIT_KEY_PREFIX", prefix, "RATE_LIMIT_REDIS_TIMEOUT", "5s")
@@ -295,7 +295,7 @@ func TestAPIKeyLimitAcrossInstances(t *testing.T) {
 // Rotating the pepper: keys made with the old one keep working and move
 // to the new one on use.
 func TestAPIKeyPepperRotation(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
 	key, id := a.makeKey(t, u, readKey)
@@ -311,7 +311,7 @@ func TestAPIKeyPepperRotation(t *testing.T) {
 
 // Configured so, a key counts in its owner's bucket.
 func TestAPIKeySharedUserLimit(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t, "RATE_LIMIT_TIERS", "free=4/1m", "API_KEY_SHARES_USER_LIMIT", "true")
 	u := a.user(t, caller.Viewer, caller.Free)
 	key, _ := a.makeKey(t, u, readKey) // the owner's first request

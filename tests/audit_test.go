@@ -31,7 +31,7 @@ func audited(t testing.TB, a *App) map[string]string {
 }
 
 func TestAuditLog(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	scenarios := []Scenario{
 		{Name: "admins read what happened, newest first, without secrets", Method: "GET", URL: "/admin/audit", Headers: auth, Setup: audited,
 			ExpectedStatus: 200,
@@ -108,7 +108,7 @@ func itoa(n int64) string {
 // The retention purge removes old events and moves the chain's anchor,
 // so what remains still verifies.
 func TestAuditRetentionKeepsTheChainVerifiable(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	v := audited(t, a)
 	var before int64

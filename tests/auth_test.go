@@ -21,7 +21,7 @@ func register(t testing.TB, a *App, email string) *Response {
 }
 
 func TestRegister(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	scenarios := []Scenario{
 		{
 			Name: "valid credentials create an unverified viewer on the free tier", Method: "POST", URL: "/auth/register",
@@ -161,7 +161,7 @@ func TestRegister(t *testing.T) {
 }
 
 func TestVerifyEmail(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	registered := func(t testing.TB, a *App) map[string]string {
 		mustf(t, register(t, a, "v@example.com").Status == 202, "register failed")
 		return map[string]string{"token": a.lastToken(t, "v@example.com")}
@@ -224,7 +224,7 @@ func TestVerifyEmail(t *testing.T) {
 }
 
 func TestLogin(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	withUser := func(t testing.TB, a *App) map[string]string {
 		u := a.user(t, caller.Viewer, caller.Free)
 		return map[string]string{"email": u.Email, "password": u.Password, "id": u.ID}
@@ -290,7 +290,7 @@ func TestUnknownEmailAndWrongPasswordAnswerAlike(t *testing.T) {
 }
 
 func TestAccessTokenExpiresAfterTTL(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
 	a.Clock.Advance(15*time.Minute - time.Second)
@@ -307,7 +307,7 @@ func refresh(t testing.TB, a *App, token string) *Response {
 }
 
 func TestRefreshRotation(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
 	first := u.Refresh
@@ -352,7 +352,7 @@ func TestRefreshRotation(t *testing.T) {
 }
 
 func TestRefreshExpiryAndUnknownTokens(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
 	r := refresh(t, a, strings.Repeat("0", 128))
@@ -366,7 +366,7 @@ func TestRefreshExpiryAndUnknownTokens(t *testing.T) {
 
 // Many parallel refreshes of one token must never yield two usable pairs.
 func TestConcurrentRefresh(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
 	const n = 12
@@ -410,7 +410,7 @@ func TestConcurrentRefresh(t *testing.T) {
 }
 
 func TestRefreshPicksUpRoleChangesAndDeletion(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	admin := a.user(t, caller.Admin, caller.Free)
 	u := a.user(t, caller.Viewer, caller.Free)
@@ -429,7 +429,7 @@ func TestRefreshPicksUpRoleChangesAndDeletion(t *testing.T) {
 }
 
 func TestLogout(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
 	r := refresh(t, a, u.Refresh)
@@ -447,7 +447,7 @@ func TestLogout(t *testing.T) {
 
 // The CLI's path to the first admin makes a verified user that can log in.
 func TestCreatedUserIsVerified(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	_, err := services.NewUsers(a.DB.DB, a.Clock, services.NewHasher(4, 1, time.Minute)).Create(context.Background(), services.NewUser{Email: "x@example.com", Password: "weak", Role: "admin", Tier: "free"})
 	mustf(t, err != nil, "weak password accepted")

@@ -9,7 +9,7 @@ import (
 // what it needs from the base URL alone; with DEV_ROUTES off they do not
 // exist at all.
 func TestDevRoutes(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	const pw = "Correct-Horse-9"
 	scenarios := []Scenario{
 		{Name: "makes a verified admin who can log in", Method: "POST", URL: "/dev/users",

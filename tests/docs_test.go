@@ -21,7 +21,7 @@ import (
 )
 
 func TestDocsEndpoints(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	prod := []string{"APP_ENV", "production", "BCRYPT_COST", "10"}
 	scenarios := []Scenario{
 		{Name: "Swagger UI in development", Method: "GET", URL: "/swagger/index.html", ExpectedStatus: 200,
@@ -63,7 +63,7 @@ var statusOfKind = map[apperror.Kind]string{
 }
 
 func TestOpenAPIDocumentIsValidAndCommitted(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	doc, err := openapi.Document()
 	mustf(t, err == nil, "document: %v", err)
 	mustf(t, strings.HasPrefix(doc.OpenAPI, "3.0"), "openapi %q", doc.OpenAPI)
@@ -129,7 +129,7 @@ func TestOpenAPIDocumentIsValidAndCommitted(t *testing.T) {
 // every status the route gives to a few hostile or unprivileged probes is
 // among its documented answers, with the rate-limit headers it carries.
 func TestSpecAndRouterAgree(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	viewer := a.user(t, "viewer", "free")
 	admin := a.user(t, "admin", "free")
@@ -229,7 +229,7 @@ func TestSpecAndRouterAgree(t *testing.T) {
 // docs/schemas/ is exported from the OpenAPI components, compiles as JSON
 // Schema 2020-12 and accepts what the API really sends and takes.
 func TestJSONSchemasStayInStepWithOpenAPI(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	doc, err := openapi.Document()
 	mustf(t, err == nil, "document: %v", err)
 	want, err := openapi.JSONSchemas(doc)
@@ -282,7 +282,7 @@ func TestJSONSchemasStayInStepWithOpenAPI(t *testing.T) {
 // Swagger UI lists operations in document order: the auth flow comes first,
 // in the order a person goes through it.
 func TestOpenAPIPathsFollowTheFlow(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	raw, err := os.ReadFile("../docs/openapi.json")
 	mustf(t, err == nil, "%v", err)
 	var doc struct {

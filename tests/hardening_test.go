@@ -24,7 +24,7 @@ import (
 // text (SQLite stores it), so one rule for every request body answers 400
 // on both backends (401 for login: no account has such credentials).
 func TestBadInputNeverA500(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	nul := "a\u0000b"
 	scenarios := []Scenario{
 		{Name: "NUL in a registration email", Method: "POST", URL: "/auth/register",
@@ -76,7 +76,7 @@ func deletedUser(role caller.Role) func(t testing.TB, a *App) map[string]string 
 // User-Agent headers are the client's to fill: bytes that are not UTF-8,
 // or a long value cut inside a character, are stored cleaned, never a 500.
 func TestUserAgentIsStoredClean(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	for name, ua := range map[string]string{
 		"not UTF-8":              "curl/8 \xff\xfe\x00 bot",
 		"cut inside a character": strings.Repeat("a", 511) + "é" + strings.Repeat("b", 100),
@@ -276,7 +276,7 @@ func (p *freezeProxy) pipe(dst, src net.Conn) {
 // Purge deletes what no request needs again, and keeps what reuse
 // detection still needs.
 func TestPurge(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	ctx := context.Background()
 	// An unverified sign-up, a login that rotated once and one that logged out.
@@ -337,7 +337,7 @@ func TestParallelCorrectLoginsAreNotRefused(t *testing.T) {
 // Every attempt counts against RATE_LIMIT_LOGIN_IP: failures, successes,
 // and logins to accounts that are not verified yet (403).
 func TestEveryLoginAttemptCountsPerIP(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t, "RATE_LIMIT_LOGIN_IP", "4/1m")
 	mustf(t, register(t, a, "new@example.com").Status == 202, "register")
 	u := newVerifiedUser(t, a)
@@ -381,7 +381,7 @@ func TestPasswordHashingIsBounded(t *testing.T) {
 
 // IPv6 clients are limited per /64: a host owns the whole prefix.
 func TestIPv6ClientsAreLimitedPerSlash64(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t, "RATE_LIMIT_PUBLIC", "3/1m")
 	get := func(addr string) *Response {
 		return a.do(t, Request{Method: "GET", URL: "/public/status", RemoteAddr: addr})
@@ -397,7 +397,7 @@ func TestIPv6ClientsAreLimitedPerSlash64(t *testing.T) {
 // /metrics: the app's series, route templates (never raw unknown paths)
 // as labels, and outcomes of logins and limits.
 func TestMetrics(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
 	a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": "Wrong-Pass-99"}})

@@ -1,6 +1,7 @@
 // Package tests drives the real router over HTTP. Every test gets its own
-// app with its own database (a temp SQLite file, or a fresh PostgreSQL
-// schema when TEST_DATABASE_URL is set), a manual clock and an in-memory
+// app with its own database (a copy of a migrated SQLite file, or a
+// PostgreSQL database cloned from a migrated template when
+// TEST_DATABASE_URL is set), a manual clock and an in-memory
 // mailer, so tests never see each other's data.
 package tests
 
@@ -8,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -23,10 +25,8 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", for the admin pool
 	"github.com/redis/go-redis/v9"
-	"gorm.io/driver/postgres"
-	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 
 	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/clock"
@@ -54,6 +54,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	closePostgres()
 	os.Exit(code)
 }
 
@@ -191,14 +192,11 @@ func newAppOn(t testing.TB, db *database.DB, clk *clock.Manual, env ...string) *
 	return a
 }
 
-// parallelOnSQLite runs the test beside the other parallel ones on SQLite, where
-// every app has its own database file. On PostgreSQL each app migrates a
-// schema under goose's advisory lock, so parallel tests only queue there.
-func parallelOnSQLite(t *testing.T) {
-	if os.Getenv("TEST_DATABASE_URL") == "" {
-		t.Parallel()
-	}
-}
+// parallelTest runs the test beside the other parallel ones: every app has a
+// database of its own (a copy of a migrated SQLite file, or a PostgreSQL
+// database cloned from a migrated template) and a Redis key prefix of its
+// own.
+func parallelTest(t *testing.T) { t.Parallel() }
 
 func randomName(prefix string) string {
 	b := make([]byte, 6)
@@ -259,34 +257,154 @@ var sqliteTemplate = sync.OnceValues(func() ([]byte, error) {
 	return os.ReadFile(path)
 })
 
-// openTestDBURL creates a fresh schema on TEST_DATABASE_URL, dropped when
-// the test ends, and returns a URL whose search_path points at it.
+// openTestDBURL gives the test a fresh database on TEST_DATABASE_URL's
+// server, cloned from a template migrated once per run, and drops it when
+// the test ends. Migrating every test's schema took most of the suite's
+// time, and serialised the tests on goose's advisory lock.
 func openTestDBURL(t testing.TB) string {
 	t.Helper()
-	base := os.Getenv("TEST_DATABASE_URL")
-	schema := randomName("t_")
-	admin, err := gorm.Open(postgres.Open(base), &gorm.Config{Logger: logger.Discard})
+	name, err := postgresDatabases().take()
 	if err != nil {
-		t.Fatalf("TEST_DATABASE_URL unreachable: %v", err)
+		t.Fatalf("TEST_DATABASE_URL: %v", err)
 	}
-	if err := admin.Exec("CREATE SCHEMA " + schema).Error; err != nil {
-		t.Fatalf("TEST_DATABASE_URL: create schema: %v", err)
-	}
-	u, err := url.Parse(base)
+	// Registered first, so it runs after the app closed its pool.
+	t.Cleanup(func() { postgresDatabases().drop(name) })
+	return postgresURL(t, name)
+}
+
+// postgresURL is TEST_DATABASE_URL pointing at another database.
+func postgresURL(t testing.TB, name string) string {
+	u, err := url.Parse(os.Getenv("TEST_DATABASE_URL"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	// Registered first, so it runs after the users of the schema closed.
-	t.Cleanup(func() {
-		admin.Exec("DROP SCHEMA " + schema + " CASCADE")
-		if sqlDB, err := admin.DB(); err == nil {
-			sqlDB.Close()
-		}
-	})
+	u.Path = "/" + name
 	return u.String()
+}
+
+// databaseFactory makes the tests' databases a few ahead of need and drops
+// them in the background: a CREATE or DROP DATABASE takes tens of
+// milliseconds of PostgreSQL's time that the tests need not wait for.
+type databaseFactory struct {
+	err      error // set up failed: every take returns it
+	admin    *sql.DB
+	template string
+	ready    chan string
+	failed   chan error
+	drops    chan string
+	quit     chan struct{}
+	made     chan struct{} // closed when the maker has stopped
+	dropped  chan struct{} // closed when every drop is done
+}
+
+// postgresDatabases starts the run's factory: it migrates the template
+// first (a database every test's database copies).
+var postgresDatabases = sync.OnceValue(func() *databaseFactory {
+	f := &databaseFactory{ready: make(chan string, 2), failed: make(chan error), drops: make(chan string, 1024),
+		quit: make(chan struct{}), made: make(chan struct{}), dropped: make(chan struct{})}
+	f.admin, f.err = sql.Open("pgx", os.Getenv("TEST_DATABASE_URL"))
+	if f.err == nil {
+		f.err = f.admin.Ping()
+	}
+	if f.err == nil {
+		f.template, f.err = f.migrateTemplate()
+	}
+	if f.err != nil {
+		return f
+	}
+	go f.make()
+	go func() {
+		// FORCE ends any connection a failed test left behind.
+		for name := range f.drops {
+			_, _ = f.admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+		}
+		close(f.dropped)
+	}()
+	return f
+})
+
+func (f *databaseFactory) make() {
+	defer close(f.made)
+	for {
+		name := randomName("t_")
+		if _, err := f.admin.Exec("CREATE DATABASE " + name + " TEMPLATE " + f.template); err != nil {
+			select {
+			case f.failed <- err:
+				continue
+			case <-f.quit:
+				return
+			}
+		}
+		select {
+		case f.ready <- name:
+		case <-f.quit:
+			f.drops <- name
+			return
+		}
+	}
+}
+
+func (f *databaseFactory) take() (string, error) {
+	if f.err != nil {
+		return "", f.err
+	}
+	select {
+	case name := <-f.ready:
+		return name, nil
+	case err := <-f.failed:
+		return "", err
+	}
+}
+
+func (f *databaseFactory) drop(name string) { f.drops <- name }
+
+func (f *databaseFactory) migrateTemplate() (string, error) {
+	name := randomName("tollgate_template_")
+	if _, err := f.admin.Exec("CREATE DATABASE " + name); err != nil {
+		return "", err
+	}
+	u, err := url.Parse(os.Getenv("TEST_DATABASE_URL"))
+	if err != nil {
+		return name, err
+	}
+	u.Path = "/" + name
+	db, err := database.Open(database.Options{PostgresURL: u.String(), MaxOpenConns: 1})
+	if err != nil {
+		return name, err
+	}
+	_, err = db.Migrate(context.Background())
+	// A template must have no connections while it is copied: Close waits
+	// for the pool's to end.
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	return name, err
+}
+
+// closePostgres drops what the run made: the databases the tests gave back,
+// the ones made ahead and never used, and the template.
+func closePostgres() {
+	if os.Getenv("TEST_DATABASE_URL") == "" {
+		return
+	}
+	f := postgresDatabases()
+	if f.admin == nil {
+		return
+	}
+	if f.err == nil {
+		close(f.quit)
+		<-f.made
+		close(f.ready)
+		for name := range f.ready {
+			f.drops <- name
+		}
+		close(f.drops)
+		<-f.dropped
+	}
+	if f.template != "" {
+		_, _ = f.admin.Exec("DROP DATABASE IF EXISTS " + f.template + " WITH (FORCE)")
+	}
+	_ = f.admin.Close()
 }
 
 func settingsVariables() []string { return settings.Variables() }
@@ -395,7 +513,7 @@ func (s Scenario) Run(t *testing.T) {
 		// they run in parallel; on PostgreSQL each migrates a schema under
 		// goose's advisory lock, so parallel runs only queue (and were
 		// slower: 103 s against 72 s with -race).
-		parallelOnSQLite(t)
+		parallelTest(t)
 		a := newApp(t, s.Env...)
 		vals := map[string]string{}
 		if s.Setup != nil {

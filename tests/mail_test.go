@@ -87,7 +87,7 @@ func relay(t *testing.T) (string, <-chan string) {
 // and resend answer at once (the mail waits in the outbox), and delivery
 // gives up on the attempt at MAIL_SEND_TIMEOUT.
 func TestMailNeverBlocksARequest(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t, "SMTP_URL", "smtp://"+blackHole(t), "MAIL_SEND_TIMEOUT", "200ms")
 	mustf(t, register(t, a, "new@example.com").Status == 202, "register")
 	r := a.do(t, Request{Method: "POST", URL: "/auth/verify/resend", Body: map[string]string{"email": "new@example.com"}})
@@ -105,7 +105,7 @@ func TestMailNeverBlocksARequest(t *testing.T) {
 
 // Retries with backoff, then abandoned; delivered mail is marked sent.
 func TestMailRetriesThenAbandons(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	closed := func() string { // a port nobody listens on: connection refused
 		l, _ := net.Listen("tcp", "127.0.0.1:0")
 		defer l.Close()
@@ -143,7 +143,7 @@ func TestMailRetriesThenAbandons(t *testing.T) {
 
 // A working relay receives the message through the real SMTP client.
 func TestMailIsDeliveredOverSMTP(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	addr, got := relay(t)
 	a := newApp(t, "SMTP_URL", "smtp://"+addr)
 	register(t, a, "ok@example.com")

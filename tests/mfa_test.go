@@ -49,7 +49,7 @@ func verify(t testing.TB, a *App, token, c string) *Response {
 }
 
 func TestTOTPEnrolment(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
 	r := a.do(t, Request{Method: "POST", URL: "/users/me/mfa/totp", Headers: bearer(u)})
@@ -75,7 +75,7 @@ func TestTOTPEnrolment(t *testing.T) {
 }
 
 func TestTOTPLogin(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	u, secret, recovery := enrolled(t, a)
 
@@ -124,7 +124,7 @@ func TestTOTPLogin(t *testing.T) {
 }
 
 func TestTOTPDisableAndRecoveryCodes(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	u, secret, recovery := enrolled(t, a)
 	// The session from before the enrolment still works for settings.

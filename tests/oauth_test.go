@@ -76,7 +76,7 @@ func tokenForm(extra ...string) string {
 var formType = "application/x-www-form-urlencoded"
 
 func TestOAuthClientRegistration(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	scenarios := []Scenario{
 		{Name: "an admin registers a client and sees its secret once", Method: "POST", URL: "/admin/oauth/clients", Headers: auth, Setup: asRole("admin"),
 			Body:           map[string]any{"name": "sync", "scopes": []string{"projects:read", "analytics:read"}},
@@ -104,7 +104,7 @@ func TestOAuthClientRegistration(t *testing.T) {
 }
 
 func TestOAuthTokenEndpoint(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	basic := map[string]string{"Authorization": "{basic}", "Content-Type": formType}
 	scenarios := []Scenario{
 		{Name: "client_secret_basic gets an RFC 9068 token", Method: "POST", URL: "/oauth/token", Headers: basic, Body: tokenForm(),
@@ -208,7 +208,7 @@ func withClientToken(body map[string]any, scope string) func(t testing.TB, a *Ap
 }
 
 func TestOAuthClientTokensAtTheRoutes(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	ctoken := map[string]string{"Authorization": "Bearer {ctoken}"}
 	scenarios := []Scenario{
 		{Name: "a client token reads with its scope", Method: "GET", URL: "/projects", Headers: ctoken,
@@ -276,7 +276,7 @@ func TestOAuthClientTokensAtTheRoutes(t *testing.T) {
 }
 
 func TestOAuthIntrospectionAndRevocation(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	admin := a.user(t, caller.Admin, caller.Free)
 	id, secret, _ := a.client(t, admin, readClient)
@@ -316,7 +316,7 @@ func TestOAuthIntrospectionAndRevocation(t *testing.T) {
 
 // Both secrets work while a rotation overlaps; then only the new one.
 func TestOAuthSecretRotation(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	admin := a.user(t, caller.Admin, caller.Free)
 	id, old, row := a.client(t, admin, readClient)
@@ -334,7 +334,7 @@ func TestOAuthSecretRotation(t *testing.T) {
 // Failed client authentication counts like a failed login, and the token
 // endpoint is limited per client_id.
 func TestOAuthTokenEndpointLimits(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t, "RATE_LIMIT_TOKEN", "3/1m")
 	admin := a.user(t, caller.Admin, caller.Free)
 	id, secret, _ := a.client(t, admin, readClient)
@@ -358,7 +358,7 @@ func TestOAuthTokenEndpointLimits(t *testing.T) {
 
 // The standard Go client gets a token and calls a protected route with it.
 func TestOAuthInteropWithGolangOAuth2(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	srv := httptest.NewServer(a.Handler)
 	t.Cleanup(srv.Close)
@@ -385,7 +385,7 @@ func TestOAuthInteropWithGolangOAuth2(t *testing.T) {
 
 // On Redis, a revocation on one instance is seen by the others at once.
 func TestOAuthRevocationAcrossInstances(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	url := sharedRedis(t)
 	prefix := randomName("test:") + ":"
 	first := newApp(t, "REDIS_URL", url, "RATE_LIMIT_KEY_PREFIX", prefix, "RATE_LIMIT_REDIS_TIMEOUT", "5s")
@@ -411,7 +411,7 @@ func urlValues(kv ...string) url.Values {
 // A client secret made under an old pepper still authenticates after the
 // pepper rotates, and moves to the new one.
 func TestOAuthClientPepperRotation(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	admin := a.user(t, caller.Admin, caller.Free)
 	id, secret, row := a.client(t, admin, readClient)

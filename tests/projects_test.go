@@ -30,7 +30,7 @@ func asRole(role string) func(t testing.TB, a *App) map[string]string {
 var auth = map[string]string{"Authorization": "Bearer {token}"}
 
 func TestProjects(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	scenarios := []Scenario{
 		// Seed 001 step 5, role-based access.
 		{Name: "viewer can list projects", Method: "GET", URL: "/projects", Headers: auth, Setup: asRole("viewer"),
@@ -127,7 +127,7 @@ type projectPage struct {
 }
 
 func TestProjectPagination(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	ed := a.user(t, caller.Editor, caller.Free)
 	for i := range 5 {

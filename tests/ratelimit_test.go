@@ -52,7 +52,7 @@ func assert429(t testing.TB, a *App, r *Response, body string) {
 
 // Seed 001 step 5: 429 after 100 unauthenticated requests.
 func TestPublicLimit(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	req := Request{Method: "GET", URL: "/public/status"}
 	counts, _ := hammer(t, a, 100, req)
@@ -75,7 +75,7 @@ func TestPublicLimit(t *testing.T) {
 
 // Seed 001 step 5: 5 failed logins in 15 minutes, then 429 with Retry-After.
 func TestLoginBruteForceGuard(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free) // one successful login already
 	wrong := Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": "Wrong-Pass-99"}}
@@ -110,7 +110,7 @@ func TestLoginBruteForceGuard(t *testing.T) {
 }
 
 func TestRegisterLimit(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	for i := range 10 {
 		r := register(t, a, fmt.Sprintf("r%d@example.com", i))
@@ -127,7 +127,7 @@ func TestRegisterLimit(t *testing.T) {
 // Seed 001 step 5: 300 a minute for an authenticated user (a tier not in
 // RATE_LIMIT_TIERS), and each listed tier at its own limit.
 func TestUserLimitsByTier(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	cases := []struct {
 		tier  caller.Tier
 		limit int
@@ -157,7 +157,7 @@ func TestUserLimitsByTier(t *testing.T) {
 
 // Seed 001 step 5: admins are not limited.
 func TestAdminBypassesUserLimit(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	admin := a.user(t, caller.Admin, caller.Free)
 	counts, last := hammer(t, a, 400, Request{Method: "GET", URL: "/projects", Headers: bearer(admin)})
@@ -167,7 +167,7 @@ func TestAdminBypassesUserLimit(t *testing.T) {
 
 // A plan change reaches the limit at the user's next refresh.
 func TestTierUpgradeAfterRefresh(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	admin := a.user(t, caller.Admin, caller.Free)
 	u := a.user(t, caller.Viewer, caller.Free)
@@ -186,7 +186,7 @@ func TestTierUpgradeAfterRefresh(t *testing.T) {
 // Bursts either side of a minute boundary never exceed the limit in any
 // minute: the clock is driven, not slept.
 func TestWindowBoundaryOverHTTP(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
 	a.Clock.Set(time.Date(2026, 3, 2, 9, 0, 59, 500e6, time.UTC))
@@ -201,7 +201,7 @@ func TestWindowBoundaryOverHTTP(t *testing.T) {
 
 // X-Forwarded-For moves the key only when the peer is a listed proxy.
 func TestForwardedForCannotDodgeTheLimit(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	for i := range 100 {
 		r := a.do(t, Request{Method: "GET", URL: "/public/status", RemoteAddr: "203.0.113.5:1000",
@@ -221,14 +221,14 @@ func TestForwardedForCannotDodgeTheLimit(t *testing.T) {
 }
 
 func TestRateLimitsCanBeTurnedOff(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t, "RATE_LIMIT_ENABLED", "false")
 	counts, last := hammer(t, a, 150, Request{Method: "GET", URL: "/public/status"})
 	mustf(t, counts[200] == 150 && last.Header.Get("X-RateLimit-Limit") == "", "%v %v", counts, last.Header)
 }
 
 func TestMalformedPolicyStopsStartup(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	for _, env := range [][2]string{{"RATE_LIMIT_PUBLIC", "lots"}, {"RATE_LIMIT_TIERS", "free=60"}, {"RATE_LIMIT_LOGIN", "5/0s"}} {
 		_, err := run(t, nil, map[string]string{env[0]: env[1]})
 		mustf(t, err != nil && strings.Contains(err.Error(), env[0]), "%s=%s: %v", env[0], env[1], err)
@@ -236,7 +236,7 @@ func TestMalformedPolicyStopsStartup(t *testing.T) {
 }
 
 func TestOverLimitKeyIsLoggedOncePerWindow(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	hammer(t, a, 100+25, Request{Method: "GET", URL: "/public/status"})
 	mustf(t, strings.Count(a.Logs.String(), "rate_limit_exceeded") == 1, "lines: %d", strings.Count(a.Logs.String(), "rate_limit_exceeded"))
@@ -381,7 +381,7 @@ func TestRedisFailureFallsBackAndRecovers(t *testing.T) {
 // Requests that fail authentication are anonymous traffic: a flood of bad
 // tokens is limited per IP like the public routes, and answered 429.
 func TestFailedAuthenticationIsLimitedPerIP(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
 	bad := Request{Method: "GET", URL: "/projects", Headers: map[string]string{"Authorization": "Bearer not.a.token"}}

@@ -30,7 +30,7 @@ func run(t *testing.T, args []string, environ map[string]string) (string, error)
 }
 
 func TestProductionRefusesToStart(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	dir := t.TempDir()
 	pg := "postgres://postgres@127.0.0.1:1/none?sslmode=disable"
 	cases := []struct {
@@ -80,7 +80,7 @@ func writeFile(t *testing.T, dir, name, content string) string {
 }
 
 func TestKeysGenerateRefusesToOverwrite(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	dir := t.TempDir()
 	env := map[string]string{"JWT_PRIVATE_KEY_FILE": dir + "/k.pem", "JWT_PUBLIC_KEY_FILE": dir + "/k.pub", "API_KEY_PEPPER_FILE": dir + "/pepper",
 		"AUDIT_KEY_FILE": dir + "/audit-key", "MFA_KEY_FILE": dir + "/mfa-key"}
@@ -118,7 +118,7 @@ func TestKeysGenerateRefusesToOverwrite(t *testing.T) {
 
 // The first admin comes from `user create`, and `migrate status` reports.
 func TestUserCreateAndMigrateCommands(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	dir := t.TempDir()
 	env := map[string]string{"SQLITE_PATH": dir + "/cli.db", "BCRYPT_COST": "4"}
 	if pg := os.Getenv("TEST_DATABASE_URL"); pg != "" {
@@ -150,7 +150,7 @@ func TestUserCreateAndMigrateCommands(t *testing.T) {
 // in the README's configuration table, and neither documents one that
 // nothing reads.
 func TestConfigurationIsDocumentedBothWays(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	raw, err := os.ReadFile("../.env.example")
 	mustf(t, err == nil, "read .env.example: %v", err)
 	example := map[string]bool{}
@@ -186,7 +186,7 @@ func TestConfigurationIsDocumentedBothWays(t *testing.T) {
 // force; /metrics on its own listener; and on shutdown /readyz turns 503
 // while the server keeps serving for the drain delay, then a clean exit.
 func TestServeStartsAndShutsDownGracefully(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	dir := t.TempDir()
 	port, metricsPort := freePort(t), freePort(t)
 	env := map[string]string{

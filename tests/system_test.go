@@ -15,7 +15,7 @@ import (
 )
 
 func TestSystemEndpoints(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	scenarios := []Scenario{
 		{Name: "public status", Method: "GET", URL: "/public/status", ExpectedStatus: 200,
 			ExpectedContent: []string{`"status":"ok"`, `"version":"`}},
@@ -101,7 +101,7 @@ func TestSystemEndpoints(t *testing.T) {
 // A panic in a handler becomes a plain 500 in the error shape, logged with
 // the request id; nothing internal reaches the client.
 func TestPanicIsA500WithoutInternals(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	a.Server.Echo().GET("/boom", func(c *echo.Context) error { panic("secret internal detail") })
 	a.Server.Echo().GET("/fail", func(c *echo.Context) error { return errors.New(`pq: relation "users" does not exist`) })
@@ -116,7 +116,7 @@ func TestPanicIsA500WithoutInternals(t *testing.T) {
 
 // The request log has what an operator needs and no secrets.
 func TestRequestLogHasNoSecrets(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
 	register(t, a, "log@example.com")
@@ -133,7 +133,7 @@ func TestRequestLogHasNoSecrets(t *testing.T) {
 
 // X-Forwarded-For is believed only from a proxy listed in TRUSTED_PROXIES.
 func TestClientIPFromTrustedProxiesOnly(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	ipOf := func(a *App, remote, xff string) string {
 		u := a.user(t, caller.Viewer, caller.Free)
 		r := a.do(t, Request{Method: "POST", URL: "/auth/refresh", RemoteAddr: remote,
@@ -161,7 +161,7 @@ func TestClientIPFromTrustedProxiesOnly(t *testing.T) {
 // HEAD is answered like GET without a body, over a real connection (net/http
 // drops the body; a recorder would not).
 func TestHeadIsGetWithoutABody(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	srv := httptest.NewServer(a.Handler)
 	t.Cleanup(srv.Close)

@@ -42,7 +42,7 @@ func goodClaims(a *App, sub string) jwt.MapClaims {
 }
 
 func TestAccessTokenClaims(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	a := newApp(t)
 	u := a.user(t, caller.Editor, caller.Paid)
 	parts := strings.Split(u.Access, ".")
@@ -73,7 +73,7 @@ func TestAccessTokenClaims(t *testing.T) {
 
 // RFC 7638 section 3.1 gives this key and its thumbprint.
 func TestThumbprintMatchesRFC7638Example(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	n := "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
 	nb, _ := base64.RawURLEncoding.DecodeString(n)
 	pub := &rsa.PublicKey{E: 65537}
@@ -82,7 +82,7 @@ func TestThumbprintMatchesRFC7638Example(t *testing.T) {
 }
 
 func TestRejectedAccessTokens(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	otherKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +168,7 @@ func TestRejectedAccessTokens(t *testing.T) {
 }
 
 func TestMissingTokenChallenge(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	for _, header := range []string{"", "Basic dXNlcjpwYXNz", "Bearer ", "Bearer"} {
 		a := newApp(t)
 		r := a.do(t, Request{Method: "GET", URL: "/projects", Headers: map[string]string{"Authorization": header}})
@@ -180,7 +180,7 @@ func TestMissingTokenChallenge(t *testing.T) {
 // After a key rotation, tokens signed by the retired key stay valid while
 // its public key is listed in JWT_PREVIOUS_PUBLIC_KEY_FILES.
 func TestPreviousKeyStillVerifies(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	dir := t.TempDir()
 	mustf(t, services.GenerateKeyPair(dir+"/new.pem", dir+"/new.pub", false) == nil, "generate")
 	old := newApp(t)

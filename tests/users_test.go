@@ -3,7 +3,7 @@ package tests
 import "testing"
 
 func TestUsersMe(t *testing.T) {
-	parallelOnSQLite(t)
+	parallelTest(t)
 	scenarios := []Scenario{
 		{Name: "returns the caller", Method: "GET", URL: "/users/me", Headers: auth, Setup: asRole("editor"),
 			ExpectedStatus: 200, ExpectedContent: []string{`"id":"{user_id}"`, `"role":"editor"`, `"email_verified":true`},
