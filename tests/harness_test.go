@@ -12,6 +12,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,29 +21,44 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", for the admin pool
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/database"
+	"github.com/tollgate/tollgate/models"
 	"github.com/tollgate/tollgate/ratelimit"
 	"github.com/tollgate/tollgate/server"
 	"github.com/tollgate/tollgate/services"
 	"github.com/tollgate/tollgate/settings"
 )
 
+// keyDir is the run's directory: its key pair and the tests' SQLite files.
 var keyDir string
 
 // testPepper is the API key pepper of this run (one secret, made once).
 var testPepper = randomName("pepper-") + randomName("") + randomName("")
 
 func TestMain(m *testing.M) {
+	// The tests wait far more than they compute (database round trips,
+	// sockets, timers), so more of them run at once than there are cores:
+	// 4 per core unless -parallel says otherwise.
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		_ = flag.Set("test.parallel", strconv.Itoa(4*runtime.GOMAXPROCS(0)))
+	}
 	dir, err := os.MkdirTemp("", "tollgate-keys-")
 	if err != nil {
 		panic(err)
@@ -215,7 +231,9 @@ func openTestDB(t testing.TB) *database.DB {
 		if err != nil {
 			t.Fatalf("template database: %v", err)
 		}
-		path := filepath.Join(t.TempDir(), "test.db")
+		// In the run's directory (removed at exit): a directory per test
+		// cost more system time than the copy.
+		path := filepath.Join(keyDir, randomName("db-")+".db")
 		if err := os.WriteFile(path, tmpl, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -223,7 +241,12 @@ func openTestDB(t testing.TB) *database.DB {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { db.Close() })
+		t.Cleanup(func() {
+			db.Close()
+			for _, suffix := range []string{"", "-wal", "-shm"} {
+				_ = os.Remove(path + suffix)
+			}
+		})
 		return db
 	}
 	db, err := database.Open(database.Options{PostgresURL: openTestDBURL(t), MaxOpenConns: 4})
@@ -576,14 +599,32 @@ const testPassword = "Correct-Horse-9"
 func (a *App) user(t testing.TB, role caller.Role, tier caller.Tier) *User {
 	t.Helper()
 	email := randomName(string(role)+"-") + "@example.com"
-	created, err := services.NewUsers(a.DB.DB, a.Clock, services.NewHasher(a.Config.BcryptCost, 2, time.Minute)).Create(context.Background(),
-		services.NewUser{Email: email, Password: testPassword, Role: role, Tier: tier, EmailVerified: true})
-	if err != nil {
+	// A fixture row with the run's one hash of testPassword at this cost:
+	// hashing it afresh for each of the suite's users was an eighth of its
+	// CPU. Creating users for real is what the register and CLI tests test.
+	now := a.Clock.Now()
+	created := &models.User{ID: uuid.New(), Email: email, PasswordHash: fixtureHash(t, a.Config.BcryptCost), Role: role, Tier: tier,
+		EmailVerified: true, CreatedAt: now, UpdatedAt: now}
+	if err := a.DB.Create(created).Error; err != nil {
 		t.Fatal(err)
 	}
 	u := &User{ID: created.ID.String(), Email: email, Password: testPassword}
 	a.login(t, u)
 	return u
+}
+
+var fixtureHashes sync.Map // bcrypt cost -> hash of testPassword
+
+func fixtureHash(t testing.TB, cost int) string {
+	if h, ok := fixtureHashes.Load(cost); ok {
+		return h.(string)
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(testPassword), cost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixtureHashes.Store(cost, string(h))
+	return string(h)
 }
 
 // login logs u in and stores its tokens.

@@ -1,4 +1,4 @@
-package handlers
+package tests
 
 import (
 	"bytes"
@@ -8,15 +8,17 @@ import (
 
 	gojson "github.com/goccy/go-json"
 	"github.com/google/uuid"
+
+	"github.com/tollgate/tollgate/handlers"
 )
 
 // A list page as GET /projects answers it: the encoder choice in
-// JSONSerializer rests on these two (go test -bench Encode -benchmem ./handlers).
-func projectPage() Paginated[ProjectResponse] {
-	out := Paginated[ProjectResponse]{PerPage: 20, Page: 1, HasMore: true, NextCursor: "MTd4ZGpxcjBpbTMuMWI0ZTI4YmEtMmZhMS0xMWQyLTg4M2YtMDAxNmQzY2NhNDI3"}
+// handlers.JSONSerializer rests on these (go test -run '^$' -bench Encode -benchmem ./tests).
+func encodedPage() handlers.Paginated[handlers.ProjectResponse] {
+	out := handlers.Paginated[handlers.ProjectResponse]{PerPage: 20, Page: 1, HasMore: true, NextCursor: "MTd4ZGpxcjBpbTMuMWI0ZTI4YmEtMmZhMS0xMWQyLTg4M2YtMDAxNmQzY2NhNDI3"}
 	now := time.Now()
 	for range 20 {
-		out.Data = append(out.Data, ProjectResponse{ID: uuid.New(), OwnerID: uuid.New(), Name: "project 1",
+		out.Data = append(out.Data, handlers.ProjectResponse{ID: uuid.New(), OwnerID: uuid.New(), Name: "project 1",
 			Description: "description of project 1", CreatedAt: now, UpdatedAt: now})
 	}
 	return out
@@ -28,7 +30,7 @@ func BenchmarkEncodeProjectPage(b *testing.B) {
 		"goccy":  func(w *bytes.Buffer, v any) error { return gojson.NewEncoder(w).Encode(v) },
 	} {
 		b.Run(name, func(b *testing.B) {
-			page, buf := projectPage(), new(bytes.Buffer)
+			page, buf := encodedPage(), new(bytes.Buffer)
 			b.ReportAllocs()
 			for b.Loop() {
 				buf.Reset()
@@ -42,11 +44,12 @@ func BenchmarkEncodeProjectPage(b *testing.B) {
 
 // The two encoders must agree byte for byte on what the API answers.
 func TestGoccyMatchesStdlib(t *testing.T) {
+	parallelTest(t)
 	for name, v := range map[string]any{
-		"page": projectPage(),
-		"error": ErrorResponse{Error: "Invalid input <script>&", Code: "validation_failed",
+		"page": encodedPage(),
+		"error": handlers.ErrorResponse{Error: "Invalid input <script>&", Code: "validation_failed",
 			Details: map[string]string{"b": "x", "a": "\u2028\x00", "c": "bad \xff utf-8 \xe2\x82"}},
-		"empty": Paginated[ProjectResponse]{},
+		"empty": handlers.Paginated[handlers.ProjectResponse]{},
 		"any":   map[string]any{"raw": json.RawMessage(`{"k": [1, 2]}`), "n": 1.5e300, "t": time.Unix(1, 5).UTC(), "nil": nil},
 	} {
 		var std, fast bytes.Buffer
