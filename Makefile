@@ -6,7 +6,7 @@
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test test-pg lint docs bench guide compose ci
+.PHONY: run test test-pg lint docs bench bench-suite guide compose ci
 
 run: ## serve on :8080 (SQLite, in-memory limits, development keys)
 	go run .
@@ -29,6 +29,10 @@ docs: ## regenerate docs/ from the annotations
 
 bench: ## benchmarks of the hot path (Redis and PostgreSQL ones need the TEST_ variables)
 	go test -run '^$$' -bench . -benchmem ./ratelimit ./services ./tests
+
+bench-suite: ## wall time of the whole SQLite suite, warm (built once first), three runs
+	@go test -count=1 ./... >/dev/null
+	@for i in 1 2 3; do bash -c 'TIMEFORMAT="go test -count=1 ./...: %R s"; time go test -count=1 ./... >/tmp/bench-suite.log 2>&1' || { grep -A20 -- '--- FAIL' /tmp/bench-suite.log; exit 1; }; done
 
 guide: ## apply docs/adding-an-endpoint.md to a copy of the repository and run the suite there
 	tests/guide/run.sh

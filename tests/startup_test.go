@@ -193,7 +193,7 @@ func TestServeStartsAndShutsDownGracefully(t *testing.T) {
 		"PORT": strconv.Itoa(port), "SQLITE_PATH": dir + "/data/app.db", "BCRYPT_COST": "4",
 		"JWT_PRIVATE_KEY_FILE": dir + "/config/jwt-private.pem", "JWT_PUBLIC_KEY_FILE": dir + "/config/jwt-public.pem",
 		"API_KEY_PEPPER_FILE": dir + "/config/api-key-pepper", "AUDIT_KEY_FILE": dir + "/config/audit-key", "MFA_KEY_FILE": dir + "/config/mfa-key",
-		"SHUTDOWN_DRAIN_DELAY": "1s", "HTTP_READ_HEADER_TIMEOUT": "200ms", "METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", metricsPort),
+		"SHUTDOWN_DRAIN_DELAY": "2s", "HTTP_READ_HEADER_TIMEOUT": "200ms", "METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", metricsPort),
 		// Nothing listens there: the instance serves, degraded, and go-redis'
 		// own complaints arrive in the structured log, not on stderr.
 		"REDIS_URL": "redis://127.0.0.1:1/0",
@@ -259,10 +259,18 @@ func TestServeStartsAndShutsDownGracefully(t *testing.T) {
 	resp.Body.Close()
 
 	cancel()
-	// Draining: not ready, still serving.
-	time.Sleep(200 * time.Millisecond)
-	resp, err = http.Get(url + "/readyz")
-	mustf(t, err == nil && resp.StatusCode == 503, "readyz while draining: %v %v", err, resp)
+	// Draining: not ready, still serving. (Polled, not slept: on a loaded
+	// machine a fixed pause ate into the drain delay.)
+	for i := 0; ; i++ {
+		resp, err = http.Get(url + "/readyz")
+		mustf(t, err == nil, "readyz while draining: %v", err)
+		if resp.StatusCode == 503 {
+			break
+		}
+		resp.Body.Close()
+		mustf(t, i < 100, "readyz never turned 503")
+		time.Sleep(10 * time.Millisecond)
+	}
 	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	mustf(t, strings.Contains(string(body), `"code":"shutting_down"`), "readyz body %s", body)
