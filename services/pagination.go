@@ -120,12 +120,13 @@ func find[M any](q *gorm.DB, items *[]M) error {
 	}
 	q = q.Model(&probe).Select(s.Columns())
 	var rows rowReader
-	if native, ok := q.Statement.ConnPool.(nativeQuerier); ok {
+	nativeConn, native := q.Statement.ConnPool.(nativeQuerier)
+	if native {
 		stmt := q.Session(&gorm.Session{DryRun: true}).Find(&[]M{}).Statement
 		if stmt.Error != nil {
 			return stmt.Error
 		}
-		r, err := native.QueryNative(q.Statement.Context, stmt.SQL.String(), stmt.Vars...)
+		r, err := nativeConn.QueryNative(q.Statement.Context, stmt.SQL.String(), stmt.Vars...)
 		if err != nil {
 			return err
 		}
@@ -141,11 +142,27 @@ func find[M any](q *gorm.DB, items *[]M) error {
 	}
 	for rows.Next() {
 		*items = append(*items, probe)
-		if err := rows.Scan(any(&(*items)[len(*items)-1]).(Scannable).Fields()...); err != nil {
+		fields := any(&(*items)[len(*items)-1]).(Scannable).Fields()
+		if native {
+			binaryUUIDs(fields)
+		}
+		if err := rows.Scan(fields...); err != nil {
 			return err
 		}
 	}
 	return rows.Err()
+}
+
+// binaryUUIDs retargets *uuid.UUID fields at their [16]byte: pgx then
+// copies the 16 bytes it received, where through uuid.UUID's sql.Scanner it
+// formatted them as text for uuid to parse back (3 allocations each, a
+// third of a list page's).
+func binaryUUIDs(fields []any) {
+	for i, f := range fields {
+		if u, ok := f.(*uuid.UUID); ok {
+			fields[i] = (*[16]byte)(u)
+		}
+	}
 }
 
 // rowReader is what find needs of *sql.Rows and pgx.Rows.
