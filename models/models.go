@@ -23,6 +23,17 @@ type User struct {
 	UpdatedAt     time.Time
 }
 
+var userColumns = []string{"id", "email", "password_hash", "role", "tier", "email_verified", "created_at", "updated_at"}
+
+// Columns and Fields let hot reads (every /users/me) scan users without
+// reflection (see services.Scannable).
+func (*User) Columns() []string { return userColumns }
+
+// Fields are the scan targets of Columns, in order.
+func (u *User) Fields() []any {
+	return []any{&u.ID, &u.Email, &u.PasswordHash, &u.Role, &u.Tier, &u.EmailVerified, &u.CreatedAt, &u.UpdatedAt}
+}
+
 // EmailVerificationToken is a single-use token mailed to a new account; only
 // its SHA-256 hash is stored.
 type EmailVerificationToken struct {

@@ -1,7 +1,6 @@
 package services
 
 import (
-	"context"
 	"encoding/base64"
 	"strconv"
 	"strings"
@@ -99,87 +98,4 @@ func listPage[M any](db *gorm.DB, p Page, desc bool, position func(*M) Cursor) (
 		out.Next = &next
 	}
 	return out, nil
-}
-
-// Scannable is a model that names its columns and the fields they scan
-// into, in the same order. Lists of such models scan each row straight into
-// its fields instead of through GORM's reflective scanner, which was a
-// quarter of the CPU of GET /projects under load.
-type Scannable interface {
-	Columns() []string
-	Fields() []any
-}
-
-// find runs q into items: directly when *M is Scannable (through pgx's own
-// protocol on PostgreSQL outside transactions), else with GORM.
-func find[M any](q *gorm.DB, items *[]M) error {
-	var probe M
-	s, ok := any(&probe).(Scannable)
-	if !ok {
-		return q.Find(items).Error
-	}
-	q = q.Model(&probe).Select(s.Columns())
-	var rows rowReader
-	nativeConn, native := q.Statement.ConnPool.(nativeQuerier)
-	if native {
-		stmt := q.Session(&gorm.Session{DryRun: true}).Find(&[]M{}).Statement
-		if stmt.Error != nil {
-			return stmt.Error
-		}
-		r, err := nativeConn.QueryNative(q.Statement.Context, stmt.SQL.String(), stmt.Vars...)
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		rows = r
-	} else {
-		r, err := q.Rows()
-		if err != nil {
-			return err
-		}
-		defer func() { _ = r.Close() }()
-		rows = r
-	}
-	for rows.Next() {
-		*items = append(*items, probe)
-		fields := any(&(*items)[len(*items)-1]).(Scannable).Fields()
-		if native {
-			binaryUUIDs(fields)
-		}
-		if err := rows.Scan(fields...); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
-
-// binaryUUIDs retargets *uuid.UUID fields at their [16]byte: pgx then
-// copies the 16 bytes it received, where through uuid.UUID's sql.Scanner it
-// formatted them as text for uuid to parse back (3 allocations each, a
-// third of a list page's).
-func binaryUUIDs(fields []any) {
-	for i, f := range fields {
-		if u, ok := f.(*uuid.UUID); ok {
-			fields[i] = (*[16]byte)(u)
-		}
-	}
-}
-
-// rowReader is what find needs of *sql.Rows and pgx.Rows.
-type rowReader interface {
-	Next() bool
-	Scan(dest ...any) error
-	Err() error
-}
-
-// nativeQuerier is a connection pool with a read path faster than
-// database/sql (database.pgConnPool). The result type spells out
-// database.Rows, so services need not import the database package.
-type nativeQuerier interface {
-	QueryNative(ctx context.Context, query string, args ...any) (interface {
-		Next() bool
-		Scan(dest ...any) error
-		Err() error
-		Close()
-	}, error)
 }

@@ -152,7 +152,7 @@ func (s *Users) Current(ctx context.Context, id uuid.UUID) (*models.User, error)
 // Get returns a user by id.
 func (s *Users) Get(ctx context.Context, id uuid.UUID) (*models.User, error) {
 	var u models.User
-	if err := s.db.WithContext(ctx).First(&u, "id = ?", id).Error; err != nil {
+	if err := findOne(s.db.WithContext(ctx).Where("id = ?", id), &u); err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return nil, errUserNotFound
 		}
