@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -330,6 +331,7 @@ var postgresDatabases = sync.OnceValue(func() *databaseFactory {
 		f.err = f.admin.Ping()
 	}
 	if f.err == nil {
+		f.sweep()
 		f.template, f.err = f.migrateTemplate()
 	}
 	if f.err != nil {
@@ -349,7 +351,7 @@ var postgresDatabases = sync.OnceValue(func() *databaseFactory {
 func (f *databaseFactory) make() {
 	defer close(f.made)
 	for {
-		name := randomName("t_")
+		name := testDatabaseName("t")
 		if _, err := f.admin.Exec("CREATE DATABASE " + name + " TEMPLATE " + f.template); err != nil {
 			select {
 			case f.failed <- err:
@@ -364,6 +366,38 @@ func (f *databaseFactory) make() {
 			f.drops <- name
 			return
 		}
+	}
+}
+
+// testDatabaseName stamps the creation time into the name, so a later run
+// can tell a database a killed run left behind from one a run in progress
+// is using.
+func testDatabaseName(prefix string) string {
+	return randomName(fmt.Sprintf("%s_%d_", prefix, time.Now().Unix()))
+}
+
+// sweep drops databases that runs killed before their cleanup left behind:
+// any of this suite's names stamped more than an hour ago.
+func (f *databaseFactory) sweep() {
+	rows, err := f.admin.Query(`SELECT datname FROM pg_database WHERE datname ~ '^(t|tollgate_template)_[0-9]+_[0-9a-f]+$'`)
+	if err != nil {
+		return
+	}
+	var stale []string
+	for rows.Next() {
+		var name string
+		if rows.Scan(&name) != nil {
+			continue
+		}
+		parts := strings.Split(name, "_")
+		stamp, err := strconv.ParseInt(parts[len(parts)-2], 10, 64)
+		if err == nil && time.Since(time.Unix(stamp, 0)) > time.Hour {
+			stale = append(stale, name)
+		}
+	}
+	_ = rows.Close()
+	for _, name := range stale {
+		_, _ = f.admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
 	}
 }
 
@@ -382,7 +416,7 @@ func (f *databaseFactory) take() (string, error) {
 func (f *databaseFactory) drop(name string) { f.drops <- name }
 
 func (f *databaseFactory) migrateTemplate() (string, error) {
-	name := randomName("tollgate_template_")
+	name := testDatabaseName("tollgate_template")
 	if _, err := f.admin.Exec("CREATE DATABASE " + name); err != nil {
 		return "", err
 	}
