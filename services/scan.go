@@ -40,7 +40,7 @@ func find[M any](q *gorm.DB, items *[]M) error {
 	}
 	q = q.Model(&probe).Select(s.Columns())
 	var rows rowReader
-	nativeConn, native := q.Statement.ConnPool.(nativeQuerier)
+	nativeConn, native := q.Statement.ConnPool.(NativeQuerier)
 	if native {
 		stmt := q.Session(&gorm.Session{DryRun: true}).Find(&[]M{}).Statement
 		if stmt.Error != nil {
@@ -92,10 +92,12 @@ type rowReader interface {
 	Err() error
 }
 
-// nativeQuerier is a connection pool with a read path faster than
+// NativeQuerier is a connection pool with a read path faster than
 // database/sql (database.pgConnPool). The result type spells out
-// database.Rows, so services need not import the database package.
-type nativeQuerier interface {
+// database.Rows, so services need not import the database package; a pool
+// whose method drifts from this signature would silently lose the fast path,
+// so a test asserts the PostgreSQL pool still is one.
+type NativeQuerier interface {
 	QueryNative(ctx context.Context, query string, args ...any) (interface {
 		Next() bool
 		Scan(dest ...any) error
