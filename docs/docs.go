@@ -1285,7 +1285,7 @@ const docTemplate = `{
         },
         "/auth/password/forgot": {
             "post": {
-                "description": "Always 202, with the same work whatever the address, so the answer reveals no account. The link (a single-use token) works for PASSWORD_RESET_TTL (30 min). Limited per client IP and, silently, per account (RATE_LIMIT_FORGOT_ACCOUNT). Works while the account's logins are throttled.",
+                "description": "Always 202, with the same work whatever the address, so the answer reveals no account; it comes once the link is queued in the outbox (a database failure answers 503). The link (a single-use token) works for PASSWORD_RESET_TTL (30 min). Limited per client IP and, silently, per account (RATE_LIMIT_FORGOT_ACCOUNT). Works while the account's logins are throttled.",
                 "consumes": [
                     "application/json"
                 ],
@@ -1429,7 +1429,7 @@ const docTemplate = `{
         },
         "/auth/register": {
             "post": {
-                "description": "Always 202 for a valid request, so the answer reveals no account: a new address gets a viewer on the free tier and a verification link valid for EMAIL_VERIFICATION_TTL; an address registered but not verified gets this password and a new link (older links die); a verified one gets a mail saying it already has an account. Password: 10+ characters with upper case, lower case and a digit, at most 72 bytes, not among the 10,000 most common. Other fields (role, tier) are ignored. The 202 goes out before any work that depends on the address, so its timing reveals nothing; mail is queued and sent in the background. Limited per client IP (public and register policies).",
+                "description": "Always 202 for a valid request, so the answer reveals no account: a new address gets a viewer on the free tier and a verification link valid for EMAIL_VERIFICATION_TTL; an address registered but not verified gets this password and a new link (older links die); a verified one gets a mail saying it already has an account. Password: 10+ characters with upper case, lower case and a digit, at most 72 bytes, not among the 10,000 most common. Other fields (role, tier) are ignored. Every case costs the same (the password is hashed, then one transaction writes the account change and its mail to the outbox), so the timing reveals nothing either; the 202 comes once that transaction has committed, so the account exists when it arrives (an immediate login of it answers 403 email_not_verified), and a database failure answers 503. Mail is delivered in the background. Limited per client IP (public and register policies).",
                 "consumes": [
                     "application/json"
                 ],
@@ -1514,7 +1514,7 @@ const docTemplate = `{
         },
         "/auth/verify/resend": {
             "post": {
-                "description": "Always 202, so the answer does not reveal whether an account exists. Limited per client IP (public and register policies).",
+                "description": "Always 202, at the same cost whatever the address, so the answer does not reveal whether an account exists; it comes once the link is queued in the outbox (a database failure answers 503). Limited per client IP (public and register policies).",
                 "consumes": [
                     "application/json"
                 ],

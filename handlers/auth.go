@@ -28,7 +28,7 @@ type RegisterRequest struct {
 // Register creates an unverified account and mails a verification link.
 //
 //	@Summary	Register an account
-//	@Description	Always 202 for a valid request, so the answer reveals no account: a new address gets a viewer on the free tier and a verification link valid for EMAIL_VERIFICATION_TTL; an address registered but not verified gets this password and a new link (older links die); a verified one gets a mail saying it already has an account. Password: 10+ characters with upper case, lower case and a digit, at most 72 bytes, not among the 10,000 most common. Other fields (role, tier) are ignored. The 202 goes out before any work that depends on the address, so its timing reveals nothing; mail is queued and sent in the background. Limited per client IP (public and register policies).
+//	@Description	Always 202 for a valid request, so the answer reveals no account: a new address gets a viewer on the free tier and a verification link valid for EMAIL_VERIFICATION_TTL; an address registered but not verified gets this password and a new link (older links die); a verified one gets a mail saying it already has an account. Password: 10+ characters with upper case, lower case and a digit, at most 72 bytes, not among the 10,000 most common. Other fields (role, tier) are ignored. Every case costs the same (the password is hashed, then one transaction writes the account change and its mail to the outbox), so the timing reveals nothing either; the 202 comes once that transaction has committed, so the account exists when it arrives (an immediate login of it answers 403 email_not_verified), and a database failure answers 503. Mail is delivered in the background. Limited per client IP (public and register policies).
 //	@ID	register
 //	@x-order	1
 //	@Tags	auth
@@ -43,14 +43,10 @@ func (h *Auth) Register(c *echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	reg, err := h.auth.Register(c.Request().Context(), req.Email, req.Password)
-	if err != nil {
+	if err := h.auth.Register(c.Request().Context(), req.Email, req.Password); err != nil {
 		return err
 	}
-	if err := answerFirst(c, MessageResponse{Message: "Check your inbox: a link to verify the address is on its way"}); err != nil {
-		return err
-	}
-	return reg.Store(c.Request().Context())
+	return c.JSON(http.StatusAccepted, MessageResponse{Message: "Check your inbox: a link to verify the address is on its way"})
 }
 
 // MessageResponse is a short confirmation.
@@ -90,7 +86,7 @@ type ResendRequest struct {
 // Resend mails a new verification link if the account exists and is unverified.
 //
 //	@Summary	Send the verification link again
-//	@Description	Always 202, so the answer does not reveal whether an account exists. Limited per client IP (public and register policies).
+//	@Description	Always 202, at the same cost whatever the address, so the answer does not reveal whether an account exists; it comes once the link is queued in the outbox (a database failure answers 503). Limited per client IP (public and register policies).
 //	@ID	resendVerification
 //	@x-order	3
 //	@Tags	auth
@@ -104,9 +100,9 @@ func (h *Auth) Resend(c *echo.Context) error {
 	return acceptEmail(c, "If that account exists and is not verified, a new link is on its way", h.auth.ResendVerification)
 }
 
-// acceptEmail reads {"email"}, answers 202 with message at once, then runs
-// work for the address: the answer's timing is the same whether or not the
-// address has an account to write for (see answerFirst).
+// acceptEmail reads {"email"}, runs work for the address and answers 202
+// with message once that work is durable (work costs the same whether or
+// not the address has an account, so the timing tells nothing).
 func acceptEmail(c *echo.Context, message string, work func(context.Context, string) error) error {
 	var req ResendRequest // the same body as ForgotRequest
 	if err := bind(c, &req); err != nil {
@@ -115,10 +111,10 @@ func acceptEmail(c *echo.Context, message string, work func(context.Context, str
 	if msg := services.CheckEmail(services.NormalizeEmail(req.Email)); msg != "" {
 		return validationError("email", msg)
 	}
-	if err := answerFirst(c, MessageResponse{Message: message}); err != nil {
+	if err := work(c.Request().Context(), req.Email); err != nil {
 		return err
 	}
-	return work(c.Request().Context(), req.Email)
+	return c.JSON(http.StatusAccepted, MessageResponse{Message: message})
 }
 
 // LoginRequest carries credentials.
@@ -257,7 +253,7 @@ type ForgotRequest struct {
 // Forgot mails a password reset link if the account exists.
 //
 //	@Summary	Ask for a password reset link
-//	@Description	Always 202, with the same work whatever the address, so the answer reveals no account. The link (a single-use token) works for PASSWORD_RESET_TTL (30 min). Limited per client IP and, silently, per account (RATE_LIMIT_FORGOT_ACCOUNT). Works while the account's logins are throttled.
+//	@Description	Always 202, with the same work whatever the address, so the answer reveals no account; it comes once the link is queued in the outbox (a database failure answers 503). The link (a single-use token) works for PASSWORD_RESET_TTL (30 min). Limited per client IP and, silently, per account (RATE_LIMIT_FORGOT_ACCOUNT). Works while the account's logins are throttled.
 //	@ID	forgotPassword
 //	@x-order	8
 //	@Tags	auth
@@ -614,15 +610,4 @@ func (h *Auth) RegenerateRecoveryCodes(c *echo.Context) error {
 	}
 	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	return c.JSON(http.StatusOK, RecoveryCodesResponse{RecoveryCodes: codes})
-}
-
-// answerFirst sends 202 with body and flushes it before the caller does
-// work whose amount depends on whether an account exists: the client
-// learns nothing from the timing. Errors after it are logged only.
-func answerFirst(c *echo.Context, body any) error {
-	if err := c.JSON(http.StatusAccepted, body); err != nil {
-		return err
-	}
-	http.NewResponseController(c.Response()).Flush() //nolint:errcheck // a writer that cannot flush answers at the end instead
-	return nil
 }

@@ -3,6 +3,7 @@ package middleware
 import (
 	"context"
 	"log/slog"
+	"net/http"
 
 	"github.com/labstack/echo/v5"
 	echomw "github.com/labstack/echo/v5/middleware"
@@ -13,7 +14,29 @@ import (
 // RequestLog logs one structured line per request. It logs the path without
 // the query string (verification tokens travel there) and never headers or
 // bodies, so no password, token or Authorization header reaches the log.
+//
+// It hands a handler's error to the error handler itself (so the line
+// carries the final status) and then reports it handled: passed on, Echo
+// would hand the same error to the error handler a second time, which
+// finds the answer sent and logs it as a failure after the answer (one
+// extra line per 401, 404 or 429).
 func RequestLog(log *slog.Logger) echo.MiddlewareFunc {
+	logged := requestLogger(log)
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		h := logged(next)
+		return func(c *echo.Context) error {
+			err := h(c)
+			if err != nil {
+				if r, _ := echo.UnwrapResponse(c.Response()); r != nil && r.Committed {
+					return nil
+				}
+			}
+			return err
+		}
+	}
+}
+
+func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 	return echomw.RequestLoggerWithConfig(echomw.RequestLoggerConfig{
 		HandleError:  true,
 		LogLatency:   true,
@@ -25,7 +48,7 @@ func RequestLog(log *slog.Logger) echo.MiddlewareFunc {
 		LogValuesFunc: func(c *echo.Context, v echomw.RequestLoggerValues) error {
 			attrs := []slog.Attr{
 				slog.String("request_id", v.RequestID),
-				slog.String("method", v.Method),
+				slog.String("method", KnownMethod(v.Method)),
 				slog.String("path", v.URIPath),
 				slog.Int("status", v.Status),
 				slog.Duration("latency", v.Latency),
@@ -58,4 +81,16 @@ func RequestInfo(next echo.HandlerFunc) echo.HandlerFunc {
 		c.SetRequest(req.WithContext(caller.WithRequest(req.Context(), info)))
 		return next(c)
 	}
+}
+
+// KnownMethod is method when it is one of HTTP's own (RFC 9110, and PATCH),
+// else "OTHER": a made-up method must not become a metric label value (one
+// series each, without bound) or fill the log with the client's text.
+func KnownMethod(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "OTHER"
 }

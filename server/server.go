@@ -172,7 +172,12 @@ func New(d Deps) (*Server, error) {
 		// Unknown paths must not become label values (one series per probe
 		// of a scanner); the Host header is the client's to choose.
 		DoNotUseRequestPathFor404: true,
-		LabelFuncs:                map[string]echoprometheus.LabelValueFunc{"host": func(*echo.Context, error) string { return "" }},
+		// nor the method: any token is a valid method, so only HTTP's own
+		// are label values, the rest one "OTHER".
+		LabelFuncs: map[string]echoprometheus.LabelValueFunc{
+			"host":   func(*echo.Context, error) string { return "" },
+			"method": func(c *echo.Context, _ error) string { return middleware.KnownMethod(c.Request().Method) },
+		},
 	}.ToMiddleware()
 	if err != nil {
 		return nil, err

@@ -50,22 +50,25 @@ func throttleKey(email string, u *models.User) string {
 }
 
 // ForgotPassword queues a reset link when email has an account and the
-// account's own limit allows; it answers the same in every case, doing the
-// same database work whether or not the address exists.
+// account's own limit allows. It answers the same in every case, at the
+// same cost (one transaction with one outbox row, withheld when there is
+// nothing to send), and returns once that has committed.
 func (a *Auth) ForgotPassword(ctx context.Context, email string) error {
+	ctx = context.WithoutCancel(ctx) // see Register
 	u, err := a.users.byEmail(ctx, email)
 	if err != nil {
 		return err
+	}
+	withhold := ""
+	if u == nil {
+		withhold = "reset link: no account"
 	}
 	if a.throttle.store != nil {
 		r, err := a.throttle.store.Take(ctx, accountKey(email)+":forgot", a.throttle.forgot)
 		if err == nil && !r.Allowed {
 			a.log.Warn("security event", "event", "password.reset_limited", "account", accountKey(email))
-			return nil
+			withhold = "reset link: account limit"
 		}
-	}
-	if u == nil {
-		return nil
 	}
 	raw, err := newOpaqueToken(resetTokenBytes)
 	if err != nil {
@@ -73,6 +76,9 @@ func (a *Auth) ForgotPassword(ctx context.Context, email string) error {
 	}
 	now := a.clock.Now()
 	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if withhold != "" {
+			return a.outbox.Withhold(tx, withhold)
+		}
 		if err := tx.Where("user_id = ? AND used_at IS NULL", u.ID).Delete(&models.PasswordResetToken{}).Error; err != nil {
 			return apperror.Wrap(err, "void older reset tokens")
 		}
@@ -87,7 +93,7 @@ func (a *Auth) ForgotPassword(ctx context.Context, email string) error {
 				"If it was not you, ignore this message: your password has not changed.\n",
 			a.cfg.ResetTTL, a.cfg.BaseURL, raw, a.cfg.BaseURL, url.QueryEscape(raw))})
 	})
-	if err == nil {
+	if err == nil && withhold == "" {
 		a.outbox.Notify()
 	}
 	return err

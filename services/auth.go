@@ -137,11 +137,12 @@ type Session struct {
 // verification link; an unverified one gets the new password (squatting an
 // address with the squatter's password no longer works: the owner's
 // registration replaces it) and a new link that voids the older ones; a
-// verified one gets a mail saying there already is an account. The
-// password is checked and hashed in every case, before the answer; the
-// rest (Registration.Store) runs after it is sent, so timing tells nothing.
-// Role, tier and verification are never taken from input.
-func (a *Auth) Register(ctx context.Context, email, password string) (*Registration, error) {
+// verified one gets a mail saying there already is an account. Every branch
+// costs the same: the password is hashed first, then one transaction writes
+// one outbox row. It returns once that transaction has committed, so the
+// 202 that follows means the account and its mail exist. Role, tier and
+// verification are never taken from input.
+func (a *Auth) Register(ctx context.Context, email, password string) error {
 	email = NormalizeEmail(email)
 	details := map[string]string{}
 	if msg := CheckEmail(email); msg != "" {
@@ -151,28 +152,17 @@ func (a *Auth) Register(ctx context.Context, email, password string) (*Registrat
 		details["password"] = msg
 	}
 	if len(details) > 0 {
-		return nil, apperror.Validation(details)
+		return apperror.Validation(details)
 	}
 	hash, err := a.hasher.Hash(ctx, password)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return &Registration{a: a, email: email, hash: hash}, nil
-}
-
-// Registration is a checked, hashed registration, to be stored after the
-// answer is sent (its work depends on whether the address has an account).
-type Registration struct {
-	a     *Auth
-	email string
-	hash  []byte
-}
-
-// Store writes the registration: a new account, a new password for an
-// unverified one, or a notice to a verified one's owner.
-func (r *Registration) Store(ctx context.Context) error {
-	a, email, hash := r.a, r.email, r.hash
-	err := a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	// From here the write completes even if the client hangs up: a
+	// registration half-made on a cancelled context is the lost write this
+	// order exists to prevent.
+	ctx = context.WithoutCancel(ctx)
+	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var u models.User
 		err := tx.Where("email = ?", email).Take(&u).Error
 		now := a.clock.Now()
@@ -199,7 +189,8 @@ func (r *Registration) Store(ctx context.Context) error {
 		}
 	})
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
-		// A concurrent registration of the same new address won: same answer.
+		// A concurrent registration of the same new address won: same
+		// answer (that one wrote the account and its link).
 		return nil
 	}
 	if err == nil {
@@ -209,13 +200,21 @@ func (r *Registration) Store(ctx context.Context) error {
 }
 
 // ResendVerification queues a new link when email belongs to an unverified
-// account, voiding the older ones. It answers the same whatever the case.
+// account, voiding the older ones. It answers the same whatever the case,
+// at the same cost: one transaction with one outbox row (withheld when
+// there is nothing to send). It returns once that has committed.
 func (a *Auth) ResendVerification(ctx context.Context, email string) error {
+	ctx = context.WithoutCancel(ctx) // see Register
 	u, err := a.users.byEmail(ctx, email)
-	if err != nil || u == nil || u.EmailVerified {
+	if err != nil {
 		return err
 	}
-	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return a.queueVerification(tx, u) })
+	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if u == nil || u.EmailVerified {
+			return a.outbox.Withhold(tx, "verification link: no unverified account")
+		}
+		return a.queueVerification(tx, u)
+	})
 	if err == nil {
 		a.outbox.Notify()
 	}

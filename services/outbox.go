@@ -19,6 +19,11 @@ const (
 	MailPending   = "pending"
 	MailSent      = "sent"
 	MailAbandoned = "abandoned"
+	// MailWithheld marks a row written where nothing is sent (a reset link
+	// for an unknown address): every branch of an anonymous request then
+	// writes the same, so its timing tells nothing. Never delivered, kept
+	// as long as sent mail, with no address.
+	MailWithheld = "withheld"
 )
 
 // OutboxConfig holds the delivery rules.
@@ -56,6 +61,17 @@ func (o *Outbox) Enqueue(tx *gorm.DB, m Message) error {
 	now := o.clock.Now()
 	row := models.OutboxMail{ID: uuid.New(), ToAddress: m.To, Subject: m.Subject, Body: m.Body, Status: MailPending,
 		NextAttemptAt: now, CreatedAt: now}
+	if err := tx.Create(&row).Error; err != nil {
+		return apperror.Wrap(err, "queue mail")
+	}
+	return nil
+}
+
+// Withhold writes, inside tx, a row that is never delivered: the same
+// write as Enqueue where there is nothing to send (see MailWithheld).
+func (o *Outbox) Withhold(tx *gorm.DB, reason string) error {
+	now := o.clock.Now()
+	row := models.OutboxMail{ID: uuid.New(), Subject: reason, Status: MailWithheld, NextAttemptAt: now, CreatedAt: now}
 	if err := tx.Create(&row).Error; err != nil {
 		return apperror.Wrap(err, "queue mail")
 	}

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -184,4 +185,47 @@ func TestHeadIsGetWithoutABody(t *testing.T) {
 			mustf(t, head.ContentLength == int64(len(getBody)), "%s: HEAD Content-Length %d, GET body %d bytes", c.path, head.ContentLength, len(getBody))
 		}
 	}
+}
+
+// Each error is handled, and logged, once: a 401, 404 or 429 writes its one
+// request line and nothing else (it used to add a WARN "request failed
+// after its answer was sent" each, burying the real ones).
+func TestAnErrorIsLoggedOnce(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t, "RATE_LIMIT_PUBLIC", "2/1m") // the 404 counts too
+	for _, c := range []struct {
+		name   string
+		req    Request
+		status int
+	}{
+		{"unknown route", Request{Method: "GET", URL: "/no-such-route"}, 404},
+		{"no token", Request{Method: "GET", URL: "/projects"}, 401},
+		{"allowed", Request{Method: "GET", URL: "/public/status"}, 200},
+		{"limited", Request{Method: "GET", URL: "/public/status"}, 429},
+		{"bad body", Request{Method: "POST", URL: "/auth/login", Body: "{"}, 400},
+	} {
+		before := strings.Count(a.Logs.String(), "\n")
+		r := a.do(t, c.req)
+		mustf(t, r.Status == c.status, "%s: %d %s", c.name, r.Status, r.Body)
+		lines := strings.Split(strings.TrimSpace(a.Logs.String()), "\n")[before:]
+		mustf(t, len(lines) == 1 && strings.Contains(lines[0], `"msg":"request"`), "%s: %d log lines: %v", c.name, len(lines), lines)
+	}
+}
+
+// Metric labels take their values from bounded sets: a thousand made-up
+// methods add one "OTHER" series, not a thousand.
+func TestMadeUpMethodsDoNotGrowTheMetrics(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t)
+	series := func() int { return len(strings.Split(grep(a.scrape(t), "tollgate_http_requests_total"), "\n")) }
+	a.do(t, Request{Method: "GET", URL: "/healthz"})
+	a.do(t, Request{Method: "BREW", URL: "/healthz"})
+	before := series()
+	for i := range 1000 {
+		a.do(t, Request{Method: fmt.Sprintf("M%04d", i), URL: "/healthz"})
+	}
+	s := a.scrape(t)
+	mustf(t, series() == before, "series %d -> %d:\n%s", before, series(), grep(s, "tollgate_http_requests_total"))
+	mustf(t, strings.Contains(s, `method="OTHER"`) && !strings.Contains(s, `method="M0999"`), "methods:\n%s", grep(s, "tollgate_http_requests_total"))
+	mustf(t, !strings.Contains(a.Logs.String(), `"method":"M0999"`), "the made-up method reached the log")
 }
