@@ -197,23 +197,17 @@ func serve(ctx context.Context, cfg settings.Config, log *slog.Logger) error {
 		log.Info("migrations applied", "versions", applied)
 	}
 
-	var rdb *redis.Client
+	var rdb redis.UniversalClient
 	if cfg.RedisURL != "" {
-		opts, err := redis.ParseURL(cfg.RedisURL)
-		if err != nil {
-			return fmt.Errorf("invalid REDIS_URL: %w", err)
-		}
-		// Limiter calls carry their own short deadline; make the client honour
-		// it and fail fast rather than retry, so a sick Redis costs little.
-		opts.ContextTimeoutEnabled = true
-		opts.MaxRetries = -1
-		opts.DialTimeout = time.Second
 		// go-redis logs dial failures itself, on stderr: route them through
 		// slog like everything else.
 		redis.SetLogger(redisLogger{log})
-		rdb = redis.NewClient(opts)
+		var where string
+		if rdb, where, err = OpenRedis(cfg.RedisURL, cfg.RedisMode); err != nil {
+			return err
+		}
 		defer rdb.Close()
-		log.Info("redis", "address", opts.Addr, "db", opts.DB)
+		log.Info("redis", "mode", cfg.RedisMode, "address", where)
 	}
 
 	var mailer services.Mailer
@@ -402,4 +396,38 @@ type redisLogger struct{ log *slog.Logger }
 
 func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	l.log.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
+}
+
+// OpenRedis connects to one server, a Cluster or a Sentinel-managed master,
+// as mode says, through go-redis's UniversalClient. Limiter calls carry
+// their own deadline; the client honours it and fails fast rather than
+// retry, so a sick Redis costs little.
+func OpenRedis(url, mode string) (redis.UniversalClient, string, error) {
+	switch mode {
+	case "cluster":
+		opts, err := redis.ParseClusterURL(url)
+		if err != nil {
+			return nil, "", fmt.Errorf("invalid REDIS_URL for REDIS_MODE=cluster: %w", err)
+		}
+		opts.ContextTimeoutEnabled, opts.MaxRetries, opts.DialTimeout = true, -1, time.Second
+		// A moved slot is followed, not retried: MaxRedirects stays at its default.
+		return redis.NewClusterClient(opts), strings.Join(opts.Addrs, ","), nil
+	case "sentinel":
+		opts, err := redis.ParseFailoverURL(url)
+		if err != nil {
+			return nil, "", fmt.Errorf("invalid REDIS_URL for REDIS_MODE=sentinel: %w", err)
+		}
+		if opts.MasterName == "" {
+			return nil, "", errors.New("REDIS_URL for REDIS_MODE=sentinel needs master_name=")
+		}
+		opts.ContextTimeoutEnabled, opts.MaxRetries, opts.DialTimeout = true, -1, time.Second
+		return redis.NewFailoverClient(opts), opts.MasterName + "@" + strings.Join(opts.SentinelAddrs, ","), nil
+	default:
+		opts, err := redis.ParseURL(url)
+		if err != nil {
+			return nil, "", fmt.Errorf("invalid REDIS_URL: %w", err)
+		}
+		opts.ContextTimeoutEnabled, opts.MaxRetries, opts.DialTimeout = true, -1, time.Second
+		return redis.NewClient(opts), fmt.Sprintf("%s db %d", opts.Addr, opts.DB), nil
+	}
 }

@@ -70,15 +70,27 @@ func (m *Memory) shard(key string) *shard {
 
 // Take implements Store.
 func (m *Memory) Take(_ context.Context, key string, p Policy) (Result, error) {
-	return m.take(key, p, false), nil
+	return m.take(key, p, take), nil
 }
 
 // Peek implements Store.
 func (m *Memory) Peek(_ context.Context, key string, p Policy) (Result, error) {
-	return m.take(key, p, true), nil
+	return m.take(key, p, peek), nil
 }
 
-func (m *Memory) take(key string, p Policy, dry bool) Result {
+// Record counts a request another store admitted, whatever p's limit says
+// (Fallback's local copy of the shared counts).
+func (m *Memory) Record(key string, p Policy) { m.take(key, p, record) }
+
+// What take does with the request.
+const (
+	take   = iota // count it if allowed
+	peek          // count nothing
+	record        // count it
+)
+
+func (m *Memory) take(key string, p Policy, mode int) Result {
+	dry := mode == peek
 	now := m.clock.Now().UnixMilli()
 	slot := p.slotMillis()
 	cur, min := now/slot, (now-p.Window.Milliseconds())/slot
@@ -108,7 +120,7 @@ func (m *Memory) take(key string, p Policy, dry bool) Result {
 		}
 	}
 	e.buckets = kept
-	allowed := count < p.Limit
+	allowed := count < p.Limit || mode == record
 	if allowed && !dry {
 		if n := len(e.buckets); n > 0 && e.buckets[n-1].idx == cur {
 			e.buckets[n-1].n++

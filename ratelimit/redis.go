@@ -116,7 +116,9 @@ if allowed then allowed = 1 else allowed = 0 end
 return {allowed, now, sum, reset, retry}
 `)
 
-// Redis is the shared store. Keys are {prefix}rl:{policy}:{key}.
+// Redis is the shared store. Keys are PREFIX rl:POLICY:{KEY}: every script
+// touches one key, and the braces make KEY the hash tag, so on a Redis
+// Cluster a key's counts live on one slot and keys spread over the masters.
 type Redis struct {
 	client  redis.Scripter
 	prefix  string
@@ -136,7 +138,7 @@ func (r *Redis) WithClock(clk clock.Clock) *Redis {
 	return &c
 }
 
-func (r *Redis) key(p Policy, key string) string { return r.prefix + "rl:" + p.Name + ":" + key }
+func (r *Redis) key(p Policy, key string) string { return r.prefix + "rl:" + p.Name + ":{" + key + "}" }
 
 // Take implements Store.
 func (r *Redis) Take(ctx context.Context, key string, p Policy) (Result, error) {
@@ -170,4 +172,31 @@ func (r *Redis) run(ctx context.Context, key string, p Policy, dry string) (Resu
 		Reset:      time.UnixMilli(raw[3]),
 		RetryAfter: time.Duration(raw[4]) * time.Millisecond,
 	}, nil
+}
+
+// beatScript announces ARGV[1] as alive at Redis's own time (instances'
+// clocks may differ), forgets instances silent for ARGV[2] ms, and returns
+// how many are left.
+var beatScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
+redis.call('PEXPIRE', KEYS[1], ttl * 2)
+return redis.call('ZCARD', KEYS[1])
+`)
+
+func (r *Redis) instancesKey() string { return r.prefix + "rl:{instances}" }
+
+// Beat implements Prober.
+func (r *Redis) Beat(ctx context.Context, instance string, ttl time.Duration) (int64, error) {
+	return beatScript.Run(ctx, r.client, []string{r.instancesKey()}, instance, ttl.Milliseconds()).Int64()
+}
+
+// Leave implements Prober.
+func (r *Redis) Leave(ctx context.Context, instance string) {
+	if c, ok := r.client.(redis.Cmdable); ok {
+		c.ZRem(ctx, r.instancesKey(), instance)
+	}
 }

@@ -4,6 +4,8 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -76,7 +78,7 @@ const MaxBodyBytes = 1 << 20
 type Deps struct {
 	Config settings.Config
 	DB     *database.DB
-	Redis  *redis.Client // nil: no Redis configured
+	Redis  redis.UniversalClient // nil: no Redis configured
 	Keys   *services.KeySet
 	// Peppers are the API key HMAC secrets (services.LoadPeppers).
 	Peppers services.Peppers
@@ -99,6 +101,8 @@ type Server struct {
 	deps    Deps
 	echo    *echo.Echo
 	memory  *ratelimit.Memory
+	shared  *ratelimit.Redis
+	store   ratelimit.Store
 	health  *services.Health
 	monitor *database.Monitor
 	metrics *metrics.Metrics
@@ -120,14 +124,17 @@ func New(d Deps) (*Server, error) {
 	users := services.NewUsers(d.DB.DB, d.Clock, hasher).WithAudit(audit)
 	memory := ratelimit.NewMemory(d.Clock, cfg.RateLimitMemoryMaxKeys)
 	store := d.RateStore
+	var shared *ratelimit.Redis // the heartbeat's, when the limits are on Redis
 	if store == nil {
 		store = memory
 		if d.Redis != nil {
-			store = ratelimit.NewFallback(ratelimit.NewRedis(d.Redis, cfg.RateLimitKeyPrefix, cfg.RateLimitRedisTimeout),
-				memory, d.Clock, d.Log, time.Second)
+			shared = ratelimit.NewRedis(d.Redis, cfg.RateLimitKeyPrefix, cfg.RateLimitRedisTimeout)
+			store = ratelimit.NewFallback(shared, memory, d.Clock, d.Log, ratelimit.FallbackConfig{})
 		}
 	}
 	if fb, ok := store.(*ratelimit.Fallback); ok {
+		m.Gauge("rate_limit_instances", "Instances sharing the limits, from the Redis heartbeat (each admits limit/instances while Redis is down).",
+			func() float64 { return float64(fb.Peers()) })
 		fb.OnChange(func(degraded bool) { m.RateLimitFallback.Set(map[bool]float64{false: 0, true: 1}[degraded]) })
 	}
 	var accountStore ratelimit.Store // per-account limits follow RATE_LIMIT_ENABLED
@@ -261,7 +268,8 @@ func New(d Deps) (*Server, error) {
 		TokenClient:   limiter.PerClientID(rl.Token),
 	})
 	purge := services.NewPurge(d.DB.DB, d.Clock, d.Log, m, cfg.EmailVerificationTTL).WithAudit(audit, cfg.AuditRetention)
-	return &Server{deps: d, echo: e, memory: memory, health: health, monitor: monitor, metrics: m, purge: purge, apiKeys: apiKeys, outbox: outbox}, nil
+	return &Server{deps: d, echo: e, memory: memory, shared: shared, store: store, health: health, monitor: monitor, metrics: m, purge: purge,
+		apiKeys: apiKeys, outbox: outbox}, nil
 }
 
 // chain applies outer around inner.
@@ -273,6 +281,14 @@ func chain(outer, inner echo.MiddlewareFunc) echo.MiddlewareFunc {
 func instanceName() string {
 	host, _ := os.Hostname()
 	return fmt.Sprintf("%s:%d", host, os.Getpid())
+}
+
+// instanceID names this process in the heartbeat: unique even for two
+// processes of one name (containers that all run as pid 1).
+func instanceID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return instanceName() + ":" + hex.EncodeToString(b)
 }
 
 // Close releases what New started.
@@ -329,6 +345,16 @@ func (s *Server) Handler() http.Handler { return s.echo }
 // `tollgate` commands that queue mail, use it; Run delivers on its own).
 func (s *Server) DeliverMail(ctx context.Context) (int, error) { return s.outbox.DeliverDue(ctx) }
 
+// Heartbeat announces this instance in Redis every second until ctx ends,
+// keeping the count of instances that share the limits and the breaker's
+// state current whatever the traffic (Run starts it; without Redis it
+// returns at once).
+func (s *Server) Heartbeat(ctx context.Context) {
+	if fb, ok := s.store.(*ratelimit.Fallback); ok && s.shared != nil {
+		fb.Heartbeat(ctx, s.shared, instanceID(), time.Second, s.deps.Config.RateLimitRedisTimeout)
+	}
+}
+
 // Echo exposes the router, for tests that walk the registered routes.
 func (s *Server) Echo() *echo.Echo { return s.echo }
 
@@ -376,6 +402,7 @@ func (s *Server) Run(ctx context.Context, addr string) error {
 	if cfg.PurgeInterval > 0 {
 		go s.purge.Every(serveCtx, cfg.PurgeInterval)
 	}
+	go s.Heartbeat(serveCtx)
 	// Queued mail is delivered in the background, with retries.
 	go s.outbox.Run(serveCtx, cfg.MailPollInterval)
 	// API key last-use times are batched in memory and written each minute.

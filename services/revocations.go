@@ -17,7 +17,7 @@ import (
 // answers alone while Redis cannot: then a token revoked on another
 // instance may work here until Redis is back or the token expires.
 type Revocations struct {
-	rdb     *redis.Client // nil: this instance only
+	rdb     redis.UniversalClient // nil: this instance only
 	prefix  string
 	clock   clock.Clock
 	timeout time.Duration
@@ -28,7 +28,7 @@ type Revocations struct {
 }
 
 // NewRevocations builds the revocation list; rdb may be nil.
-func NewRevocations(rdb *redis.Client, prefix string, clk clock.Clock, timeout time.Duration, log *slog.Logger) *Revocations {
+func NewRevocations(rdb redis.UniversalClient, prefix string, clk clock.Clock, timeout time.Duration, log *slog.Logger) *Revocations {
 	return &Revocations{rdb: rdb, prefix: prefix + "revoked:", clock: clk, timeout: timeout, log: log, local: map[string]time.Time{}}
 }
 

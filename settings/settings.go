@@ -36,6 +36,9 @@ type Config struct {
 	DatabaseURL string `env:"DATABASE_URL"`
 	SQLitePath  string `env:"SQLITE_PATH" envDefault:"data/tollgate.db"`
 	RedisURL    string `env:"REDIS_URL"`
+	// RedisMode says what REDIS_URL names: one server, a Cluster (seed
+	// nodes as addr= parameters) or Sentinels (master_name=).
+	RedisMode string `env:"REDIS_MODE" envDefault:"single"`
 
 	// PostgreSQL pool. Idle equals open so a busy pool never closes and
 	// re-dials connections between bursts (measured: 4x slower end to end).
@@ -124,7 +127,7 @@ type Config struct {
 	RateLimitLoginAccountRaw  string        `env:"RATE_LIMIT_LOGIN_ACCOUNT" envDefault:"10/15m,50/24h"`
 	RateLimitForgotAccountRaw string        `env:"RATE_LIMIT_FORGOT_ACCOUNT" envDefault:"3/1h"`
 	RateLimitTiersRaw         string        `env:"RATE_LIMIT_TIERS" envDefault:"free=60/1m,paid=600/1m,enterprise=3000/1m"`
-	RateLimitRedisTimeout     time.Duration `env:"RATE_LIMIT_REDIS_TIMEOUT" envDefault:"50ms"`
+	RateLimitRedisTimeout     time.Duration `env:"RATE_LIMIT_REDIS_TIMEOUT" envDefault:"500ms"`
 	RateLimitKeyPrefix        string        `env:"RATE_LIMIT_KEY_PREFIX"`
 	// Keys the per-instance (fallback) store holds at most; the oldest go first.
 	RateLimitMemoryMaxKeys int `env:"RATE_LIMIT_MEMORY_MAX_KEYS" envDefault:"100000"`
@@ -203,6 +206,11 @@ func (c *Config) validate() error {
 	}
 	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
 		return bad("REDIS_URL", "must start with redis:// or rediss://")
+	}
+	switch c.RedisMode {
+	case "single", "cluster", "sentinel":
+	default:
+		return bad("REDIS_MODE", "must be single, cluster or sentinel")
 	}
 	for name, d := range map[string]time.Duration{
 		"ACCESS_TOKEN_TTL": c.AccessTokenTTL, "REFRESH_TOKEN_TTL": c.RefreshTokenTTL,

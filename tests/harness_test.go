@@ -35,6 +35,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tollgate/tollgate/caller"
+	"github.com/tollgate/tollgate/cli"
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/database"
 	"github.com/tollgate/tollgate/models"
@@ -168,9 +169,13 @@ func newAppOn(t testing.TB, db *database.DB, clk *clock.Manual, env ...string) *
 		Config: cfg, Clock: clk, Mailer: &services.MemoryMailer{}, DB: db, Keys: keys,
 		Logs: logs,
 	}
-	var rdb *redis.Client
+	var rdb redis.UniversalClient // stays a nil interface without REDIS_URL
 	if cfg.RedisURL != "" {
-		rdb = redisClient(t, cfg.RedisURL)
+		// As the binary connects: one server, a Cluster or Sentinels.
+		if rdb, _, err = cli.OpenRedis(cfg.RedisURL, cfg.RedisMode); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rdb.Close() })
 	}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var store ratelimit.Store
@@ -180,7 +185,7 @@ func newAppOn(t testing.TB, db *database.DB, clk *clock.Manual, env ...string) *
 		a.Redis = redisClient(t, url)
 		a.RedisPrefix = randomName("test:") + ":"
 		store = ratelimit.NewFallback(ratelimit.NewRedis(a.Redis, a.RedisPrefix, time.Second).WithClock(a.Clock),
-			ratelimit.NewMemory(a.Clock, 0), a.Clock, log, time.Second)
+			ratelimit.NewMemory(a.Clock, 0), a.Clock, log, ratelimit.FallbackConfig{})
 	}
 	peppers, _, err := services.LoadPeppers(cfg.APIKeyPepper, "", cfg.APIKeyPepperVersion, cfg.APIKeyPreviousPeppers, false)
 	if err != nil {
