@@ -165,6 +165,11 @@ func New(d Deps) (*Server, error) {
 	}
 	health := services.NewHealth(2*time.Second, map[string]services.Check{"database": d.DB.Ping}, optional, d.Log, m)
 	monitor := database.NewMonitor(d.DB, d.Log)
+	// An outage the requests find shows in the metrics at once, not only at
+	// the next readiness probe.
+	monitor.OnChange(func(down bool) {
+		m.DependencyUp.WithLabelValues("database").Set(map[bool]float64{false: 1, true: 0}[down])
+	})
 
 	e := echo.NewWithConfig(echo.Config{
 		Logger:           d.Log,

@@ -129,9 +129,17 @@ func TestFrozenDatabaseTimesOutAndRecovers(t *testing.T) {
 	r := a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)})
 	mustf(t, r.Status == 504 && strings.Contains(r.Body, `"code":"request_timeout"`), "frozen: %d %s", r.Status, r.Body)
 	mustf(t, time.Since(start) < 5*time.Second, "a frozen database held the request %v", time.Since(start))
+	// The timeout makes the monitor ping: the frozen database is an outage,
+	// logged once and in the metrics, not only a string of 504s.
+	eventually(t, 5*time.Second, func() bool { return strings.Contains(a.Logs.String(), "database not answering") },
+		"a frozen database was never logged as an outage: %s", a.Logs.String())
+	mustf(t, strings.Contains(a.scrape(t), `tollgate_dependency_up{dependency="database"} 0`), "frozen database not in the metrics")
 
 	proxy.freeze(false)
 	recovers(t, a, u)
+	eventually(t, 5*time.Second, func() bool { return strings.Contains(a.Logs.String(), "database reachable again") },
+		"the end of the freeze was not logged")
+	mustf(t, strings.Count(a.Logs.String(), "database not answering") == 1, "freeze logged more than once: %s", a.Logs.String())
 }
 
 // recovers waits up to five seconds for the same process to serve u's
