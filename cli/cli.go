@@ -382,12 +382,19 @@ func purge(ctx context.Context, cfg settings.Config, log *slog.Logger, out io.Wr
 		return err
 	}
 	defer db.Close()
-	n, err := services.NewPurge(db.DB, clock.System{}, log, metrics.New(), cfg.EmailVerificationTTL).Run(ctx)
+	// The audit key moves the chain's anchor past what the purge deletes.
+	auditKey, _, err := services.LoadSecret("AUDIT_KEY", cfg.AuditKey, cfg.AuditKeyFile, !cfg.IsProduction())
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "purged %d refresh tokens, %d verification tokens, %d unverified accounts, %d old mails\n",
-		n.RefreshTokens, n.VerificationTokens, n.UnverifiedUsers, n.Mail)
+	audit := services.NewAudit(db.DB, clock.System{}, []byte(auditKey), log)
+	n, err := server.NewPurge(cfg, db, audit, clock.System{}, log, metrics.New()).Run(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "purged %d refresh tokens, %d verification tokens, %d unverified accounts, %d old mails, "+
+		"%d reset tokens, %d MFA challenges, %d revoked API keys, %d audit events\n",
+		n.RefreshTokens, n.VerificationTokens, n.UnverifiedUsers, n.Mail, n.ResetTokens, n.MFAChallenges, n.APIKeys, n.AuditEvents)
 	return nil
 }
 

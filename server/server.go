@@ -272,7 +272,7 @@ func New(d Deps) (*Server, error) {
 		TokenIP:       limiter.PerIP(rl.Token),
 		TokenClient:   limiter.PerClientID(rl.Token),
 	})
-	purge := services.NewPurge(d.DB.DB, d.Clock, d.Log, m, cfg.EmailVerificationTTL).WithAudit(audit, cfg.AuditRetention)
+	purge := NewPurge(cfg, d.DB, audit, d.Clock, d.Log, m)
 	return &Server{deps: d, echo: e, memory: memory, shared: shared, store: store, health: health, monitor: monitor, metrics: m, purge: purge,
 		apiKeys: apiKeys, outbox: outbox}, nil
 }
@@ -280,6 +280,12 @@ func New(d Deps) (*Server, error) {
 // chain applies outer around inner.
 func chain(outer, inner echo.MiddlewareFunc) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc { return outer(inner(next)) }
+}
+
+// NewPurge builds the clean-up that the server runs every PURGE_INTERVAL
+// and `tollgate purge` runs once: one definition, so both delete the same.
+func NewPurge(cfg settings.Config, db *database.DB, audit *services.Audit, clk clock.Clock, log *slog.Logger, m *metrics.Metrics) *services.Purge {
+	return services.NewPurge(db.DB, clk, log, m, cfg.EmailVerificationTTL).WithAudit(audit, cfg.AuditRetention)
 }
 
 // instanceName identifies this process in security logs.

@@ -162,8 +162,15 @@ func (a *Auth) checkCode(tx *gorm.DB, row *models.MFATOTP, code string) (bool, e
 			return false, nil // a concurrent use of the same code won
 		}
 		if row.KeyVersion != a.cfg.MFAKeys.Current {
-			if sealed, err := a.cfg.MFAKeys.seal(secret, row.UserID); err == nil {
-				tx.Model(&models.MFATOTP{}).Where("user_id = ?", row.UserID).Updates(map[string]any{"secret": sealed, "key_version": a.cfg.MFAKeys.Current})
+			// Re-sealed under the current key as it is used. A failed write
+			// fails the check: on PostgreSQL it aborts the transaction anyway.
+			sealed, err := a.cfg.MFAKeys.seal(secret, row.UserID)
+			if err != nil {
+				return false, apperror.Wrap(err, "encrypt totp secret")
+			}
+			if err := tx.Model(&models.MFATOTP{}).Where("user_id = ?", row.UserID).
+				Updates(map[string]any{"secret": sealed, "key_version": a.cfg.MFAKeys.Current}).Error; err != nil {
+				return false, apperror.Wrap(err, "re-seal totp secret")
 			}
 		}
 		row.LastStep = step
@@ -335,8 +342,11 @@ func (a *Auth) VerifyMFA(ctx context.Context, token, code string, client Client)
 		return nil, errMFATokenDead
 	}
 	u, err := a.users.Get(ctx, ch.UserID)
+	if errors.Is(err, errUserNotFound) {
+		return nil, errMFATokenDead // the account went meanwhile
+	}
 	if err != nil {
-		return nil, errMFATokenDead
+		return nil, err // a database fault: 503, not an invalid token
 	}
 	account := throttleKey(u.Email, u)
 	if a.throttled(ctx, account, client) {
@@ -355,8 +365,11 @@ func (a *Auth) VerifyMFA(ctx context.Context, token, code string, client Client)
 			return errMFACode
 		}
 		res := tx.Model(&models.MFAChallenge{}).Where("id = ? AND used_at IS NULL", ch.ID).Update("used_at", now)
-		if res.Error != nil || res.RowsAffected == 0 {
-			return errMFATokenDead
+		if res.Error != nil {
+			return apperror.Wrap(res.Error, "use mfa challenge")
+		}
+		if res.RowsAffected == 0 {
+			return errMFATokenDead // a concurrent verify used it
 		}
 		if s, err = a.issue(tx, u, uuid.New(), uuid.New(), client); err != nil {
 			return err
@@ -365,7 +378,9 @@ func (a *Auth) VerifyMFA(ctx context.Context, token, code string, client Client)
 	})
 	if errors.Is(err, errMFACode) {
 		// The attempt still counts (outside the rolled-back transaction).
-		a.db.WithContext(ctx).Model(&models.MFAChallenge{}).Where("id = ?", ch.ID).Update("attempts", gorm.Expr("attempts + 1"))
+		if cerr := a.db.WithContext(ctx).Model(&models.MFAChallenge{}).Where("id = ?", ch.ID).Update("attempts", gorm.Expr("attempts + 1")).Error; cerr != nil {
+			return nil, apperror.Wrap(cerr, "count mfa attempt")
+		}
 		a.failed(ctx, account)
 		a.audit.RecordAlone(ctx, Event{Action: "auth.mfa_failed", Outcome: Failure, Reason: "invalid_mfa_code", TargetType: "user", TargetID: u.ID.String()})
 	}

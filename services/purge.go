@@ -47,11 +47,23 @@ type Purged struct {
 	UnverifiedUsers    int64
 	Mail               int64
 	AuditEvents        int64
+	ResetTokens        int64
+	MFAChallenges      int64
+	APIKeys            int64
 }
 
-// mailRetention is how long delivered and abandoned mail stays in the
-// outbox, for support questions ("did the link go out?").
-const mailRetention = 30 * 24 * time.Hour
+// Retentions: what is kept, and how long, after it can no longer be used.
+const (
+	// mailRetention: delivered, abandoned and withheld mail, for support
+	// questions ("did the link go out?").
+	mailRetention = 30 * 24 * time.Hour
+	// spentRetention: used or expired reset tokens and MFA challenges, so
+	// a second use still answers "used" (not "invalid") for a day.
+	spentRetention = 24 * time.Hour
+	// revokedKeyRetention: API keys revoked or expired this long ago; their
+	// history stays in the audit log.
+	revokedKeyRetention = 30 * 24 * time.Hour
+)
 
 // Run deletes, in this order:
 //   - refresh tokens past their expiry, revoked or not (a rotated token is
@@ -60,7 +72,11 @@ const mailRetention = 30 * 24 * time.Hour
 //   - verification tokens used or past their expiry;
 //   - unverified accounts older than a verification link's lifetime that
 //     hold no live link (their email can be registered again);
-//   - mail delivered or abandoned more than 30 days ago.
+//   - mail delivered, abandoned or withheld more than 30 days ago;
+//   - password reset tokens and MFA challenges used or expired more than a
+//     day ago;
+//   - API keys revoked or expired more than 30 days ago;
+//   - with WithAudit, audit events past their retention.
 //
 // Every statement is idempotent, so instances may run it at the same time.
 func (p *Purge) Run(ctx context.Context) (Purged, error) {
@@ -94,6 +110,23 @@ func (p *Purge) Run(ctx context.Context) (Purged, error) {
 		return out, apperror.Wrap(res.Error, "purge mail")
 	}
 	out.Mail = res.RowsAffected
+	spent := now.Add(-spentRetention)
+	res = db.Where("(used_at IS NOT NULL AND used_at <= ?) OR expires_at <= ?", spent, spent).Delete(&models.PasswordResetToken{})
+	if res.Error != nil {
+		return out, apperror.Wrap(res.Error, "purge reset tokens")
+	}
+	out.ResetTokens = res.RowsAffected
+	res = db.Where("(used_at IS NOT NULL AND used_at <= ?) OR expires_at <= ?", spent, spent).Delete(&models.MFAChallenge{})
+	if res.Error != nil {
+		return out, apperror.Wrap(res.Error, "purge MFA challenges")
+	}
+	out.MFAChallenges = res.RowsAffected
+	old := now.Add(-revokedKeyRetention)
+	res = db.Where("revoked_at <= ? OR expires_at <= ?", old, old).Delete(&models.APIKey{})
+	if res.Error != nil {
+		return out, apperror.Wrap(res.Error, "purge revoked API keys")
+	}
+	out.APIKeys = res.RowsAffected
 	if p.audit != nil && p.auditRetention > 0 {
 		n, err := p.audit.Purge(ctx, p.auditRetention)
 		if err != nil {
@@ -106,6 +139,9 @@ func (p *Purge) Run(ctx context.Context) (Purged, error) {
 	p.metrics.PurgedRows.WithLabelValues("refresh_tokens").Add(float64(out.RefreshTokens))
 	p.metrics.PurgedRows.WithLabelValues("email_verification_tokens").Add(float64(out.VerificationTokens))
 	p.metrics.PurgedRows.WithLabelValues("users").Add(float64(out.UnverifiedUsers))
+	p.metrics.PurgedRows.WithLabelValues("password_reset_tokens").Add(float64(out.ResetTokens))
+	p.metrics.PurgedRows.WithLabelValues("mfa_challenges").Add(float64(out.MFAChallenges))
+	p.metrics.PurgedRows.WithLabelValues("api_keys").Add(float64(out.APIKeys))
 	return out, nil
 }
 
@@ -126,7 +162,8 @@ func (p *Purge) Every(ctx context.Context, interval time.Duration) {
 		}
 		if out != (Purged{}) {
 			p.log.Info("purged", "refresh_tokens", out.RefreshTokens, "verification_tokens", out.VerificationTokens,
-				"unverified_users", out.UnverifiedUsers, "mail", out.Mail, "audit_events", out.AuditEvents)
+				"unverified_users", out.UnverifiedUsers, "mail", out.Mail, "audit_events", out.AuditEvents,
+				"reset_tokens", out.ResetTokens, "mfa_challenges", out.MFAChallenges, "api_keys", out.APIKeys)
 		}
 	}
 }

@@ -14,9 +14,12 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
+
 	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/metrics"
 	"github.com/tollgate/tollgate/models"
+	"github.com/tollgate/tollgate/server"
 	"github.com/tollgate/tollgate/services"
 )
 
@@ -468,4 +471,38 @@ func parallel(n int, call func(i int) *Response) map[int]int {
 	close(start)
 	wg.Wait()
 	return counts
+}
+
+// The purge also removes what piled up before: spent reset tokens and MFA
+// challenges (after a day), API keys revoked 30 days ago, and keeps what
+// may still be used.
+func TestPurgeRemovesSpentTokensChallengesAndOldKeys(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t, "RATE_LIMIT_FORGOT_ACCOUNT", "100/1h")
+	u := a.user(t, caller.Editor, caller.Free)
+	for range 2 { // the second replaces the first
+		mustf(t, a.do(t, Request{Method: "POST", URL: "/auth/password/forgot", Body: map[string]string{"email": u.Email}}).Status == 202, "forgot")
+	}
+	now := a.Clock.Now()
+	uid := uuid.MustParse(u.ID)
+	mustf(t, a.DB.Create(&models.MFAChallenge{ID: uuid.New(), UserID: uid, TokenHash: randomName("h"), ExpiresAt: now.Add(5 * time.Minute), CreatedAt: now}).Error == nil, "challenge")
+	created := a.do(t, Request{Method: "POST", URL: "/api-keys", Headers: bearer(u), Body: map[string]any{"name": "old", "scopes": []string{"projects:read"}}})
+	mustf(t, created.Status == 201, "create key: %d %s", created.Status, created.Body)
+	kept := a.do(t, Request{Method: "POST", URL: "/api-keys", Headers: bearer(u), Body: map[string]any{"name": "kept", "scopes": []string{"projects:read"}}})
+	mustf(t, kept.Status == 201, "create key: %d %s", kept.Status, kept.Body)
+	mustf(t, a.do(t, Request{Method: "DELETE", URL: "/api-keys/" + field(t, created, "id"), Headers: bearer(u)}).Status == 204, "revoke")
+
+	purge := server.NewPurge(a.Config, a.DB, services.NewAudit(a.DB.DB, a.Clock, []byte(a.Config.AuditKey), slog.New(slog.DiscardHandler)),
+		a.Clock, slog.New(slog.DiscardHandler), metrics.New())
+	n, err := purge.Run(context.Background())
+	mustf(t, err == nil && n.ResetTokens == 0 && n.MFAChallenges == 0 && n.APIKeys == 0, "nothing spent long enough: %+v %v", n, err)
+	a.Clock.Advance(25 * time.Hour)
+	n, err = purge.Run(context.Background())
+	// The reset token expired 30 minutes in: spent, a day on.
+	mustf(t, err == nil && n.ResetTokens == 1 && n.MFAChallenges == 1 && n.APIKeys == 0, "after a day: %+v %v", n, err)
+	a.Clock.Advance(30 * 24 * time.Hour)
+	n, err = purge.Run(context.Background())
+	mustf(t, err == nil && n.APIKeys == 1, "after 30 days: %+v %v", n, err)
+	var keys int64
+	mustf(t, a.DB.Model(&models.APIKey{}).Count(&keys).Error == nil && keys == 1, "%d keys left, want the live one", keys)
 }

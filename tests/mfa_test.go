@@ -143,3 +143,16 @@ func TestTOTPDisableAndRecoveryCodes(t *testing.T) {
 	r = a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": u.Password}})
 	mustf(t, r.Status == 200 && strings.Contains(r.Body, "access_token"), "login after disabling: %s", r.Body)
 }
+
+// A database fault during the second step answers 503 like everywhere
+// else, never "invalid MFA token" (which sends the person back to log in).
+func TestMFAVerifyOnAFailedDatabaseIs503(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t)
+	u, secret, _ := enrolled(t, a)
+	token := mfaLogin(t, a, u)
+	c := code(t, a, secret)
+	a.DB.Close()
+	r := verify(t, a, token, c)
+	mustf(t, r.Status == 503 && strings.Contains(r.Body, "service_unavailable"), "verify on a closed database: %d %s", r.Status, r.Body)
+}

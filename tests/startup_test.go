@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/cli"
+	"github.com/tollgate/tollgate/database"
+	"github.com/tollgate/tollgate/models"
 	"github.com/tollgate/tollgate/services"
 )
 
@@ -142,6 +145,7 @@ func TestUserCreateAndMigrateCommands(t *testing.T) {
 	mustf(t, err == nil && strings.Count(out, "applied") == n, "up: %v %s", err, out)
 	out, err = run(t, []string{"purge"}, env)
 	mustf(t, err == nil && strings.Contains(out, "purged 0 refresh tokens, 0 verification tokens, 0 unverified accounts"), "purge: %v %s", err, out)
+	mustf(t, strings.Contains(out, "0 reset tokens, 0 MFA challenges, 0 revoked API keys, 0 audit events"), "purge: %s", out)
 	_, err = run(t, []string{"migrate", "sideways"}, env)
 	mustf(t, err != nil, "unknown migrate command accepted")
 }
@@ -288,4 +292,34 @@ func TestServeStartsAndShutsDownGracefully(t *testing.T) {
 	for _, line := range []string{"shutdown started", "shutdown complete"} {
 		mustf(t, strings.Count(out.String(), line) == 1, "log lacks one %q line: %s", line, out.String())
 	}
+}
+
+// `tollgate purge` deletes what the server's periodic purge deletes, audit
+// events past AUDIT_RETENTION included, and the chain still verifies.
+func TestPurgeCommandDoesWhatTheServerDoes(t *testing.T) {
+	parallelTest(t)
+	env := map[string]string{"BCRYPT_COST": "4", "AUDIT_KEY": testPepper + "-audit"}
+	var db *database.DB
+	var err error
+	if os.Getenv("TEST_DATABASE_URL") != "" {
+		env["DATABASE_URL"] = openTestDBURL(t)
+		db, err = database.Open(database.Options{PostgresURL: env["DATABASE_URL"], MaxOpenConns: 2})
+	} else {
+		env["SQLITE_PATH"] = filepath.Join(t.TempDir(), "purge.db")
+		db, err = database.Open(database.Options{SQLitePath: env["SQLITE_PATH"]})
+	}
+	mustf(t, err == nil, "%v", err)
+	t.Cleanup(func() { db.Close() })
+	// The test clock starts months before the wall clock the command uses:
+	// what the app records now is past every retention for the command.
+	a := newAppOn(t, db, nil)
+	admin := a.user(t, caller.Admin, caller.Free)
+	mustf(t, a.do(t, Request{Method: "POST", URL: "/auth/password/forgot", Body: map[string]string{"email": admin.Email}}).Status == 202, "forgot")
+	var events int64
+	mustf(t, a.DB.Model(&models.AuditEvent{}).Count(&events).Error == nil && events > 0, "no audit events to purge")
+	out, err := run(t, []string{"purge"}, env)
+	mustf(t, err == nil, "purge: %v %s", err, out)
+	mustf(t, strings.Contains(out, "1 reset tokens") && strings.Contains(out, fmt.Sprintf("%d audit events", events)), "purge: %s", out)
+	r := a.do(t, Request{Method: "GET", URL: "/admin/audit/verify", Headers: bearer(admin)})
+	mustf(t, r.Status == 200 && strings.Contains(r.Body, `"valid":true`), "chain after the command's purge: %d %s", r.Status, r.Body)
 }
