@@ -2608,15 +2608,18 @@ const docTemplate = `{
                 },
                 "expires_at": {
                     "type": "string",
-                    "format": "date-time"
+                    "format": "date-time",
+                    "x-nullable": true
                 },
                 "id": {
                     "type": "string",
                     "format": "uuid"
                 },
                 "last_used_at": {
+                    "description": "null until first used",
                     "type": "string",
-                    "format": "date-time"
+                    "format": "date-time",
+                    "x-nullable": true
                 },
                 "name": {
                     "type": "string",
@@ -2682,7 +2685,8 @@ const docTemplate = `{
                 },
                 "expires_at": {
                     "type": "string",
-                    "format": "date-time"
+                    "format": "date-time",
+                    "x-nullable": true
                 },
                 "id": {
                     "type": "string",
@@ -2693,8 +2697,10 @@ const docTemplate = `{
                     "example": "tg_live_3xAmP1eKeyOfThirtyTwoCharactersQz09aB"
                 },
                 "last_used_at": {
+                    "description": "null until first used",
                     "type": "string",
-                    "format": "date-time"
+                    "format": "date-time",
+                    "x-nullable": true
                 },
                 "name": {
                     "type": "string",

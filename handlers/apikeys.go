@@ -49,8 +49,8 @@ type APIKeyResponse struct {
 	AllowedCIDRs []string   `json:"allowed_cidrs"`
 	RateLimit    string     `json:"rate_limit,omitempty" example:"100/1m"`
 	CreatedAt    time.Time  `json:"created_at" format:"date-time"`
-	LastUsedAt   *time.Time `json:"last_used_at" format:"date-time"`
-	ExpiresAt    *time.Time `json:"expires_at" format:"date-time"`
+	LastUsedAt   *time.Time `json:"last_used_at" format:"date-time" extensions:"x-nullable"` // null until first used
+	ExpiresAt    *time.Time `json:"expires_at" format:"date-time" extensions:"x-nullable"`
 	RevokedAt    *time.Time `json:"revoked_at,omitempty" format:"date-time"`
 	// Until when the secret replaced by the last rotation still works.
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty" format:"date-time"`

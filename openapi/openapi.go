@@ -56,6 +56,10 @@ func Document() (*openapi3.T, error) {
 	addRateLimitHeaders(doc)
 	addFaultAnswers(doc)
 	addErrorExamples(doc)
+	addLoginChallenge(doc)
+	addExportMediaType(doc)
+	addEnumNames(doc)
+	addHeadOperations(doc) // last: a copy of each GET as finished
 	// A relative server, so that "Try it out" calls whichever host serves
 	// the document.
 	doc.Servers = openapi3.Servers{{URL: "/", Description: "the server that serves this document"}}

@@ -5,7 +5,11 @@
 #   1. lints the served OpenAPI document with Redocly,
 #   2. renders every Mermaid diagram in the guides (mermaid-cli),
 #   3. drives Swagger UI in headless Chromium (swagger-ui.mjs), and
-#   4. runs docs/postman_collection.json with newman.
+#   4. runs docs/postman_collection.json with newman,
+# steps 3 and 4 through Prism, a proxy that validates every answer against
+# the served OpenAPI document: any answer outside it fails the run; and
+#   5. generates a Go client from /openapi.json with oapi-codegen (default
+#      settings) and compiles it.
 # Needs Node.js and Chromium (CHROMIUM, default /usr/bin/chromium); .ci/run
 # installs both. Artifacts (screenshot, server log) go to tests/artifacts/.
 set -euo pipefail
@@ -15,7 +19,9 @@ artifacts="$root/tests/artifacts"
 mkdir -p "$artifacts"
 work="$(mktemp -d)"
 pid=""
+prism=""
 cleanup() {
+  if [ -n "$prism" ]; then kill "$prism" 2>/dev/null || true; wait "$prism" 2>/dev/null || true; fi
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
@@ -63,8 +69,22 @@ for md in "$root"/README.md "$root"/docs/*.md; do
   echo "ok $(basename "$md")"
 done
 
+echo "== Prism validating proxy in front of the server"
+# Every answer of the browser and Postman steps below is checked against the
+# document. Requests are not (the collection sends bad input on purpose).
+pport="$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")"
+npx --no-install prism proxy "$work/openapi.json" "$base" --host 127.0.0.1 --port "$pport" >"$artifacts/prism.log" 2>&1 &
+prism=$!
+proxied="http://127.0.0.1:$pport"
+for _ in $(seq 1 200); do
+  if curl -fsS "$proxied/healthz" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$prism" 2>/dev/null; then echo "prism exited:"; cat "$artifacts/prism.log"; exit 1; fi
+  sleep 0.1
+done
+curl -fsS "$proxied/healthz" >/dev/null
+
 echo "== Swagger UI in headless Chromium"
-BASE_URL="$base" EMAIL="$admin_email" PASSWORD="$password" ARTIFACTS="$artifacts" node swagger-ui.mjs
+BASE_URL="$proxied" EMAIL="$admin_email" PASSWORD="$password" ARTIFACTS="$artifacts" node swagger-ui.mjs
 
 # Twice in a row on the same server: the collection must be re-runnable
 # (nothing it makes collides, and it leaves the limits usable) and needs
@@ -72,5 +92,26 @@ BASE_URL="$base" EMAIL="$admin_email" PASSWORD="$password" ARTIFACTS="$artifacts
 for run in 1 2; do
   echo "== Postman collection through newman (run $run of 2)"
   npx --no-install newman run "${COLLECTION:-$root/docs/postman_collection.json}" --bail --color off \
-    --env-var "baseUrl=$base" --reporters cli
+    --env-var "baseUrl=$proxied" --reporters cli
 done
+
+echo "== every answer above as the document says (Prism)"
+# Prism logs a violation per answer that breaks the document: response ones
+# fail the run.
+if grep -E "Violation: response" "$artifacts/prism.log" >"$work/violations.log"; then
+  echo "$(wc -l <"$work/violations.log") answers outside the OpenAPI document:"; sort "$work/violations.log" | uniq -c | sort -rn | head -20; exit 1
+fi
+grep -c "Request received" "$artifacts/prism.log" | sed 's/^/answers validated: /'
+
+echo "== a Go client generated from /openapi.json compiles (oapi-codegen, default settings)"
+OAPI_CODEGEN_VERSION=v2.8.2
+mkdir -p "$work/client"
+cat >"$work/client/oapi-codegen.yaml" <<YAML
+package: client
+generate:
+  models: true
+  client: true
+output: client.gen.go
+YAML
+(cd "$work/client" && go run "github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@$OAPI_CODEGEN_VERSION" -config oapi-codegen.yaml "$work/openapi.json" &&
+  go mod init example.com/tollgateclient >/dev/null 2>&1 && go mod tidy >/dev/null 2>&1 && go vet ./... && echo "the generated client compiles")

@@ -17,7 +17,10 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 func main() {
@@ -28,14 +31,45 @@ func main() {
 	duration := flag.Duration("duration", 15*time.Second, "how long to run")
 	every := flag.Duration("probe-every", 10*time.Millisecond, "interval between status probes")
 	maxP99 := flag.Duration("max-p99", 50*time.Millisecond, "fail when the status probe's p99 is above this")
+	slots := flag.Int("slots", 0, "the server's hash slots (PASSWORD_HASH_CONCURRENCY as resolved); 0: skip the throughput goals")
+	cost := flag.Int("cost", 12, "the server's bcrypt cost")
+	maxBusy := flag.Float64("max-busy", 0.05, "with -slots: fail when more than this share of logins answer 503")
+	minCeiling := flag.Float64("min-ceiling", 0.90, "with -slots: fail when logins/s is below this share of the slots' bcrypt ceiling")
 	flag.Parse()
-	if err := run(*base, *email, *password, *logins, *duration, *every, *maxP99); err != nil {
+	ceiling := 0.0
+	if *slots > 0 {
+		ceiling = bcryptCeiling(*slots, *cost)
+		fmt.Printf("bcrypt ceiling of %d slots at cost %d on this machine: %.2f hashes/s\n", *slots, *cost, ceiling)
+	}
+	if err := run(*base, *email, *password, *logins, *duration, *every, *maxP99, ceiling, *maxBusy, *minCeiling); err != nil {
 		fmt.Fprintln(os.Stderr, "loginstorm:", err)
 		os.Exit(1)
 	}
 }
 
-func run(base, email, password string, logins int, duration, every, maxP99 time.Duration) error {
+// bcryptCeiling measures how many bcrypt checks slots goroutines complete
+// per second here, before the storm: the most a server with that many hash
+// slots could answer.
+func bcryptCeiling(slots, cost int) float64 {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("ceiling-password"), cost)
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range slots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Since(start) < 3*time.Second {
+				_ = bcrypt.CompareHashAndPassword(hash, []byte("ceiling-password"))
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(done.Load()) / time.Since(start).Seconds()
+}
+
+func run(base, email, password string, logins int, duration, every, maxP99 time.Duration, ceiling, maxBusy, minCeiling float64) error {
 	body, _ := json.Marshal(map[string]string{"email": email, "password": password})
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: logins + 1}}
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
@@ -119,7 +153,21 @@ func run(base, email, password string, logins int, duration, every, maxP99 time.
 			bad += outcomes[k]
 		}
 	}
+	total := 0
+	for _, n := range outcomes {
+		total += n
+	}
+	served := float64(outcomes["200"]) / duration.Seconds()
+	busy := float64(outcomes["503 with Retry-After"]) / float64(max(total, 1))
+	fmt.Printf("logins served: %.2f/s; answered 503: %.1f%%\n", served, 100*busy)
+	if ceiling > 0 {
+		fmt.Printf("served at %.0f%% of the slots' bcrypt ceiling (goal %.0f%%); 503 goal under %.0f%%\n", 100*served/ceiling, 100*minCeiling, 100*maxBusy)
+	}
 	switch {
+	case ceiling > 0 && busy > maxBusy:
+		return fmt.Errorf("%.1f%% of logins answered 503 (goal under %.0f%%)", 100*busy, 100*maxBusy)
+	case ceiling > 0 && served < minCeiling*ceiling:
+		return fmt.Errorf("%.2f logins/s is %.0f%% of the ceiling %.2f/s (goal %.0f%%)", served, 100*served/ceiling, ceiling, 100*minCeiling)
 	case bad > 0:
 		return fmt.Errorf("%d logins ended other than 200 or 503 with Retry-After", bad)
 	case probeErrors > 0:
