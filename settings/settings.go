@@ -61,10 +61,12 @@ type Config struct {
 	// A refresh token presented again this soon after it was rotated is a
 	// retry (two tabs, a lost answer), not theft: 409, family kept.
 	RefreshReuseGrace time.Duration `env:"REFRESH_REUSE_GRACE" envDefault:"10s"`
-	// How many bcrypt hashes run at once (0: half the CPUs, at least one)
-	// and how long a request waits for a turn before answering 503.
+	// How many bcrypt hashes run at once (0: one per CPU) and how long a
+	// request waits for a turn before answering 503. The wait holds a burst
+	// of 16 logins per slot's worth of queue at cost 12 (~250 ms a hash):
+	// tests/load/login-storm.sh measures both.
 	PasswordHashConcurrency int           `env:"PASSWORD_HASH_CONCURRENCY" envDefault:"0"`
-	PasswordHashMaxWait     time.Duration `env:"PASSWORD_HASH_MAX_WAIT" envDefault:"1s"`
+	PasswordHashMaxWait     time.Duration `env:"PASSWORD_HASH_MAX_WAIT" envDefault:"4s"`
 	// How often expired tokens and stale unverified accounts are deleted (0: never; `tollgate purge` does it by hand).
 	PurgeInterval time.Duration `env:"PURGE_INTERVAL" envDefault:"1h"`
 
@@ -242,10 +244,14 @@ func (c *Config) validate() error {
 		return bad("DB_MAX_IDLE_CONNS", "must not exceed DB_MAX_OPEN_CONNS")
 	}
 	if c.PasswordHashConcurrency < 0 {
-		return bad("PASSWORD_HASH_CONCURRENCY", "must be 0 (half the CPUs) or more")
+		return bad("PASSWORD_HASH_CONCURRENCY", "must be 0 (one per CPU) or more")
 	}
 	if c.PasswordHashConcurrency == 0 {
-		c.PasswordHashConcurrency = max(runtime.GOMAXPROCS(0)/2, 1)
+		// Go's scheduler preempts a hash every 10 ms, so other requests keep
+		// their latency with every core hashing (login storm: /public/status
+		// p99 34 ms with 2 slots on 2 cores); half the cores left half the
+		// bcrypt ceiling unused and shed most of a burst.
+		c.PasswordHashConcurrency = max(runtime.GOMAXPROCS(0), 1)
 	}
 	c.ShutdownDrainDelay = 0
 	if c.IsProduction() {
