@@ -73,7 +73,7 @@ echo "== Prism validating proxy in front of the server"
 # Every answer of the browser and Postman steps below is checked against the
 # document. Requests are not (the collection sends bad input on purpose).
 pport="$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")"
-npx --no-install prism proxy "$work/openapi.json" "$base" --host 127.0.0.1 --port "$pport" >"$artifacts/prism.log" 2>&1 &
+"$here/node_modules/.bin/prism" proxy "$work/openapi.json" "$base" --host 127.0.0.1 --port "$pport" >"$artifacts/prism.log" 2>&1 &
 prism=$!
 proxied="http://127.0.0.1:$pport"
 for _ in $(seq 1 200); do
