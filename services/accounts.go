@@ -54,7 +54,8 @@ func throttleKey(email string, u *models.User) string {
 // same cost (one transaction with one outbox row, withheld when there is
 // nothing to send), and returns once that has committed.
 func (a *Auth) ForgotPassword(ctx context.Context, email string) error {
-	ctx = context.WithoutCancel(ctx) // see Register
+	ctx, cancel := durable(ctx) // see Register
+	defer cancel()
 	u, err := a.users.byEmail(ctx, email)
 	if err != nil {
 		return err

@@ -161,7 +161,8 @@ func (a *Auth) Register(ctx context.Context, email, password string) error {
 	// From here the write completes even if the client hangs up: a
 	// registration half-made on a cancelled context is the lost write this
 	// order exists to prevent.
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := durable(ctx)
+	defer cancel()
 	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var u models.User
 		err := tx.Where("email = ?", email).Take(&u).Error
@@ -199,12 +200,27 @@ func (a *Auth) Register(ctx context.Context, email, password string) error {
 	return err
 }
 
+// durableTimeout bounds a durable write whose request had no deadline.
+const durableTimeout = 30 * time.Second
+
+// durable is ctx without its cancellation (a client hanging up cannot undo
+// a write it will be told about) but with its deadline, so a frozen
+// database still ends the request (504).
+func durable(ctx context.Context) (context.Context, context.CancelFunc) {
+	detached := context.WithoutCancel(ctx)
+	if deadline, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(detached, deadline)
+	}
+	return context.WithTimeout(detached, durableTimeout)
+}
+
 // ResendVerification queues a new link when email belongs to an unverified
 // account, voiding the older ones. It answers the same whatever the case,
 // at the same cost: one transaction with one outbox row (withheld when
 // there is nothing to send). It returns once that has committed.
 func (a *Auth) ResendVerification(ctx context.Context, email string) error {
-	ctx = context.WithoutCancel(ctx) // see Register
+	ctx, cancel := durable(ctx) // see Register
+	defer cancel()
 	u, err := a.users.byEmail(ctx, email)
 	if err != nil {
 		return err
