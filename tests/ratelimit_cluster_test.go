@@ -128,14 +128,20 @@ func TestLimitsOnARedisCluster(t *testing.T) {
 	// Which master holds each client's key: the hash tag is the client IP.
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{fmt.Sprintf("127.0.0.1:%d", ports[0])}})
 	defer cc.Close()
-	slots, err := cc.ClusterSlots(ctx).Result()
+	shards, err := cc.ClusterShards(ctx).Result()
 	mustf(t, err == nil, "%v", err)
 	owner := func(ip string) string {
 		slot, err := cc.ClusterKeySlot(ctx, ip).Result()
 		mustf(t, err == nil, "%v", err)
-		for _, s := range slots {
-			if int64(s.Start) <= slot && slot <= int64(s.End) {
-				return s.Nodes[0].Addr
+		for _, sh := range shards {
+			for _, r := range sh.Slots {
+				if r.Start <= slot && slot <= r.End {
+					for _, n := range sh.Nodes {
+						if n.Role == "master" {
+							return fmt.Sprintf("127.0.0.1:%d", n.Port)
+						}
+					}
+				}
 			}
 		}
 		t.Fatalf("no master for slot %d", slot)
