@@ -448,16 +448,16 @@ func TestSlowRedisReplyDoesNotSwitchStores(t *testing.T) {
 	sharedRedis(t)
 	port := freePort(t)
 	startRedis(t, port)
-	a := newApp(t, "REDIS_URL", fmt.Sprintf("redis://127.0.0.1:%d/0", port), "RATE_LIMIT_REDIS_TIMEOUT", "100ms", "RATE_LIMIT_PUBLIC", "10/1m")
+	a := newApp(t, "REDIS_URL", fmt.Sprintf("redis://127.0.0.1:%d/0", port), "RATE_LIMIT_REDIS_TIMEOUT", "300ms", "RATE_LIMIT_PUBLIC", "10/1m")
 	req := Request{Method: "GET", URL: "/public/status"}
 	counts, _ := hammer(t, a, 4, req)
 	mustf(t, counts[200] == 4, "before: %v", counts)
 	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
 	defer c.Close()
-	mustf(t, c.Do(context.Background(), "CLIENT", "PAUSE", "300", "WRITE").Err() == nil, "pause")
+	mustf(t, c.Do(context.Background(), "CLIENT", "PAUSE", "1000", "WRITE").Err() == nil, "pause")
 	r := a.do(t, req) // times out: decided locally, on the copy of the 4
 	mustf(t, r.Status == 200 && r.Header.Get("X-RateLimit-Remaining") == "5", "during the slow reply: %d remaining %s", r.Status, r.Header.Get("X-RateLimit-Remaining"))
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond) // the pause ends
 	counts, last := hammer(t, a, 10, req)
 	// Back on Redis's counts: 4 used, plus the timed-out call if Redis ran
 	// it after all (a client that gave up closes its connection, and Redis
