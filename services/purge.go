@@ -82,51 +82,35 @@ const (
 func (p *Purge) Run(ctx context.Context) (Purged, error) {
 	db := p.db.WithContext(ctx)
 	now := p.clock.Now()
+	spent, oldKey := now.Add(-spentRetention), now.Add(-revokedKeyRetention)
 	var out Purged
-	res := db.Where("expires_at <= ?", now).Delete(&models.RefreshToken{})
-	if res.Error != nil {
-		return out, apperror.Wrap(res.Error, "purge expired refresh tokens")
+	for _, step := range []struct {
+		table string // the purged_rows_total label
+		into  *int64
+		model any
+		where string
+		args  []any
+	}{
+		{"refresh_tokens", &out.RefreshTokens, &models.RefreshToken{}, "expires_at <= ?", []any{now}},
+		{"refresh_tokens", &out.RefreshTokens, &models.RefreshToken{},
+			"revoked_at <= ? AND NOT EXISTS (SELECT 1 FROM refresh_tokens live WHERE live.family_id = refresh_tokens.family_id AND live.revoked_at IS NULL)",
+			[]any{now.Add(-deadFamilyRetention)}},
+		{"email_verification_tokens", &out.VerificationTokens, &models.EmailVerificationToken{}, "used_at IS NOT NULL OR expires_at <= ?", []any{now}},
+		{"users", &out.UnverifiedUsers, &models.User{},
+			"email_verified = ? AND created_at <= ? AND NOT EXISTS (SELECT 1 FROM email_verification_tokens t WHERE t.user_id = users.id AND t.used_at IS NULL AND t.expires_at > ?)",
+			[]any{false, now.Add(-p.verificationTTL), now}},
+		{"mail_outbox", &out.Mail, &models.OutboxMail{}, "status <> ? AND created_at <= ?", []any{MailPending, now.Add(-mailRetention)}},
+		{"password_reset_tokens", &out.ResetTokens, &models.PasswordResetToken{}, "(used_at IS NOT NULL AND used_at <= ?) OR expires_at <= ?", []any{spent, spent}},
+		{"mfa_challenges", &out.MFAChallenges, &models.MFAChallenge{}, "(used_at IS NOT NULL AND used_at <= ?) OR expires_at <= ?", []any{spent, spent}},
+		{"api_keys", &out.APIKeys, &models.APIKey{}, "revoked_at <= ? OR expires_at <= ?", []any{oldKey, oldKey}},
+	} {
+		res := db.Where(step.where, step.args...).Delete(step.model)
+		if res.Error != nil {
+			return out, apperror.Wrap(res.Error, "purge "+step.table)
+		}
+		*step.into += res.RowsAffected
+		p.metrics.PurgedRows.WithLabelValues(step.table).Add(float64(res.RowsAffected))
 	}
-	out.RefreshTokens = res.RowsAffected
-	res = db.Where("revoked_at <= ? AND NOT EXISTS (SELECT 1 FROM refresh_tokens live WHERE live.family_id = refresh_tokens.family_id AND live.revoked_at IS NULL)",
-		now.Add(-deadFamilyRetention)).Delete(&models.RefreshToken{})
-	if res.Error != nil {
-		return out, apperror.Wrap(res.Error, "purge revoked refresh tokens")
-	}
-	out.RefreshTokens += res.RowsAffected
-	res = db.Where("used_at IS NOT NULL OR expires_at <= ?", now).Delete(&models.EmailVerificationToken{})
-	if res.Error != nil {
-		return out, apperror.Wrap(res.Error, "purge verification tokens")
-	}
-	out.VerificationTokens = res.RowsAffected
-	res = db.Where("email_verified = ? AND created_at <= ? AND NOT EXISTS (SELECT 1 FROM email_verification_tokens t WHERE t.user_id = users.id AND t.used_at IS NULL AND t.expires_at > ?)",
-		false, now.Add(-p.verificationTTL), now).Delete(&models.User{})
-	if res.Error != nil {
-		return out, apperror.Wrap(res.Error, "purge unverified users")
-	}
-	out.UnverifiedUsers = res.RowsAffected
-	res = db.Where("status <> ? AND created_at <= ?", MailPending, now.Add(-mailRetention)).Delete(&models.OutboxMail{})
-	if res.Error != nil {
-		return out, apperror.Wrap(res.Error, "purge mail")
-	}
-	out.Mail = res.RowsAffected
-	spent := now.Add(-spentRetention)
-	res = db.Where("(used_at IS NOT NULL AND used_at <= ?) OR expires_at <= ?", spent, spent).Delete(&models.PasswordResetToken{})
-	if res.Error != nil {
-		return out, apperror.Wrap(res.Error, "purge reset tokens")
-	}
-	out.ResetTokens = res.RowsAffected
-	res = db.Where("(used_at IS NOT NULL AND used_at <= ?) OR expires_at <= ?", spent, spent).Delete(&models.MFAChallenge{})
-	if res.Error != nil {
-		return out, apperror.Wrap(res.Error, "purge MFA challenges")
-	}
-	out.MFAChallenges = res.RowsAffected
-	old := now.Add(-revokedKeyRetention)
-	res = db.Where("revoked_at <= ? OR expires_at <= ?", old, old).Delete(&models.APIKey{})
-	if res.Error != nil {
-		return out, apperror.Wrap(res.Error, "purge revoked API keys")
-	}
-	out.APIKeys = res.RowsAffected
 	if p.audit != nil && p.auditRetention > 0 {
 		n, err := p.audit.Purge(ctx, p.auditRetention)
 		if err != nil {
@@ -135,13 +119,6 @@ func (p *Purge) Run(ctx context.Context) (Purged, error) {
 		out.AuditEvents = n
 		p.metrics.PurgedRows.WithLabelValues("audit_events").Add(float64(n))
 	}
-	p.metrics.PurgedRows.WithLabelValues("mail_outbox").Add(float64(out.Mail))
-	p.metrics.PurgedRows.WithLabelValues("refresh_tokens").Add(float64(out.RefreshTokens))
-	p.metrics.PurgedRows.WithLabelValues("email_verification_tokens").Add(float64(out.VerificationTokens))
-	p.metrics.PurgedRows.WithLabelValues("users").Add(float64(out.UnverifiedUsers))
-	p.metrics.PurgedRows.WithLabelValues("password_reset_tokens").Add(float64(out.ResetTokens))
-	p.metrics.PurgedRows.WithLabelValues("mfa_challenges").Add(float64(out.MFAChallenges))
-	p.metrics.PurgedRows.WithLabelValues("api_keys").Add(float64(out.APIKeys))
 	return out, nil
 }
 
