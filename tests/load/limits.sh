@@ -8,22 +8,11 @@
 # or fails"). A load script, not a unit test: CI runs it (.ci/run).
 #   REDIS_URL    the shared Redis (default redis://127.0.0.1:6379/0; keys under a prefix of this run's)
 #   RUNS         runs of 10 bursts (default 10)
-set -euo pipefail
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-work="$(mktemp -d)"
-pids=()
-stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
-trap 'stop_all; rm -rf "$work"' EXIT
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-cd "$root"
-go build -o "$work/tollgate" .
+source "$(dirname "$0")/lib.sh"
 go build -o "$work/limits" ./tests/load/limits
-
-# Keys and secrets shared by the instances; each has a SQLite file of its
-# own (the limited route reads no database).
-export APP_ENV=development LOG_LEVEL=warn TRUSTED_PROXIES=127.0.0.1/32 DATABASE_URL= \
-  JWT_PRIVATE_KEY_FILE="$work/private.pem" JWT_PUBLIC_KEY_FILE="$work/public.pem" API_KEY_PEPPER_FILE="$work/pepper" \
-  AUDIT_KEY_FILE="$work/audit-key" MFA_KEY_FILE="$work/mfa-key"
+# Each instance has a SQLite file of its own (the limited route reads no
+# database); keys and secrets are shared.
+export TRUSTED_PROXIES=127.0.0.1/32 DATABASE_URL=
 SQLITE_PATH="$work/keys.db" "$work/tollgate" keys generate >/dev/null
 
 # start_instances REDIS_URL PREFIX: three instances; sets urls.
@@ -32,13 +21,11 @@ start_instances() {
   for i in 1 2 3; do
     local port; port=$(free_port)
     PORT=$port SQLITE_PATH="$work/app-$i-$2.db" REDIS_URL="$1" RATE_LIMIT_KEY_PREFIX="$2" \
-      "$work/tollgate" serve >>"$work/server-$i.log" 2>&1 &
-    pids+=($!)
+      start_bg "$work/server-$i.log" "$work/tollgate" serve
     urls="${urls:+$urls,}http://127.0.0.1:$port"
   done
-  for u in ${urls//,/ }; do
-    for _ in $(seq 100); do curl -fs -o /dev/null "$u/readyz" && break; sleep 0.1; done
-    curl -fs -o /dev/null "$u/readyz" || { cat "$work"/server-*.log; exit 1; }
+  for i in 1 2 3; do
+    wait_ready "$(echo "$urls" | cut -d, -f$i)/readyz" "$work/server-$i.log"
   done
   sleep 2 # two heartbeats: every instance has seen the others
 }
@@ -56,9 +43,8 @@ stop_all
 
 echo "== Redis killed mid-window: the deployment within the documented bound"
 rport=$(free_port)
-redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no >"$work/redis.log" 2>&1 &
-rpid=$!
-pids+=($rpid)
+start_bg "$work/redis.log" redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no
+rpid=${pids[-1]}
 for _ in $(seq 100); do redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
 start_instances "redis://127.0.0.1:$rport/0" "outage-$$:"
 "$work/limits" -urls "$urls" -kill-pid "$rpid"
