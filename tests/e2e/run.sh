@@ -43,14 +43,19 @@ export PORT="$port" APP_ENV=development APP_BASE_URL="$base" SQLITE_PATH="$work/
 admin_email="admin-e2e@example.com" password="Correct-Horse-9"
 "$work/tollgate" user create --email "$admin_email" --password "$password" --role admin --tier paid
 
+# wait_up URL PID LOG: until URL answers, or fail with LOG if PID exits or 20 s pass.
+wait_up() {
+  for _ in $(seq 1 200); do
+    if curl -fsS "$1" >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$2" 2>/dev/null; then echo "$1: its process exited:"; cat "$3"; exit 1; fi
+    sleep 0.1
+  done
+  curl -fsS "$1" >/dev/null
+}
+
 "$work/tollgate" serve >"$artifacts/server.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 100); do
-  if curl -fsS "$base/readyz" >/dev/null 2>&1; then break; fi
-  if ! kill -0 "$pid" 2>/dev/null; then echo "server exited:"; cat "$artifacts/server.log"; exit 1; fi
-  sleep 0.1
-done
-curl -fsS "$base/readyz" >/dev/null
+wait_up "$base/readyz" "$pid" "$artifacts/server.log"
 
 echo "== OpenAPI 3 document through an independent validator (Redocly)"
 curl -fsS "$base/openapi.json" -o "$work/openapi.json"
@@ -76,12 +81,7 @@ pport="$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',(
 "$here/node_modules/.bin/prism" proxy "$work/openapi.json" "$base" --host 127.0.0.1 --port "$pport" >"$artifacts/prism.log" 2>&1 &
 prism=$!
 proxied="http://127.0.0.1:$pport"
-for _ in $(seq 1 200); do
-  if curl -fsS "$proxied/healthz" >/dev/null 2>&1; then break; fi
-  if ! kill -0 "$prism" 2>/dev/null; then echo "prism exited:"; cat "$artifacts/prism.log"; exit 1; fi
-  sleep 0.1
-done
-curl -fsS "$proxied/healthz" >/dev/null
+wait_up "$proxied/healthz" "$prism" "$artifacts/prism.log"
 
 echo "== Swagger UI in headless Chromium"
 BASE_URL="$proxied" EMAIL="$admin_email" PASSWORD="$password" ARTIFACTS="$artifacts" node swagger-ui.mjs
