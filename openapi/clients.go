@@ -1,6 +1,7 @@
 package openapi
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"unicode"
@@ -106,13 +107,13 @@ func addEnumNames(doc *openapi3.T) {
 			}
 			s.Extensions["x-enum-varnames"] = names
 		}
-		for _, name := range sortedKeys(s.Properties) {
+		for _, name := range slices.Sorted(maps.Keys(s.Properties)) {
 			walk(prefix+pascal(name), s.Properties[name], seen)
 		}
 		walk(prefix+"Item", s.Items, seen)
 	}
 	seen := map[*openapi3.Schema]bool{}
-	for _, name := range sortedKeys(doc.Components.Schemas) {
+	for _, name := range slices.Sorted(maps.Keys(doc.Components.Schemas)) {
 		walk(pascal(name), doc.Components.Schemas[name], seen)
 	}
 	for _, item := range doc.Paths.Map() {
@@ -145,13 +146,4 @@ func pascal(s string) string {
 		return "V" + b.String()
 	}
 	return b.String()
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

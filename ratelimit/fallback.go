@@ -166,31 +166,30 @@ func (f *Fallback) Succeeded() {
 
 // Take implements Store.
 func (f *Fallback) Take(ctx context.Context, key string, p Policy) (Result, error) {
+	return f.do(ctx, key, p, Store.Take, true)
+}
+
+// Peek implements Store.
+func (f *Fallback) Peek(ctx context.Context, key string, p Policy) (Result, error) {
+	return f.do(ctx, key, p, Store.Peek, false)
+}
+
+// do runs op on the shared store, keeping the local copy of what it
+// admitted when counts (Take), or on the local one against this instance's
+// share.
+func (f *Fallback) do(ctx context.Context, key string, p Policy, op func(Store, context.Context, string, Policy) (Result, error), counts bool) (Result, error) {
 	if f.useShared() {
-		r, err := f.shared.Take(ctx, key, p)
+		r, err := op(f.shared, ctx, key, p)
 		if err == nil {
 			f.Succeeded()
-			if r.Allowed {
-				f.local.Record(key, p) // the local copy, for an outage
+			if counts && r.Allowed {
+				f.local.Record(key, p)
 			}
 			return r, nil
 		}
 		f.Failed(err)
 	}
-	return f.local.Take(ctx, key, f.share(p))
-}
-
-// Peek implements Store.
-func (f *Fallback) Peek(ctx context.Context, key string, p Policy) (Result, error) {
-	if f.useShared() {
-		r, err := f.shared.Peek(ctx, key, p)
-		if err == nil {
-			f.Succeeded()
-			return r, nil
-		}
-		f.Failed(err)
-	}
-	return f.local.Peek(ctx, key, f.share(p))
+	return op(f.local, ctx, key, f.share(p))
 }
 
 // Prober is a store whose liveness a heartbeat can check.

@@ -70,27 +70,27 @@ func (m *Memory) shard(key string) *shard {
 
 // Take implements Store.
 func (m *Memory) Take(_ context.Context, key string, p Policy) (Result, error) {
-	return m.take(key, p, take), nil
+	return m.take(key, p, modeTake), nil
 }
 
 // Peek implements Store.
 func (m *Memory) Peek(_ context.Context, key string, p Policy) (Result, error) {
-	return m.take(key, p, peek), nil
+	return m.take(key, p, modePeek), nil
 }
 
 // Record counts a request another store admitted, whatever p's limit says
 // (Fallback's local copy of the shared counts).
-func (m *Memory) Record(key string, p Policy) { m.take(key, p, record) }
+func (m *Memory) Record(key string, p Policy) { m.take(key, p, modeRecord) }
 
 // What take does with the request.
 const (
-	take   = iota // count it if allowed
-	peek          // count nothing
-	record        // count it
+	modeTake   = iota // count it if allowed
+	modePeek          // count nothing
+	modeRecord        // count it
 )
 
 func (m *Memory) take(key string, p Policy, mode int) Result {
-	dry := mode == peek
+	dry := mode == modePeek
 	now := m.clock.Now().UnixMilli()
 	slot := p.slotMillis()
 	cur, min := now/slot, (now-p.Window.Milliseconds())/slot
@@ -120,7 +120,7 @@ func (m *Memory) take(key string, p Policy, mode int) Result {
 		}
 	}
 	e.buckets = kept
-	allowed := count < p.Limit || mode == record
+	allowed := count < p.Limit || mode == modeRecord
 	if allowed && !dry {
 		if n := len(e.buckets); n > 0 && e.buckets[n-1].idx == cur {
 			e.buckets[n-1].n++
