@@ -781,6 +781,69 @@ const docTemplate = `{
                 "x-scope": "admin"
             }
         },
+        "/admin/users/{id}/mfa": {
+            "delete": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "For a person who lost both the authenticator and the recovery codes, once their identity is established outside the API: the second factor and its recovery codes go, every session of the account ends, the owner is mailed, and the audit log records the admin (mfa.reset). The person logs in with the password (or resets it first) and enrols again.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Reset a user's two-factor authentication (admin)",
+                "operationId": "resetUserMFA",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "format": "uuid",
+                        "description": "user id (UUID)",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "204": {
+                        "description": "No Content"
+                    },
+                    "400": {
+                        "description": "invalid_id",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "insufficient_permissions, user_token_required",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "user_not_found",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "409": {
+                        "description": "mfa_not_enabled",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (see Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
         "/admin/users/{id}/sessions": {
             "delete": {
                 "security": [
@@ -2231,7 +2294,10 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Makes a new secret (encrypted at rest) and answers it as an otpauth URI, a QR code (PNG data URL) and base32 text. Nothing changes until POST /users/me/mfa/totp/confirm with a first code. Needs a user's access token.",
+                "description": "Needs the current password (an access token alone cannot put a second factor on an account; the check counts against the account's attempt budget like a login). Makes a new secret (encrypted at rest) and answers it as an otpauth URI, a QR code (PNG data URL) and base32 text. Nothing changes until POST /users/me/mfa/totp/confirm with a first code. Needs a user's access token.",
+                "consumes": [
+                    "application/json"
+                ],
                 "produces": [
                     "application/json"
                 ],
@@ -2240,11 +2306,28 @@ const docTemplate = `{
                 ],
                 "summary": "Start two-factor authentication (TOTP)",
                 "operationId": "startTOTP",
+                "parameters": [
+                    {
+                        "description": "the current password",
+                        "name": "body",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/StartTOTPRequest"
+                        }
+                    }
+                ],
                 "responses": {
                     "200": {
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/TOTPEnrolmentResponse"
+                        }
+                    },
+                    "400": {
+                        "description": "validation_failed, current_password_incorrect",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "403": {
@@ -3782,6 +3865,18 @@ const docTemplate = `{
                 "user_agent": {
                     "type": "string",
                     "example": "Mozilla/5.0"
+                }
+            }
+        },
+        "StartTOTPRequest": {
+            "type": "object",
+            "required": [
+                "password"
+            ],
+            "properties": {
+                "password": {
+                    "type": "string",
+                    "maxLength": 1024
                 }
             }
         },

@@ -425,6 +425,33 @@ func (h *Auth) EndUserSessions(c *echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
+// ResetUserMFA removes a user's second factor (admins).
+//
+//	@Summary	Reset a user's two-factor authentication (admin)
+//	@Description	For a person who lost both the authenticator and the recovery codes, once their identity is established outside the API: the second factor and its recovery codes go, every session of the account ends, the owner is mailed, and the audit log records the admin (mfa.reset). The person logs in with the password (or resets it first) and enrols again.
+//	@ID	resetUserMFA
+//	@Tags	admin
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param	id	path	string	true	"user id (UUID)"	format(uuid)
+//	@Success	204
+//	@Failure	400	{object}	ErrorResponse	"invalid_id"
+//	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, user_token_required"
+//	@Failure	404	{object}	ErrorResponse	"user_not_found"
+//	@Failure	409	{object}	ErrorResponse	"mfa_not_enabled"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Router			/admin/users/{id}/mfa [delete]
+func (h *Auth) ResetUserMFA(c *echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	if err := h.auth.ResetMFA(c.Request().Context(), id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
 // MFAChallengeResponse is a login's answer when the account needs a second
 // factor: no token yet, only mfa_token for POST /auth/mfa/verify.
 type MFAChallengeResponse struct {
@@ -473,15 +500,23 @@ type TOTPEnrolmentResponse struct {
 	Secret     string `json:"secret" example:"JBSWY3DPEHPK3PXP"`                  // base32, to type in by hand
 }
 
+// StartTOTPRequest proves the password before enrolment.
+type StartTOTPRequest struct {
+	Password string `json:"password" validate:"required,max=1024"`
+}
+
 // StartTOTP begins TOTP enrolment.
 //
 //	@Summary	Start two-factor authentication (TOTP)
-//	@Description	Makes a new secret (encrypted at rest) and answers it as an otpauth URI, a QR code (PNG data URL) and base32 text. Nothing changes until POST /users/me/mfa/totp/confirm with a first code. Needs a user's access token.
+//	@Description	Needs the current password (an access token alone cannot put a second factor on an account; the check counts against the account's attempt budget like a login). Makes a new secret (encrypted at rest) and answers it as an otpauth URI, a QR code (PNG data URL) and base32 text. Nothing changes until POST /users/me/mfa/totp/confirm with a first code. Needs a user's access token.
 //	@ID	startTOTP
 //	@Tags	users
+//	@Accept	json
 //	@Produce	json
 //	@Security	BearerAuth
+//	@Param	body	body	StartTOTPRequest	true	"the current password"
 //	@Success	200	{object}	TOTPEnrolmentResponse
+//	@Failure	400	{object}	ErrorResponse	"validation_failed, current_password_incorrect"
 //	@Failure	403	{object}	ErrorResponse	"user_token_required"
 //	@Failure	409	{object}	ErrorResponse	"mfa_already_enabled"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
@@ -491,7 +526,11 @@ func (h *Auth) StartTOTP(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	e, err := h.auth.StartTOTP(c.Request().Context(), cl.ID)
+	var req StartTOTPRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	e, err := h.auth.StartTOTP(c.Request().Context(), cl.ID, req.Password)
 	if err != nil {
 		return err
 	}

@@ -202,11 +202,14 @@ func (MFATOTP) TableName() string { return "mfa_totp" }
 
 // MFARecoveryCode is one single-use recovery code (hashed).
 type MFARecoveryCode struct {
-	ID        uuid.UUID `gorm:"type:uuid;primaryKey"`
-	UserID    uuid.UUID `gorm:"type:uuid"`
-	CodeHash  string
-	UsedAt    *time.Time
-	CreatedAt time.Time
+	ID       uuid.UUID `gorm:"type:uuid;primaryKey"`
+	UserID   uuid.UUID `gorm:"type:uuid"`
+	CodeHash string
+	// KeyVersion is the MFA key the hash is keyed with (0: unkeyed SHA-256,
+	// codes from before keyed hashes).
+	KeyVersion int
+	UsedAt     *time.Time
+	CreatedAt  time.Time
 }
 
 // TableName names the recovery code table.

@@ -174,6 +174,20 @@ func (f *Fallback) Peek(ctx context.Context, key string, p Policy) (Result, erro
 	return f.do(ctx, key, p, Store.Peek, false)
 }
 
+// Give implements Store: the request goes back to the store that decided
+// it, and, when that was the shared one, to the local copy too.
+func (f *Fallback) Give(ctx context.Context, key string, p Policy, taken Result) error {
+	if taken.local {
+		return f.local.Give(ctx, key, f.share(p), taken)
+	}
+	_ = f.local.Give(ctx, key, p, taken)
+	if err := f.shared.Give(ctx, key, p, taken); err != nil {
+		f.Failed(err)
+		return err
+	}
+	return nil
+}
+
 // do runs op on the shared store, keeping the local copy of what it
 // admitted when counts (Take), or on the local one against this instance's
 // share.
@@ -189,7 +203,9 @@ func (f *Fallback) do(ctx context.Context, key string, p Policy, op func(Store, 
 		}
 		f.Failed(err)
 	}
-	return op(f.local, ctx, key, f.share(p))
+	r, err := op(f.local, ctx, key, f.share(p))
+	r.local = true
+	return r, err
 }
 
 // Prober is a store whose liveness a heartbeat can check.

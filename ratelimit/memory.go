@@ -78,6 +78,25 @@ func (m *Memory) Peek(_ context.Context, key string, p Policy) (Result, error) {
 	return m.take(key, p, modePeek), nil
 }
 
+// Give implements Store.
+func (m *Memory) Give(_ context.Context, key string, p Policy, taken Result) error {
+	idx := taken.At.UnixMilli() / p.slotMillis()
+	s := m.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.keys[memKey{p.Name, key}]
+	if e == nil {
+		return nil
+	}
+	for i := range e.buckets {
+		if e.buckets[i].idx == idx && e.buckets[i].n > 0 {
+			e.buckets[i].n--
+			break
+		}
+	}
+	return nil
+}
+
 // Record counts a request another store admitted, whatever p's limit says
 // (Fallback's local copy of the shared counts).
 func (m *Memory) Record(key string, p Policy) { m.take(key, p, modeRecord) }

@@ -65,6 +65,11 @@ type Result struct {
 	Remaining  int64
 	Reset      time.Time     // when Remaining next goes up
 	RetryAfter time.Duration // when refused: wait this long and a retry is allowed
+	// At is when the store counted the request (its clock): what Give
+	// needs to find the sub-window it was counted in.
+	At time.Time
+	// local: decided by Fallback's local store, not the shared one.
+	local bool
 }
 
 // Store counts requests.
@@ -75,6 +80,12 @@ type Store interface {
 	// nothing (the failed-login policy peeks first and counts failures
 	// after the fact, so nothing ever needs to be given back).
 	Peek(ctx context.Context, key string, p Policy) (Result, error)
+	// Give takes back a request Take counted and allowed (taken is what
+	// Take returned), if its sub-window is still in the window: an attempt
+	// reserved before a check whose outcome proved it free (a right
+	// password). Reserving first is what makes a cap exact under
+	// concurrency; a Give that is lost costs one attempt, never more.
+	Give(ctx context.Context, key string, p Policy, taken Result) error
 }
 
 // bucket is one sub-window's count.
@@ -116,5 +127,6 @@ func evaluate(p Policy, nowMs int64, allowed bool, buckets []bucket) Result {
 		r.RetryAfter = time.Duration(reset-nowMs) * time.Millisecond
 	}
 	r.Reset = time.UnixMilli(reset)
+	r.At = time.UnixMilli(nowMs)
 	return r
 }

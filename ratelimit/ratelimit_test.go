@@ -243,6 +243,65 @@ func TestPeekAfterTheWindowThenTake(t *testing.T) {
 	}
 }
 
+// Give takes back exactly the request it names, in its own sub-window,
+// and nothing once that sub-window has left: reserve-then-give keeps a cap
+// exact while successes cost nothing.
+func TestGiveTakesBackOneRequest(t *testing.T) {
+	p := Policy{Name: "account", Limit: 3, Window: 15 * time.Minute}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for name := range stores(t, clock.NewManual(start)) {
+		t.Run(name, func(t *testing.T) {
+			clk := clock.NewManual(start)
+			s := stores(t, clk)[name]
+			ctx := context.Background()
+			first, _ := s.Take(ctx, "k", p)
+			clk.Advance(time.Minute)
+			second, _ := s.Take(ctx, "k", p)
+			clk.Advance(time.Minute)
+			s.Take(ctx, "k", p)
+			if r, _ := s.Peek(ctx, "k", p); r.Allowed {
+				t.Fatalf("3 of 3 taken, still allowed: %+v", r)
+			}
+			if err := s.Give(ctx, "k", p, second); err != nil {
+				t.Fatal(err)
+			}
+			if r, _ := s.Peek(ctx, "k", p); !r.Allowed || r.Remaining != 1 {
+				t.Fatalf("after one give: %+v", r)
+			}
+			// The oldest bucket given back too: two left.
+			if err := s.Give(ctx, "k", p, first); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				if r, _ := s.Take(ctx, "k", p); r.Allowed != (i < 2) {
+					t.Fatalf("take %d after two gives: %+v", i, r)
+				}
+			}
+			// A request whose sub-window has left the window gives nothing.
+			clk.Advance(14*time.Minute + 30*time.Second)
+			s.Give(ctx, "k", p, first)
+			if r, _ := s.Peek(ctx, "k", p); r.Allowed {
+				t.Fatalf("a give for a bucket already gone freed a slot: %+v", r)
+			}
+			// Everything given back: the key is empty, and full again.
+			fresh := Policy{Name: "fresh", Limit: 2, Window: time.Minute}
+			a, _ := s.Take(ctx, "f", fresh)
+			b, _ := s.Take(ctx, "f", fresh)
+			s.Give(ctx, "f", fresh, a)
+			s.Give(ctx, "f", fresh, b)
+			s.Give(ctx, "f", fresh, b) // one too many: nothing to take back
+			if r, _ := s.Peek(ctx, "f", fresh); !r.Allowed || r.Remaining != 2 {
+				t.Fatalf("after giving everything back: %+v", r)
+			}
+			for i := range 3 {
+				if r, _ := s.Take(ctx, "f", fresh); r.Allowed != (i < 2) {
+					t.Fatalf("take %d on the emptied key: %+v", i, r)
+				}
+			}
+		})
+	}
+}
+
 // A flood of distinct keys (2 million client addresses once took an
 // instance from 40 MB to 859 MB) stays under the bound, evicting the keys
 // closest to expiry; swept shards give their memory back.

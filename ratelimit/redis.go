@@ -116,6 +116,26 @@ if allowed then allowed = 1 else allowed = 0 end
 return {allowed, now, sum, reset, retry}
 `)
 
+// giveScript takes one request back out of sub-window ARGV[1] of the key
+// takeScript keeps, if that sub-window is still there. An emptied bucket
+// stays (count 0) so "o" still names a bucket; takeScript prunes it when
+// it leaves the window.
+var giveScript = redis.NewScript(`
+local key = KEYS[1]
+local n = tonumber(redis.call('HGET', key, ARGV[1]))
+if not n or n <= 0 then return 0 end
+local meta = redis.call('HMGET', key, 's', 'o')
+local sum = (tonumber(meta[1]) or 1) - 1
+if sum <= 0 then
+  redis.call('DEL', key)
+  return 1
+end
+redis.call('HINCRBY', key, ARGV[1], -1)
+redis.call('HSET', key, 's', sum)
+if tonumber(meta[2]) == tonumber(ARGV[1]) then redis.call('HINCRBY', key, 'on', -1) end
+return 1
+`)
+
 // Redis is the shared store. Keys are PREFIX rl:POLICY:{KEY}: every script
 // touches one key, and the braces make KEY the hash tag, so on a Redis
 // Cluster a key's counts live on one slot and keys spread over the masters.
@@ -150,6 +170,13 @@ func (r *Redis) Peek(ctx context.Context, key string, p Policy) (Result, error) 
 	return r.run(ctx, key, p, "1")
 }
 
+// Give implements Store.
+func (r *Redis) Give(ctx context.Context, key string, p Policy, taken Result) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	return giveScript.Run(ctx, r.client, []string{r.key(p, key)}, taken.At.UnixMilli()/p.slotMillis()).Err()
+}
+
 func (r *Redis) run(ctx context.Context, key string, p Policy, dry string) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
@@ -171,6 +198,7 @@ func (r *Redis) run(ctx context.Context, key string, p Policy, dry string) (Resu
 		Remaining:  max(p.Limit-raw[2], 0),
 		Reset:      time.UnixMilli(raw[3]),
 		RetryAfter: time.Duration(raw[4]) * time.Millisecond,
+		At:         time.UnixMilli(raw[1]),
 	}, nil
 }
 

@@ -19,4 +19,5 @@ func account(e *echo.Echo, h *handlers.Auth, g Guards) {
 	e.DELETE("/users/me/mfa/totp", h.DisableTOTP, g.RequireAuth, g.User, mw.UserOnly)
 	e.POST("/users/me/mfa/recovery-codes", h.RegenerateRecoveryCodes, g.RequireAuth, g.User, mw.UserOnly)
 	e.DELETE("/admin/users/:id/sessions", h.EndUserSessions, g.RequireAuth, g.User, mw.UserOnly, mw.Require(caller.AdminScope, caller.Admin))
+	e.DELETE("/admin/users/:id/mfa", h.ResetUserMFA, g.RequireAuth, g.User, mw.UserOnly, mw.Require(caller.AdminScope, caller.Admin))
 }

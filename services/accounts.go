@@ -13,7 +13,6 @@ import (
 
 	"github.com/tollgate/tollgate/apperror"
 	"github.com/tollgate/tollgate/models"
-	"github.com/tollgate/tollgate/ratelimit"
 )
 
 // Reset tokens are 32 random bytes, like verification tokens.
@@ -167,20 +166,8 @@ func (a *Auth) ChangePassword(ctx context.Context, userID uuid.UUID, current, pa
 	}
 	// Wrong current passwords count like failed logins: a stolen access
 	// token cannot be used to guess the password.
-	account := throttleKey(u.Email, u)
-	if a.throttled(ctx, account, Client{}) {
-		if _, err := a.hasher.Matches(ctx, a.dummyHash, current); err != nil {
-			return err
-		}
-		return errWrongPassword
-	}
-	ok, err := a.hasher.Matches(ctx, []byte(u.PasswordHash), current)
-	if err != nil {
+	if err := a.checkPassword(ctx, u, current); err != nil {
 		return err
-	}
-	if !ok {
-		a.failed(ctx, account)
-		return errWrongPassword
 	}
 	if msg := CheckPassword(password); msg != "" {
 		return apperror.Validation(map[string]string{"new_password": msg})
@@ -209,6 +196,30 @@ func (a *Auth) ChangePassword(ctx context.Context, userID uuid.UUID, current, pa
 	return nil
 }
 
+// checkPassword is a signed-in user's proof of the password (changing it,
+// turning MFA on or off), one attempt of the account's budget like a login:
+// a stolen access token is no password oracle. A spent budget answers as
+// a wrong password, after the same work.
+func (a *Auth) checkPassword(ctx context.Context, u *models.User, password string) error {
+	at, allowed := a.reserve(ctx, throttleKey(u.Email, u), Client{})
+	if !allowed {
+		if _, err := a.hasher.Matches(ctx, a.dummyHash, password); err != nil {
+			return err
+		}
+		return errWrongPassword
+	}
+	ok, err := a.hasher.Matches(ctx, []byte(u.PasswordHash), password)
+	if err != nil {
+		at.done(true) // not checked: a fault is not a guess
+		return err
+	}
+	at.done(ok)
+	if !ok {
+		return errWrongPassword
+	}
+	return nil
+}
+
 func passwordChangedNotice(to string) Message {
 	return Message{To: to, Subject: "Your password was changed",
 		Body: "The password of your account was just changed, and every other session was signed out.\n\n" +
@@ -227,13 +238,4 @@ func (a *Auth) endSessions(tx *gorm.DB, userID uuid.UUID, keep string) error {
 		return apperror.Wrap(err, "end sessions")
 	}
 	return nil
-}
-
-// accountThrottle holds the per-account limits: failed logins (several
-// windows, so the cooling period grows with persistence up to the longest)
-// and reset requests.
-type accountThrottle struct {
-	store  ratelimit.Store // nil: no per-account limits
-	logins []ratelimit.Policy
-	forgot ratelimit.Policy
 }

@@ -90,7 +90,8 @@ func NewAuth(db *gorm.DB, clk clock.Clock, users *Users, tokens *Tokens, hasher 
 		return nil, err
 	}
 	return &Auth{db: db, clock: clk, users: users, tokens: tokens, hasher: hasher, outbox: outbox, audit: audit, log: log, metrics: m,
-		cfg: cfg, dummyHash: dummy, throttle: accountThrottle{store: cfg.AccountStore, logins: cfg.LoginAccount, forgot: cfg.ForgotAccount}}, nil
+		cfg: cfg, dummyHash: dummy, throttle: accountThrottle{store: cfg.AccountStore, logins: cfg.LoginAccount, forgot: cfg.ForgotAccount,
+			wait: hasher.MaxWait(), inflight: newInflight()}}, nil
 }
 
 // dummyHashes holds one hash of a random password per bcrypt cost, made
@@ -312,7 +313,8 @@ func (a *Auth) Login(ctx context.Context, email, password string, client Client)
 		a.audit.RecordAlone(ctx, target)
 		return nil, err
 	}
-	if a.throttled(ctx, account, client) {
+	at, allowed := a.reserve(ctx, account, client)
+	if !allowed {
 		// The same answer and the same work as a wrong password: a throttled
 		// account is not told apart (a password reset still works).
 		if _, err := a.hasher.Matches(ctx, a.dummyHash, password); err != nil {
@@ -322,18 +324,20 @@ func (a *Auth) Login(ctx context.Context, email, password string, client Client)
 	}
 	if u == nil {
 		// Same work as a real check, so timing does not tell which emails exist.
-		if _, err := a.hasher.Matches(ctx, a.dummyHash, password); err != nil {
+		_, err := a.hasher.Matches(ctx, a.dummyHash, password)
+		at.done(err != nil) // a guess, unless it was never checked
+		if err != nil {
 			return nil, err
 		}
-		a.failed(ctx, account)
 		return refuse("invalid_credentials", ErrBadCredentials)
 	}
 	ok, err := a.hasher.Matches(ctx, []byte(u.PasswordHash), password)
 	if err != nil {
+		at.done(true) // not checked: a fault is not a guess
 		return nil, err
 	}
+	at.done(ok)
 	if !ok {
-		a.failed(ctx, account)
 		return refuse("invalid_credentials", ErrBadCredentials)
 	}
 	if !u.EmailVerified {
@@ -357,34 +361,6 @@ func (a *Auth) Login(ctx context.Context, email, password string, client Client)
 		return a.audit.Record(ctx, tx, Event{Action: "auth.login", ActorType: "user", ActorID: u.ID.String(), TargetType: "user", TargetID: u.ID.String()})
 	})
 	return s, err
-}
-
-// throttled reports whether the account has used up a failed-login
-// window (unknown addresses included: they are counted alike).
-func (a *Auth) throttled(ctx context.Context, account string, client Client) bool {
-	if a.throttle.store == nil {
-		return false
-	}
-	for _, p := range a.throttle.logins {
-		r, err := a.throttle.store.Peek(ctx, account, p)
-		if err == nil && !r.Allowed {
-			a.log.Warn("security event", "event", "auth.login_throttled", "account", account, "policy", p.Name, "ip", client.IP)
-			return true
-		}
-	}
-	return false
-}
-
-// failed counts a failed login against the account in every window.
-func (a *Auth) failed(ctx context.Context, account string) {
-	if a.throttle.store == nil {
-		return
-	}
-	for _, p := range a.throttle.logins {
-		if _, err := a.throttle.store.Take(ctx, account, p); err != nil {
-			a.log.Debug("per-account login limit unavailable", "error", err)
-		}
-	}
 }
 
 // issue stores a refresh token with id in family and signs an access token.

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"image/png"
@@ -94,10 +95,15 @@ type Enrolment struct {
 }
 
 // StartTOTP makes a new, unconfirmed TOTP secret for the user (replacing
-// an unconfirmed one).
-func (a *Auth) StartTOTP(ctx context.Context, userID uuid.UUID) (*Enrolment, error) {
+// an unconfirmed one). It needs the current password: an access token
+// alone must not be able to put a second factor of the holder's choosing
+// on someone else's account.
+func (a *Auth) StartTOTP(ctx context.Context, userID uuid.UUID, password string) (*Enrolment, error) {
 	u, err := a.users.Current(ctx, userID)
 	if err != nil {
+		return nil, err
+	}
+	if err := a.checkPassword(ctx, u, password); err != nil {
 		return nil, err
 	}
 	var cur models.MFATOTP
@@ -180,10 +186,14 @@ func (a *Auth) checkCode(tx *gorm.DB, row *models.MFATOTP, code string) (bool, e
 }
 
 // ConfirmTOTP turns TOTP on with a first code and returns the recovery
-// codes, shown this once.
+// codes, shown this once. The owner is told by mail.
 func (a *Auth) ConfirmTOTP(ctx context.Context, userID uuid.UUID, code string) ([]string, error) {
+	u, err := a.users.Current(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
 	var codes []string
-	err := a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = a.codeAttempt(ctx, u, errMFACodeInvalid, func(tx *gorm.DB) error {
 		var row models.MFATOTP
 		if err := tx.Where("user_id = ?", userID).Take(&row).Error; err != nil {
 			if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -207,9 +217,100 @@ func (a *Auth) ConfirmTOTP(ctx context.Context, userID uuid.UUID, code string) (
 		if codes, err = a.newRecoveryCodes(tx, userID); err != nil {
 			return err
 		}
+		if err := a.outbox.Enqueue(tx, mfaNotice(u.Email, "Two-factor authentication was turned on",
+			"Two-factor authentication was just turned on for your account: logins now need a code from an authenticator app.")); err != nil {
+			return err
+		}
 		return a.audit.Record(ctx, tx, Event{Action: "mfa.enabled", TargetType: "user", TargetID: userID.String()})
 	})
+	if err == nil {
+		a.outbox.Notify()
+	}
 	return codes, err
+}
+
+// codeAttempt runs check, a transaction that checks a second-factor code,
+// as one attempt of u's budget (see reserve): wrong is the error check
+// returns for a wrong code, and what a spent budget answers, unchecked.
+func (a *Auth) codeAttempt(ctx context.Context, u *models.User, wrong error, check func(tx *gorm.DB) error) error {
+	at, allowed := a.reserve(ctx, throttleKey(u.Email, u), Client{})
+	if !allowed {
+		return wrong
+	}
+	err := a.db.WithContext(ctx).Transaction(check)
+	at.done(!errors.Is(err, wrong))
+	return err
+}
+
+// mfaNotice tells the owner of a change to their second factor.
+func mfaNotice(to, subject, what string) Message {
+	return Message{To: to, Subject: subject, Body: what + "\n\n" +
+		"If it was not you, reset your password at once (POST /auth/password/forgot) and ask an administrator to reset " +
+		"two-factor authentication for your account.\n"}
+}
+
+// Recovery codes: 20 characters of a 32-letter alphabet (100 bits), in
+// groups of 5 for reading aloud, stored as an HMAC-SHA256 keyed with
+// MFA_KEY and salted with the user id (ASVS 2.6.2): a database reader can
+// neither reverse nor precompute them.
+const (
+	recoveryCodeChars    = 20
+	recoveryCodeAlphabet = "0123456789abcdefghjkmnpqrstvwxyz" // Crockford's base32
+)
+
+func newRecoveryCode() (string, error) {
+	raw := make([]byte, recoveryCodeChars)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for i, c := range raw {
+		if i > 0 && i%5 == 0 {
+			b.WriteByte('-')
+		}
+		b.WriteByte(recoveryCodeAlphabet[c%32]) // 256 = 8 x 32: uniform
+	}
+	return b.String(), nil
+}
+
+// recoveryHash is how a recovery code is stored under MFA key version
+// (0: the unkeyed SHA-256 of codes made before keyed hashes, still
+// accepted until they are used or replaced).
+func (k MFAKeys) recoveryHash(userID uuid.UUID, code string, version int) (string, error) {
+	if version == 0 {
+		return hashToken(code), nil
+	}
+	secret, ok := k.Secrets[version]
+	if !ok {
+		return "", fmt.Errorf("no MFA key of version %d (MFA_PREVIOUS_KEYS)", version)
+	}
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("tollgate recovery code\x00"))
+	m.Write(userID[:])
+	m.Write([]byte(code))
+	return hex.EncodeToString(m.Sum(nil)), nil
+}
+
+// normalRecoveryCode is how a typed code is compared: case, spaces and
+// dashes do not matter.
+func normalRecoveryCode(code string) string {
+	code = strings.ToLower(strings.Map(func(r rune) rune {
+		if r == '-' || r == ' ' {
+			return -1
+		}
+		return r
+	}, code))
+	if len(code) == recoveryCodeChars {
+		var b strings.Builder
+		for i := 0; i < len(code); i += 5 {
+			if i > 0 {
+				b.WriteByte('-')
+			}
+			b.WriteString(code[i : i+5])
+		}
+		return b.String()
+	}
+	return code
 }
 
 // newRecoveryCodes replaces the user's recovery codes (in tx).
@@ -219,18 +320,54 @@ func (a *Auth) newRecoveryCodes(tx *gorm.DB, userID uuid.UUID) ([]string, error)
 	}
 	codes := make([]string, recoveryCodeCount)
 	now := a.clock.Now()
+	version := a.cfg.MFAKeys.Current
 	for i := range codes {
-		raw, err := randomBase62(10)
+		c, err := newRecoveryCode()
 		if err != nil {
 			return nil, apperror.Wrap(err, "make recovery code")
 		}
-		codes[i] = strings.ToLower(raw[:5] + "-" + raw[5:])
-		row := models.MFARecoveryCode{ID: uuid.New(), UserID: userID, CodeHash: hashToken(codes[i]), CreatedAt: now}
+		h, err := a.cfg.MFAKeys.recoveryHash(userID, c, version)
+		if err != nil {
+			return nil, apperror.Wrap(err, "hash recovery code")
+		}
+		codes[i] = c
+		row := models.MFARecoveryCode{ID: uuid.New(), UserID: userID, CodeHash: h, KeyVersion: version, CreatedAt: now}
 		if err := tx.Create(&row).Error; err != nil {
 			return nil, apperror.Wrap(err, "store recovery code")
 		}
 	}
 	return codes, nil
+}
+
+// useRecoveryCode uses up one of userID's unused recovery codes equal to
+// code, in tx.
+func (a *Auth) useRecoveryCode(tx *gorm.DB, userID uuid.UUID, code string) (bool, error) {
+	var rows []models.MFARecoveryCode
+	if err := tx.Where("user_id = ? AND used_at IS NULL", userID).Find(&rows).Error; err != nil {
+		return false, apperror.Wrap(err, "load recovery codes")
+	}
+	typed := normalRecoveryCode(code)
+	legacy := strings.ToLower(strings.TrimSpace(code)) // as codes were compared before keyed hashes
+	for _, r := range rows {
+		c := typed
+		if r.KeyVersion == 0 {
+			c = legacy
+		}
+		h, err := a.cfg.MFAKeys.recoveryHash(userID, c, r.KeyVersion)
+		if err != nil {
+			return false, apperror.Wrap(err, "hash recovery code")
+		}
+		if !hmac.Equal([]byte(h), []byte(r.CodeHash)) {
+			continue
+		}
+		// Conditional: of two concurrent uses of one code, one wins.
+		res := tx.Model(&models.MFARecoveryCode{}).Where("id = ? AND used_at IS NULL", r.ID).Update("used_at", a.clock.Now())
+		if res.Error != nil {
+			return false, apperror.Wrap(res.Error, "use recovery code")
+		}
+		return res.RowsAffected == 1, nil
+	}
+	return false, nil
 }
 
 // secondFactor checks a TOTP code or, failing that, a recovery code (used
@@ -246,26 +383,20 @@ func (a *Auth) secondFactor(tx *gorm.DB, userID uuid.UUID, code string) (bool, e
 	if len(strings.TrimSpace(code)) == 6 {
 		return a.checkCode(tx, &row, code)
 	}
-	res := tx.Model(&models.MFARecoveryCode{}).Where("user_id = ? AND code_hash = ? AND used_at IS NULL", userID,
-		hashToken(strings.ToLower(strings.TrimSpace(code)))).Update("used_at", a.clock.Now())
-	if res.Error != nil {
-		return false, apperror.Wrap(res.Error, "use recovery code")
-	}
-	return res.RowsAffected == 1, nil
+	return a.useRecoveryCode(tx, userID, code)
 }
 
-// DisableTOTP turns TOTP off; it needs the password and a code.
+// DisableTOTP turns TOTP off; it needs the password and a code, each
+// checked against the account's attempt budget. The owner is told by mail.
 func (a *Auth) DisableTOTP(ctx context.Context, userID uuid.UUID, password, code string) error {
 	u, err := a.users.Current(ctx, userID)
 	if err != nil {
 		return err
 	}
-	if ok, err := a.hasher.Matches(ctx, []byte(u.PasswordHash), password); err != nil {
+	if err := a.checkPassword(ctx, u, password); err != nil {
 		return err
-	} else if !ok {
-		return errWrongPassword
 	}
-	return a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = a.codeAttempt(ctx, u, errMFACodeInvalid, func(tx *gorm.DB) error {
 		ok, err := a.secondFactor(tx, userID, code)
 		if err != nil {
 			return err
@@ -273,19 +404,77 @@ func (a *Auth) DisableTOTP(ctx context.Context, userID uuid.UUID, password, code
 		if !ok {
 			return errMFACodeInvalid
 		}
-		for _, m := range []any{&models.MFATOTP{}, &models.MFARecoveryCode{}} {
-			if err := tx.Where("user_id = ?", userID).Delete(m).Error; err != nil {
-				return apperror.Wrap(err, "disable mfa")
-			}
+		if err := a.dropMFA(tx, userID); err != nil {
+			return err
+		}
+		if err := a.outbox.Enqueue(tx, mfaNotice(u.Email, "Two-factor authentication was turned off",
+			"Two-factor authentication was just turned off for your account: logins need only the password now.")); err != nil {
+			return err
 		}
 		return a.audit.Record(ctx, tx, Event{Action: "mfa.disabled", TargetType: "user", TargetID: userID.String()})
 	})
+	if err == nil {
+		a.outbox.Notify()
+	}
+	return err
+}
+
+// dropMFA removes userID's second factor and pending logins, in tx.
+func (a *Auth) dropMFA(tx *gorm.DB, userID uuid.UUID) error {
+	for _, m := range []any{&models.MFATOTP{}, &models.MFARecoveryCode{}, &models.MFAChallenge{}} {
+		if err := tx.Where("user_id = ?", userID).Delete(m).Error; err != nil {
+			return apperror.Wrap(err, "disable mfa")
+		}
+	}
+	return nil
+}
+
+// ResetMFA is an administrator's way back in for a person who lost both
+// the authenticator and the recovery codes: the second factor goes, every
+// session of the account ends, the owner is told by mail, and the audit
+// log records who did it. The person then logs in with the password (or
+// resets it by mail first) and enrols again.
+func (a *Auth) ResetMFA(ctx context.Context, userID uuid.UUID) error {
+	u, err := a.users.Get(ctx, userID)
+	if err != nil {
+		return err
+	}
+	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var n int64
+		if err := tx.Model(&models.MFATOTP{}).Where("user_id = ? AND confirmed_at IS NOT NULL", userID).Count(&n).Error; err != nil {
+			return apperror.Wrap(err, "load mfa")
+		}
+		if n == 0 {
+			return errMFANotEnabled
+		}
+		if err := a.dropMFA(tx, userID); err != nil {
+			return err
+		}
+		if err := a.endSessions(tx, userID, ""); err != nil {
+			return err
+		}
+		if err := a.outbox.Enqueue(tx, mfaNotice(u.Email, "Two-factor authentication was reset",
+			"An administrator has just reset two-factor authentication for your account and signed out every session. "+
+				"Log in with your password and turn it on again.")); err != nil {
+			return err
+		}
+		return a.audit.Record(ctx, tx, Event{Action: "mfa.reset", TargetType: "user", TargetID: userID.String()})
+	})
+	if err == nil {
+		a.outbox.Notify()
+	}
+	return err
 }
 
 // RegenerateRecoveryCodes replaces the recovery codes; it needs a code.
+// The owner is told by mail.
 func (a *Auth) RegenerateRecoveryCodes(ctx context.Context, userID uuid.UUID, code string) ([]string, error) {
+	u, err := a.users.Current(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
 	var codes []string
-	err := a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = a.codeAttempt(ctx, u, errMFACodeInvalid, func(tx *gorm.DB) error {
 		ok, err := a.secondFactor(tx, userID, code)
 		if err != nil {
 			return err
@@ -296,8 +485,15 @@ func (a *Auth) RegenerateRecoveryCodes(ctx context.Context, userID uuid.UUID, co
 		if codes, err = a.newRecoveryCodes(tx, userID); err != nil {
 			return err
 		}
+		if err := a.outbox.Enqueue(tx, mfaNotice(u.Email, "New recovery codes were made",
+			"New two-factor recovery codes were just made for your account; the old ones no longer work.")); err != nil {
+			return err
+		}
 		return a.audit.Record(ctx, tx, Event{Action: "mfa.recovery_codes_regenerated", TargetType: "user", TargetID: userID.String()})
 	})
+	if err == nil {
+		a.outbox.Notify()
+	}
 	return codes, err
 }
 
@@ -326,8 +522,10 @@ func (a *Auth) challenge(ctx context.Context, u *models.User, client Client) (st
 }
 
 // VerifyMFA finishes a login: the mfa_token from the first step and a TOTP
-// or recovery code give the token pair. A token allows a few attempts, and
-// wrong codes count against the account like wrong passwords.
+// or recovery code give the token pair. A token allows mfaMaxAttempts
+// attempts, each claimed atomically before its code is checked (of any
+// number of concurrent guesses at most that many are checked), and each
+// code counts against the account's attempt budget like a password.
 func (a *Auth) VerifyMFA(ctx context.Context, token, code string, client Client) (*Session, error) {
 	var ch models.MFAChallenge
 	err := a.db.WithContext(ctx).Where("token_hash = ?", hashToken(token)).Take(&ch).Error
@@ -338,8 +536,14 @@ func (a *Auth) VerifyMFA(ctx context.Context, token, code string, client Client)
 		return nil, apperror.Wrap(err, "load mfa challenge")
 	}
 	now := a.clock.Now()
-	if ch.UsedAt != nil || !now.Before(ch.ExpiresAt) || ch.Attempts >= mfaMaxAttempts {
-		return nil, errMFATokenDead
+	claim := a.db.WithContext(ctx).Model(&models.MFAChallenge{}).
+		Where("id = ? AND used_at IS NULL AND expires_at > ? AND attempts < ?", ch.ID, now, mfaMaxAttempts).
+		Update("attempts", gorm.Expr("attempts + 1"))
+	if claim.Error != nil {
+		return nil, apperror.Wrap(claim.Error, "count mfa attempt")
+	}
+	if claim.RowsAffected == 0 {
+		return nil, errMFATokenDead // used, expired, or out of attempts
 	}
 	u, err := a.users.Get(ctx, ch.UserID)
 	if errors.Is(err, errUserNotFound) {
@@ -348,15 +552,12 @@ func (a *Auth) VerifyMFA(ctx context.Context, token, code string, client Client)
 	if err != nil {
 		return nil, err // a database fault: 503, not an invalid token
 	}
-	account := throttleKey(u.Email, u)
-	if a.throttled(ctx, account, client) {
+	at, allowed := a.reserve(ctx, throttleKey(u.Email, u), client)
+	if !allowed {
 		return nil, errMFACode
 	}
 	var s *Session
 	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Model(&models.MFAChallenge{}).Where("id = ?", ch.ID).Update("attempts", gorm.Expr("attempts + 1")).Error; err != nil {
-			return apperror.Wrap(err, "count mfa attempt")
-		}
 		ok, err := a.secondFactor(tx, u.ID, code)
 		if err != nil {
 			return err
@@ -376,12 +577,8 @@ func (a *Auth) VerifyMFA(ctx context.Context, token, code string, client Client)
 		}
 		return a.audit.Record(ctx, tx, Event{Action: "auth.login", Reason: "mfa", ActorType: "user", ActorID: u.ID.String(), TargetType: "user", TargetID: u.ID.String()})
 	})
+	at.done(!errors.Is(err, errMFACode))
 	if errors.Is(err, errMFACode) {
-		// The attempt still counts (outside the rolled-back transaction).
-		if cerr := a.db.WithContext(ctx).Model(&models.MFAChallenge{}).Where("id = ?", ch.ID).Update("attempts", gorm.Expr("attempts + 1")).Error; cerr != nil {
-			return nil, apperror.Wrap(cerr, "count mfa attempt")
-		}
-		a.failed(ctx, account)
 		a.audit.RecordAlone(ctx, Event{Action: "auth.mfa_failed", Outcome: Failure, Reason: "invalid_mfa_code", TargetType: "user", TargetID: u.ID.String()})
 	}
 	return s, err

@@ -32,6 +32,9 @@ func NewHasher(cost, concurrency int, maxWait time.Duration) *Hasher {
 // Cost is the bcrypt cost new hashes get.
 func (h *Hasher) Cost() int { return h.cost }
 
+// MaxWait is how long a check may queue for a turn.
+func (h *Hasher) MaxWait() time.Duration { return h.maxWait }
+
 // InFlight is how many hashes are running now (a metrics gauge).
 func (h *Hasher) InFlight() int64 { return h.inFlight.Load() }
 

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -369,20 +368,7 @@ func TestConcurrentRefresh(t *testing.T) {
 	parallelTest(t)
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
-	const n = 12
-	var wg sync.WaitGroup
-	results := make([]*Response, n)
-	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			results[i] = refresh(t, a, u.Refresh)
-		}()
-	}
-	close(start)
-	wg.Wait()
+	results := atOnce(12, func(int) *Response { return refresh(t, a, u.Refresh) })
 	ok := 0
 	var issued []string
 	for _, r := range results {

@@ -453,23 +453,10 @@ func newVerifiedUser(t testing.TB, a *App) *User {
 
 // parallel runs n calls at once and counts the statuses.
 func parallel(n int, call func(i int) *Response) map[int]int {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
 	counts := map[int]int{}
-	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			r := call(i)
-			mu.Lock()
-			counts[r.Status]++
-			mu.Unlock()
-		}()
+	for _, r := range atOnce(n, call) {
+		counts[r.Status]++
 	}
-	close(start)
-	wg.Wait()
 	return counts
 }
 

@@ -541,6 +541,24 @@ func (a *App) do(t testing.TB, req Request) *Response {
 	return &Response{Status: w.Code, Header: w.Result().Header, Body: w.Body.String()}
 }
 
+// atOnce runs f(0..n-1) at once and returns the answers in order.
+func atOnce(n int, f func(i int) *Response) []*Response {
+	out := make([]*Response, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			out[i] = f(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return out
+}
+
 // Scenario is one row of an endpoint's table, PocketBase style.
 type Scenario struct {
 	Name            string
