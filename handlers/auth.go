@@ -402,7 +402,7 @@ func (h *Auth) EndSession(c *echo.Context) error {
 // EndUserSessions ends every session of a user (admins).
 //
 //	@Summary	End every session of a user (admin)
-//	@Description	Their refresh tokens stop working at once; access tokens live out ACCESS_TOKEN_TTL.
+//	@Description	Their refresh tokens and access tokens stop working at once, on every instance.
 //	@ID	endUserSessions
 //	@Tags	admin
 //	@Produce	json
@@ -419,7 +419,7 @@ func (h *Auth) EndUserSessions(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := h.auth.EndAllSessions(c.Request().Context(), id, ""); err != nil {
+	if err := h.auth.EndAllSessions(c.Request().Context(), id); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

@@ -96,7 +96,7 @@ type UpdateUserRequest struct {
 // Update changes a user's role or tier.
 //
 //	@Summary	Change a user's role or tier (admin)
-//	@Description	Takes effect at that user's next token refresh. The last admin cannot be demoted (409 last_admin). Admins only (admins are not limited per user; other callers count against their tier before the 403).
+//	@Description	The user's access tokens are refused at once (they carry the old claims): the next refresh gives one with the new ones. The last admin cannot be demoted (409 last_admin). Admins only (admins are not limited per user; other callers count against their tier before the 403).
 //	@ID	updateUser
 //	@Tags	admin
 //	@Accept	json
@@ -126,4 +126,32 @@ func (h *Users) Update(c *echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, toUser(u))
+}
+
+// Delete removes a user (admins).
+//
+//	@Summary	Delete a user (admin)
+//	@Description	Removes the account and everything it owns (projects, API keys, OAuth clients, sessions); its access tokens are refused at once, on every instance. The last admin cannot be deleted (409 last_admin). Audited as user.deleted.
+//	@ID	deleteUser
+//	@Tags	admin
+//	@Produce	json
+//	@Security	BearerAuth
+//	@x-scope	"admin"
+//	@Param	id	path	string	true	"user id (UUID)"	format(uuid)
+//	@Success	204
+//	@Failure	400	{object}	ErrorResponse	"invalid_id"
+//	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
+//	@Failure	404	{object}	ErrorResponse	"user_not_found"
+//	@Failure	409	{object}	ErrorResponse	"last_admin: the only admin cannot be deleted"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Router			/admin/users/{id} [delete]
+func (h *Users) Delete(c *echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	if err := h.users.Delete(c.Request().Context(), id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
 }

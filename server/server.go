@@ -109,6 +109,7 @@ type Server struct {
 	purge   *services.Purge
 	apiKeys *services.APIKeys
 	outbox  *services.Outbox
+	ended   *services.EndedSessions
 }
 
 // New wires the application.
@@ -118,10 +119,11 @@ func New(d Deps) (*Server, error) {
 	if m == nil {
 		m = metrics.New()
 	}
-	tokens := services.NewTokens(d.Keys, d.Clock, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL)
+	ended := services.NewEndedSessions(d.Redis, cfg.RateLimitKeyPrefix, d.Clock, cfg.AccessTokenTTL, cfg.RateLimitRedisTimeout, d.Log)
+	tokens := services.NewTokens(d.Keys, d.Clock, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL, ended)
 	hasher := services.NewHasher(cfg.BcryptCost, cfg.PasswordHashConcurrency, cfg.PasswordHashMaxWait)
 	audit := services.NewAudit(d.DB.DB, d.Clock, d.AuditKey, d.Log)
-	users := services.NewUsers(d.DB.DB, d.Clock, hasher).WithAudit(audit)
+	users := services.NewUsers(d.DB.DB, d.Clock, hasher).WithAudit(audit).WithEndedSessions(ended)
 	memory := ratelimit.NewMemory(d.Clock, cfg.RateLimitMemoryMaxKeys)
 	store := d.RateStore
 	var shared *ratelimit.Redis // the heartbeat's, when the limits are on Redis
@@ -154,7 +156,7 @@ func New(d Deps) (*Server, error) {
 		BaseURL: cfg.AppBaseURL, RefreshTTL: cfg.RefreshTokenTTL, VerificationTTL: cfg.EmailVerificationTTL,
 		ReuseGrace: cfg.RefreshReuseGrace, ResetTTL: cfg.PasswordResetTTL,
 		AccountStore: accountStore, LoginAccount: cfg.RateLimits.LoginAccount, ForgotAccount: cfg.RateLimits.ForgotAccount,
-		Issuer: cfg.JWTIssuer, MFAKeys: d.MFAKeys,
+		Issuer: cfg.JWTIssuer, MFAKeys: d.MFAKeys, Ended: ended,
 	})
 	if err != nil {
 		return nil, err
@@ -274,7 +276,7 @@ func New(d Deps) (*Server, error) {
 	})
 	purge := NewPurge(cfg, d.DB, audit, d.Clock, d.Log, m)
 	return &Server{deps: d, echo: e, memory: memory, shared: shared, store: store, health: health, monitor: monitor, metrics: m, purge: purge,
-		apiKeys: apiKeys, outbox: outbox}, nil
+		apiKeys: apiKeys, outbox: outbox, ended: ended}, nil
 }
 
 // chain applies outer around inner.
@@ -366,6 +368,13 @@ func (s *Server) Heartbeat(ctx context.Context) {
 	}
 }
 
+// FollowEndedSessions keeps this instance's copy of the ended sessions
+// current from Redis until ctx ends (Run starts it).
+func (s *Server) FollowEndedSessions(ctx context.Context) { s.ended.Run(ctx) }
+
+// ResyncEndedSessions reads the shared set of ended sessions once now.
+func (s *Server) ResyncEndedSessions(ctx context.Context) error { return s.ended.Resync(ctx) }
+
 // Echo exposes the router, for tests that walk the registered routes.
 func (s *Server) Echo() *echo.Echo { return s.echo }
 
@@ -414,6 +423,7 @@ func (s *Server) Run(ctx context.Context, addr string) error {
 		go s.purge.Every(serveCtx, cfg.PurgeInterval)
 	}
 	go s.Heartbeat(serveCtx)
+	go s.FollowEndedSessions(serveCtx)
 	// Queued mail is delivered in the background, with retries.
 	go s.outbox.Run(serveCtx, cfg.MailPollInterval)
 	// API key last-use times are batched in memory and written each minute.

@@ -140,7 +140,7 @@ func (a *Auth) ResetPassword(ctx context.Context, raw, password string) error {
 		if err := tx.Model(&u).Updates(map[string]any{"password_hash": string(hash), "email_verified": true, "updated_at": now}).Error; err != nil {
 			return apperror.Wrap(err, "set password")
 		}
-		if err := a.endSessions(tx, u.ID, ""); err != nil {
+		if _, err := a.endSessions(tx, u.ID, ""); err != nil {
 			return err
 		}
 		if err := a.audit.Record(ctx, tx, Event{Action: "password.reset", ActorType: "user", ActorID: u.ID.String(),
@@ -152,6 +152,7 @@ func (a *Auth) ResetPassword(ctx context.Context, raw, password string) error {
 	if err != nil {
 		return err
 	}
+	a.cfg.Ended.EndUser(ctx, u.ID.String())
 	a.outbox.Notify()
 	a.log.Info("security event", "event", "password.reset", "actor_type", "user", "actor_id", u.ID)
 	return nil
@@ -176,11 +177,13 @@ func (a *Auth) ChangePassword(ctx context.Context, userID uuid.UUID, current, pa
 	if err != nil {
 		return err
 	}
+	var ended []string
 	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Model(u).Updates(map[string]any{"password_hash": string(hash), "updated_at": a.clock.Now()}).Error; err != nil {
 			return apperror.Wrap(err, "set password")
 		}
-		if err := a.endSessions(tx, u.ID, keepSession); err != nil {
+		var err error
+		if ended, err = a.endSessions(tx, u.ID, keepSession); err != nil {
 			return err
 		}
 		if err := a.audit.Record(ctx, tx, Event{Action: "password.changed", TargetType: "user", TargetID: u.ID.String()}); err != nil {
@@ -191,6 +194,7 @@ func (a *Auth) ChangePassword(ctx context.Context, userID uuid.UUID, current, pa
 	if err != nil {
 		return err
 	}
+	a.cfg.Ended.End(ctx, ended...)
 	a.outbox.Notify()
 	a.log.Info("security event", "event", "password.changed", "actor_type", "user", "actor_id", u.ID)
 	return nil
@@ -227,15 +231,27 @@ func passwordChangedNotice(to string) Message {
 }
 
 // endSessions revokes every live refresh token of userID except those of
-// the family keep ("" ends them all). Access tokens already issued live
-// out their short lifetime (ACCESS_TOKEN_TTL).
-func (a *Auth) endSessions(tx *gorm.DB, userID uuid.UUID, keep string) error {
+// the family keep ("" ends them all), in tx, and returns the families it
+// ended: the caller voids their access tokens once tx has committed.
+func (a *Auth) endSessions(tx *gorm.DB, userID uuid.UUID, keep string) ([]string, error) {
 	q := tx.Model(&models.RefreshToken{}).Where("user_id = ? AND revoked_at IS NULL", userID)
 	if keep != "" {
 		q = q.Where("family_id <> ?", keep)
 	}
-	if err := q.Update("revoked_at", a.clock.Now()).Error; err != nil {
-		return apperror.Wrap(err, "end sessions")
+	var families []uuid.UUID
+	if err := q.Distinct("family_id").Pluck("family_id", &families).Error; err != nil {
+		return nil, apperror.Wrap(err, "list sessions")
 	}
-	return nil
+	q = tx.Model(&models.RefreshToken{}).Where("user_id = ? AND revoked_at IS NULL", userID)
+	if keep != "" {
+		q = q.Where("family_id <> ?", keep)
+	}
+	if err := q.Update("revoked_at", a.clock.Now()).Error; err != nil {
+		return nil, apperror.Wrap(err, "end sessions")
+	}
+	ids := make([]string, len(families))
+	for i, f := range families {
+		ids[i] = f.String()
+	}
+	return ids, nil
 }

@@ -63,6 +63,8 @@ type AuthConfig struct {
 	// secrets at rest.
 	Issuer  string
 	MFAKeys MFAKeys
+	// Ended voids the access tokens of sessions as they end.
+	Ended *EndedSessions
 }
 
 // Auth runs registration, verification, login and refresh-token rotation.
@@ -403,7 +405,12 @@ func (a *Auth) Refresh(ctx context.Context, raw string, client Client) (*Session
 	}
 	now := a.clock.Now()
 	if old.RevokedAt != nil {
-		if old.ReplacedBy != nil && now.Sub(*old.RevokedAt) < a.cfg.ReuseGrace {
+		if old.ReplacedBy == nil {
+			// Revoked, never rotated: its session was ended (logout, reset,
+			// an admin). A client that missed it, not a thief.
+			return nil, errRefreshInvalid
+		}
+		if now.Sub(*old.RevokedAt) < a.cfg.ReuseGrace {
 			return nil, a.retried(&old, client)
 		}
 		return nil, a.reuseDetected(ctx, &old, client)
@@ -470,12 +477,15 @@ func (a *Auth) reuseDetected(ctx context.Context, rt *models.RefreshToken, clien
 	return errRefreshReused
 }
 
+// revokeFamily ends one session: its refresh tokens and, at once, its
+// access tokens.
 func (a *Auth) revokeFamily(ctx context.Context, family uuid.UUID) error {
 	err := a.db.WithContext(ctx).Model(&models.RefreshToken{}).
 		Where("family_id = ? AND revoked_at IS NULL", family).Update("revoked_at", a.clock.Now()).Error
 	if err != nil {
 		return apperror.Wrap(err, "revoke token family")
 	}
+	a.cfg.Ended.End(ctx, family.String())
 	return nil
 }
 

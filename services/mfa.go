@@ -450,7 +450,7 @@ func (a *Auth) ResetMFA(ctx context.Context, userID uuid.UUID) error {
 		if err := a.dropMFA(tx, userID); err != nil {
 			return err
 		}
-		if err := a.endSessions(tx, userID, ""); err != nil {
+		if _, err := a.endSessions(tx, userID, ""); err != nil {
 			return err
 		}
 		if err := a.outbox.Enqueue(tx, mfaNotice(u.Email, "Two-factor authentication was reset",
@@ -461,6 +461,7 @@ func (a *Auth) ResetMFA(ctx context.Context, userID uuid.UUID) error {
 		return a.audit.Record(ctx, tx, Event{Action: "mfa.reset", TargetType: "user", TargetID: userID.String()})
 	})
 	if err == nil {
+		a.cfg.Ended.EndUser(ctx, userID.String())
 		a.outbox.Notify()
 	}
 	return err

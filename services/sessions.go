@@ -24,6 +24,11 @@ type SessionInfo struct {
 
 // Sessions lists userID's live sessions, most recently used first.
 func (a *Auth) Sessions(ctx context.Context, userID uuid.UUID) ([]SessionInfo, error) {
+	// A token whose account was deleted by hand (not through the API,
+	// which ends its tokens) lists nothing: 401 account_not_found.
+	if _, err := a.users.Current(ctx, userID); err != nil {
+		return nil, err
+	}
 	var rows []models.RefreshToken
 	now := a.clock.Now()
 	// Every token of a family that has a live one: the first is the login,
@@ -58,9 +63,10 @@ func (a *Auth) Sessions(ctx context.Context, userID uuid.UUID) ([]SessionInfo, e
 	return out, nil
 }
 
-// EndSession revokes one of userID's sessions.
+// EndSession revokes one of userID's sessions; its access tokens stop
+// working at once.
 func (a *Auth) EndSession(ctx context.Context, userID, session uuid.UUID) error {
-	return a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Model(&models.RefreshToken{}).
 			Where("user_id = ? AND family_id = ? AND revoked_at IS NULL", userID, session).Update("revoked_at", a.clock.Now())
 		if res.Error != nil {
@@ -71,20 +77,28 @@ func (a *Auth) EndSession(ctx context.Context, userID, session uuid.UUID) error 
 		}
 		return a.audit.Record(ctx, tx, Event{Action: "session.revoked", TargetType: "session", TargetID: session.String()})
 	})
+	if err == nil {
+		a.cfg.Ended.End(ctx, session.String())
+	}
+	return err
 }
 
-// EndAllSessions revokes every session of userID (admins, and "log out
-// everywhere"); keep, when set, survives.
-func (a *Auth) EndAllSessions(ctx context.Context, userID uuid.UUID, keep string) error {
+// EndAllSessions revokes every session of userID (admins): every access
+// token of the user stops working at once.
+func (a *Auth) EndAllSessions(ctx context.Context, userID uuid.UUID) error {
 	if _, err := a.users.Get(ctx, userID); err != nil {
 		return err
 	}
-	return a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := a.endSessions(tx, userID, keep); err != nil {
+	err := a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if _, err := a.endSessions(tx, userID, ""); err != nil {
 			return err
 		}
 		return a.audit.Record(ctx, tx, Event{Action: "session.revoked_all", TargetType: "user", TargetID: userID.String()})
 	})
+	if err == nil {
+		a.cfg.Ended.EndUser(ctx, userID.String())
+	}
+	return err
 }
 
 // Logout scopes (POST /auth/logout).
@@ -94,8 +108,11 @@ const (
 	LogoutGlobal = "global" // every session of the same user
 )
 
-// LogoutScope ends sessions of the refresh token's owner as scope says.
-// An unknown token is not an error (logout is idempotent).
+// LogoutScope ends sessions of the refresh token's owner as scope says,
+// and their access tokens with them. An unknown token is not an error
+// (logout is idempotent). Only a live refresh token speaks for other
+// sessions: an old, rotated one (from a backup, a log, a stolen device)
+// can end its own family, not every session of the account.
 func (a *Auth) LogoutScope(ctx context.Context, raw, scope string) error {
 	var rt models.RefreshToken
 	err := a.db.WithContext(ctx).Where("token_hash = ?", hashToken(raw)).First(&rt).Error
@@ -106,14 +123,38 @@ func (a *Auth) LogoutScope(ctx context.Context, raw, scope string) error {
 		return apperror.Wrap(err, "load refresh token")
 	}
 	switch scope {
-	case LogoutOthers:
-		if rt.RevokedAt != nil {
+	case LogoutOthers, LogoutGlobal:
+		if rt.RevokedAt != nil || !a.clock.Now().Before(rt.ExpiresAt) {
 			return errRefreshInvalid // a dead session cannot speak for the others
 		}
-		return a.endSessions(a.db.WithContext(ctx), rt.UserID, rt.FamilyID.String())
-	case LogoutGlobal:
-		return a.endSessions(a.db.WithContext(ctx), rt.UserID, "")
+		keep := ""
+		if scope == LogoutOthers {
+			keep = rt.FamilyID.String()
+		}
+		var ended []string
+		err := a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			var err error
+			if ended, err = a.endSessions(tx, rt.UserID, keep); err != nil {
+				return err
+			}
+			return a.audit.Record(ctx, tx, Event{Action: "auth.logout", Reason: scope, ActorType: "user", ActorID: rt.UserID.String(),
+				TargetType: "user", TargetID: rt.UserID.String()})
+		})
+		if err != nil {
+			return err
+		}
+		if scope == LogoutGlobal {
+			a.cfg.Ended.EndUser(ctx, rt.UserID.String())
+		} else {
+			a.cfg.Ended.End(ctx, ended...)
+		}
+		return nil
 	default:
-		return a.revokeFamily(ctx, rt.FamilyID)
+		if err := a.revokeFamily(ctx, rt.FamilyID); err != nil {
+			return err
+		}
+		a.audit.RecordAlone(ctx, Event{Action: "auth.logout", Reason: LogoutLocal, ActorType: "user", ActorID: rt.UserID.String(),
+			TargetType: "session", TargetID: rt.FamilyID.String()})
+		return nil
 	}
 }

@@ -49,15 +49,17 @@ type Tokens struct {
 	parser   *jwt.Parser
 	verified *verifiedCache[Claims]
 	clients  *verifiedCache[ClientClaims]
+	ended    *EndedSessions // nil: tokens live out their TTL
 }
 
 // VerifiedCacheSize bounds the cache of verified tokens.
 const VerifiedCacheSize = 10_000
 
-// NewTokens builds the access-token service.
-func NewTokens(keys *KeySet, clk clock.Clock, issuer, audience string, ttl time.Duration) *Tokens {
+// NewTokens builds the access-token service; tokens of the sessions ended
+// holds are refused (nil: none are).
+func NewTokens(keys *KeySet, clk clock.Clock, issuer, audience string, ttl time.Duration, ended *EndedSessions) *Tokens {
 	return &Tokens{
-		keys: keys, clock: clk, issuer: issuer, audience: audience, ttl: ttl,
+		keys: keys, clock: clk, issuer: issuer, audience: audience, ttl: ttl, ended: ended,
 		verified: newVerifiedCache[Claims](VerifiedCacheSize),
 		clients:  newVerifiedCache[ClientClaims](VerifiedCacheSize),
 		parser: jwt.NewParser(
@@ -83,6 +85,7 @@ func (t *Tokens) Issue(u *models.User) (string, error) { return t.IssueSession(u
 // family), so the session can be told apart ("current", "others").
 func (t *Tokens) IssueSession(u *models.User, session string) (string, error) {
 	now := t.clock.Now()
+	issued := t.ended.IssuedAfter(u.ID.String(), now)
 	claims := Claims{
 		Sid:   session,
 		Role:  string(u.Role),
@@ -92,7 +95,7 @@ func (t *Tokens) IssueSession(u *models.User, session string) (string, error) {
 			Subject:   u.ID.String(),
 			Issuer:    t.issuer,
 			Audience:  jwt.ClaimStrings{t.audience},
-			IssuedAt:  jwt.NewNumericDate(now),
+			IssuedAt:  jwt.NewNumericDate(issued),
 			ExpiresAt: jwt.NewNumericDate(now.Add(t.ttl)),
 			ID:        uuid.NewString(),
 		},
@@ -114,20 +117,36 @@ func (t *Tokens) IssueSession(u *models.User, session string) (string, error) {
 // Tokens and its KeySet: new keys mean a new Tokens and an empty cache.
 func (t *Tokens) Verify(raw string) (*Claims, error) {
 	sum := sha256.Sum256([]byte(raw))
-	if c, ok := t.verified.get(sum); ok {
+	c, ok := t.verified.get(sum)
+	if ok {
 		if !t.clock.Now().Before(c.ExpiresAt.Time) {
 			return nil, apperror.ErrTokenExpired
 		}
-		cp := *c
-		return &cp, nil
+	} else {
+		var err error
+		if c, err = t.verify(raw); err != nil {
+			return nil, err
+		}
+		t.verified.put(sum, c)
 	}
-	claims, err := t.verify(raw)
-	if err != nil {
-		return nil, err
+	if t.endedSession(c) {
+		return nil, errSessionEnded
 	}
-	t.verified.put(sum, claims)
-	cp := *claims
+	cp := *c
 	return &cp, nil
+}
+
+// endedSession reports whether c's session ended (or its user's tokens
+// were all voided) since it was issued.
+func (t *Tokens) endedSession(c *Claims) bool {
+	if t.ended == nil {
+		return false
+	}
+	var iat time.Time
+	if c.IssuedAt != nil {
+		iat = c.IssuedAt.Time
+	}
+	return t.ended.Ended(c.Sid, c.Subject, iat)
 }
 
 // IsClientToken reports whether raw is an OAuth client's access token
@@ -254,7 +273,7 @@ func (t *Tokens) Inspect(raw string) (*Claims, *ClientClaims, bool) {
 	}
 	var c Claims
 	_, err := p.ParseWithClaims(raw, &c, t.keyFor(false))
-	return &c, nil, err == nil
+	return &c, nil, err == nil && !t.endedSession(&c)
 }
 
 // verifiedCache maps token hashes to verified claims. When full it is

@@ -36,7 +36,15 @@ type Users struct {
 	db     *gorm.DB
 	clock  clock.Clock
 	hasher *Hasher
-	audit  *Audit // nil: changes are not audited (the CLI)
+	audit  *Audit         // nil: changes are not audited (the CLI)
+	ended  *EndedSessions // nil: tokens live out their TTL (the CLI)
+}
+
+// WithEndedSessions voids a user's access tokens when the role or tier
+// changes (they carry the old claims) or the user is deleted.
+func (s *Users) WithEndedSessions(e *EndedSessions) *Users {
+	s.ended = e
+	return s
 }
 
 // WithAudit records role and tier changes in the audit log.
@@ -190,8 +198,9 @@ type UserChanges struct {
 	Tier *caller.Tier
 }
 
-// Update changes a user's role or tier. Access tokens already issued keep
-// their claims until they expire; the next refresh picks up the change.
+// Update changes a user's role or tier. Access tokens already issued are
+// refused from now on (they carry the old claims); the next refresh gives
+// one with the new ones.
 func (s *Users) Update(ctx context.Context, id uuid.UUID, ch UserChanges) (*models.User, error) {
 	details := map[string]string{}
 	if ch.Role != nil && !ch.Role.Valid() {
@@ -214,19 +223,8 @@ func (s *Users) Update(ctx context.Context, id uuid.UUID, ch UserChanges) (*mode
 		}
 		before := *u
 		if ch.Role != nil && u.Role == caller.Admin && *ch.Role != caller.Admin {
-			// Lock every admin row first (PostgreSQL; SQLite transactions
-			// already take the write lock), so two admins demoting each
-			// other at once cannot both see the other still admin.
-			q := tx.Model(&models.User{}).Where("role = ?", caller.Admin)
-			if tx.Dialector.Name() == "postgres" {
-				q = q.Clauses(clause.Locking{Strength: "UPDATE"})
-			}
-			var admins []uuid.UUID
-			if err := q.Pluck("id", &admins).Error; err != nil {
-				return apperror.Wrap(err, "count admins")
-			}
-			if len(admins) <= 1 {
-				return errLastAdmin
+			if err := notLastAdmin(tx); err != nil {
+				return err
 			}
 		}
 		if ch.Role != nil {
@@ -258,5 +256,54 @@ func (s *Users) Update(ctx context.Context, id uuid.UUID, ch UserChanges) (*mode
 	if err != nil {
 		return nil, err
 	}
+	s.ended.EndUser(ctx, u.ID.String())
 	return u, nil
+}
+
+// Delete removes a user and everything of theirs (projects, keys, clients,
+// sessions: the foreign keys cascade), and refuses their access tokens at
+// once. The last admin cannot be deleted.
+func (s *Users) Delete(ctx context.Context, id uuid.UUID) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		u, err := (&Users{db: tx, clock: s.clock}).Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if u.Role == caller.Admin {
+			if err := notLastAdmin(tx); err != nil {
+				return err
+			}
+		}
+		if err := tx.Delete(&models.User{}, "id = ?", id).Error; err != nil {
+			return apperror.Wrap(err, "delete user")
+		}
+		if s.audit != nil {
+			return s.audit.Record(ctx, tx, Event{Action: "user.deleted", TargetType: "user", TargetID: id.String()})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.ended.EndUser(ctx, id.String())
+	return nil
+}
+
+// notLastAdmin refuses, in tx, to lose an admin when only one is left. It
+// locks every admin row first (PostgreSQL; SQLite transactions already take
+// the write lock), so two admins demoting each other at once cannot both
+// see the other still admin.
+func notLastAdmin(tx *gorm.DB) error {
+	q := tx.Model(&models.User{}).Where("role = ?", caller.Admin)
+	if tx.Dialector.Name() == "postgres" {
+		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	var admins []uuid.UUID
+	if err := q.Pluck("id", &admins).Error; err != nil {
+		return apperror.Wrap(err, "count admins")
+	}
+	if len(admins) <= 1 {
+		return errLastAdmin
+	}
+	return nil
 }

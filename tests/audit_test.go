@@ -23,6 +23,7 @@ func audited(t testing.TB, a *App) map[string]string {
 	a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": "Wrong-Pass-123"}})
 	r := a.do(t, Request{Method: "PATCH", URL: "/admin/users/" + u.ID, Headers: bearer(admin), Body: map[string]string{"role": "editor"}})
 	mustf(t, r.Status == 200, "role change: %d", r.Status)
+	a.login(t, u) // the role change voided u's tokens
 	a.makeKey(t, u, readKey)
 	r = a.do(t, Request{Method: "POST", URL: "/users/me/password", Headers: bearer(u),
 		Body: map[string]string{"current_password": testPassword, "new_password": "Brand-New-Pass-7"}})
@@ -64,7 +65,7 @@ func TestAuditLog(t *testing.T) {
 			ExpectedStatus: 200, ExpectedHeaders: map[string]string{"Content-Type": "application/x-ndjson"},
 			After: func(t testing.TB, a *App, r *Response) {
 				lines := strings.Split(strings.TrimSpace(r.Body), "\n")
-				mustf(t, len(lines) == 6, "%d lines, want 6 events", len(lines))
+				mustf(t, len(lines) == 7, "%d lines, want 7 events", len(lines))
 				for _, l := range lines {
 					var e map[string]any
 					mustf(t, json.Unmarshal([]byte(l), &e) == nil && e["action"] != nil, "line %q", l)

@@ -402,8 +402,9 @@ func TestRefreshPicksUpRoleChangesAndDeletion(t *testing.T) {
 	u := a.user(t, caller.Viewer, caller.Free)
 	r := a.do(t, Request{Method: "PATCH", URL: "/admin/users/" + u.ID, Headers: bearer(admin), Body: map[string]string{"role": "editor", "tier": "paid"}})
 	mustf(t, r.Status == 200, "promote: %d %s", r.Status, r.Body)
-	// The old access token still says viewer.
-	mustf(t, a.do(t, Request{Method: "POST", URL: "/projects", Headers: bearer(u), Body: map[string]string{"name": "x"}}).Status == 403, "old token gained the role")
+	// The old access token, which says viewer, is refused at once.
+	r = a.do(t, Request{Method: "POST", URL: "/projects", Headers: bearer(u), Body: map[string]string{"name": "x"}})
+	mustf(t, r.Status == 401 && strings.Contains(r.Body, `"code":"session_ended"`), "old token after the change: %d %s", r.Status, r.Body)
 	r = refresh(t, a, u.Refresh)
 	mustf(t, r.Status == 200 && strings.Contains(r.Body, `"role":"editor"`) && strings.Contains(r.Body, `"tier":"paid"`), "refresh: %s", r.Body)
 	u.Access, u.Refresh = field(t, r, "access_token"), field(t, r, "refresh_token")

@@ -29,7 +29,7 @@ func BenchmarkAuthenticatedChain(b *testing.B) {
 		b.Fatal(err)
 	}
 	clk := clock.System{}
-	tokens := services.NewTokens(keys, clk, "tollgate", "tollgate-api", 15*60e9)
+	tokens := services.NewTokens(keys, clk, "tollgate", "tollgate-api", 15*60e9, nil)
 	store := ratelimit.NewMemory(clk, 0)
 	defer store.Close()
 	limiter := middleware.NewRateLimiter(store, true, clk, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(), "bench")
