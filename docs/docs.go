@@ -1452,7 +1452,7 @@ const docTemplate = `{
         },
         "/auth/password/reset": {
             "post": {
-                "description": "Uses up the token from the reset mail: the account gets the new password (same policy as registration), every session of it ends, its address counts as verified, and its owner gets a notice. Limited per client IP.",
+                "description": "Uses up the token from the reset mail: the account gets the new password (same policy as registration), every session of it ends at once (access tokens included), its address counts as verified, and its owner gets a notice. The API keys and OAuth clients made since the password was last set are revoked too (whoever knew the old password may have made them; with revoke_api_keys, every one of them); the notice lists what was revoked and what still works. Limited per client IP.",
                 "consumes": [
                     "application/json"
                 ],
@@ -3874,6 +3874,10 @@ const docTemplate = `{
                 "password": {
                     "type": "string",
                     "example": "Brand-New-Pass-7"
+                },
+                "revoke_api_keys": {
+                    "description": "RevokeAPIKeys ends every API key and OAuth client of the account,\nnot only those made since the password was last set.",
+                    "type": "boolean"
                 },
                 "token": {
                     "type": "string",

@@ -271,12 +271,15 @@ func (h *Auth) Forgot(c *echo.Context) error {
 type ResetRequest struct {
 	Token    string `json:"token" validate:"required,max=256" example:"9c1f...64 hex characters"`
 	Password string `json:"password" validate:"required" example:"Brand-New-Pass-7"`
+	// RevokeAPIKeys ends every API key and OAuth client of the account,
+	// not only those made since the password was last set.
+	RevokeAPIKeys bool `json:"revoke_api_keys,omitempty"`
 }
 
 // Reset sets a new password with the token from the mail.
 //
 //	@Summary	Reset the password
-//	@Description	Uses up the token from the reset mail: the account gets the new password (same policy as registration), every session of it ends, its address counts as verified, and its owner gets a notice. Limited per client IP.
+//	@Description	Uses up the token from the reset mail: the account gets the new password (same policy as registration), every session of it ends at once (access tokens included), its address counts as verified, and its owner gets a notice. The API keys and OAuth clients made since the password was last set are revoked too (whoever knew the old password may have made them; with revoke_api_keys, every one of them); the notice lists what was revoked and what still works. Limited per client IP.
 //	@ID	resetPassword
 //	@x-order	9
 //	@Tags	auth
@@ -292,7 +295,7 @@ func (h *Auth) Reset(c *echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	if err := h.auth.ResetPassword(c.Request().Context(), req.Token, req.Password); err != nil {
+	if err := h.auth.ResetPassword(c.Request().Context(), req.Token, req.Password, req.RevokeAPIKeys); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, MessageResponse{Message: "Password changed; every session was signed out"})

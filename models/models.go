@@ -21,9 +21,12 @@ type User struct {
 	EmailVerified bool
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+	// PasswordChangedAt is when the password was last set (nil: never since
+	// the account was made).
+	PasswordChangedAt *time.Time
 }
 
-var userColumns = []string{"id", "email", "password_hash", "role", "tier", "email_verified", "created_at", "updated_at"}
+var userColumns = []string{"id", "email", "password_hash", "role", "tier", "email_verified", "created_at", "updated_at", "password_changed_at"}
 
 // Columns and Fields let hot reads (every /users/me) scan users without
 // reflection (see services.Scannable).
@@ -31,7 +34,7 @@ func (*User) Columns() []string { return userColumns }
 
 // Fields are the scan targets of Columns, in order.
 func (u *User) Fields() []any {
-	return []any{&u.ID, &u.Email, &u.PasswordHash, &u.Role, &u.Tier, &u.EmailVerified, &u.CreatedAt, &u.UpdatedAt}
+	return []any{&u.ID, &u.Email, &u.PasswordHash, &u.Role, &u.Tier, &u.EmailVerified, &u.CreatedAt, &u.UpdatedAt, &u.PasswordChangedAt}
 }
 
 // EmailVerificationToken is a single-use token mailed to a new account; only

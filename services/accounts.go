@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
@@ -102,7 +104,12 @@ func (a *Auth) ForgotPassword(ctx context.Context, email string) error {
 // ResetPassword uses up a reset token: the account gets the new password,
 // every session of it ends, its address counts as verified (the link
 // proved it), and its owner is told by mail.
-func (a *Auth) ResetPassword(ctx context.Context, raw, password string) error {
+//
+// The API keys and OAuth clients made since the password was last set end
+// too (revokeAll: every one of them): a reset is how an account is taken
+// back, and whoever knew the old password may have made them. The notice
+// lists what ended and what is still live, with how to revoke it.
+func (a *Auth) ResetPassword(ctx context.Context, raw, password string, revokeAll bool) error {
 	if msg := CheckPassword(password); msg != "" {
 		return apperror.Validation(map[string]string{"password": msg})
 	}
@@ -137,17 +144,29 @@ func (a *Auth) ResetPassword(ctx context.Context, raw, password string) error {
 		if err := tx.Where("id = ?", tok.UserID).Take(&u).Error; err != nil {
 			return apperror.Wrap(err, "load user")
 		}
-		if err := tx.Model(&u).Updates(map[string]any{"password_hash": string(hash), "email_verified": true, "updated_at": now}).Error; err != nil {
+		since := u.CreatedAt
+		if u.PasswordChangedAt != nil {
+			since = *u.PasswordChangedAt
+		}
+		if revokeAll {
+			since = time.Time{}
+		}
+		if err := tx.Model(&u).Updates(map[string]any{"password_hash": string(hash), "email_verified": true, "updated_at": now,
+			"password_changed_at": now}).Error; err != nil {
 			return apperror.Wrap(err, "set password")
 		}
 		if _, err := a.endSessions(tx, u.ID, ""); err != nil {
+			return err
+		}
+		creds, err := a.endCredentials(ctx, tx, u.ID, &since)
+		if err != nil {
 			return err
 		}
 		if err := a.audit.Record(ctx, tx, Event{Action: "password.reset", ActorType: "user", ActorID: u.ID.String(),
 			TargetType: "user", TargetID: u.ID.String()}); err != nil {
 			return err
 		}
-		return a.outbox.Enqueue(tx, passwordChangedNotice(u.Email))
+		return a.outbox.Enqueue(tx, passwordChangedNotice(u.Email, "every session was signed out", creds, a.cfg.BaseURL))
 	})
 	if err != nil {
 		return err
@@ -178,18 +197,25 @@ func (a *Auth) ChangePassword(ctx context.Context, userID uuid.UUID, current, pa
 		return err
 	}
 	var ended []string
+	var creds credentials
 	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Model(u).Updates(map[string]any{"password_hash": string(hash), "updated_at": a.clock.Now()}).Error; err != nil {
+		now := a.clock.Now()
+		if err := tx.Model(u).Updates(map[string]any{"password_hash": string(hash), "updated_at": now, "password_changed_at": now}).Error; err != nil {
 			return apperror.Wrap(err, "set password")
 		}
 		var err error
 		if ended, err = a.endSessions(tx, u.ID, keepSession); err != nil {
 			return err
 		}
+		// Whoever changes it knows the current password: nothing more
+		// ends, but the notice lists every live credential.
+		if creds, err = a.endCredentials(ctx, tx, u.ID, nil); err != nil {
+			return err
+		}
 		if err := a.audit.Record(ctx, tx, Event{Action: "password.changed", TargetType: "user", TargetID: u.ID.String()}); err != nil {
 			return err
 		}
-		return a.outbox.Enqueue(tx, passwordChangedNotice(u.Email))
+		return a.outbox.Enqueue(tx, passwordChangedNotice(u.Email, "every other session was signed out", creds, a.cfg.BaseURL))
 	})
 	if err != nil {
 		return err
@@ -224,10 +250,82 @@ func (a *Auth) checkPassword(ctx context.Context, u *models.User, password strin
 	return nil
 }
 
-func passwordChangedNotice(to string) Message {
-	return Message{To: to, Subject: "Your password was changed",
-		Body: "The password of your account was just changed, and every other session was signed out.\n\n" +
-			"If it was not you, reset your password at once (POST /auth/password/forgot) and tell us.\n"}
+// credentials are a user's API keys and OAuth clients, as a password
+// notice lists them.
+type credentials struct {
+	ended, live []string // "API key NAME (ID)"
+}
+
+// endCredentials revokes, in tx, userID's API keys and disables its OAuth
+// clients created at or after since (nil: none), and returns what ended and
+// what is still live.
+func (a *Auth) endCredentials(ctx context.Context, tx *gorm.DB, userID uuid.UUID, since *time.Time) (credentials, error) {
+	var out credentials
+	now := a.clock.Now()
+	var keys []models.APIKey
+	if err := tx.Where("user_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)", userID, now).
+		Order("created_at").Find(&keys).Error; err != nil {
+		return out, apperror.Wrap(err, "list api keys")
+	}
+	var clients []models.OAuthClient
+	if err := tx.Where("owner_id = ? AND disabled_at IS NULL", userID).Order("created_at").Find(&clients).Error; err != nil {
+		return out, apperror.Wrap(err, "list oauth clients")
+	}
+	var endKeys, endClients []uuid.UUID
+	for _, k := range keys {
+		name := fmt.Sprintf("API key %q (%s, made %s)", k.Name, k.ID, k.CreatedAt.UTC().Format(time.RFC3339))
+		if since != nil && !k.CreatedAt.Before(*since) {
+			endKeys = append(endKeys, k.ID)
+			out.ended = append(out.ended, name)
+		} else {
+			out.live = append(out.live, name+": DELETE /api-keys/"+k.ID.String())
+		}
+	}
+	for _, c := range clients {
+		name := fmt.Sprintf("OAuth client %q (%s, made %s)", c.Name, c.ClientID, c.CreatedAt.UTC().Format(time.RFC3339))
+		if since != nil && !c.CreatedAt.Before(*since) {
+			endClients = append(endClients, c.ID)
+			out.ended = append(out.ended, name)
+		} else {
+			out.live = append(out.live, name+": DELETE /admin/oauth/clients/"+c.ID.String())
+		}
+	}
+	if len(endKeys) > 0 {
+		if err := tx.Model(&models.APIKey{}).Where("id IN ?", endKeys).Update("revoked_at", now).Error; err != nil {
+			return out, apperror.Wrap(err, "revoke api keys")
+		}
+	}
+	if len(endClients) > 0 {
+		if err := tx.Model(&models.OAuthClient{}).Where("id IN ?", endClients).Update("disabled_at", now).Error; err != nil {
+			return out, apperror.Wrap(err, "disable oauth clients")
+		}
+	}
+	if len(out.ended) > 0 {
+		return out, a.audit.Record(ctx, tx, Event{Action: "credentials.revoked",
+			Reason: fmt.Sprintf("password reset: %d api keys, %d oauth clients", len(endKeys), len(endClients)), TargetType: "user", TargetID: userID.String()})
+	}
+	return out, nil
+}
+
+func passwordChangedNotice(to, sessions string, creds credentials, baseURL string) Message {
+	var b strings.Builder
+	b.WriteString("The password of your account was just changed, and " + sessions + ".\n\n")
+	if len(creds.ended) > 0 {
+		b.WriteString("These were made since the password was last set, so they were revoked with it:\n")
+		for _, c := range creds.ended {
+			b.WriteString("- " + c + "\n")
+		}
+		b.WriteString("\n")
+	}
+	if len(creds.live) > 0 {
+		b.WriteString("These still work. If you do not know one of them, revoke it (" + baseURL + "):\n")
+		for _, c := range creds.live {
+			b.WriteString("- " + c + "\n")
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("If it was not you, reset your password at once (POST /auth/password/forgot with \"revoke_api_keys\": true in the reset) and tell us.\n")
+	return Message{To: to, Subject: "Your password was changed", Body: b.String()}
 }
 
 // endSessions revokes every live refresh token of userID except those of

@@ -278,3 +278,55 @@ func TestPerAccountLoginThrottling(t *testing.T) {
 	mustf(t, rr.Status == 200, "reset while throttled: %d %s", rr.Status, rr.Body)
 	mustf(t, attempt(13, "Brand-New-Pass-7").Status == 200, "after the reset, the owner logs in")
 }
+
+// keyWorks reports whether an API key is still accepted.
+func keyWorks(t testing.TB, a *App, key string) bool {
+	t.Helper()
+	r := a.do(t, Request{Method: "GET", URL: "/projects", Headers: map[string]string{"X-API-Key": key}})
+	mustf(t, r.Status == 200 || r.Status == 401, "GET /projects with a key: %d %s", r.Status, r.Body)
+	return r.Status == 200
+}
+
+// A reset is how an account is taken back: the API keys and OAuth clients
+// made since the password was last set end with it (whoever knew the old
+// password may have made them), the older ones are listed in the notice,
+// and revoke_api_keys ends them all. A change (by someone who knows the
+// password) ends none and lists every one.
+func TestPasswordResetEndsTheCredentialsMadeSinceTheLastPassword(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t)
+	u := a.user(t, caller.Admin, caller.Free)
+	a.user(t, caller.Admin, caller.Free) // not the last admin
+	old, oldID := a.makeKey(t, u, readKey)
+	a.Clock.Advance(time.Hour)
+	a.login(t, u)
+	r := a.do(t, Request{Method: "POST", URL: "/users/me/password", Headers: bearer(u),
+		Body: map[string]string{"current_password": testPassword, "new_password": "Second-Horse-42"}})
+	mustf(t, r.Status == 200, "change: %d %s", r.Status, r.Body)
+	u.Password = "Second-Horse-42"
+	notice := a.sent(t)[len(a.sent(t))-1]
+	mustf(t, strings.Contains(notice.Body, "These still work") && strings.Contains(notice.Body, "DELETE /api-keys/"+oldID), "the change's notice does not list the key: %s", notice.Body)
+	mustf(t, keyWorks(t, a, old), "a change ended a key")
+
+	a.Clock.Advance(time.Hour)
+	a.login(t, u)
+	fresh, freshID := a.makeKey(t, u, readKey)
+	clientID, secret, _ := a.client(t, u, readClient)
+	a.do(t, Request{Method: "POST", URL: "/auth/password/forgot", Body: map[string]string{"email": u.Email}})
+	r = a.do(t, Request{Method: "POST", URL: "/auth/password/reset", Body: map[string]string{"token": a.lastReset(t, u.Email), "password": "Third-Horse-42"}})
+	mustf(t, r.Status == 200, "reset: %d %s", r.Status, r.Body)
+	mustf(t, !keyWorks(t, a, fresh), "a key made since the last password survived the reset")
+	mustf(t, keyWorks(t, a, old), "a key older than the last password was ended")
+	tok := a.do(t, formRequest("/oauth/token", urlValues("grant_type", "client_credentials"), map[string]string{"Authorization": basicAuth(clientID, secret)}))
+	mustf(t, tok.Status == 401, "a client made since the last password still gets tokens: %d %s", tok.Status, tok.Body)
+	notice = a.sent(t)[len(a.sent(t))-1]
+	mustf(t, strings.Contains(notice.Body, freshID) && strings.Contains(notice.Body, clientID) && strings.Contains(notice.Body, "DELETE /api-keys/"+oldID),
+		"the reset's notice: %s", notice.Body)
+	mustf(t, auditCount(t, a, "credentials.revoked", "") == 1, "not audited")
+
+	// revoke_api_keys: every one goes.
+	a.do(t, Request{Method: "POST", URL: "/auth/password/forgot", Body: map[string]string{"email": u.Email}})
+	r = a.do(t, Request{Method: "POST", URL: "/auth/password/reset", Body: map[string]any{"token": a.lastReset(t, u.Email), "password": "Fourth-Horse-42", "revoke_api_keys": true}})
+	mustf(t, r.Status == 200, "reset: %d %s", r.Status, r.Body)
+	mustf(t, !keyWorks(t, a, old), "revoke_api_keys left a key")
+}
