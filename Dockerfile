@@ -18,5 +18,8 @@ COPY --from=build /out/tollgate /tollgate
 # pair into it and the app can read its 0600 private key.
 COPY --from=build --chown=65532:65532 /out/keys /keys
 USER 65532:65532
+# Production unless told otherwise: development would serve /dev/users
+# (admins for anyone) to whoever reaches the port.
+ENV APP_ENV=production
 EXPOSE 8080
 ENTRYPOINT ["/tollgate"]

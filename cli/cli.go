@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"sort"
@@ -95,6 +96,27 @@ func checkProduction(cfg settings.Config) error {
 	for _, f := range []string{cfg.JWTPrivateKeyFile, cfg.JWTPublicKeyFile} {
 		if _, err := os.Stat(f); err != nil {
 			return fmt.Errorf("APP_ENV=production needs the JWT key file %s (JWT_PRIVATE_KEY_FILE / JWT_PUBLIC_KEY_FILE): %w", f, errors.Unwrap(err))
+		}
+	}
+	// Like ssh with a private key: a secret others on the host can read is
+	// no secret. Files only where the value is not given directly.
+	secrets := []struct{ name, value, file string }{
+		{"JWT_PRIVATE_KEY_FILE", "", cfg.JWTPrivateKeyFile},
+		{"API_KEY_PEPPER_FILE", cfg.APIKeyPepper, cfg.APIKeyPepperFile},
+		{"MFA_KEY_FILE", cfg.MFAKey, cfg.MFAKeyFile},
+		{"AUDIT_KEY_FILE", cfg.AuditKey, cfg.AuditKeyFile},
+	}
+	for _, s := range secrets {
+		if s.value != "" || s.file == "" {
+			continue
+		}
+		info, err := os.Stat(s.file)
+		if err != nil {
+			continue // missing: the loader names it
+		}
+		if info.Mode().Perm()&0o077 != 0 {
+			return fmt.Errorf("%s %s is readable by others (mode %04o): run chmod 600 %s (owned by the user the app runs as)",
+				s.name, s.file, info.Mode().Perm(), s.file)
 		}
 	}
 	return nil
@@ -225,7 +247,7 @@ func serve(ctx context.Context, cfg settings.Config, log *slog.Logger) error {
 		return err
 	}
 	defer srv.Close()
-	return srv.Run(ctx, ":"+cfg.Port)
+	return srv.Run(ctx, net.JoinHostPort(cfg.Host, cfg.Port))
 }
 
 func migrate(ctx context.Context, cfg settings.Config, args []string, out io.Writer) error {
@@ -360,7 +382,7 @@ func describe(err error) error {
 func healthcheck(ctx context.Context, cfg settings.Config) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+cfg.Port+"/healthz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(probeHost(cfg.Host), cfg.Port)+"/healthz", nil)
 	if err != nil {
 		return err
 	}
@@ -437,4 +459,13 @@ func OpenRedis(url, mode string) (redis.UniversalClient, string, error) {
 		opts.ContextTimeoutEnabled, opts.MaxRetries, opts.DialTimeout = true, -1, time.Second
 		return redis.NewClient(opts), fmt.Sprintf("%s db %d", opts.Addr, opts.DB), nil
 	}
+}
+
+// probeHost is where the health check finds a server listening on host:
+// loopback when it listens on every address.
+func probeHost(host string) string {
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		return "127.0.0.1"
+	}
+	return host
 }

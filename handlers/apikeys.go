@@ -110,7 +110,6 @@ func (h *APIKeys) Create(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	return c.JSON(http.StatusCreated, APIKeySecretResponse{APIKeyResponse: toAPIKey(k), Key: secret})
 }
 
@@ -254,7 +253,6 @@ func (h *APIKeys) Rotate(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	return c.JSON(http.StatusOK, APIKeySecretResponse{APIKeyResponse: toAPIKey(k), Key: secret})
 }
 

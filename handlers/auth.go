@@ -174,7 +174,6 @@ func (h *Auth) Login(c *echo.Context) error {
 		return err
 	}
 	if s.MFAToken != "" {
-		c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 		return c.JSON(http.StatusOK, MFAChallengeResponse{MFARequired: true, MFAToken: s.MFAToken, ExpiresIn: 300})
 	}
 	return c.JSON(http.StatusOK, toTokens(s))
@@ -537,7 +536,6 @@ func (h *Auth) StartTOTP(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	return c.JSON(http.StatusOK, TOTPEnrolmentResponse{OTPAuthURI: e.URI, QRCode: e.QRCode, Secret: e.Secret})
 }
 
@@ -580,7 +578,6 @@ func (h *Auth) ConfirmTOTP(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	return c.JSON(http.StatusOK, RecoveryCodesResponse{RecoveryCodes: codes})
 }
 
@@ -650,6 +647,5 @@ func (h *Auth) RegenerateRecoveryCodes(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	return c.JSON(http.StatusOK, RecoveryCodesResponse{RecoveryCodes: codes})
 }

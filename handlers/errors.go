@@ -80,10 +80,10 @@ func ErrorHandler(log *slog.Logger, classify Classifier) echo.HTTPErrorHandler {
 		}
 		var out any = body
 		if ae, ok := apperror.As(err); ok && ae.OAuth {
-			// RFC 6749 section 5.2: its own shape, never cached, and a Basic
+			// RFC 6749 section 5.2: its own shape (never cached: the OAuth
+			// routes are mw.NoStore), and a Basic
 			// challenge when the client failed to authenticate.
 			out = OAuthErrorResponse{Error: ae.Code, ErrorDescription: ae.Message}
-			c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 			if status == http.StatusUnauthorized {
 				c.Response().Header().Set("WWW-Authenticate", `Basic realm="tollgate"`)
 			}

@@ -88,7 +88,6 @@ func (h *OAuth) client(c *echo.Context, f url.Values) (*services.AuthenticatedCl
 }
 
 func noStore(c *echo.Context) {
-	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	c.Response().Header().Set("Pragma", "no-cache")
 }
 

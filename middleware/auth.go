@@ -145,3 +145,31 @@ func UserOnly(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 var errUserOnly = apperror.Define(apperror.Forbidden, "user_token_required", "This route needs a user's access token from POST /auth/login, not an API key or client token")
+
+// LoopbackOnly lets a request through only when both the connection and
+// the client (as trusted proxies report it) are on this machine.
+func LoopbackOnly(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		peer, _, err := net.SplitHostPort(c.Request().RemoteAddr)
+		if err != nil {
+			peer = c.Request().RemoteAddr
+		}
+		conn, client := net.ParseIP(peer), net.ParseIP(c.RealIP())
+		if conn == nil || !conn.IsLoopback() || client == nil || !client.IsLoopback() {
+			return errLoopbackOnly
+		}
+		return next(c)
+	}
+}
+
+var errLoopbackOnly = apperror.Define(apperror.Forbidden, "loopback_only", "Development routes answer only clients on this machine")
+
+// NoStore marks the answer, whatever it is, as not to be kept by any cache
+// (RFC 9111; RFC 6749 5.1 for tokens): answers carrying tokens or personal
+// data. Set before the handler, so errors and 429s carry it too.
+func NoStore(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+		return next(c)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/tollgate/tollgate/handlers"
+	mw "github.com/tollgate/tollgate/middleware"
 )
 
 // Anyone may call these: they are how a caller gets a token.
@@ -11,9 +12,10 @@ func auth(e *echo.Echo, h *handlers.Auth, g Guards) {
 	e.POST("/auth/register", h.Register, g.Public, g.Register)
 	e.GET("/auth/verify", h.Verify, g.Public)
 	e.POST("/auth/verify/resend", h.Resend, g.Public, g.Register)
-	e.POST("/auth/login", h.Login, g.LoginAttempts, g.Login)          // every attempt, and failures apart
-	e.POST("/auth/mfa/verify", h.VerifyMFA, g.LoginAttempts, g.Login) // the second step of a login
-	e.POST("/auth/refresh", h.Refresh, g.Public)
+	// Answers carrying tokens are never cached (mw.NoStore).
+	e.POST("/auth/login", h.Login, mw.NoStore, g.LoginAttempts, g.Login)          // every attempt, and failures apart
+	e.POST("/auth/mfa/verify", h.VerifyMFA, mw.NoStore, g.LoginAttempts, g.Login) // the second step of a login
+	e.POST("/auth/refresh", h.Refresh, mw.NoStore, g.Public)
 	e.POST("/auth/logout", h.Logout, g.Public)
 	e.POST("/auth/password/forgot", h.Forgot, g.Public, g.Register) // and per account, in the service
 	e.POST("/auth/password/reset", h.Reset, g.Public, g.Register)

@@ -4,16 +4,19 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/tollgate/tollgate/handlers"
+	mw "github.com/tollgate/tollgate/middleware"
 )
 
 // Development only (DEV_ROUTES; production refuses it; h is nil when off):
 // anyone may make a verified user of any role and read the mail the server
 // sent, so scripts such as the Postman collection need only the base URL.
-// Not in the OpenAPI document. Limited per IP like the public routes.
+// Not in the OpenAPI document. Limited per IP like the public routes, and
+// only for clients on this machine (a dev server reached from the network
+// must not hand out admins and reset links).
 func dev(e *echo.Echo, h *handlers.Dev, g Guards) {
 	if h == nil {
 		return
 	}
-	e.POST("/dev/users", h.CreateUser, g.Public)
-	e.GET("/dev/mail", h.Mail, g.Public)
+	e.POST("/dev/users", h.CreateUser, g.Public, mw.LoopbackOnly)
+	e.GET("/dev/mail", h.Mail, g.Public, mw.LoopbackOnly)
 }

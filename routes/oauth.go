@@ -13,9 +13,9 @@ import (
 // authentication counts like a failed login (g.Login). Clients are
 // registered by admins with their login.
 func oauth(e *echo.Echo, h *handlers.OAuth, g Guards) {
-	e.POST("/oauth/token", h.Token, g.TokenIP, g.Login, g.TokenClient)
-	e.POST("/oauth/revoke", h.Revoke, g.TokenIP, g.Login, g.TokenClient)
-	e.POST("/oauth/introspect", h.Introspect, g.TokenIP, g.Login, g.TokenClient)
+	e.POST("/oauth/token", h.Token, mw.NoStore, g.TokenIP, g.Login, g.TokenClient)
+	e.POST("/oauth/revoke", h.Revoke, mw.NoStore, g.TokenIP, g.Login, g.TokenClient)
+	e.POST("/oauth/introspect", h.Introspect, mw.NoStore, g.TokenIP, g.Login, g.TokenClient)
 	e.GET("/.well-known/oauth-authorization-server", h.Metadata, g.Public)
 
 	admins := mw.Require(c.AdminScope, c.Admin)

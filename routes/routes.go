@@ -25,7 +25,8 @@ type Handlers struct {
 // Guards are the per-route middleware.
 type Guards struct {
 	// RequireAuth verifies the bearer token; failures count against the
-	// public per-IP limit.
+	// public per-IP limit. Its answers depend on the credential, so none is
+	// cached (Cache-Control: no-store).
 	RequireAuth echo.MiddlewareFunc
 	Public      echo.MiddlewareFunc // per client IP, routes that need no token
 	Register    echo.MiddlewareFunc // per client IP, account creation and mail

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/tollgate/tollgate/handlers"
+	"github.com/tollgate/tollgate/settings"
 )
 
 // jsonErrorsListener makes net/http's own early refusals JSON. A request
@@ -76,10 +77,25 @@ func jsonRefusal(p []byte) ([]byte, bool) {
 	}
 	body, _ := json.Marshal(handlers.ErrorResponse{Error: message, Code: refusalCode(code)})
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", code, text, len(body))
+	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%sConnection: close\r\n\r\n", code, text, len(body), refusalHeaders)
 	b.Write(body)
 	return b.Bytes(), true
 }
+
+// refusalHeaders are the security headers of every other answer (the same
+// SecureConfig; HSTS aside: nothing is known yet of how the request came),
+// and no-store.
+var refusalHeaders = func() string {
+	sc := secureConfig(settings.Config{})
+	var b strings.Builder
+	for _, h := range [][2]string{
+		{"X-XSS-Protection", sc.XSSProtection}, {"X-Content-Type-Options", sc.ContentTypeNosniff}, {"X-Frame-Options", sc.XFrameOptions},
+		{"Content-Security-Policy", sc.ContentSecurityPolicy}, {"Referrer-Policy", sc.ReferrerPolicy}, {"Cache-Control", "no-store"},
+	} {
+		b.WriteString(h[0] + ": " + h[1] + "\r\n")
+	}
+	return b.String()
+}()
 
 func refusalCode(status int) string {
 	switch status {

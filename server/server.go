@@ -156,7 +156,8 @@ func New(d Deps) (*Server, error) {
 		BaseURL: cfg.AppBaseURL, RefreshTTL: cfg.RefreshTokenTTL, VerificationTTL: cfg.EmailVerificationTTL,
 		ReuseGrace: cfg.RefreshReuseGrace, ResetTTL: cfg.PasswordResetTTL,
 		AccountStore: accountStore, LoginAccount: cfg.RateLimits.LoginAccount, ForgotAccount: cfg.RateLimits.ForgotAccount,
-		Issuer: cfg.JWTIssuer, MFAKeys: d.MFAKeys, Ended: ended,
+		MailAddress: cfg.RateLimits.MailAddress,
+		Issuer:      cfg.MFAIssuer, MFAKeys: d.MFAKeys, Ended: ended,
 	})
 	if err != nil {
 		return nil, err
@@ -265,7 +266,7 @@ func New(d Deps) (*Server, error) {
 		OAuth:     handlers.NewOAuth(clients, cfg.AppBaseURL),
 		Audit:     handlers.NewAudit(audit),
 	}, routes.Guards{
-		RequireAuth:   chain(limiter.FailedAuth(rl.Public), middleware.NewAuth(tokens, apiKeys, clients).RequireAuth),
+		RequireAuth:   chain(middleware.NoStore, chain(limiter.FailedAuth(rl.Public), middleware.NewAuth(tokens, apiKeys, clients).RequireAuth)),
 		Public:        limiter.PerIP(rl.Public),
 		Register:      limiter.PerIP(rl.Register),
 		LoginAttempts: chain(middleware.LoginOutcomes(m), limiter.PerIP(rl.LoginIP)),

@@ -72,6 +72,9 @@ func (a *Auth) ForgotPassword(ctx context.Context, email string) error {
 			withhold = "reset link: account limit"
 		}
 	}
+	if withhold == "" && !a.mailAllowed(ctx, email) {
+		withhold = "reset link: address limit"
+	}
 	raw, err := newOpaqueToken(resetTokenBytes)
 	if err != nil {
 		return apperror.Wrap(err, "generate reset token")

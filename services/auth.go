@@ -59,6 +59,7 @@ type AuthConfig struct {
 	AccountStore  ratelimit.Store
 	LoginAccount  []ratelimit.Policy
 	ForgotAccount ratelimit.Policy
+	MailAddress   ratelimit.Policy // mail to one address, from register, resend and forgot
 	// Issuer names the service in authenticator apps; MFAKeys encrypt TOTP
 	// secrets at rest.
 	Issuer  string
@@ -92,7 +93,7 @@ func NewAuth(db *gorm.DB, clk clock.Clock, users *Users, tokens *Tokens, hasher 
 		return nil, err
 	}
 	return &Auth{db: db, clock: clk, users: users, tokens: tokens, hasher: hasher, outbox: outbox, audit: audit, log: log, metrics: m,
-		cfg: cfg, dummyHash: dummy, throttle: accountThrottle{store: cfg.AccountStore, logins: cfg.LoginAccount, forgot: cfg.ForgotAccount,
+		cfg: cfg, dummyHash: dummy, throttle: accountThrottle{store: cfg.AccountStore, logins: cfg.LoginAccount, forgot: cfg.ForgotAccount, mail: cfg.MailAddress,
 			wait: hasher.MaxWait(), inflight: newInflight()}}, nil
 }
 
@@ -166,6 +167,7 @@ func (a *Auth) Register(ctx context.Context, email, password string) error {
 	// order exists to prevent.
 	ctx, cancel := durable(ctx)
 	defer cancel()
+	mail := a.mailAllowed(ctx, email)
 	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var u models.User
 		err := tx.Where("email = ?", email).Take(&u).Error
@@ -177,6 +179,9 @@ func (a *Auth) Register(ctx context.Context, email, password string) error {
 			if err := tx.Create(&u).Error; err != nil {
 				return apperror.Wrap(err, "insert user")
 			}
+			if !mail {
+				return a.outbox.Withhold(tx, "verification link: address limit")
+			}
 			return a.queueVerification(tx, &u)
 		case err != nil:
 			return apperror.Wrap(err, "load user by email")
@@ -184,7 +189,12 @@ func (a *Auth) Register(ctx context.Context, email, password string) error {
 			if err := tx.Model(&u).Updates(map[string]any{"password_hash": string(hash), "updated_at": now}).Error; err != nil {
 				return apperror.Wrap(err, "replace password")
 			}
+			if !mail {
+				return a.outbox.Withhold(tx, "verification link: address limit")
+			}
 			return a.queueVerification(tx, &u)
+		case !mail:
+			return a.outbox.Withhold(tx, "account notice: address limit")
 		default:
 			return a.outbox.Enqueue(tx, Message{To: u.Email, Subject: "You already have an account",
 				Body: "Someone, perhaps you, tried to register with this address, but it already has an account. Log in as usual.\n\n" +
@@ -228,9 +238,13 @@ func (a *Auth) ResendVerification(ctx context.Context, email string) error {
 	if err != nil {
 		return err
 	}
+	mail := a.mailAllowed(ctx, email)
 	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if u == nil || u.EmailVerified {
 			return a.outbox.Withhold(tx, "verification link: no unverified account")
+		}
+		if !mail {
+			return a.outbox.Withhold(tx, "verification link: address limit")
 		}
 		return a.queueVerification(tx, u)
 	})

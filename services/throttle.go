@@ -15,6 +15,7 @@ type accountThrottle struct {
 	store  ratelimit.Store // nil: no per-account limits
 	logins []ratelimit.Policy
 	forgot ratelimit.Policy
+	mail   ratelimit.Policy
 	// wait bounds how long a check waits for this instance's checks of the
 	// same account in flight to settle (the password-hash queue's bound).
 	wait     time.Duration
@@ -183,4 +184,19 @@ func (a *Auth) lockedOut(ctx context.Context, account string, p ratelimit.Policy
 	a.log.Warn("security event", "event", "auth.account_locked", "account", account, "policy", p.Name, "ip", client.IP)
 	a.audit.RecordAlone(ctx, Event{Action: "auth.account_locked", Outcome: Failure, Reason: p.Name,
 		TargetType: "account", TargetID: account})
+}
+
+// mailAllowed counts one mail to email against its address's cap (60
+// mails reached one inbox in seconds from 6 addresses before): past it the
+// mail is withheld, and the answer stays the same.
+func (a *Auth) mailAllowed(ctx context.Context, email string) bool {
+	if a.throttle.store == nil || a.throttle.mail.Limit == 0 {
+		return true
+	}
+	r, err := a.throttle.store.Take(ctx, accountKey(email)+":mail", a.throttle.mail)
+	if err == nil && !r.Allowed {
+		a.log.Warn("security event", "event", "mail.address_limited", "account", accountKey(email))
+		return false
+	}
+	return true
 }

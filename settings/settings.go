@@ -29,9 +29,16 @@ const (
 // Config is every setting the application reads. Each field's env tag is the
 // variable name; .env.example and the README list them all (a test checks).
 type Config struct {
-	Port       string `env:"PORT" envDefault:"8080"`
+	Port string `env:"PORT" envDefault:"8080"`
+	// HOST is the address to listen on; unset: 127.0.0.1 in development
+	// (a laptop's dev server is not the network's), every address in
+	// production.
+	Host       string `env:"HOST"`
 	AppEnv     string `env:"APP_ENV" envDefault:"development"`
 	AppBaseURL string `env:"APP_BASE_URL" envDefault:"http://localhost:8080"`
+	// ALLOW_HTTP_BASE_URL lets production run on a plain-http APP_BASE_URL
+	// (a local stack behind no TLS); otherwise production refuses one.
+	AllowHTTPBaseURL bool `env:"ALLOW_HTTP_BASE_URL"`
 
 	DatabaseURL string `env:"DATABASE_URL"`
 	SQLitePath  string `env:"SQLITE_PATH" envDefault:"data/tollgate.db"`
@@ -51,8 +58,12 @@ type Config struct {
 	JWTPrivateKeyFile         string   `env:"JWT_PRIVATE_KEY_FILE" envDefault:"config/jwt-private.pem"`
 	JWTPublicKeyFile          string   `env:"JWT_PUBLIC_KEY_FILE" envDefault:"config/jwt-public.pem"`
 	JWTPreviousPublicKeyFiles []string `env:"JWT_PREVIOUS_PUBLIC_KEY_FILES" envSeparator:","`
-	JWTIssuer                 string   `env:"JWT_ISSUER" envDefault:"tollgate"`
-	JWTAudience               string   `env:"JWT_AUDIENCE" envDefault:"tollgate-api"`
+	// JWT_ISSUER is the tokens' iss and the RFC 8414 issuer; unset, it is
+	// APP_BASE_URL (RFC 8414 wants the URL the metadata is served under).
+	JWTIssuer   string `env:"JWT_ISSUER"`
+	JWTAudience string `env:"JWT_AUDIENCE" envDefault:"tollgate-api"`
+	// MFA_ISSUER names the service in authenticator apps.
+	MFAIssuer string `env:"MFA_ISSUER" envDefault:"tollgate"`
 
 	AccessTokenTTL       time.Duration `env:"ACCESS_TOKEN_TTL" envDefault:"15m"`
 	RefreshTokenTTL      time.Duration `env:"REFRESH_TOKEN_TTL" envDefault:"168h"`
@@ -126,11 +137,14 @@ type Config struct {
 	// Failed logins per account (a hash of the address, unknown ones too),
 	// one or more windows: past any, the account answers 401 until the
 	// window frees (so a persistent attacker waits longer, up to the last).
-	RateLimitLoginAccountRaw  string        `env:"RATE_LIMIT_LOGIN_ACCOUNT" envDefault:"10/15m,50/24h"`
-	RateLimitForgotAccountRaw string        `env:"RATE_LIMIT_FORGOT_ACCOUNT" envDefault:"3/1h"`
-	RateLimitTiersRaw         string        `env:"RATE_LIMIT_TIERS" envDefault:"free=60/1m,paid=600/1m,enterprise=3000/1m"`
-	RateLimitRedisTimeout     time.Duration `env:"RATE_LIMIT_REDIS_TIMEOUT" envDefault:"500ms"`
-	RateLimitKeyPrefix        string        `env:"RATE_LIMIT_KEY_PREFIX"`
+	RateLimitLoginAccountRaw  string `env:"RATE_LIMIT_LOGIN_ACCOUNT" envDefault:"10/15m,50/24h"`
+	RateLimitForgotAccountRaw string `env:"RATE_LIMIT_FORGOT_ACCOUNT" envDefault:"3/1h"`
+	// RATE_LIMIT_MAIL_ADDRESS caps the mail register, resend and forgot
+	// send to one address, whoever asks (silently: the answer is the same).
+	RateLimitMailAddressRaw string        `env:"RATE_LIMIT_MAIL_ADDRESS" envDefault:"3/15m"`
+	RateLimitTiersRaw       string        `env:"RATE_LIMIT_TIERS" envDefault:"free=60/1m,paid=600/1m,enterprise=3000/1m"`
+	RateLimitRedisTimeout   time.Duration `env:"RATE_LIMIT_REDIS_TIMEOUT" envDefault:"500ms"`
+	RateLimitKeyPrefix      string        `env:"RATE_LIMIT_KEY_PREFIX"`
 	// Keys the per-instance (fallback) store holds at most; the oldest go first.
 	RateLimitMemoryMaxKeys int `env:"RATE_LIMIT_MEMORY_MAX_KEYS" envDefault:"100000"`
 
@@ -172,9 +186,9 @@ type Config struct {
 
 // RateLimits are the parsed rate-limit policies.
 type RateLimits struct {
-	Public, Login, LoginIP, Register, User, Token, ForgotAccount ratelimit.Policy
-	LoginAccount                                                 []ratelimit.Policy
-	Tiers                                                        map[string]ratelimit.Policy // by tier claim
+	Public, Login, LoginIP, Register, User, Token, ForgotAccount, MailAddress ratelimit.Policy
+	LoginAccount                                                              []ratelimit.Policy
+	Tiers                                                                     map[string]ratelimit.Policy // by tier claim
 }
 
 // IsProduction reports whether APP_ENV is production.
@@ -203,6 +217,15 @@ func (c *Config) validate() error {
 		return bad("APP_BASE_URL", "must be an absolute http(s) URL")
 	}
 	c.AppBaseURL = strings.TrimRight(c.AppBaseURL, "/")
+	if c.IsProduction() && strings.HasPrefix(c.AppBaseURL, "http://") && !c.AllowHTTPBaseURL {
+		return bad("APP_BASE_URL", "must be https:// in production: links in mail and the issuer carry it (ALLOW_HTTP_BASE_URL=true for a local stack)")
+	}
+	if c.JWTIssuer == "" {
+		c.JWTIssuer = c.AppBaseURL
+	}
+	if c.Host == "" && !c.IsProduction() {
+		c.Host = "127.0.0.1"
+	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		return bad("DATABASE_URL", "must start with postgres:// (leave it unset for the embedded SQLite file)")
 	}
@@ -280,8 +303,8 @@ func (c *Config) validate() error {
 			return bad("SMTP_URL", "must look like smtp://user:pass@host:587")
 		}
 	}
-	if c.JWTIssuer == "" || c.JWTAudience == "" {
-		return bad("JWT_ISSUER/JWT_AUDIENCE", "must not be empty")
+	if c.JWTAudience == "" {
+		return bad("JWT_AUDIENCE", "must not be empty")
 	}
 	// Both default to on in development and off in production.
 	for _, b := range []struct {
@@ -366,6 +389,7 @@ func (c *Config) validate() error {
 		{"RATE_LIMIT_USER", "user", c.RateLimitUserRaw, &c.RateLimits.User},
 		{"RATE_LIMIT_TOKEN", "token", c.RateLimitTokenRaw, &c.RateLimits.Token},
 		{"RATE_LIMIT_FORGOT_ACCOUNT", "forgot_account", c.RateLimitForgotAccountRaw, &c.RateLimits.ForgotAccount},
+		{"RATE_LIMIT_MAIL_ADDRESS", "mail_address", c.RateLimitMailAddressRaw, &c.RateLimits.MailAddress},
 	} {
 		if *p.into, err = ratelimit.ParsePolicy(p.policy, p.raw); err != nil {
 			return bad(p.name, err.Error())

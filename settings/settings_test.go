@@ -15,6 +15,19 @@ func TestDefaults(t *testing.T) {
 		cfg.BcryptCost != 12 || cfg.IsProduction() || len(cfg.CORSAllowedOrigins) != 0 {
 		t.Fatalf("defaults: %+v", cfg)
 	}
+	if cfg.Host != "127.0.0.1" || cfg.JWTIssuer != "http://localhost:8080" {
+		t.Fatalf("development listens on %q, issuer %q", cfg.Host, cfg.JWTIssuer)
+	}
+	prod, err := Load(map[string]string{"APP_ENV": "production", "APP_BASE_URL": "https://api.example.com/"})
+	if err != nil || prod.Host != "" || prod.JWTIssuer != "https://api.example.com" {
+		t.Fatalf("production listens on %q, issuer %q: %v", prod.Host, prod.JWTIssuer, err)
+	}
+	if _, err := Load(map[string]string{"APP_ENV": "production", "APP_BASE_URL": "http://api.example.com"}); err == nil {
+		t.Fatal("production took a plain-http base URL")
+	}
+	if _, err := Load(map[string]string{"APP_ENV": "production", "APP_BASE_URL": "http://localhost:8080", "ALLOW_HTTP_BASE_URL": "true"}); err != nil {
+		t.Fatalf("ALLOW_HTTP_BASE_URL: %v", err)
+	}
 	rl := cfg.RateLimits
 	if rl.Public.Limit != 100 || rl.Login.Window != 15*time.Minute || rl.Tiers["enterprise"].Limit != 3000 || rl.User.Limit != 300 {
 		t.Fatalf("rate limit defaults: %+v", rl)
@@ -47,8 +60,8 @@ func TestSwaggerFollowsTheEnvironmentUnlessSet(t *testing.T) {
 		want bool
 	}{
 		{map[string]string{}, true},
-		{map[string]string{"APP_ENV": "production"}, false},
-		{map[string]string{"APP_ENV": "production", "SWAGGER_ENABLED": "true"}, true},
+		{map[string]string{"APP_ENV": "production", "APP_BASE_URL": "https://api.example.com"}, false},
+		{map[string]string{"APP_ENV": "production", "APP_BASE_URL": "https://api.example.com", "SWAGGER_ENABLED": "true"}, true},
 		{map[string]string{"SWAGGER_ENABLED": "false"}, false},
 	} {
 		cfg, err := Load(c.env)
@@ -66,8 +79,8 @@ func TestDevRoutesAreDevelopmentOnly(t *testing.T) {
 	}{
 		{map[string]string{}, true, false},
 		{map[string]string{"DEV_ROUTES": "false"}, false, false},
-		{map[string]string{"APP_ENV": "production"}, false, false},
-		{map[string]string{"APP_ENV": "production", "DEV_ROUTES": "true"}, false, true},
+		{map[string]string{"APP_ENV": "production", "APP_BASE_URL": "https://api.example.com"}, false, false},
+		{map[string]string{"APP_ENV": "production", "APP_BASE_URL": "https://api.example.com", "DEV_ROUTES": "true"}, false, true},
 	} {
 		cfg, err := Load(c.env)
 		if c.refused {

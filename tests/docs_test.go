@@ -22,11 +22,14 @@ import (
 
 func TestDocsEndpoints(t *testing.T) {
 	parallelTest(t)
-	prod := []string{"APP_ENV", "production", "BCRYPT_COST", "10"}
+	prod := []string{"APP_ENV", "production", "BCRYPT_COST", "10", "APP_BASE_URL", "https://tollgate.test"}
 	scenarios := []Scenario{
-		{Name: "Swagger UI in development", Method: "GET", URL: "/swagger/index.html", ExpectedStatus: 200,
-			ExpectedContent: []string{"swagger-ui-bundle.js", `openapi.json"`},
-			ExpectedHeaders: map[string]string{"Content-Type": "text/html", "Content-Security-Policy": "script-src 'self' 'unsafe-inline'"}},
+		{Name: "Swagger UI in development, with no inline script", Method: "GET", URL: "/swagger/index.html", ExpectedStatus: 200,
+			ExpectedContent: []string{"swagger-ui-bundle.js", `<script src="./swagger-initializer.js"`}, NotExpected: []string{"<script>", "window.onload"},
+			ExpectedHeaders: map[string]string{"Content-Type": "text/html", "Content-Security-Policy": "script-src 'self';"}},
+		{Name: "Swagger UI reads the one document and keeps no token in localStorage", Method: "GET", URL: "/swagger/swagger-initializer.js", ExpectedStatus: 200,
+			ExpectedContent: []string{`url: "../openapi.json"`, "persistAuthorization: false"},
+			ExpectedHeaders: map[string]string{"Content-Type": "text/javascript"}},
 		{Name: "Swagger UI assets", Method: "GET", URL: "/swagger/swagger-ui-bundle.js", ExpectedStatus: 200,
 			ExpectedHeaders: map[string]string{"Content-Type": "javascript"}},
 		{Name: "/swagger redirects to the page", Method: "GET", URL: "/swagger/", ExpectedStatus: 301,

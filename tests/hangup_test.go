@@ -70,7 +70,7 @@ func TestAnswerAfterTheWriteSurvivesHangUp(t *testing.T) {
 	})
 	t.Run("resend", func(t *testing.T) {
 		parallelTest(t)
-		a := newApp(t)
+		a := newApp(t, "RATE_LIMIT_MAIL_ADDRESS", "100/15m") // one address, many mails: not what is tested
 		email := randomName("unverified-") + "@example.com"
 		mustf(t, register(t, a, email).Status == 202, "register")
 		srv := httptest.NewServer(a.Handler)
@@ -85,7 +85,7 @@ func TestAnswerAfterTheWriteSurvivesHangUp(t *testing.T) {
 	})
 	t.Run("forgot", func(t *testing.T) {
 		parallelTest(t)
-		a := newApp(t, "RATE_LIMIT_FORGOT_ACCOUNT", "100/1h")
+		a := newApp(t, "RATE_LIMIT_FORGOT_ACCOUNT", "100/1h", "RATE_LIMIT_MAIL_ADDRESS", "100/15m")
 		u := a.user(t, caller.Viewer, caller.Free)
 		srv := httptest.NewServer(a.Handler)
 		defer srv.Close()

@@ -493,3 +493,36 @@ func TestPurgeRemovesSpentTokensChallengesAndOldKeys(t *testing.T) {
 	var keys int64
 	mustf(t, a.DB.Model(&models.APIKey{}).Count(&keys).Error == nil && keys == 1, "%d keys left, want the live one", keys)
 }
+
+// Every answer carrying a token or personal data says Cache-Control:
+// no-store, errors and refusals included (one middleware, declared at the
+// routes), so no browser or proxy cache keeps it.
+func TestTokenAndPersonalAnswersAreNeverCached(t *testing.T) {
+	parallelTest(t)
+	noStore := map[string]string{"Cache-Control": "no-store"}
+	withUser := func(t testing.TB, a *App) map[string]string {
+		u := a.user(t, caller.Admin, caller.Free)
+		return map[string]string{"token": u.Access, "refresh": u.Refresh, "email": u.Email}
+	}
+	scenarios := []Scenario{
+		{Name: "login", Method: "POST", URL: "/auth/login", Setup: withUser, Body: map[string]string{"email": "{email}", "password": testPassword},
+			ExpectedStatus: 200, ExpectedHeaders: noStore},
+		{Name: "a failed login", Method: "POST", URL: "/auth/login", Body: map[string]string{"email": "x@example.com", "password": "Wrong-Pass-123"},
+			ExpectedStatus: 401, ExpectedHeaders: noStore},
+		{Name: "refresh", Method: "POST", URL: "/auth/refresh", Setup: withUser, Body: map[string]string{"refresh_token": "{refresh}"},
+			ExpectedStatus: 200, ExpectedHeaders: noStore},
+		{Name: "MFA verify", Method: "POST", URL: "/auth/mfa/verify", Body: map[string]string{"mfa_token": "x", "code": "123456"},
+			ExpectedStatus: 401, ExpectedHeaders: noStore},
+		{Name: "the token endpoint", Method: "POST", URL: "/oauth/token", Body: "grant_type=client_credentials",
+			Headers: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, ExpectedStatus: 401, ExpectedHeaders: noStore},
+		{Name: "/users/me", Method: "GET", URL: "/users/me", Setup: withUser, Headers: auth, ExpectedStatus: 200, ExpectedHeaders: noStore},
+		{Name: "sessions", Method: "GET", URL: "/users/me/sessions", Setup: withUser, Headers: auth, ExpectedStatus: 200, ExpectedHeaders: noStore},
+		{Name: "API keys", Method: "GET", URL: "/api-keys", Setup: withUser, Headers: auth, ExpectedStatus: 200, ExpectedHeaders: noStore},
+		{Name: "a new API key", Method: "POST", URL: "/api-keys", Setup: withUser, Headers: auth, Body: readKey, ExpectedStatus: 201, ExpectedHeaders: noStore},
+		{Name: "the users list", Method: "GET", URL: "/admin/users", Setup: withUser, Headers: auth, ExpectedStatus: 200, ExpectedHeaders: noStore},
+		{Name: "a refused token", Method: "GET", URL: "/users/me", Headers: map[string]string{"Authorization": "Bearer nope"}, ExpectedStatus: 401, ExpectedHeaders: noStore},
+	}
+	for _, s := range scenarios {
+		s.Run(t)
+	}
+}

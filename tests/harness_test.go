@@ -566,6 +566,7 @@ type Scenario struct {
 	URL             string
 	Body            any
 	Headers         map[string]string
+	RemoteAddr      string                                       // the client's address (default 192.0.2.1:1234)
 	Env             []string                                     // configuration overrides for this scenario's app
 	Setup           func(t testing.TB, a *App) map[string]string // returns values for {placeholders} in URL, body and headers
 	ExpectedStatus  int
@@ -599,7 +600,7 @@ func (s Scenario) Run(t *testing.T) {
 		if s.Setup != nil {
 			vals = s.Setup(t, a)
 		}
-		req := Request{Method: s.Method, URL: fill(s.URL, vals), Headers: map[string]string{}}
+		req := Request{Method: s.Method, URL: fill(s.URL, vals), Headers: map[string]string{}, RemoteAddr: s.RemoteAddr}
 		for k, v := range s.Headers {
 			req.Headers[k] = fill(v, vals)
 		}

@@ -159,3 +159,32 @@ func TestMailIsDeliveredOverSMTP(t *testing.T) {
 	a.DB.Where("to_address = ?", "ok@example.com").First(&m)
 	mustf(t, m.Status == "sent" && m.SentAt != nil && m.SentAt.Equal(Start), "after delivery: %+v", m)
 }
+
+// Mail to one address is capped (3 per 15 minutes by default), whoever
+// asks and from wherever, silently: before, 60 mails reached one inbox in
+// seconds from 6 addresses.
+func TestMailToOneAddressIsCapped(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t)
+	email := randomName("inbox-") + "@example.com"
+	paths := []string{"/auth/register", "/auth/verify/resend", "/auth/password/forgot", "/auth/verify/resend", "/auth/register", "/auth/verify/resend"}
+	for i, p := range paths {
+		body := map[string]string{"email": email}
+		if p == "/auth/register" {
+			body["password"] = testPassword
+		}
+		r := a.do(t, Request{Method: "POST", URL: p, RemoteAddr: fmt.Sprintf("198.51.100.%d:1234", i+1), Body: body})
+		mustf(t, r.Status == 202, "%s from address %d: %d %s", p, i, r.Status, r.Body)
+	}
+	n := 0
+	for _, m := range a.sent(t) {
+		if m.To == email {
+			n++
+		}
+	}
+	mustf(t, n == 3, "%d mails reached one inbox, want 3", n)
+	a.Clock.Advance(16 * time.Minute)
+	r := a.do(t, Request{Method: "POST", URL: "/auth/verify/resend", Body: map[string]string{"email": email}})
+	mustf(t, r.Status == 202, "resend: %d", r.Status)
+	mustf(t, len(a.sent(t)) == n+1, "the cap did not free after its window")
+}

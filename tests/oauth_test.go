@@ -180,7 +180,7 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 			},
 			ExpectedStatus: 401, ExpectedContent: []string{`"error":"invalid_client"`}},
 		{Name: "the metadata describes the server", Method: "GET", URL: "/.well-known/oauth-authorization-server", ExpectedStatus: 200,
-			ExpectedContent: []string{`"issuer":"tollgate"`, `"token_endpoint":"http://tollgate.test/oauth/token"`, `"revocation_endpoint":"http://tollgate.test/oauth/revoke"`,
+			ExpectedContent: []string{`"issuer":"http://tollgate.test"`, `"token_endpoint":"http://tollgate.test/oauth/token"`, `"revocation_endpoint":"http://tollgate.test/oauth/revoke"`,
 				`"introspection_endpoint":"http://tollgate.test/oauth/introspect"`, `"jwks_uri":"http://tollgate.test/.well-known/jwks.json"`,
 				`"grant_types_supported":["client_credentials"]`, `"token_endpoint_auth_methods_supported":["client_secret_basic","client_secret_post"]`,
 				`"scopes_supported":["projects:read","projects:write","projects:delete","analytics:read","users:read","admin"`}},

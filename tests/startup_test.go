@@ -58,8 +58,17 @@ func TestProductionRefusesToStart(t *testing.T) {
 		{"with an unknown APP_ENV", map[string]string{"APP_ENV": "staging"}, "APP_ENV"},
 		{"with a malformed proxy list", map[string]string{"TRUSTED_PROXIES": "10.0.0.0/99"}, "TRUSTED_PROXIES"},
 		{"with a non-postgres DATABASE_URL", map[string]string{"DATABASE_URL": "mysql://x"}, "DATABASE_URL"},
+		{"with a plain-http base URL", map[string]string{"APP_ENV": "production", "APP_BASE_URL": "http://api.example.com"}, "APP_BASE_URL"},
+		{"with a private key readable by others", map[string]string{"APP_ENV": "production", "DATABASE_URL": pg,
+			"JWT_PRIVATE_KEY_FILE": copyMode(t, keyDir+"/private.pem", dir+"/open.pem", 0o644), "JWT_PUBLIC_KEY_FILE": keyDir + "/public.pem"}, "chmod 600 " + dir + "/open.pem"},
+		{"with a pepper file readable by its group", map[string]string{"APP_ENV": "production", "DATABASE_URL": pg,
+			"JWT_PRIVATE_KEY_FILE": keyDir + "/private.pem", "JWT_PUBLIC_KEY_FILE": keyDir + "/public.pem",
+			"API_KEY_PEPPER_FILE": copyMode(t, "", dir+"/pepper", 0o640)}, "chmod 600 " + dir + "/pepper"},
 	}
 	for _, c := range cases {
+		if c.environ["APP_ENV"] == "production" && c.environ["APP_BASE_URL"] == "" {
+			c.environ["APP_BASE_URL"] = "https://api.example.com"
+		}
 		t.Run(c.name, func(t *testing.T) {
 			_, err := run(t, nil, c.environ)
 			mustf(t, err != nil && strings.Contains(err.Error(), c.want), "error %v, want it to name %s", err, c.want)
@@ -243,6 +252,7 @@ func TestServeStartsAndShutsDownGracefully(t *testing.T) {
 		// the connection 500 ms after answering, and a client starved that
 		// long (under -race) loses the answer to the reset: tried again.
 		{"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 1<<17) + "\r\n\r\n", "431 Request Header Fields Too Large", `"code":"headers_too_large"`},
+		{"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", "501 Not Implemented", `"code":"not_implemented"`},
 	} {
 		var answer []byte
 		for attempt := 0; attempt < 3 && len(answer) == 0; attempt++ {
@@ -255,6 +265,11 @@ func TestServeStartsAndShutsDownGracefully(t *testing.T) {
 		}
 		mustf(t, strings.HasPrefix(string(answer), "HTTP/1.1 "+c.status+"\r\n") && strings.Contains(string(answer), "Content-Type: application/json\r\n") &&
 			strings.Contains(string(answer), c.code), "%q answered %q", c.raw[:min(len(c.raw), 20)], answer)
+		// with the security headers every other answer carries
+		for _, h := range []string{"X-Content-Type-Options: nosniff\r\n", "X-Frame-Options: DENY\r\n",
+			"Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n", "Referrer-Policy: no-referrer\r\n", "Cache-Control: no-store\r\n"} {
+			mustf(t, strings.Contains(string(answer), h), "%q: the early refusal lacks %q: %q", c.raw[:min(len(c.raw), 20)], h, answer)
+		}
 	}
 
 	mustf(t, strings.Contains(out.String(), `level=WARN msg="redis: `), "go-redis does not log through slog: %s", out.String())
@@ -328,4 +343,24 @@ func TestPurgeCommandDoesWhatTheServerDoes(t *testing.T) {
 	mustf(t, strings.Contains(out, "1 reset tokens") && strings.Contains(out, fmt.Sprintf("%d audit events", events)), "purge: %s", out)
 	r := a.do(t, Request{Method: "GET", URL: "/admin/audit/verify", Headers: bearer(admin)})
 	mustf(t, r.Status == 200 && strings.Contains(r.Body, `"valid":true`), "chain after the command's purge: %d %s", r.Status, r.Body)
+}
+
+// copyMode writes from's content (or a 64-character secret when from is
+// "") to to with mode, and returns to.
+func copyMode(t *testing.T, from, to string, mode os.FileMode) string {
+	t.Helper()
+	body := []byte(strings.Repeat("s", 64))
+	if from != "" {
+		var err error
+		if body, err = os.ReadFile(from); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(to, body, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(to, mode); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	return to
 }

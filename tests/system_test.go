@@ -69,11 +69,11 @@ func TestSystemEndpoints(t *testing.T) {
 			}},
 		{Name: "HSTS in production behind a TLS-terminating trusted proxy", Method: "GET", URL: "/public/status", ExpectedStatus: 200,
 			// httptest's peer is 192.0.2.1; HSTS goes only over HTTPS, here as told by a trusted proxy.
-			Env:             []string{"APP_ENV", "production", "BCRYPT_COST", "10", "TRUSTED_PROXIES", "192.0.2.0/24"},
+			Env:             []string{"APP_ENV", "production", "BCRYPT_COST", "10", "APP_BASE_URL", "https://tollgate.test", "TRUSTED_PROXIES", "192.0.2.0/24"},
 			Headers:         map[string]string{"X-Forwarded-Proto": "https"},
 			ExpectedHeaders: map[string]string{"Strict-Transport-Security": "max-age=31536000"}},
 		{Name: "X-Forwarded-Proto from an untrusted peer does not count", Method: "GET", URL: "/public/status", ExpectedStatus: 200,
-			Env:     []string{"APP_ENV", "production", "BCRYPT_COST", "10"},
+			Env:     []string{"APP_ENV", "production", "BCRYPT_COST", "10", "APP_BASE_URL", "https://tollgate.test"},
 			Headers: map[string]string{"X-Forwarded-Proto": "https"},
 			After: func(t testing.TB, a *App, r *Response) {
 				mustf(t, r.Header.Get("Strict-Transport-Security") == "", "HSTS over plain HTTP")
