@@ -1118,6 +1118,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     },
+                    "409": {
+                        "description": "api_key_limit: API_KEY_MAX_PER_USER live keys already",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {

@@ -89,6 +89,7 @@ func toAPIKey(k *models.APIKey) APIKeyResponse {
 //	@Success	201	{object}	APIKeySecretResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json"
 //	@Failure	403	{object}	ErrorResponse	"user_token_required"
+//	@Failure	409	{object}	ErrorResponse	"api_key_limit: API_KEY_MAX_PER_USER live keys already"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/api-keys [post]
 func (h *APIKeys) Create(c *echo.Context) error {

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"math"
@@ -75,9 +76,16 @@ func (l *RateLimiter) PerIP(p ratelimit.Policy) echo.MiddlewareFunc {
 }
 
 // PerClientID limits the OAuth endpoints per client_id (from HTTP Basic
-// or the form), beside the per-IP limit: one client cannot use up what
-// others behind the same address need. Requests without one pass.
-func (l *RateLimiter) PerClientID(p ratelimit.Policy) echo.MiddlewareFunc {
+// or the form), beside the per-IP limit, counting only requests whose
+// client authenticated: naming a client_id is not enough to spend its
+// budget, so nobody without the secret can keep a client at 429. Each
+// request reserves its place in the client's budget before the handler
+// (exact under concurrency) and gives it back when client authentication
+// fails; failures count instead per (client_id, IP) under failures, so
+// guessing one client's secret from one address is refused early, and per
+// IP under the login policy (the route's g.Login). Requests without a
+// client_id pass.
+func (l *RateLimiter) PerClientID(p, failures ratelimit.Policy) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		if !l.enabled {
 			return next
@@ -87,12 +95,37 @@ func (l *RateLimiter) PerClientID(p ratelimit.Policy) echo.MiddlewareFunc {
 			if !ok {
 				id = c.FormValue("client_id")
 			}
-			if id != "" && len(id) <= 100 {
-				if err := l.limit(c, "client:"+id, p); err != nil {
-					return err
-				}
+			if id == "" || len(id) > 100 {
+				return next(c)
 			}
-			return next(c)
+			ctx := c.Request().Context()
+			pair := "client:" + id + "|" + ClientKey(c)
+			if r, err := l.store.Peek(ctx, pair, failures); err != nil {
+				l.storeFailed(failures, err)
+			} else if !r.Allowed {
+				l.decided(failures, false)
+				l.events.denied(failures, pair, true)
+				return l.refuse(c, failures, r, errTooManyLogins.WithMessage("Too many failed client authentications from this address."))
+			}
+			key := "client:" + id
+			r, counted := l.take(c, key, p)
+			if counted && !r.Allowed {
+				l.events.denied(p, key, false)
+				return l.refuse(c, p, r, errRateLimited)
+			}
+			// No headers for the client's budget: they would tell anyone who
+			// names the client how busy it is.
+			herr := next(c)
+			if ae, ok := apperror.As(herr); ok && ae.Kind == apperror.Unauthenticated {
+				// Not the client: its place goes back, the failure is the pair's.
+				if counted {
+					if err := l.store.Give(context.WithoutCancel(ctx), key, p, r); err != nil {
+						l.storeFailed(p, err)
+					}
+				}
+				l.take(c, pair, failures)
+			}
+			return herr
 		}
 	}
 }
@@ -117,17 +150,23 @@ func (l *RateLimiter) PerUser(tiers map[string]ratelimit.Policy, fallback rateli
 			if !listed {
 				p = fallback
 			}
+			owner := who.ID.String()
+			if who.Bucket == "" {
+				if err := l.limit(c, owner, p); err != nil {
+					return err
+				}
+				return next(c)
+			}
 			// An API key or OAuth client has a bucket of its own at the
-			// owner's tier (or its own lower limit), apart from the owner's,
-			// unless API_KEY_SHARES_USER_LIMIT puts keys in the owner's.
-			bucket := who.ID.String()
-			if who.Bucket != "" {
-				bucket = who.Bucket
-			}
+			// owner's tier (or its own lower limit), and every request of
+			// it also counts in its owner's budget at the owner's tier, in
+			// the same call: more keys never mean more requests (five keys
+			// once gave a free user 355 a minute of its 60).
+			own := p
 			if who.RateLimit != nil {
-				p = ratelimit.Policy{Name: "key", Limit: who.RateLimit.Requests, Window: who.RateLimit.Per}
+				own = ratelimit.Policy{Name: "key", Limit: who.RateLimit.Requests, Window: who.RateLimit.Per}
 			}
-			if err := l.limit(c, bucket, p); err != nil {
+			if err := l.limitAll(c, []ratelimit.Limit{{Key: who.Bucket, Policy: own, Tag: owner}, {Key: owner, Policy: p}}); err != nil {
 				return err
 			}
 			return next(c)
@@ -219,6 +258,34 @@ func (l *RateLimiter) limit(c *echo.Context, key string, p ratelimit.Policy) err
 		return l.refuse(c, p, r, errRateLimited)
 	}
 	l.headers(c, p, r)
+	return nil
+}
+
+// limitAll counts the request under every limit at once and answers the
+// 429 of the one that refused; the headers describe the limit with the
+// least left.
+func (l *RateLimiter) limitAll(c *echo.Context, limits []ratelimit.Limit) error {
+	res, err := l.store.TakeAll(c.Request().Context(), limits)
+	if err != nil {
+		l.storeFailed(limits[0].Policy, err)
+		return nil
+	}
+	for i, r := range res {
+		l.decided(limits[i].Policy, r.Allowed)
+	}
+	if !res[0].Allowed {
+		worst := 0
+		for i, r := range res {
+			if r.RetryAfter > res[worst].RetryAfter {
+				worst = i
+			}
+		}
+		l.events.denied(limits[worst].Policy, limits[worst].Key, false)
+		return l.refuse(c, limits[worst].Policy, res[worst], errRateLimited)
+	}
+	for i, r := range res {
+		l.headers(c, limits[i].Policy, r)
+	}
 	return nil
 }
 

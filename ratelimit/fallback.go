@@ -174,6 +174,34 @@ func (f *Fallback) Peek(ctx context.Context, key string, p Policy) (Result, erro
 	return f.do(ctx, key, p, Store.Peek, false)
 }
 
+// TakeAll implements Store, like Take: the shared store when it answers
+// (with the local copy kept), else this instance's share of each limit.
+func (f *Fallback) TakeAll(ctx context.Context, limits []Limit) ([]Result, error) {
+	if f.useShared() {
+		res, err := f.shared.TakeAll(ctx, limits)
+		if err == nil {
+			f.Succeeded()
+			if len(res) > 0 && res[0].Allowed {
+				for _, l := range limits {
+					f.local.Record(l.storeKey(), l.Policy)
+				}
+			}
+			return res, nil
+		}
+		f.Failed(err)
+	}
+	shared := make([]Limit, len(limits))
+	for i, l := range limits {
+		shared[i] = l
+		shared[i].Policy = f.share(l.Policy)
+	}
+	res, err := f.local.TakeAll(ctx, shared)
+	for i := range res {
+		res[i].local = true
+	}
+	return res, err
+}
+
 // Give implements Store: the request goes back to the store that decided
 // it, and, when that was the shared one, to the local copy too.
 func (f *Fallback) Give(ctx context.Context, key string, p Policy, taken Result) error {

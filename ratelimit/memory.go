@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"time"
 
@@ -109,14 +110,56 @@ const (
 )
 
 func (m *Memory) take(key string, p Policy, mode int) Result {
-	dry := mode == modePeek
-	now := m.clock.Now().UnixMilli()
-	slot := p.slotMillis()
-	cur, min := now/slot, (now-p.Window.Milliseconds())/slot
 	s := m.shard(key)
-	k := memKey{p.Name, key}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return m.takeLocked(s, memKey{p.Name, key}, p, mode, m.clock.Now().UnixMilli())
+}
+
+// TakeAll implements Store: the shards of every limit are locked (in
+// shard order, so two calls cannot deadlock), every limit checked, and the
+// request counted under all or none.
+func (m *Memory) TakeAll(_ context.Context, limits []Limit) ([]Result, error) {
+	now := m.clock.Now().UnixMilli()
+	idx := make([]int, 0, len(limits))
+	for _, l := range limits {
+		i := int(maphash.String(m.seed, l.storeKey()) % shards)
+		if !slices.Contains(idx, i) {
+			idx = append(idx, i)
+		}
+	}
+	slices.Sort(idx)
+	for _, i := range idx {
+		m.shards[i].mu.Lock()
+	}
+	defer func() {
+		for _, i := range idx {
+			m.shards[i].mu.Unlock()
+		}
+	}()
+	out := make([]Result, len(limits))
+	all := true
+	for i, l := range limits {
+		out[i] = m.takeLocked(m.shard(l.storeKey()), memKey{l.Policy.Name, l.storeKey()}, l.Policy, modePeek, now)
+		all = all && out[i].Allowed
+	}
+	if !all {
+		for i := range out {
+			out[i].Allowed = false
+		}
+		return out, nil
+	}
+	for i, l := range limits {
+		out[i] = m.takeLocked(m.shard(l.storeKey()), memKey{l.Policy.Name, l.storeKey()}, l.Policy, modeTake, now)
+	}
+	return out, nil
+}
+
+// takeLocked is take with s locked, at now.
+func (m *Memory) takeLocked(s *shard, k memKey, p Policy, mode int, now int64) Result {
+	dry := mode == modePeek
+	slot := p.slotMillis()
+	cur, min := now/slot, (now-p.Window.Milliseconds())/slot
 	e := s.keys[k]
 	if e == nil {
 		if dry {

@@ -86,6 +86,29 @@ type Store interface {
 	// password). Reserving first is what makes a cap exact under
 	// concurrency; a Give that is lost costs one attempt, never more.
 	Give(ctx context.Context, key string, p Policy, taken Result) error
+	// TakeAll counts one request under every limit, atomically: under all
+	// of them or, when any refuses, none (every result then has Allowed
+	// false; the refusing ones carry RetryAfter). On Redis it is one call,
+	// so the limits must share a hash slot on a Cluster: give them one Tag.
+	TakeAll(ctx context.Context, limits []Limit) ([]Result, error)
+}
+
+// Limit is one key under one policy, for TakeAll. Tag, when set, is the
+// Redis hash tag the key is stored under (its slot on a Cluster) instead
+// of the key itself: a credential's bucket tagged with its owner's id
+// shares a slot with the owner's bucket.
+type Limit struct {
+	Key    string
+	Policy Policy
+	Tag    string
+}
+
+// storeKey is the key a Limit counts under, tag included.
+func (l Limit) storeKey() string {
+	if l.Tag == "" {
+		return l.Key
+	}
+	return l.Tag + ":" + l.Key
 }
 
 // bucket is one sub-window's count.

@@ -302,6 +302,54 @@ func TestGiveTakesBackOneRequest(t *testing.T) {
 	}
 }
 
+// TakeAll counts one request under every limit or, when any refuses,
+// under none: a credential's bucket and its owner's budget together.
+func TestTakeAllCountsUnderEveryLimitOrNone(t *testing.T) {
+	owner := Policy{Name: "free", Limit: 5, Window: time.Minute}
+	key := Policy{Name: "key", Limit: 3, Window: time.Hour}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for name := range stores(t, clock.NewManual(start)) {
+		t.Run(name, func(t *testing.T) {
+			clk := clock.NewManual(start)
+			s := stores(t, clk)[name]
+			ctx := context.Background()
+			both := func(cred string) []Limit {
+				return []Limit{{Key: cred, Policy: key, Tag: "u1"}, {Key: "u1", Policy: owner}}
+			}
+			for i := range 4 {
+				res, err := s.TakeAll(ctx, both("k1"))
+				if err != nil || len(res) != 2 || res[0].Allowed != (i < 3) || res[1].Allowed != (i < 3) {
+					t.Fatalf("take %d on k1: %+v %v", i, res, err)
+				}
+				if i == 3 && res[0].RetryAfter <= 0 {
+					t.Fatalf("the refusing limit names no wait: %+v", res)
+				}
+			}
+			// The refused fourth was not counted under the owner: 2 left.
+			if r, _ := s.Peek(ctx, "u1", owner); r.Remaining != 2 {
+				t.Fatalf("owner after a refusal: %+v", r)
+			}
+			// The owner's own requests and a second key share the budget.
+			s.Take(ctx, "u1", owner)
+			if res, _ := s.TakeAll(ctx, both("k2")); !res[0].Allowed {
+				t.Fatalf("k2's first: %+v", res)
+			}
+			res, _ := s.TakeAll(ctx, both("k3"))
+			if res[0].Allowed || res[1].Allowed || res[1].RetryAfter <= 0 {
+				t.Fatalf("past the owner's budget: %+v", res)
+			}
+			// Once the owner's window frees, k3 has its whole bucket: the
+			// refusal counted nothing under it.
+			clk.Advance(2 * time.Minute)
+			for i := range 4 {
+				if res, _ := s.TakeAll(ctx, both("k3")); res[0].Allowed != (i < 3) {
+					t.Fatalf("k3 take %d after the window: %+v", i, res)
+				}
+			}
+		})
+	}
+}
+
 // A flood of distinct keys (2 million client addresses once took an
 // instance from 40 MB to 859 MB) stays under the bound, evicting the keys
 // closest to expiry; swept shards give their memory back.

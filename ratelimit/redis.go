@@ -10,30 +10,21 @@ import (
 	"github.com/tollgate/tollgate/clock"
 )
 
-// takeScript counts a request atomically in one round trip. The key is a
-// hash: one field per sub-window index (its count), "s" the running sum of
-// those counts, "o" the oldest index present and "on" its count. Buckets
-// that left the window are subtracted from "s" as they leave, so a steady
-// call is three commands (HMGET, HINCRBY, HSET) instead of reading and
-// summing all 31 buckets (BenchmarkRedisScriptCPU measures the Redis CPU).
-// The answer is {allowed, now, count, reset, retry}: the same numbers
-// evaluate gives for the memory store, so both stores agree exactly.
+// takeScript counts a request atomically in one round trip, under one
+// key or several (all of them or none). Each key is a hash: one field per
+// sub-window index (its count), "s" the running sum of those counts, "o"
+// the oldest index present and "on" its count. Buckets that left the
+// window are subtracted from "s" as they leave, so a steady call is three
+// commands (HMGET, HINCRBY, HSET) instead of reading and summing all 31
+// buckets (BenchmarkRedisScriptCPU measures the Redis CPU). The answer per
+// key is {allowed, now, count, reset, retry}: the same numbers evaluate
+// gives for the memory store, so both stores agree exactly.
 //
 // Time comes from Redis (TIME) so instances with skewed clocks still agree,
-// unless the caller passes now (tests that drive a clock). ARGV[5] = 1 is a
-// dry run: report whether a request would be allowed, count nothing.
+// unless the caller passes now (tests that drive a clock). A dry run
+// reports whether a request would be allowed and counts nothing.
 var takeScript = redis.NewScript(`
-local key = KEYS[1]
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local slot = tonumber(ARGV[3])
-local now = tonumber(ARGV[4])
-local dry = ARGV[5] == '1'
-local slots = tonumber(ARGV[6])
-if now < 0 then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local function take(key, limit, window, slot, now, dry, slots)
 local cur = math.floor(now / slot)
 local min = math.floor((now - window) / slot)
 local meta = redis.call('HMGET', key, 's', 'o', 'on')
@@ -114,6 +105,42 @@ if sum > 0 then
 end
 if allowed then allowed = 1 else allowed = 0 end
 return {allowed, now, sum, reset, retry}
+end
+
+-- ARGV: now (negative: Redis TIME), dry ('1': count nothing), slots, then
+-- limit, window and slot per key. Every key is checked first, counting
+-- nothing; only when all allow is the request counted under each: one
+-- request, counted under all of its limits or none.
+local now = tonumber(ARGV[1])
+local dry = ARGV[2] == '1'
+local slots = tonumber(ARGV[3])
+if now < 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+if #KEYS == 1 then
+  return take(KEYS[1], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), now, dry, slots)
+end
+local out = {}
+local all = true
+for i = 1, #KEYS do
+  local b = 3 + (i - 1) * 3
+  local r = take(KEYS[i], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), now, true, slots)
+  all = all and r[1] == 1
+  out[i] = r
+end
+if all and not dry then
+  for i = 1, #KEYS do
+    local b = 3 + (i - 1) * 3
+    out[i] = take(KEYS[i], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), now, false, slots)
+  end
+end
+local flat = {}
+for i = 1, #KEYS do
+  for k = 1, 5 do flat[#flat + 1] = out[i][k] end
+  if not all then flat[#flat - 4] = 0 end
+end
+return flat
 `)
 
 // giveScript takes one request back out of sub-window ARGV[1] of the key
@@ -160,14 +187,36 @@ func (r *Redis) WithClock(clk clock.Clock) *Redis {
 
 func (r *Redis) key(p Policy, key string) string { return r.prefix + "rl:" + p.Name + ":{" + key + "}" }
 
+// keyOf is where a Limit counts: with a Tag, in the tag's hash slot, so
+// the keys one TakeAll touches share a slot on a Cluster.
+func (r *Redis) keyOf(l Limit) string {
+	if l.Tag == "" {
+		return r.key(l.Policy, l.Key)
+	}
+	return r.prefix + "rl:" + l.Policy.Name + ":{" + l.Tag + "}:" + l.Key
+}
+
 // Take implements Store.
 func (r *Redis) Take(ctx context.Context, key string, p Policy) (Result, error) {
-	return r.run(ctx, key, p, "0")
+	res, err := r.run(ctx, []Limit{{Key: key, Policy: p}}, "0")
+	if err != nil {
+		return Result{}, err
+	}
+	return res[0], nil
 }
 
 // Peek implements Store.
 func (r *Redis) Peek(ctx context.Context, key string, p Policy) (Result, error) {
-	return r.run(ctx, key, p, "1")
+	res, err := r.run(ctx, []Limit{{Key: key, Policy: p}}, "1")
+	if err != nil {
+		return Result{}, err
+	}
+	return res[0], nil
+}
+
+// TakeAll implements Store: one script call for every limit.
+func (r *Redis) TakeAll(ctx context.Context, limits []Limit) ([]Result, error) {
+	return r.run(ctx, limits, "0")
 }
 
 // Give implements Store.
@@ -177,29 +226,40 @@ func (r *Redis) Give(ctx context.Context, key string, p Policy, taken Result) er
 	return giveScript.Run(ctx, r.client, []string{r.key(p, key)}, taken.At.UnixMilli()/p.slotMillis()).Err()
 }
 
-func (r *Redis) run(ctx context.Context, key string, p Policy, dry string) (Result, error) {
+func (r *Redis) run(ctx context.Context, limits []Limit, dry string) ([]Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	now := int64(-1)
 	if r.clock != nil {
 		now = r.clock.Now().UnixMilli()
 	}
-	raw, err := takeScript.Run(ctx, r.client, []string{r.key(p, key)},
-		p.Limit, p.Window.Milliseconds(), p.slotMillis(), now, dry, Slots).Int64Slice()
+	keys := make([]string, len(limits))
+	args := make([]any, 0, 3+3*len(limits))
+	args = append(args, now, dry, Slots)
+	for i, l := range limits {
+		keys[i] = r.keyOf(l)
+		args = append(args, l.Policy.Limit, l.Policy.Window.Milliseconds(), l.Policy.slotMillis())
+	}
+	raw, err := takeScript.Run(ctx, r.client, keys, args...).Int64Slice()
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
-	if len(raw) != 5 {
-		return Result{}, fmt.Errorf("rate limit script returned %v", raw)
+	if len(raw) != 5*len(limits) {
+		return nil, fmt.Errorf("rate limit script returned %v", raw)
 	}
-	return Result{
-		Allowed:    raw[0] == 1,
-		Limit:      p.Limit,
-		Remaining:  max(p.Limit-raw[2], 0),
-		Reset:      time.UnixMilli(raw[3]),
-		RetryAfter: time.Duration(raw[4]) * time.Millisecond,
-		At:         time.UnixMilli(raw[1]),
-	}, nil
+	out := make([]Result, len(limits))
+	for i, l := range limits {
+		v := raw[5*i : 5*i+5]
+		out[i] = Result{
+			Allowed:    v[0] == 1,
+			Limit:      l.Policy.Limit,
+			Remaining:  max(l.Policy.Limit-v[2], 0),
+			Reset:      time.UnixMilli(v[3]),
+			RetryAfter: time.Duration(v[4]) * time.Millisecond,
+			At:         time.UnixMilli(v[1]),
+		}
+	}
+	return out, nil
 }
 
 // beatScript announces ARGV[1] as alive at Redis's own time (instances'

@@ -248,7 +248,7 @@ func New(d Deps) (*Server, error) {
 	}
 	apiKeys := services.NewAPIKeys(d.DB.DB, d.Clock, d.Log, audit, services.APIKeyConfig{
 		Env: env, MaxLifetime: cfg.APIKeyMaxLifetime, RotationGrace: cfg.APIKeyRotationGrace, Peppers: d.Peppers,
-		Tiers: rl.Tiers, Fallback: rl.User, SharesUserLimit: cfg.APIKeySharesUserLimit,
+		Tiers: rl.Tiers, Fallback: rl.User, SharesUserLimit: cfg.APIKeySharesUserLimit, MaxPerUser: cfg.APIKeyMaxPerUser,
 	})
 	revocations := services.NewRevocations(d.Redis, cfg.RateLimitKeyPrefix, d.Clock, cfg.RateLimitRedisTimeout, d.Log)
 	clients := services.NewClients(d.DB.DB, d.Clock, d.Log, tokens, revocations, audit, services.OAuthConfig{
@@ -273,7 +273,7 @@ func New(d Deps) (*Server, error) {
 		Login:         limiter.LoginFailures(rl.Login),
 		User:          limiter.PerUser(rl.Tiers, rl.User),
 		TokenIP:       limiter.PerIP(rl.Token),
-		TokenClient:   limiter.PerClientID(rl.Token),
+		TokenClient:   limiter.PerClientID(rl.Token, ratelimit.Policy{Name: "token_client_ip", Limit: rl.Login.Limit, Window: rl.Login.Window}),
 	})
 	purge := NewPurge(cfg, d.DB, audit, d.Clock, d.Log, m)
 	return &Server{deps: d, echo: e, memory: memory, shared: shared, store: store, health: health, monitor: monitor, metrics: m, purge: purge,

@@ -234,8 +234,11 @@ func (a *Auth) ChangePassword(ctx context.Context, userID uuid.UUID, current, pa
 // a stolen access token is no password oracle. A spent budget answers as
 // a wrong password, after the same work.
 func (a *Auth) checkPassword(ctx context.Context, u *models.User, password string) error {
-	at, allowed := a.reserve(ctx, throttleKey(u.Email, u), Client{})
-	if !allowed {
+	at, err := a.reserve(ctx, throttleKey(u.Email, u), Client{})
+	if err != nil && !errors.Is(err, errSpent) {
+		return err
+	}
+	if err != nil {
 		if _, err := a.hasher.Matches(ctx, a.dummyHash, password); err != nil {
 			return err
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/tollgate/tollgate/apperror"
 	"github.com/tollgate/tollgate/caller"
@@ -108,6 +109,8 @@ func (p Peppers) versions() []int {
 	return out
 }
 
+var errTooManyKeys = apperror.Define(apperror.Conflict, "api_key_limit", "Too many live API keys: revoke one first")
+
 // APIKeyConfig holds the API key rules.
 type APIKeyConfig struct {
 	Env           string        // "live" in production, "test" otherwise
@@ -116,6 +119,8 @@ type APIKeyConfig struct {
 	Peppers       Peppers
 	// SharesUserLimit counts a key's requests in its owner's bucket.
 	SharesUserLimit bool
+	// MaxPerUser caps the live (not revoked, not expired) keys of a user.
+	MaxPerUser int
 	// Tiers are the per-tier limits a key's own limit must stay under.
 	Tiers    map[string]ratelimit.Policy
 	Fallback ratelimit.Policy
@@ -242,9 +247,37 @@ func (s *APIKeys) Create(ctx context.Context, owner *caller.Caller, in NewAPIKey
 		Secret: s.cfg.Peppers.secret(secret), Scopes: caller.FormatScopes(caller.SortScopes(slices.Clone(in.Scopes))), AllowedCIDRs: strings.Join(cidrs, ","),
 		RateLimit: in.RateLimit, ExpiresAt: in.ExpiresAt, CreatedAt: now,
 	}
-	if err := s.audit.Do(ctx, s.db, keyEvent("api_key.created", k), func(tx *gorm.DB) error { return tx.Create(k).Error }); err != nil {
+	err = s.audit.Do(ctx, s.db, keyEvent("api_key.created", k), func(tx *gorm.DB) error {
+		// The owner's row, locked (PostgreSQL; SQLite transactions hold the
+		// write lock already), serialises concurrent creations, so the cap
+		// holds exactly.
+		q := tx.Model(&models.User{}).Where("id = ?", owner.ID)
+		if tx.Dialector.Name() == "postgres" {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		var ids []uuid.UUID
+		if err := q.Pluck("id", &ids).Error; err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return errAccountGone
+		}
+		var live int64
+		if err := tx.Model(&models.APIKey{}).Where("user_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)", owner.ID, now).
+			Count(&live).Error; err != nil {
+			return err
+		}
+		if s.cfg.MaxPerUser > 0 && live >= int64(s.cfg.MaxPerUser) {
+			return errTooManyKeys.WithMessage(fmt.Sprintf("At most %d live API keys per user: revoke one first", s.cfg.MaxPerUser))
+		}
+		return tx.Create(k).Error
+	})
+	if err != nil {
 		if errors.Is(err, gorm.ErrForeignKeyViolated) {
 			return nil, "", errAccountGone
+		}
+		if _, ok := apperror.As(err); ok {
+			return nil, "", err
 		}
 		return nil, "", apperror.Wrap(err, "insert api key")
 	}

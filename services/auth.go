@@ -329,8 +329,11 @@ func (a *Auth) Login(ctx context.Context, email, password string, client Client)
 		a.audit.RecordAlone(ctx, target)
 		return nil, err
 	}
-	at, allowed := a.reserve(ctx, account, client)
-	if !allowed {
+	at, err := a.reserve(ctx, account, client)
+	if err != nil && !errors.Is(err, errSpent) {
+		return nil, err
+	}
+	if err != nil {
 		// The same answer and the same work as a wrong password: a throttled
 		// account is not told apart (a password reset still works).
 		if _, err := a.hasher.Matches(ctx, a.dummyHash, password); err != nil {

@@ -233,11 +233,14 @@ func (a *Auth) ConfirmTOTP(ctx context.Context, userID uuid.UUID, code string) (
 // as one attempt of u's budget (see reserve): wrong is the error check
 // returns for a wrong code, and what a spent budget answers, unchecked.
 func (a *Auth) codeAttempt(ctx context.Context, u *models.User, wrong error, check func(tx *gorm.DB) error) error {
-	at, allowed := a.reserve(ctx, throttleKey(u.Email, u), Client{})
-	if !allowed {
+	at, err := a.reserve(ctx, throttleKey(u.Email, u), Client{})
+	if errors.Is(err, errSpent) {
 		return wrong
 	}
-	err := a.db.WithContext(ctx).Transaction(check)
+	if err != nil {
+		return err
+	}
+	err = a.db.WithContext(ctx).Transaction(check)
 	at.done(!errors.Is(err, wrong))
 	return err
 }
@@ -553,9 +556,12 @@ func (a *Auth) VerifyMFA(ctx context.Context, token, code string, client Client)
 	if err != nil {
 		return nil, err // a database fault: 503, not an invalid token
 	}
-	at, allowed := a.reserve(ctx, throttleKey(u.Email, u), client)
-	if !allowed {
+	at, err := a.reserve(ctx, throttleKey(u.Email, u), client)
+	if errors.Is(err, errSpent) {
 		return nil, errMFACode
+	}
+	if err != nil {
+		return nil, err
 	}
 	var s *Session
 	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {

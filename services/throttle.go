@@ -2,9 +2,11 @@ package services
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
+	"github.com/tollgate/tollgate/apperror"
 	"github.com/tollgate/tollgate/ratelimit"
 )
 
@@ -23,55 +25,104 @@ type accountThrottle struct {
 }
 
 // inflight counts the unsettled attempts per account on this instance, so
-// a check refused only because others are in flight (20 correct logins at
-// once, a reservation each) waits for them instead of being refused.
+// a check refused only because others are in flight (16 correct logins at
+// once, a reservation each) waits its turn instead of being refused:
+// first come, first served, so a steady stream cannot starve a waiter.
 type inflight struct {
 	mu      sync.Mutex
 	pending map[string]*pending
 }
 
 type pending struct {
-	n       int
-	settled chan struct{} // closed, and replaced, at each settlement
+	n     int             // attempts reserved and not settled
+	queue []chan struct{} // checks waiting for a settlement, oldest first
 }
 
 func newInflight() *inflight { return &inflight{pending: map[string]*pending{}} }
 
-func (f *inflight) add(account string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func (f *inflight) get(account string) *pending {
 	p := f.pending[account]
 	if p == nil {
-		p = &pending{settled: make(chan struct{})}
+		p = &pending{}
 		f.pending[account] = p
 	}
-	p.n++
+	return p
 }
 
-func (f *inflight) settle(account string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	p := f.pending[account]
-	if p == nil {
-		return
-	}
-	p.n--
-	close(p.settled)
-	p.settled = make(chan struct{})
-	if p.n <= 0 {
+func (f *inflight) drop(account string, p *pending) {
+	if p.n <= 0 && len(p.queue) == 0 {
 		delete(f.pending, account)
 	}
 }
 
-// next is closed when an attempt of account settles; nil when none is in
-// flight (a refusal then stands).
-func (f *inflight) next(account string) <-chan struct{} {
+func (f *inflight) add(account string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if p := f.pending[account]; p != nil {
-		return p.settled
+	f.get(account).n++
+}
+
+// settle ends one attempt and wakes the oldest waiter: a place may be free.
+func (f *inflight) settle(account string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.get(account)
+	p.n--
+	p.wake()
+	f.drop(account, p)
+}
+
+func (p *pending) wake() {
+	if len(p.queue) > 0 {
+		close(p.queue[0])
+		p.queue = p.queue[1:]
 	}
-	return nil
+}
+
+// waiting reports whether checks of account already wait: a newcomer
+// queues behind them rather than taking a place first.
+func (f *inflight) waiting(account string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.pending[account]
+	return p != nil && len(p.queue) > 0
+}
+
+// wait queues a check (at the front when it was already first in line) and
+// returns what is closed at its turn; nil when nothing is in flight, so a
+// refusal stands (and the next waiter is told to look for itself).
+func (f *inflight) wait(account string, front bool) <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.get(account)
+	if p.n <= 0 {
+		p.wake()
+		f.drop(account, p)
+		return nil
+	}
+	ch := make(chan struct{})
+	if front {
+		p.queue = append([]chan struct{}{ch}, p.queue...)
+	} else {
+		p.queue = append(p.queue, ch)
+	}
+	return ch
+}
+
+// leave takes a check that stops waiting out of the queue; if its turn had
+// come meanwhile, the turn passes to the next.
+func (f *inflight) leave(account string, ch <-chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.get(account)
+	for i, q := range p.queue {
+		if q == ch {
+			p.queue = append(p.queue[:i], p.queue[i+1:]...)
+			f.drop(account, p)
+			return
+		}
+	}
+	p.wake() // already woken: hand the turn on
+	f.drop(account, p)
 }
 
 // attempt is one password or second-factor check reserved against an
@@ -84,49 +135,61 @@ type attempt struct {
 	settled bool
 }
 
+// errSpent: the account's attempt budget is spent; the caller answers
+// exactly as for a wrong password or code.
+var errSpent = errors.New("attempt budget spent")
+
 // reserve counts one check against the account in every window before
 // the check runs, so that of any number of concurrent guesses at most the
 // limit are checked: counting failures after the fact let 50 parallel
 // guesses through 81 checks of a 10-check budget. Every check of a
 // password or code counts here (login, MFA verify, MFA enrolment, disable
 // and recovery codes, password change): one budget, however it is spent.
-// ok false means the budget is spent: the caller answers exactly as for a
-// wrong password or code. Call done with the outcome.
-func (a *Auth) reserve(ctx context.Context, account string, client Client) (at *attempt, ok bool) {
-	at = &attempt{a: a, ctx: ctx, account: account}
+// It returns errSpent when the budget is spent, apperror.ErrBusy when the
+// check waited PASSWORD_HASH_MAX_WAIT for its turn behind others of the
+// same account (overload, not a lockout: 503 with Retry-After). Call done
+// with the outcome.
+func (a *Auth) reserve(ctx context.Context, account string, client Client) (*attempt, error) {
+	at := &attempt{a: a, ctx: ctx, account: account}
 	if a.throttle.store == nil {
-		return at, true
+		return at, nil
 	}
 	deadline := time.NewTimer(a.throttle.wait)
 	defer deadline.Stop()
+	f := a.throttle.inflight
+	queued := f.waiting(account) // behind others already waiting: no jumping the line
+	first := false
 	for {
-		refused, ok := at.take()
-		if ok {
-			a.throttle.inflight.add(account)
-			return at, true
+		if !queued {
+			if at.take() {
+				f.add(account)
+				return at, nil
+			}
+			// Refused: if checks of this account are in flight here, one of
+			// them may be a right answer that gives its place back.
+			queued = true
 		}
-		// Refused: if checks of this account are in flight here, one of
-		// them may be a right answer that gives its attempt back; wait for
-		// it rather than refuse a person whose own tabs logged in at once.
-		next := a.throttle.inflight.next(account)
-		if next == nil {
-			a.lockedOut(ctx, account, refused, client)
-			return at, false
+		turn := f.wait(account, first)
+		if turn == nil {
+			a.lockedOut(ctx, account, client)
+			return at, errSpent
 		}
 		select {
-		case <-next:
+		case <-turn:
+			queued, first = false, true
 		case <-deadline.C:
-			a.lockedOut(ctx, account, refused, client)
-			return at, false
+			f.leave(account, turn)
+			return at, apperror.ErrBusy
 		case <-ctx.Done():
-			return at, false
+			f.leave(account, turn)
+			return at, apperror.ErrTimeout.WithCause(ctx.Err())
 		}
 	}
 }
 
 // take counts the attempt under every policy; when one refuses, what the
-// others took is given back and the refusing policy returned.
-func (at *attempt) take() (ratelimit.Policy, bool) {
+// others took is given back.
+func (at *attempt) take() bool {
 	a := at.a
 	at.taken = at.taken[:0]
 	for _, p := range a.throttle.logins {
@@ -140,11 +203,11 @@ func (at *attempt) take() (ratelimit.Policy, bool) {
 		}
 		if !r.Allowed {
 			at.giveBack()
-			return p, false
+			return false
 		}
 		at.taken = append(at.taken, r)
 	}
-	return ratelimit.Policy{}, true
+	return true
 }
 
 // done settles the attempt: a right answer gives it back (successes never
@@ -173,10 +236,11 @@ func (at *attempt) giveBack() {
 	at.taken = at.taken[:0]
 }
 
-// lockedOut logs and audits that account's budget under p is spent: once
-// per window, not once per refused request (a second key of limit 1 under
-// the same window says whether this is the first).
-func (a *Auth) lockedOut(ctx context.Context, account string, p ratelimit.Policy, client Client) {
+// lockedOut logs and audits that account's budget is spent: once per
+// window, not once per refused request (a second key of limit 1 under the
+// first window says whether this is the first).
+func (a *Auth) lockedOut(ctx context.Context, account string, client Client) {
+	p := a.throttle.logins[0]
 	notice := ratelimit.Policy{Name: p.Name + "_locked", Limit: 1, Window: p.Window}
 	if r, err := a.throttle.store.Take(ctx, account, notice); err != nil || !r.Allowed {
 		return

@@ -90,7 +90,9 @@ type Config struct {
 	APIKeyPepperVersion   int           `env:"API_KEY_PEPPER_VERSION" envDefault:"1"`
 	APIKeyPreviousPeppers []string      `env:"API_KEY_PREVIOUS_PEPPERS" envSeparator:","`
 	APIKeyMaxLifetime     time.Duration `env:"API_KEY_MAX_LIFETIME" envDefault:"8760h"`
-	APIKeyRotationGrace   time.Duration `env:"API_KEY_ROTATION_GRACE" envDefault:"24h"`
+	// API_KEY_MAX_PER_USER caps the live keys one user may hold.
+	APIKeyMaxPerUser    int           `env:"API_KEY_MAX_PER_USER" envDefault:"10"`
+	APIKeyRotationGrace time.Duration `env:"API_KEY_ROTATION_GRACE" envDefault:"24h"`
 	// Count API key requests in the owner's per-user bucket instead of one per key.
 	APIKeySharesUserLimit bool `env:"API_KEY_SHARES_USER_LIMIT" envDefault:"false"`
 	// How long a password reset link works.
@@ -367,6 +369,9 @@ func (c *Config) validate() error {
 	}
 	if c.OAuthTokenTTL < time.Minute || c.OAuthTokenTTL > 24*time.Hour {
 		return bad("OAUTH_TOKEN_TTL", "must be between 1m and 24h")
+	}
+	if c.APIKeyMaxPerUser < 1 {
+		return bad("API_KEY_MAX_PER_USER", "must be a whole number from 1")
 	}
 	if c.APIKeyMaxLifetime < 0 {
 		return bad("API_KEY_MAX_LIFETIME", "must be a duration such as 8760h (0: no maximum)")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/caller"
+	"github.com/tollgate/tollgate/models"
 )
 
 var apiKeyFormat = regexp.MustCompile(`^tg_test_[0-9A-Za-z]{38}$`)
@@ -226,7 +227,9 @@ func TestAPIKeyLastUsed(t *testing.T) {
 }
 
 // A key has its own bucket at its owner's tier, or its own lower limit,
-// apart from the owner's.
+// and every request of it counts in its owner's budget too: however many
+// keys a user makes, the requests of all of them and of the user's own
+// tokens together stay within the tier.
 func TestAPIKeyRateLimits(t *testing.T) {
 	parallelTest(t)
 	a := newApp(t, "RATE_LIMIT_TIERS", "free=5/1m")
@@ -242,12 +245,36 @@ func TestAPIKeyRateLimits(t *testing.T) {
 	}
 	got := statuses(keyHeader(key), 3)
 	mustf(t, got[0] == 200 && got[1] == 200 && got[2] == 429, "the key's own 2/1m: %v", got)
-	got = statuses(keyHeader(other), 6)
-	mustf(t, got[4] == 200 && got[5] == 429, "the other key at the tier's 5/1m: %v", got)
-	// The owner's bucket is untouched by both keys (the key creations
-	// above used two of its five).
-	got = statuses(bearer(u), 4)
-	mustf(t, got[2] == 200 && got[3] == 429, "the owner's own bucket: %v", got)
+	// The owner's five: two key creations and the slow key's two; the
+	// other key gets the one left, not a bucket of five of its own.
+	got = statuses(keyHeader(other), 3)
+	mustf(t, got[0] == 200 && got[1] == 429 && got[2] == 429, "the other key within the owner's 5/1m: %v", got)
+	got = statuses(bearer(u), 1)
+	mustf(t, got[0] == 429, "the owner's own token past the budget its keys spent: %v", got)
+	// A refusal by the owner's budget did not use the key's own bucket.
+	a.Clock.Advance(2 * time.Minute)
+	got = statuses(keyHeader(key), 3)
+	mustf(t, got[0] == 200 && got[1] == 200 && got[2] == 429, "the slow key after the window: %v", got)
+}
+
+// Five keys once gave a free user five budgets (355 requests a minute of
+// its 60): now all of them together get the tier's.
+func TestManyKeysDoNotMultiplyTheBudget(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t, "RATE_LIMIT_TIERS", "free=20/1m")
+	u := a.user(t, caller.Viewer, caller.Free)
+	var keys []string
+	for range 5 {
+		k, _ := a.makeKey(t, u, readKey)
+		keys = append(keys, k)
+	}
+	ok := 0
+	for i := range 60 {
+		if a.do(t, Request{Method: "GET", URL: "/projects", Headers: keyHeader(keys[i%5])}).Status == 200 {
+			ok++
+		}
+	}
+	mustf(t, ok == 15, "five keys got %d requests in a minute, want the 15 the key creations left of 20", ok)
 }
 
 // On Redis, a key's limit holds across instances.
@@ -320,4 +347,24 @@ func TestAPIKeySharedUserLimit(t *testing.T) {
 		got = append(got, a.do(t, Request{Method: "GET", URL: "/projects", Headers: h}).Status)
 	}
 	mustf(t, got[2] == 200 && got[3] == 429, "one bucket for the owner and the key: %v", got)
+}
+
+// Keys are not unlimited: past API_KEY_MAX_PER_USER live ones a user gets
+// 409 (before, five keys multiplied a free user's budget by five), even
+// when asking for many at once; a revoked key frees its place.
+func TestLiveKeysPerUserAreCapped(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t, "API_KEY_MAX_PER_USER", "3")
+	u := a.user(t, caller.Editor, caller.Free)
+	statuses := parallel(8, func(int) *Response {
+		return a.do(t, Request{Method: "POST", URL: "/api-keys", Headers: bearer(u), Body: readKey})
+	})
+	mustf(t, statuses[201] == 3 && statuses[409] == 5, "8 at once under a cap of 3: %v", statuses)
+	r := a.do(t, Request{Method: "POST", URL: "/api-keys", Headers: bearer(u), Body: readKey})
+	mustf(t, r.Status == 409 && strings.Contains(r.Body, `"code":"api_key_limit"`), "the fourth: %d %s", r.Status, r.Body)
+	var id string
+	a.DB.Model(&models.APIKey{}).Where("user_id = ?", u.ID).Limit(1).Pluck("id", &id)
+	mustf(t, a.do(t, Request{Method: "DELETE", URL: "/api-keys/" + id, Headers: bearer(u)}).Status == 204, "revoke")
+	r = a.do(t, Request{Method: "POST", URL: "/api-keys", Headers: bearer(u), Body: readKey})
+	mustf(t, r.Status == 201, "after a revocation: %d %s", r.Status, r.Body)
 }

@@ -133,7 +133,7 @@ func TestOpenAPIDocumentIsValidAndCommitted(t *testing.T) {
 // among its documented answers, with the rate-limit headers it carries.
 func TestSpecAndRouterAgree(t *testing.T) {
 	parallelTest(t)
-	a := newApp(t)
+	a := newApp(t, "API_KEY_MAX_PER_USER", "100") // a key per scope probed
 	viewer := a.user(t, "viewer", "free")
 	admin := a.user(t, "admin", "free")
 	doc, err := openapi.Document()

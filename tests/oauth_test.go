@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -421,4 +422,42 @@ func TestOAuthClientPepperRotation(t *testing.T) {
 	mustf(t, next.DB.DB.Raw("SELECT pepper_version FROM oauth_clients WHERE id = ?", row).Scan(&version).Error == nil && version == 2, "moved: %d", version)
 	only := a.sibling(t, "API_KEY_PEPPER", testPepper+"-next", "API_KEY_PEPPER_VERSION", "2")
 	only.token(t, id, secret, "")
+}
+
+// Naming a client_id does not spend its budget: only requests whose client
+// authenticated count. An attacker without the secret, from many
+// addresses, cannot make the real client get a 429; from one address its
+// failures are refused after a few.
+func TestAnAttackerCannotSpendAClientsBudget(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t, "RATE_LIMIT_TOKEN", "5/1m")
+	admin := a.user(t, caller.Admin, caller.Free)
+	id, secret, _ := a.client(t, admin, readClient)
+	grant := urlValues("grant_type", "client_credentials")
+	for i := range 30 {
+		// A fresh address each time: the per-IP limits are not what is tested.
+		req := formRequest("/oauth/token", grant, map[string]string{"Authorization": basicAuth(id, "wrong-secret")})
+		req.RemoteAddr = fmt.Sprintf("203.0.113.%d:1234", i+1)
+		r := a.do(t, req)
+		mustf(t, r.Status == 401 && strings.Contains(r.Body, "invalid_client"), "attempt %d without the secret: %d %s", i, r.Status, r.Body)
+	}
+	for i := range 5 {
+		req := formRequest("/oauth/token", grant, map[string]string{"Authorization": basicAuth(id, secret)})
+		req.RemoteAddr = "198.51.100.50:1234"
+		r := a.do(t, req)
+		mustf(t, r.Status == 200, "the real client's token %d after the attack: %d %s", i, r.Status, r.Body)
+	}
+	// Its own requests do count: the sixth in the minute is refused.
+	req := formRequest("/oauth/token", grant, map[string]string{"Authorization": basicAuth(id, secret)})
+	req.RemoteAddr = "198.51.100.50:1234"
+	mustf(t, a.do(t, req).Status == 429, "the client's own budget is not counted")
+	// One address guessing the secret is refused after the login budget.
+	a.Clock.Advance(2 * time.Minute) // the client's own minute is over
+	statuses := map[int]int{}
+	for range 8 {
+		req := formRequest("/oauth/token", grant, map[string]string{"Authorization": basicAuth(id, "guess")})
+		req.RemoteAddr = "192.0.2.77:1234"
+		statuses[a.do(t, req).Status]++
+	}
+	mustf(t, statuses[401] == 5 && statuses[429] == 3, "one address guessing: %v", statuses)
 }
