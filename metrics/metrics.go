@@ -35,6 +35,7 @@ type Metrics struct {
 	DependencyUp       *prometheus.GaugeVec   // dependency: database, redis (as /readyz last saw them)
 	PurgedRows         *prometheus.CounterVec // table
 	MailDelivered      *prometheus.CounterVec // result: sent, retry, abandoned
+	PasswordHashes     *prometheus.CounterVec // cost: bcrypt hashes and comparisons run
 }
 
 // New builds the collectors, with the Go runtime and process collectors.
@@ -59,9 +60,11 @@ func New() *Metrics {
 			Help: "Rows deleted by the periodic purge, by table."}, []string{"table"}),
 		MailDelivered: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "mail_delivery_attempts_total",
 			Help: "Outbox delivery attempts by result: sent, retry (failed, will retry), abandoned (failed for the last time)."}, []string{"result"}),
+		PasswordHashes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "password_hashes_total",
+			Help: "bcrypt hashes and comparisons run, by cost: checks at a cost below BCRYPT_COST fall to zero as passwords are rehashed."}, []string{"cost"}),
 	}
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.LoginAttempts, m.RateLimitDecisions, m.RateLimitFallback, m.RefreshReuse, m.RefreshRetries, m.DependencyUp, m.PurgedRows, m.MailDelivered)
+		m.LoginAttempts, m.RateLimitDecisions, m.RateLimitFallback, m.RefreshReuse, m.RefreshRetries, m.DependencyUp, m.PurgedRows, m.MailDelivered, m.PasswordHashes)
 	for _, o := range []string{LoginSuccess, LoginFailed, LoginUnverified, LoginLimited, LoginBusy} {
 		m.LoginAttempts.WithLabelValues(o) // present at zero, so rate() works from the first scrape
 	}

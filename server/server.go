@@ -121,7 +121,7 @@ func New(d Deps) (*Server, error) {
 	}
 	ended := services.NewEndedSessions(d.Redis, cfg.RateLimitKeyPrefix, d.Clock, cfg.AccessTokenTTL, cfg.RateLimitRedisTimeout, d.Log)
 	tokens := services.NewTokens(d.Keys, d.Clock, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL, ended)
-	hasher := services.NewHasher(cfg.BcryptCost, cfg.PasswordHashConcurrency, cfg.PasswordHashMaxWait)
+	hasher := services.NewHasher(cfg.BcryptCost, cfg.PasswordHashConcurrency, cfg.PasswordHashMaxWait).WithMetrics(m.PasswordHashes)
 	audit := services.NewAudit(d.DB.DB, d.Clock, d.AuditKey, d.Log)
 	users := services.NewUsers(d.DB.DB, d.Clock, hasher).WithAudit(audit).WithEndedSessions(ended)
 	memory := ratelimit.NewMemory(d.Clock, cfg.RateLimitMemoryMaxKeys)

@@ -250,6 +250,9 @@ func (a *Auth) checkPassword(ctx context.Context, u *models.User, password strin
 		return err
 	}
 	at.done(ok)
+	if err := a.upgradeHash(ctx, u, password, ok); err != nil {
+		return err
+	}
 	if !ok {
 		return errWrongPassword
 	}

@@ -3,6 +3,9 @@ package services
 import (
 	_ "embed"
 	"strings"
+	"unicode"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 //go:embed common-passwords.txt
@@ -19,10 +22,20 @@ var commonPasswords = func() map[string]struct{} {
 	return set
 }()
 
-// IsCommonPassword reports whether p, ignoring case, is among the 10,000
-// most common passwords of leaked corpora: the first guesses of every
-// attacker, whatever the policy's character classes say ("Password123").
+// IsCommonPassword reports whether p is among the 10,000 most common
+// passwords of leaked corpora: the first guesses of every attacker,
+// whatever the policy's character classes say ("Password123"). It compares
+// the password as an attacker's list would match it: NFKC (full-width and
+// other compatibility forms as plain letters), case and spaces ignored, so
+// " Password123" and "Ｐａｓｓｗｏｒｄ123" are caught too.
 func IsCommonPassword(p string) bool {
-	_, ok := commonPasswords[strings.ToLower(p)]
+	p = strings.ToLower(norm.NFKC.String(p))
+	p = strings.Map(func(r rune) rune {
+		if unicode.IsSpace(r) {
+			return -1
+		}
+		return r
+	}, p)
+	_, ok := commonPasswords[p]
 	return ok
 }

@@ -2,8 +2,11 @@ package services
 
 import (
 	"context"
+	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -17,6 +20,7 @@ import (
 // maxWait and then answer 503 with Retry-After, and the rest of the API
 // keeps its cores.
 type Hasher struct {
+	counted  *prometheus.CounterVec // nil: not counted
 	cost     int
 	slots    chan struct{}
 	maxWait  time.Duration
@@ -27,6 +31,18 @@ type Hasher struct {
 // NewHasher builds a hasher running at most concurrency hashes at once.
 func NewHasher(cost, concurrency int, maxWait time.Duration) *Hasher {
 	return &Hasher{cost: cost, slots: make(chan struct{}, max(concurrency, 1)), maxWait: maxWait}
+}
+
+// WithMetrics counts every hash and comparison by cost in c.
+func (h *Hasher) WithMetrics(c *prometheus.CounterVec) *Hasher {
+	h.counted = c
+	return h
+}
+
+func (h *Hasher) count(cost int) {
+	if h.counted != nil {
+		h.counted.WithLabelValues(strconv.Itoa(cost)).Inc()
+	}
 }
 
 // Cost is the bcrypt cost new hashes get.
@@ -47,6 +63,7 @@ func (h *Hasher) Hash(ctx context.Context, password string) ([]byte, error) {
 		return nil, err
 	}
 	defer h.release()
+	h.count(h.cost)
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), h.cost)
 	if err != nil {
 		return nil, apperror.Wrap(err, "hash password")
@@ -60,7 +77,18 @@ func (h *Hasher) Matches(ctx context.Context, hash []byte, password string) (boo
 		return false, err
 	}
 	defer h.release()
+	cost, err := bcrypt.Cost(hash)
+	if err == nil {
+		h.count(cost)
+	}
 	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil, nil
+}
+
+// Stale reports whether hash was made at a lower cost than new hashes get
+// (BCRYPT_COST was raised since).
+func (h *Hasher) Stale(hash []byte) bool {
+	cost, err := bcrypt.Cost(hash)
+	return err == nil && cost < h.cost
 }
 
 func (h *Hasher) acquire(ctx context.Context) error {

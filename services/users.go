@@ -3,8 +3,6 @@ package services
 import (
 	"context"
 	"errors"
-	"net/mail"
-	"strings"
 	"unicode"
 
 	"github.com/google/uuid"
@@ -56,18 +54,6 @@ func (s *Users) WithAudit(a *Audit) *Users {
 // NewUsers builds the user service.
 func NewUsers(db *gorm.DB, clk clock.Clock, hasher *Hasher) *Users {
 	return &Users{db: db, clock: clk, hasher: hasher}
-}
-
-// NormalizeEmail trims and lower-cases an address.
-func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
-
-// CheckEmail reports a problem with an already-normalised address, or "".
-func CheckEmail(email string) string {
-	addr, err := mail.ParseAddress(email)
-	if err != nil || addr.Address != email || addr.Name != "" || len(email) > 254 || !strings.Contains(email[strings.LastIndexByte(email, '@')+1:], ".") {
-		return "must be a valid email address"
-	}
-	return ""
 }
 
 // CheckPassword reports a problem with a password, or "".

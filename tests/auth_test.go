@@ -4,10 +4,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/models"
@@ -443,4 +449,108 @@ func TestCreatedUserIsVerified(t *testing.T) {
 	admin := a.user(t, caller.Admin, caller.Enterprise)
 	r := a.do(t, Request{Method: "GET", URL: "/users/me", Headers: bearer(admin)})
 	mustf(t, r.Status == 200 && strings.Contains(r.Body, `"role":"admin"`) && strings.Contains(r.Body, `"email_verified":true`), "%s", r.Body)
+}
+
+// hashesAt is how many bcrypt operations ran at cost, from the metrics.
+func hashesAt(t testing.TB, a *App, cost int) int {
+	t.Helper()
+	m := regexp.MustCompile(`tollgate_password_hashes_total\{cost="` + strconv.Itoa(cost) + `"\} (\d+)`).FindStringSubmatch(a.scrape(t))
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// After BCRYPT_COST is raised, a password hashed at the old cost is
+// rehashed at its next successful login, and until then such an account
+// does the work of an up-to-date one, right password or wrong (it answered
+// in 8 ms against 245 ms, which also told such accounts apart).
+func TestRaisedBcryptCostRehashesAtLoginWithTheSameWork(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t, "BCRYPT_COST", "5")
+	now := a.Clock.Now()
+	u := &models.User{ID: uuid.New(), Email: randomName("old-") + "@example.com", PasswordHash: fixtureHash(t, 4), Role: caller.Viewer, Tier: caller.Free,
+		EmailVerified: true, CreatedAt: now, UpdatedAt: now}
+	mustf(t, a.DB.Create(u).Error == nil, "insert")
+	login := func(password string) *Response {
+		return a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": password}})
+	}
+	before := hashesAt(t, a, 5)
+	mustf(t, login("Wrong-Pass-123").Status == 401, "wrong password")
+	mustf(t, hashesAt(t, a, 5) == before+1, "a wrong password for an old-cost account did no work at the current cost")
+	mustf(t, login(testPassword).Status == 200, "right password")
+	mustf(t, hashesAt(t, a, 5) == before+2, "the right password was not rehashed at the current cost")
+	var stored models.User
+	a.DB.Where("id = ?", u.ID).Take(&stored)
+	cost, err := bcrypt.Cost([]byte(stored.PasswordHash))
+	mustf(t, err == nil && cost == 5, "stored cost %d %v", cost, err)
+	mustf(t, login(testPassword).Status == 200, "login after the rehash")
+	mustf(t, hashesAt(t, a, 4) == 2, "%d checks at the old cost", hashesAt(t, a, 4))
+}
+
+// Addresses that look alike are alike: NFC and NFD spellings and an IDNA
+// domain in either form are one account; address literals and look-alike
+// letters from another script are refused.
+func TestLookAlikeAddressesAreOneAccountOrRefused(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t)
+	n := 0
+	reg := func(email string) *Response {
+		n++ // a fresh client address each time: the per-IP limits are not what is tested
+		return a.do(t, Request{Method: "POST", URL: "/auth/register", RemoteAddr: fmt.Sprintf("198.51.100.%d:1234", n),
+			Body: map[string]string{"email": email, "password": testPassword}})
+	}
+	count := func() int64 {
+		var n int64
+		a.DB.Model(&models.User{}).Count(&n)
+		return n
+	}
+	for _, same := range [][]string{
+		{"jos\u00e9@example.com", "jose\u0301@example.com", " JOSE\u0301@Example.COM "},     // NFC, NFD, case and spaces
+		{"ana@b\u00fccher.example", "ana@xn--bcher-kva.example", "ana@B\u00dcCHER.example"}, // Unicode, punycode, upper case
+	} {
+		before := count()
+		for _, e := range same {
+			mustf(t, reg(e).Status == 202, "register %q", e)
+		}
+		mustf(t, count() == before+1, "%q made %d accounts, want one", same, count()-before)
+	}
+	var stored []string
+	a.DB.Model(&models.User{}).Order("email").Pluck("email", &stored)
+	mustf(t, strings.Join(stored, " ") == "ana@xn--bcher-kva.example jos\u00e9@example.com", "stored: %q", stored)
+	// The NFD spelling logs in to the NFC account (once verified).
+	a.DB.Model(&models.User{}).Where("1 = 1").Update("email_verified", true)
+	r := a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": "jose\u0301@example.com", "password": testPassword}})
+	mustf(t, r.Status == 200, "login with the other spelling: %d %s", r.Status, r.Body)
+
+	for email, want := range map[string]string{
+		"a@[127.0.0.1]":                 "address literal",
+		"\u0430lice@example.com":        "mix writing systems", // Cyrillic а, then Latin
+		"alice@ex\u0430mple.com":        "mix writing systems",
+		"bob@exa_mple.com":              "valid domain",
+		"\u30c6\u30b9\u30c8@example.jp": "", // Japanese: one script
+	} {
+		r := reg(email)
+		if want == "" {
+			mustf(t, r.Status == 202, "%q refused: %d %s", email, r.Status, r.Body)
+			continue
+		}
+		mustf(t, r.Status == 400 && strings.Contains(r.Body, want), "%q: %d %s", email, r.Status, r.Body)
+	}
+}
+
+// The breached-password check sees through spaces, case and full-width
+// letters (" Password123" passed it).
+func TestCommonPasswordsInDisguiseAreRefused(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t)
+	for _, p := range []string{" Password123", "Password123 ", "PASSWORD123 x", "\uff30\uff41\uff53\uff53\uff57\uff4f\uff52\uff44123", "Pass word123"} {
+		r := a.do(t, Request{Method: "POST", URL: "/auth/register", RemoteAddr: "198.51.100.9:1",
+			Body: map[string]string{"email": randomName("p-") + "@example.com", "password": p}})
+		if p == "PASSWORD123 x" {
+			continue // not on the list: only what the list would match
+		}
+		mustf(t, r.Status == 400 && strings.Contains(r.Body, "most common passwords"), "%q: %d %s", p, r.Status, r.Body)
+	}
 }
