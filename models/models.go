@@ -134,10 +134,14 @@ func (OAuthClient) TableName() string { return "oauth_clients" }
 
 // OutboxMail is one message waiting for, or done with, delivery.
 type OutboxMail struct {
-	ID            uuid.UUID `gorm:"type:uuid;primaryKey"`
-	ToAddress     string
-	Subject       string
+	ID        uuid.UUID `gorm:"type:uuid;primaryKey"`
+	ToAddress string
+	Subject   string
+	// Body is AES-GCM ciphertext under the MFA key of KeyVersion (0: clear,
+	// rows from before encryption), emptied once the mail is sent or
+	// abandoned: links in it open accounts.
 	Body          string
+	KeyVersion    int
 	Status        string // pending, sent or abandoned
 	Attempts      int
 	NextAttemptAt time.Time

@@ -145,7 +145,7 @@ func New(d Deps) (*Server, error) {
 	}
 	outbox := services.NewOutbox(d.DB.DB, d.Clock, d.Mailer, d.Log, m, services.OutboxConfig{
 		MaxAttempts: cfg.MailMaxAttempts, Backoff: cfg.MailRetryBackoff, MaxBackoff: cfg.MailMaxBackoff,
-		SendTimeout: cfg.MailSendTimeout, Batch: 20,
+		SendTimeout: cfg.MailSendTimeout, Batch: 20, Keys: d.MFAKeys, KeepBodies: cfg.DevRoutes,
 	})
 	var dev *handlers.Dev
 	if cfg.DevRoutes {

@@ -47,12 +47,22 @@ var (
 // MFA_KEY (SHA-256 of it), by version like the API key peppers.
 type MFAKeys = Peppers
 
-func (k MFAKeys) aead(version int) (cipher.AEAD, error) {
+func (k MFAKeys) aead(version int) (cipher.AEAD, error) { return k.aeadFor("", version) }
+
+// aeadFor is the AES-256-GCM of key version for purpose: the TOTP secrets
+// use SHA-256 of the key itself (""), anything else SHA-256 of the purpose
+// and the key, so one MFA_KEY serves several uses without one ciphertext
+// opening under another's key.
+func (k MFAKeys) aeadFor(purpose string, version int) (cipher.AEAD, error) {
 	secret, ok := k.Secrets[version]
 	if !ok {
 		return nil, fmt.Errorf("no MFA key of version %d (MFA_PREVIOUS_KEYS)", version)
 	}
-	sum := sha256.Sum256(secret)
+	material := secret
+	if purpose != "" {
+		material = append([]byte("tollgate "+purpose+"\x00"), secret...)
+	}
+	sum := sha256.Sum256(material)
 	block, err := aes.NewCipher(sum[:])
 	if err != nil {
 		return nil, err

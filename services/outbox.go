@@ -2,6 +2,9 @@ package services
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -33,6 +36,12 @@ type OutboxConfig struct {
 	MaxBackoff  time.Duration
 	SendTimeout time.Duration // one delivery attempt, dial to QUIT
 	Batch       int           // messages claimed per pass
+	// Keys encrypt bodies at rest (the MFA key, for this purpose).
+	Keys MFAKeys
+	// KeepBodies keeps the bodies of sent mail (development: GET /dev/mail
+	// shows what was sent); otherwise a body is dropped once the mail is
+	// sent or abandoned.
+	KeepBodies bool
 }
 
 // Outbox queues mail in the database, in the caller's transaction, and
@@ -59,12 +68,51 @@ func NewOutbox(db *gorm.DB, clk clock.Clock, mailer Mailer, log *slog.Logger, m 
 // the mail is about: both happen, or neither).
 func (o *Outbox) Enqueue(tx *gorm.DB, m Message) error {
 	now := o.clock.Now()
-	row := models.OutboxMail{ID: uuid.New(), ToAddress: m.To, Subject: m.Subject, Body: m.Body, Status: MailPending,
-		NextAttemptAt: now, CreatedAt: now}
+	row := models.OutboxMail{ID: uuid.New(), ToAddress: m.To, Subject: m.Subject, Status: MailPending,
+		NextAttemptAt: now, CreatedAt: now, KeyVersion: o.cfg.Keys.Current}
+	sealed, err := o.seal(row.ID, m.Body)
+	if err != nil {
+		return apperror.Wrap(err, "encrypt mail")
+	}
+	row.Body = sealed
 	if err := tx.Create(&row).Error; err != nil {
 		return apperror.Wrap(err, "queue mail")
 	}
 	return nil
+}
+
+// outboxPurpose separates the outbox's key from the TOTP secrets'.
+const outboxPurpose = "outbox"
+
+// seal encrypts body for the row id (its associated data: a body moved to
+// another row does not open).
+func (o *Outbox) seal(id uuid.UUID, body string) (string, error) {
+	g, err := o.cfg.Keys.aeadFor(outboxPurpose, o.cfg.Keys.Current)
+	if err != nil {
+		return "", err
+	}
+	nonce := make([]byte, g.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(g.Seal(nonce, nonce, []byte(body), id[:])), nil
+}
+
+// body is m's body in clear.
+func (o *Outbox) body(m *models.OutboxMail) (string, error) {
+	if m.KeyVersion == 0 || m.Body == "" {
+		return m.Body, nil // from before encryption, or dropped
+	}
+	g, err := o.cfg.Keys.aeadFor(outboxPurpose, m.KeyVersion)
+	if err != nil {
+		return "", err
+	}
+	raw, err := base64.StdEncoding.DecodeString(m.Body)
+	if err != nil || len(raw) < g.NonceSize() {
+		return "", errors.New("malformed mail body")
+	}
+	plain, err := g.Open(nil, raw[:g.NonceSize()], raw[g.NonceSize():], m.ID[:])
+	return string(plain), err
 }
 
 // Withhold writes, inside tx, a row that is never delivered: the same
@@ -118,17 +166,26 @@ func (o *Outbox) DeliverDue(ctx context.Context) (int, error) {
 }
 
 func (o *Outbox) attempt(ctx context.Context, m *models.OutboxMail) {
-	sendCtx, cancel := context.WithTimeout(ctx, o.cfg.SendTimeout)
-	err := o.mailer.Send(sendCtx, Message{To: m.ToAddress, Subject: m.Subject, Body: m.Body})
-	cancel()
+	body, err := o.body(m)
+	if err == nil {
+		sendCtx, cancel := context.WithTimeout(ctx, o.cfg.SendTimeout)
+		err = o.mailer.Send(sendCtx, Message{To: m.ToAddress, Subject: m.Subject, Body: body})
+		cancel()
+	}
 	now := o.clock.Now()
 	update := map[string]any{}
 	switch {
 	case err == nil:
 		update["status"], update["sent_at"], update["last_error"] = MailSent, now, ""
+		if !o.cfg.KeepBodies {
+			update["body"] = "" // what operators need stays: address, subject, status, attempts
+		}
 		o.metrics.MailDelivered.WithLabelValues(MailSent).Inc()
 	case m.Attempts >= o.cfg.MaxAttempts:
 		update["status"], update["last_error"] = MailAbandoned, truncate(err.Error(), 500)
+		if !o.cfg.KeepBodies {
+			update["body"] = ""
+		}
 		o.metrics.MailDelivered.WithLabelValues(MailAbandoned).Inc()
 		o.log.Error("mail abandoned after its last attempt", "mail_id", m.ID, "attempts", m.Attempts, "error", err)
 	default:
@@ -184,6 +241,13 @@ func (o *Outbox) To(ctx context.Context, address string, limit int) ([]models.Ou
 	var out []models.OutboxMail
 	if err := o.db.WithContext(ctx).Where("to_address = ?", address).Order("created_at DESC, id DESC").Limit(limit).Find(&out).Error; err != nil {
 		return nil, apperror.Wrap(err, "read mail")
+	}
+	for i := range out {
+		body, err := o.body(&out[i])
+		if err != nil {
+			return nil, apperror.Wrap(err, "decrypt mail")
+		}
+		out[i].Body = body
 	}
 	return out, nil
 }

@@ -188,3 +188,30 @@ func TestMailToOneAddressIsCapped(t *testing.T) {
 	mustf(t, r.Status == 202, "resend: %d", r.Status)
 	mustf(t, len(a.sent(t)) == n+1, "the cap did not free after its window")
 }
+
+// Nothing in the database opens an account: a queued mail's body (with its
+// reset or verification link) is encrypted at rest and dropped once sent;
+// what operators need to debug stays.
+func TestMailBodiesAreEncryptedAndDroppedOnceSent(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t, "DEV_ROUTES", "false")
+	email := randomName("sealed-") + "@example.com"
+	r := a.do(t, Request{Method: "POST", URL: "/auth/register", Body: map[string]string{"email": email, "password": testPassword}})
+	mustf(t, r.Status == 202, "register: %d", r.Status)
+	var row models.OutboxMail
+	mustf(t, a.DB.Where("to_address = ?", email).Take(&row).Error == nil, "queued")
+	mustf(t, row.Body != "" && !strings.Contains(row.Body, "verify") && !strings.Contains(row.Body, "token") && row.KeyVersion >= 1,
+		"the queued body is readable: %q", row.Body)
+	sent := a.sent(t)
+	mustf(t, len(sent) == 1 && strings.Contains(sent[0].Body, "/auth/verify?token="), "delivered: %+v", sent)
+	token := sent[0].Body[strings.Index(sent[0].Body, "token=")+len("token="):]
+	token = token[:strings.IndexAny(token, "\n ")]
+	mustf(t, a.DB.Where("to_address = ?", email).Take(&row).Error == nil, "row")
+	mustf(t, row.Body == "" && row.Status == "sent" && row.Subject == "Verify your email address" && row.Attempts == 1,
+		"after delivery: %+v", row)
+	var dump []models.OutboxMail
+	a.DB.Find(&dump)
+	for _, m := range dump {
+		mustf(t, !strings.Contains(m.Body, token), "the token is in the outbox")
+	}
+}
