@@ -70,8 +70,20 @@ func (k MFAKeys) aeadFor(purpose string, version int) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
+// The user id is authenticated data: a secret moved to another row does
+// not decrypt.
 func (k MFAKeys) seal(plain string, userID uuid.UUID) (string, error) {
-	g, err := k.aead(k.Current)
+	return k.sealFor("", plain, userID[:])
+}
+
+func (k MFAKeys) open(sealed string, version int, userID uuid.UUID) (string, error) {
+	return k.openFor("", sealed, version, userID[:])
+}
+
+// sealFor encrypts plain for purpose under the current key, bound to
+// aad: base64 of nonce and ciphertext.
+func (k MFAKeys) sealFor(purpose, plain string, aad []byte) (string, error) {
+	g, err := k.aeadFor(purpose, k.Current)
 	if err != nil {
 		return "", err
 	}
@@ -79,21 +91,20 @@ func (k MFAKeys) seal(plain string, userID uuid.UUID) (string, error) {
 	if _, err := rand.Read(nonce); err != nil {
 		return "", err
 	}
-	// The user id is authenticated data: a secret moved to another row
-	// does not decrypt.
-	return base64.StdEncoding.EncodeToString(g.Seal(nonce, nonce, []byte(plain), userID[:])), nil
+	return base64.StdEncoding.EncodeToString(g.Seal(nonce, nonce, []byte(plain), aad)), nil
 }
 
-func (k MFAKeys) open(sealed string, version int, userID uuid.UUID) (string, error) {
-	g, err := k.aead(version)
+// openFor decrypts what sealFor made under key version.
+func (k MFAKeys) openFor(purpose, sealed string, version int, aad []byte) (string, error) {
+	g, err := k.aeadFor(purpose, version)
 	if err != nil {
 		return "", err
 	}
 	raw, err := base64.StdEncoding.DecodeString(sealed)
 	if err != nil || len(raw) < g.NonceSize() {
-		return "", errors.New("malformed MFA secret")
+		return "", errors.New("malformed ciphertext")
 	}
-	plain, err := g.Open(nil, raw[:g.NonceSize()], raw[g.NonceSize():], userID[:])
+	plain, err := g.Open(nil, raw[:g.NonceSize()], raw[g.NonceSize():], aad)
 	return string(plain), err
 }
 

@@ -2,9 +2,6 @@ package services
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -87,15 +84,7 @@ const outboxPurpose = "outbox"
 // seal encrypts body for the row id (its associated data: a body moved to
 // another row does not open).
 func (o *Outbox) seal(id uuid.UUID, body string) (string, error) {
-	g, err := o.cfg.Keys.aeadFor(outboxPurpose, o.cfg.Keys.Current)
-	if err != nil {
-		return "", err
-	}
-	nonce := make([]byte, g.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return "", err
-	}
-	return base64.StdEncoding.EncodeToString(g.Seal(nonce, nonce, []byte(body), id[:])), nil
+	return o.cfg.Keys.sealFor(outboxPurpose, body, id[:])
 }
 
 // body is m's body in clear.
@@ -103,16 +92,7 @@ func (o *Outbox) body(m *models.OutboxMail) (string, error) {
 	if m.KeyVersion == 0 || m.Body == "" {
 		return m.Body, nil // from before encryption, or dropped
 	}
-	g, err := o.cfg.Keys.aeadFor(outboxPurpose, m.KeyVersion)
-	if err != nil {
-		return "", err
-	}
-	raw, err := base64.StdEncoding.DecodeString(m.Body)
-	if err != nil || len(raw) < g.NonceSize() {
-		return "", errors.New("malformed mail body")
-	}
-	plain, err := g.Open(nil, raw[:g.NonceSize()], raw[g.NonceSize():], m.ID[:])
-	return string(plain), err
+	return o.cfg.Keys.openFor(outboxPurpose, m.Body, m.KeyVersion, m.ID[:])
 }
 
 // Withhold writes, inside tx, a row that is never delivered: the same
