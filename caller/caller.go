@@ -226,6 +226,9 @@ type Request struct {
 	IP        string
 	UserAgent string
 	ID        string // the request id (X-Request-Id)
+	// IDFromClient: the client sent ID (in a safe shape) rather than the
+	// server making it, so it proves nothing about the request.
+	IDFromClient bool
 }
 
 type requestKey struct{}

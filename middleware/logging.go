@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"regexp"
 
 	"github.com/labstack/echo/v5"
 	echomw "github.com/labstack/echo/v5/middleware"
@@ -72,12 +73,39 @@ func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 	})
 }
 
+// safeRequestID is the shape of an X-Request-Id a client may choose: what
+// tracing systems send (UUIDs, hex, W3C-style ids), bounded, nothing that
+// could forge a log line or a header.
+var safeRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+
+// ClientRequestID keeps a client's X-Request-Id only in a safe shape;
+// otherwise the header is dropped and Echo's RequestID makes a new one. It
+// must run before RequestID (e.Pre).
+func ClientRequestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		req := c.Request()
+		id := req.Header.Get(echo.HeaderXRequestID)
+		switch {
+		case id == "":
+		case safeRequestID.MatchString(id) && len(req.Header.Values(echo.HeaderXRequestID)) == 1:
+			c.Set(clientRequestIDKey, true)
+		default:
+			req.Header.Del(echo.HeaderXRequestID)
+		}
+		return next(c)
+	}
+}
+
+const clientRequestIDKey = "tollgate.client_request_id"
+
 // RequestInfo puts where the request comes from (client IP, user agent,
-// request id) on its context, for the audit log (caller.RequestFrom).
+// request id, and whether the client chose that id) on its context, for
+// the audit log (caller.RequestFrom).
 func RequestInfo(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c *echo.Context) error {
 		req := c.Request()
-		info := caller.Request{IP: c.RealIP(), UserAgent: req.UserAgent(), ID: c.Response().Header().Get(echo.HeaderXRequestID)}
+		fromClient, _ := c.Get(clientRequestIDKey).(bool)
+		info := caller.Request{IP: c.RealIP(), UserAgent: req.UserAgent(), ID: c.Response().Header().Get(echo.HeaderXRequestID), IDFromClient: fromClient}
 		c.SetRequest(req.WithContext(caller.WithRequest(req.Context(), info)))
 		return next(c)
 	}

@@ -199,7 +199,7 @@ func New(d Deps) (*Server, error) {
 	}
 	// HEAD is GET without the body: routed as GET; net/http, which still
 	// sees the original HEAD request, drops the body it writes.
-	e.Pre(middleware.HeadAsGet)
+	e.Pre(middleware.HeadAsGet, middleware.ClientRequestID)
 	e.Use(
 		echomw.RequestID(),
 		requestMetrics,

@@ -81,6 +81,18 @@ func (a *Auth) ForgotPassword(ctx context.Context, email string) error {
 	}
 	now := a.clock.Now()
 	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// Audited in every branch alike (one write more each): which branch
+		// is for the audit log to say, not the answer.
+		event := Event{Action: "password.reset_requested", Reason: "sent", TargetType: "account", TargetID: accountKey(email)}
+		if u != nil {
+			event.TargetType, event.TargetID = "user", u.ID.String()
+		}
+		if withhold != "" {
+			event.Reason = withhold
+		}
+		if err := a.audit.Record(ctx, tx, event); err != nil {
+			return err
+		}
 		if withhold != "" {
 			return a.outbox.Withhold(tx, withhold)
 		}

@@ -70,7 +70,7 @@ func (a *Audit) Record(ctx context.Context, tx *gorm.DB, e Event) error {
 		Seq: head.LastSeq + 1, OccurredAt: a.clock.Now().UTC().Truncate(time.Microsecond),
 		ActorType: e.ActorType, ActorID: e.ActorID, Action: e.Action, Outcome: e.Outcome, Reason: e.Reason,
 		TargetType: e.TargetType, TargetID: e.TargetID,
-		IP: CleanText(req.IP, 64), UserAgent: CleanText(req.UserAgent, 512), RequestID: CleanText(req.ID, 64),
+		IP: CleanText(req.IP, 64), UserAgent: CleanText(req.UserAgent, 512), RequestID: auditRequestID(req),
 		PrevHash: head.LastHash,
 	}
 	if row.Outcome == "" {
@@ -243,4 +243,13 @@ func (a *Audit) Do(ctx context.Context, db *gorm.DB, e Event, change func(tx *go
 		}
 		return a.Record(ctx, tx, e)
 	})
+}
+
+// auditRequestID is the request id as the audit log keeps it: one the
+// client chose is marked "client:", so it is never taken for the server's.
+func auditRequestID(r caller.Request) string {
+	if r.IDFromClient {
+		return "client:" + CleanText(r.ID, 64)
+	}
+	return CleanText(r.ID, 64)
 }

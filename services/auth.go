@@ -179,6 +179,9 @@ func (a *Auth) Register(ctx context.Context, email, password string) error {
 			if err := tx.Create(&u).Error; err != nil {
 				return apperror.Wrap(err, "insert user")
 			}
+			if err := a.audit.Record(ctx, tx, registered(&u, "new")); err != nil {
+				return err
+			}
 			if !mail {
 				return a.outbox.Withhold(tx, "verification link: address limit")
 			}
@@ -189,10 +192,20 @@ func (a *Auth) Register(ctx context.Context, email, password string) error {
 			if err := tx.Model(&u).Updates(map[string]any{"password_hash": string(hash), "updated_at": now}).Error; err != nil {
 				return apperror.Wrap(err, "replace password")
 			}
+			if err := a.audit.Record(ctx, tx, registered(&u, "unverified_replaced")); err != nil {
+				return err
+			}
 			if !mail {
 				return a.outbox.Withhold(tx, "verification link: address limit")
 			}
 			return a.queueVerification(tx, &u)
+		}
+		// A verified account: its owner is told (unless the address's mail
+		// cap is reached).
+		if err := a.audit.Record(ctx, tx, registered(&u, "already_verified")); err != nil {
+			return err
+		}
+		switch {
 		case !mail:
 			return a.outbox.Withhold(tx, "account notice: address limit")
 		default:
@@ -211,6 +224,12 @@ func (a *Auth) Register(ctx context.Context, email, password string) error {
 		a.outbox.Notify()
 	}
 	return err
+}
+
+// registered is the audit event of a registration for u; outcome says
+// which branch it took (the answer does not, the audit log does).
+func registered(u *models.User, outcome string) Event {
+	return Event{Action: "auth.register", Reason: outcome, TargetType: "user", TargetID: u.ID.String()}
 }
 
 // durableTimeout bounds a durable write whose request had no deadline.
@@ -309,7 +328,8 @@ func (a *Auth) VerifyEmail(ctx context.Context, raw string) error {
 			Updates(map[string]any{"email_verified": true, "updated_at": now}).Error; err != nil {
 			return apperror.Wrap(err, "mark email verified")
 		}
-		return nil
+		return a.audit.Record(ctx, tx, Event{Action: "auth.email_verified", ActorType: "user", ActorID: tok.UserID.String(),
+			TargetType: "user", TargetID: tok.UserID.String()})
 	})
 }
 

@@ -47,8 +47,6 @@ var (
 // MFA_KEY (SHA-256 of it), by version like the API key peppers.
 type MFAKeys = Peppers
 
-func (k MFAKeys) aead(version int) (cipher.AEAD, error) { return k.aeadFor("", version) }
-
 // aeadFor is the AES-256-GCM of key version for purpose: the TOTP secrets
 // use SHA-256 of the key itself (""), anything else SHA-256 of the purpose
 // and the key, so one MFA_KEY serves several uses without one ciphertext

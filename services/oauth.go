@@ -287,6 +287,8 @@ func (s *Clients) Token(ctx context.Context, ac *AuthenticatedClient, scope stri
 		return nil, apperror.Wrap(err, "sign client token")
 	}
 	s.log.Info("security event", "event", "oauth.token_issued", "actor_type", caller.Client, "client_id", c.ClientID, "jti", claims.ID, "scope", claims.Scope)
+	s.audit.RecordAlone(ctx, Event{Action: "oauth.token_issued", Reason: claims.Scope, ActorType: string(caller.Client), ActorID: c.ClientID,
+		TargetType: "token", TargetID: claims.ID})
 	return &IssuedToken{AccessToken: raw, ExpiresIn: c.TokenTTLSeconds, Scope: claims.Scope}, nil
 }
 

@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -128,4 +129,68 @@ func TestAuditRetentionKeepsTheChainVerifiable(t *testing.T) {
 	var left []models.AuditEvent
 	a.DB.Order("seq").Find(&left)
 	mustf(t, len(left) == 2 && left[1].Action == "audit.purged" && left[1].ActorType == "system", "events left: %+v", left)
+}
+
+// A client's X-Request-Id is kept only in a safe shape (bounded length and
+// characters); otherwise a new one is made. The audit log says which.
+func TestClientRequestIDsAreBoundedAndMarked(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t)
+	u := a.user(t, caller.Viewer, caller.Free)
+	login := func(id string) *Response {
+		return a.do(t, Request{Method: "POST", URL: "/auth/login", Headers: map[string]string{"X-Request-Id": id},
+			Body: map[string]string{"email": u.Email, "password": u.Password}})
+	}
+	r := login("trace-4bf92f3577b34da6")
+	mustf(t, r.Header.Get("X-Request-Id") == "trace-4bf92f3577b34da6", "a safe id was not kept: %q", r.Header.Get("X-Request-Id"))
+	for _, bad := range []string{strings.Repeat("a", 65), "id with spaces", "x\u00e9", "<script>", "a\"b"} {
+		r := login(bad)
+		got := r.Header.Get("X-Request-Id")
+		mustf(t, got != bad && len(got) == 32, "%q was echoed as %q", bad, got)
+	}
+	var ids []string
+	a.DB.Model(&models.AuditEvent{}).Where("action = ?", "auth.login").Order("seq").Pluck("request_id", &ids)
+	mustf(t, len(ids) == 7 && ids[1] == "client:trace-4bf92f3577b34da6", "audited ids: %q", ids)
+	for _, id := range append(ids[:1], ids[2:]...) {
+		mustf(t, !strings.HasPrefix(id, "client:") && len(id) == 32, "a server-made id audited as %q", id)
+	}
+}
+
+// What the audit log missed is in it now: registration (with the branch it
+// took), verification, forgot-password requests, logout, lockouts (once
+// per window) and OAuth token issuance.
+func TestTheAuditLogRecordsAccountLifecycleEvents(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t, "RATE_LIMIT_LOGIN_ACCOUNT", "2/15m")
+	email := randomName("life-") + "@example.com"
+	mustf(t, register(t, a, email).Status == 202, "register")
+	mustf(t, register(t, a, email).Status == 202, "register again")
+	r := a.do(t, Request{Method: "GET", URL: "/auth/verify?token=" + a.lastToken(t, email)})
+	mustf(t, r.Status == 200, "verify: %d %s", r.Status, r.Body)
+	mustf(t, register(t, a, email).Status == 202, "register a verified address")
+	a.do(t, Request{Method: "POST", URL: "/auth/password/forgot", Body: map[string]string{"email": email}})
+	a.do(t, Request{Method: "POST", URL: "/auth/password/forgot", Body: map[string]string{"email": "nobody@example.com"}})
+	for i := range 5 {
+		a.do(t, Request{Method: "POST", URL: "/auth/login", RemoteAddr: fmt.Sprintf("198.51.100.%d:1", i+1),
+			Body: map[string]string{"email": email, "password": "Wrong-Pass-123"}})
+	}
+	admin := a.user(t, caller.Admin, caller.Free)
+	id, secret, _ := a.client(t, admin, readClient)
+	a.token(t, id, secret, "")
+	a.do(t, Request{Method: "POST", URL: "/auth/logout", Body: map[string]string{"refresh_token": admin.Refresh}})
+	for action, reasons := range map[string][]string{
+		"auth.register":            {"new", "unverified_replaced", "already_verified"},
+		"auth.email_verified":      {""},
+		"password.reset_requested": {"reset link: address limit", "reset link: no account"}, // three mails reached it already
+		"auth.account_locked":      {"login_account_1"},
+		"oauth.token_issued":       {"projects:read users:read"},
+		"auth.logout":              {"local"},
+	} {
+		var got []string
+		a.DB.Model(&models.AuditEvent{}).Where("action = ?", action).Order("seq").Pluck("reason", &got)
+		mustf(t, strings.Join(got, "|") == strings.Join(reasons, "|"), "%s: reasons %q, want %q", action, got, reasons)
+	}
+	a.login(t, admin) // the logout ended the admin's session
+	r = a.do(t, Request{Method: "GET", URL: "/admin/audit/verify", Headers: bearer(admin)})
+	mustf(t, r.Status == 200 && strings.Contains(r.Body, `"valid":true`), "the chain: %d %s", r.Status, r.Body)
 }
