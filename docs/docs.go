@@ -343,7 +343,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Walks the hash chain from its anchor (where retention purges stopped) to its head: valid, or the first row that was edited, removed or inserted.",
+                "description": "Walks the hash chain from its anchor (where retention purges stopped) to its head: valid, or the first row that was edited, removed or inserted. Then checks it against a signed checkpoint kept outside the database (the checkpoint parameter, a token from an \"audit checkpoint\" log line; without it, the newest this instance signed or AUDIT_CHECKPOINT_FILE holds): rows removed from the end, or from the start past what purges recorded, are found too.",
                 "produces": [
                     "application/json"
                 ],
@@ -352,11 +352,25 @@ const docTemplate = `{
                 ],
                 "summary": "Verify the audit log (admin)",
                 "operationId": "verifyAuditLog",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "a checkpoint token from the log",
+                        "name": "checkpoint",
+                        "in": "query"
+                    }
+                ],
                 "responses": {
                     "200": {
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/Verification"
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_checkpoint",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "403": {
@@ -4165,6 +4179,10 @@ const docTemplate = `{
                 "checked": {
                     "description": "rows checked",
                     "type": "integer"
+                },
+                "checkpoint": {
+                    "description": "Checkpoint is the signed checkpoint the chain was checked against\n(given, or the newest known), as its token; empty: none.",
+                    "type": "string"
                 },
                 "first_bad": {
                     "description": "seq of the first row that does not verify",

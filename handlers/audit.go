@@ -146,17 +146,27 @@ func (h *Audit) List(c *echo.Context) error {
 // Verify checks the audit hash chain.
 //
 //	@Summary	Verify the audit log (admin)
-//	@Description	Walks the hash chain from its anchor (where retention purges stopped) to its head: valid, or the first row that was edited, removed or inserted.
+//	@Description	Walks the hash chain from its anchor (where retention purges stopped) to its head: valid, or the first row that was edited, removed or inserted. Then checks it against a signed checkpoint kept outside the database (the checkpoint parameter, a token from an "audit checkpoint" log line; without it, the newest this instance signed or AUDIT_CHECKPOINT_FILE holds): rows removed from the end, or from the start past what purges recorded, are found too.
 //	@ID	verifyAuditLog
 //	@Tags	admin
 //	@Produce	json
 //	@Security	BearerAuth
+//	@Param	checkpoint	query	string	false	"a checkpoint token from the log"
 //	@Success	200	{object}	services.Verification
+//	@Failure	400	{object}	ErrorResponse	"invalid_checkpoint"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, user_token_required"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/admin/audit/verify [get]
 func (h *Audit) Verify(c *echo.Context) error {
-	v, err := h.audit.Verify(c.Request().Context())
+	var cp *services.Checkpoint
+	if raw := c.QueryParam("checkpoint"); raw != "" {
+		parsed, err := h.audit.ParseCheckpoint(raw)
+		if err != nil {
+			return err
+		}
+		cp = &parsed
+	}
+	v, err := h.audit.Verify(c.Request().Context(), cp)
 	if err != nil {
 		return err
 	}

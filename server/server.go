@@ -110,6 +110,7 @@ type Server struct {
 	apiKeys *services.APIKeys
 	outbox  *services.Outbox
 	ended   *services.EndedSessions
+	audit   *services.Audit
 }
 
 // New wires the application.
@@ -122,7 +123,7 @@ func New(d Deps) (*Server, error) {
 	ended := services.NewEndedSessions(d.Redis, cfg.RateLimitKeyPrefix, d.Clock, cfg.AccessTokenTTL, cfg.RateLimitRedisTimeout, d.Log)
 	tokens := services.NewTokens(d.Keys, d.Clock, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL, ended)
 	hasher := services.NewHasher(cfg.BcryptCost, cfg.PasswordHashConcurrency, cfg.PasswordHashMaxWait).WithMetrics(m.PasswordHashes)
-	audit := services.NewAudit(d.DB.DB, d.Clock, d.AuditKey, d.Log)
+	audit := services.NewAudit(d.DB.DB, d.Clock, d.AuditKey, d.Log).WithCheckpointFile(cfg.AuditCheckpointFile)
 	users := services.NewUsers(d.DB.DB, d.Clock, hasher).WithAudit(audit).WithEndedSessions(ended)
 	memory := ratelimit.NewMemory(d.Clock, cfg.RateLimitMemoryMaxKeys)
 	store := d.RateStore
@@ -277,7 +278,7 @@ func New(d Deps) (*Server, error) {
 	})
 	purge := NewPurge(cfg, d.DB, audit, d.Clock, d.Log, m)
 	return &Server{deps: d, echo: e, memory: memory, shared: shared, store: store, health: health, monitor: monitor, metrics: m, purge: purge,
-		apiKeys: apiKeys, outbox: outbox, ended: ended}, nil
+		apiKeys: apiKeys, outbox: outbox, ended: ended, audit: audit}, nil
 }
 
 // chain applies outer around inner.
@@ -430,7 +431,16 @@ func (s *Server) Run(ctx context.Context, addr string) error {
 	// API key last-use times are batched in memory and written each minute.
 	flushed := make(chan struct{})
 	go func() { s.apiKeys.Every(serveCtx, time.Minute); close(flushed) }()
-	defer func() { stopServing(); <-flushed }()
+	// Signed checkpoints of the audit chain go to the log, the last one at
+	// shutdown (before the database closes).
+	checkpointed := make(chan struct{})
+	go func() {
+		if cfg.AuditCheckpointInterval > 0 {
+			s.audit.Checkpoints(serveCtx, cfg.AuditCheckpointInterval)
+		}
+		close(checkpointed)
+	}()
+	defer func() { stopServing(); <-flushed; <-checkpointed }()
 	ln, err := (&net.ListenConfig{}).Listen(serveCtx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)

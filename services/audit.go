@@ -9,6 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -46,6 +49,10 @@ type Audit struct {
 	clock clock.Clock
 	key   []byte
 	log   *slog.Logger
+
+	checkpointFile string // "": checkpoints go to the log only
+	mu             sync.Mutex
+	latest         *Checkpoint // the newest this instance signed
 }
 
 // NewAudit builds the audit log; key is the HMAC key of the chain.
@@ -164,15 +171,35 @@ type Verification struct {
 	FirstBad  int64  `json:"first_bad,omitempty"`  // seq of the first row that does not verify
 	Problem   string `json:"problem,omitempty"`    // what is wrong with it
 	AnchorSeq int64  `json:"anchor_seq,omitempty"` // where the chain starts after purges
+	// Checkpoint is the signed checkpoint the chain was checked against
+	// (given, or the newest known), as its token; empty: none.
+	Checkpoint string `json:"checkpoint,omitempty"`
 }
 
-// Verify walks the chain from its anchor to its head.
-func (a *Audit) Verify(ctx context.Context) (Verification, error) {
+// Verify walks the chain from its anchor to its head, and checks it
+// against checkpoint (a token from the log; nil: the newest this instance
+// knows): rows the checkpoint saw must still be there, unchanged, and an
+// anchor moved forward must be a purge's, recorded in the chain.
+func (a *Audit) Verify(ctx context.Context, checkpoint *Checkpoint) (Verification, error) {
 	var head models.AuditChain
 	if err := a.db.WithContext(ctx).Where("id = 1").Take(&head).Error; err != nil {
 		return Verification{}, apperror.Wrap(err, "read audit chain")
 	}
 	out := Verification{Valid: true, AnchorSeq: head.AnchorSeq}
+	if checkpoint == nil {
+		checkpoint = a.knownCheckpoint()
+	}
+	if checkpoint != nil {
+		out.Checkpoint = checkpoint.String()
+		problem, err := a.checkAgainst(ctx, *checkpoint, head)
+		if err != nil {
+			return out, err
+		}
+		if problem != "" {
+			out.Valid, out.FirstBad, out.Problem = false, min(head.LastSeq, checkpoint.Seq)+1, problem
+			return out, nil
+		}
+	}
 	prevSeq, prevHash := head.AnchorSeq, head.AnchorHash
 	fail := func(seq int64, problem string) (Verification, error) {
 		out.Valid, out.FirstBad, out.Problem = false, seq, problem
@@ -202,6 +229,22 @@ func (a *Audit) Verify(ctx context.Context) (Verification, error) {
 	}
 	if prevSeq != head.LastSeq || prevHash != head.LastHash {
 		return fail(prevSeq+1, "the chain ends before its recorded head")
+	}
+	// The anchor moves only with a purge, which records in the chain how
+	// far it deleted: an anchor moved further hides the oldest rows.
+	var purged []string
+	if err := a.db.WithContext(ctx).Model(&models.AuditEvent{}).Where("action = ?", "audit.purged").Order("seq DESC").Limit(1).
+		Pluck("reason", &purged).Error; err != nil {
+		return out, apperror.Wrap(err, "read audit purges")
+	}
+	through := int64(0)
+	if len(purged) == 1 {
+		if _, after, ok := strings.Cut(purged[0], "through seq "); ok {
+			through, _ = strconv.ParseInt(after, 10, 64)
+		}
+	}
+	if head.AnchorSeq != through {
+		return fail(head.AnchorSeq, fmt.Sprintf("the chain starts after seq %d, but the last purge recorded deleting through seq %d", head.AnchorSeq, through))
 	}
 	return out, nil
 }

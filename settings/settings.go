@@ -114,6 +114,11 @@ type Config struct {
 	AuditKey       string        `env:"AUDIT_KEY"`
 	AuditKeyFile   string        `env:"AUDIT_KEY_FILE" envDefault:"config/audit-key"`
 	AuditRetention time.Duration `env:"AUDIT_RETENTION" envDefault:"2160h"`
+	// AUDIT_CHECKPOINT_INTERVAL: how often a signed checkpoint of the
+	// audit chain goes to the log (and AUDIT_CHECKPOINT_FILE), besides one
+	// at shutdown; 0 turns them off.
+	AuditCheckpointInterval time.Duration `env:"AUDIT_CHECKPOINT_INTERVAL" envDefault:"5m"`
+	AuditCheckpointFile     string        `env:"AUDIT_CHECKPOINT_FILE"`
 
 	// TOTP secrets are encrypted with a key derived from MFA_KEY (or the
 	// file's content); rotate by raising MFA_KEY_VERSION and listing the old
@@ -348,6 +353,9 @@ func (c *Config) validate() error {
 	}
 	if c.AuditKey != "" && len(c.AuditKey) < 32 {
 		return bad("AUDIT_KEY", "must be at least 32 characters (openssl rand -hex 32)")
+	}
+	if c.AuditCheckpointInterval < 0 {
+		return bad("AUDIT_CHECKPOINT_INTERVAL", "must be a duration such as 5m (0: no checkpoints)")
 	}
 	if c.AuditRetention < 0 {
 		return bad("AUDIT_RETENTION", "must be a duration such as 2160h (0: keep forever)")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -193,4 +194,51 @@ func TestTheAuditLogRecordsAccountLifecycleEvents(t *testing.T) {
 	a.login(t, admin) // the logout ended the admin's session
 	r = a.do(t, Request{Method: "GET", URL: "/admin/audit/verify", Headers: bearer(admin)})
 	mustf(t, r.Status == 200 && strings.Contains(r.Body, `"valid":true`), "the chain: %d %s", r.Status, r.Body)
+}
+
+// What a database writer removes from either end of the chain is found:
+// the newest rows against a signed checkpoint kept outside the database
+// (the log, a file), the oldest because only a purge moves the anchor and
+// the chain records how far each purge went.
+func TestAuditCheckpointsCatchTruncation(t *testing.T) {
+	parallelTest(t)
+	file := filepath.Join(t.TempDir(), "checkpoints.jsonl")
+	a := newApp(t, "AUDIT_CHECKPOINT_FILE", file)
+	v := audited(t, a)
+	admin := map[string]string{"Authorization": "Bearer " + v["token"]}
+	// Another instance (or this one, on its interval) signs a checkpoint.
+	signer := services.NewAudit(a.DB.DB, a.Clock, []byte(a.Config.AuditKey), slog.New(slog.DiscardHandler)).WithCheckpointFile(file)
+	cp, err := signer.Checkpoint(context.Background())
+	mustf(t, err == nil && cp.Seq > 3, "checkpoint: %+v %v", cp, err)
+	r := a.do(t, Request{Method: "GET", URL: "/admin/audit/verify", Headers: admin})
+	mustf(t, r.Status == 200 && strings.Contains(r.Body, `"valid":true`) && strings.Contains(r.Body, `"checkpoint":"`+cp.String()+`"`), "before: %s", r.Body)
+
+	// The newest two rows go, and the recorded head is moved back to match.
+	var prev models.AuditEvent
+	a.DB.Where("seq = ?", cp.Seq-2).Take(&prev)
+	a.DB.Exec("DELETE FROM audit_events WHERE seq > ?", cp.Seq-2)
+	a.DB.Exec("UPDATE audit_chain SET last_seq = ?, last_hash = ? WHERE id = 1", prev.Seq, prev.Hash)
+	r = a.do(t, Request{Method: "GET", URL: "/admin/audit/verify", Headers: admin})
+	mustf(t, r.Status == 200 && strings.Contains(r.Body, `"valid":false`) && strings.Contains(r.Body, "newer rows were removed"), "truncated at the end: %s", r.Body)
+	// The same with the checkpoint given, as copied from the log.
+	r = a.do(t, Request{Method: "GET", URL: "/admin/audit/verify?checkpoint=" + cp.String(), Headers: admin})
+	mustf(t, strings.Contains(r.Body, `"valid":false`), "with the checkpoint given: %s", r.Body)
+	// A forged checkpoint is refused.
+	forged := cp
+	forged.Seq = 1
+	r = a.do(t, Request{Method: "GET", URL: "/admin/audit/verify?checkpoint=" + forged.String(), Headers: admin})
+	mustf(t, r.Status == 400 && strings.Contains(r.Body, "invalid_checkpoint"), "forged: %d %s", r.Status, r.Body)
+}
+
+func TestAuditAnchorMovedWithoutAPurgeIsFound(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t)
+	v := audited(t, a)
+	var third models.AuditEvent
+	a.DB.Where("seq = ?", 3).Take(&third)
+	a.DB.Exec("DELETE FROM audit_events WHERE seq <= 3")
+	a.DB.Exec("UPDATE audit_chain SET anchor_seq = ?, anchor_hash = ? WHERE id = 1", third.Seq, third.Hash)
+	r := a.do(t, Request{Method: "GET", URL: "/admin/audit/verify", Headers: map[string]string{"Authorization": "Bearer " + v["token"]}})
+	mustf(t, r.Status == 200 && strings.Contains(r.Body, `"valid":false`) && strings.Contains(r.Body, "the last purge recorded deleting through seq 0"),
+		"the oldest rows removed: %s", r.Body)
 }

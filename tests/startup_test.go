@@ -310,7 +310,7 @@ func TestServeStartsAndShutsDownGracefully(t *testing.T) {
 	}
 	_, err = http.Get(url + "/healthz")
 	mustf(t, err != nil, "still serving after shutdown")
-	for _, line := range []string{"shutdown started", "shutdown complete"} {
+	for _, line := range []string{"shutdown started", "shutdown complete", `msg="audit checkpoint"`} {
 		mustf(t, strings.Count(out.String(), line) == 1, "log lacks one %q line: %s", line, out.String())
 	}
 }
