@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v5"
 
 	"github.com/tollgate/tollgate/apperror"
@@ -31,16 +32,22 @@ type ClientTokenVerifier interface {
 	VerifyToken(ctx context.Context, raw string) (*caller.Caller, error)
 }
 
-// Auth carries what the auth middleware needs.
-type Auth struct {
-	tokens  TokenVerifier
-	keys    KeyVerifier
-	clients ClientTokenVerifier
+// AccountChecker says whether a user token's account still exists.
+type AccountChecker interface {
+	Live(ctx context.Context, id uuid.UUID) error
 }
 
-// NewAuth builds the auth middleware.
-func NewAuth(tokens TokenVerifier, keys KeyVerifier, clients ClientTokenVerifier) *Auth {
-	return &Auth{tokens: tokens, keys: keys, clients: clients}
+// Auth carries what the auth middleware needs.
+type Auth struct {
+	tokens   TokenVerifier
+	keys     KeyVerifier
+	clients  ClientTokenVerifier
+	accounts AccountChecker
+}
+
+// NewAuth builds the auth middleware; accounts may be nil (no check).
+func NewAuth(tokens TokenVerifier, keys KeyVerifier, clients ClientTokenVerifier, accounts AccountChecker) *Auth {
+	return &Auth{tokens: tokens, keys: keys, clients: clients, accounts: accounts}
 }
 
 // RequireAuth authenticates the request and puts the caller on its context
@@ -71,6 +78,12 @@ func (a *Auth) RequireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 			switch {
 			case err == nil:
 				who = claims.Caller()
+				// A token outliving its account (a row deleted by hand).
+				if a.accounts != nil {
+					if err := a.accounts.Live(req.Context(), who.ID); err != nil {
+						return err
+					}
+				}
 			case services.IsClientToken(raw):
 				if who, err = a.clients.VerifyToken(req.Context(), raw); err != nil {
 					return err

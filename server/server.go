@@ -267,7 +267,7 @@ func New(d Deps) (*Server, error) {
 		OAuth:     handlers.NewOAuth(clients, cfg.AppBaseURL),
 		Audit:     handlers.NewAudit(audit),
 	}, routes.Guards{
-		RequireAuth:   chain(middleware.NoStore, chain(limiter.FailedAuth(rl.Public), middleware.NewAuth(tokens, apiKeys, clients).RequireAuth)),
+		RequireAuth:   chain(middleware.NoStore, chain(limiter.FailedAuth(rl.Public), middleware.NewAuth(tokens, apiKeys, clients, users).RequireAuth)),
 		Public:        limiter.PerIP(rl.Public),
 		Register:      limiter.PerIP(rl.Register),
 		LoginAttempts: chain(middleware.LoginOutcomes(m), limiter.PerIP(rl.LoginIP)),

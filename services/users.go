@@ -3,6 +3,8 @@ package services
 import (
 	"context"
 	"errors"
+	"sync"
+	"time"
 	"unicode"
 
 	"github.com/google/uuid"
@@ -36,6 +38,42 @@ type Users struct {
 	hasher *Hasher
 	audit  *Audit         // nil: changes are not audited (the CLI)
 	ended  *EndedSessions // nil: tokens live out their TTL (the CLI)
+
+	liveMu sync.Mutex
+	live   map[uuid.UUID]int64 // user id -> unix ms it was last seen to exist
+}
+
+// liveFor is how long a user seen to exist is taken to: a row deleted by
+// hand (not through DELETE /admin/users/{id}, which ends its tokens at
+// once) stops its tokens within this, at one primary-key read per user per
+// period.
+const liveFor = 5 * time.Second
+
+// Live answers 401 account_not_found when id's account no longer exists.
+// A user's requests read the database for it at most once per liveFor; a
+// database fault lets the request go on (what it reads will fail then).
+func (s *Users) Live(ctx context.Context, id uuid.UUID) error {
+	now := s.clock.Now().UnixMilli()
+	s.liveMu.Lock()
+	seen, ok := s.live[id]
+	s.liveMu.Unlock()
+	if ok && now-seen < liveFor.Milliseconds() {
+		return nil
+	}
+	var n int64
+	if err := s.db.WithContext(ctx).Model(&models.User{}).Where("id = ?", id).Limit(1).Count(&n).Error; err != nil {
+		return nil
+	}
+	if n == 0 {
+		return errAccountGone
+	}
+	s.liveMu.Lock()
+	if s.live == nil || len(s.live) >= VerifiedCacheSize {
+		s.live = make(map[uuid.UUID]int64, 64)
+	}
+	s.live[id] = now
+	s.liveMu.Unlock()
+	return nil
 }
 
 // WithEndedSessions voids a user's access tokens when the role or tier

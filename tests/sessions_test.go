@@ -239,3 +239,19 @@ func TestEndedSessionsAcrossInstances(t *testing.T) {
 	mustf(t, third.Server.ResyncEndedSessions(context.Background()) == nil, "resync")
 	mustf(t, !works(t, third, u), "a new instance accepts an ended session")
 }
+
+// A row deleted by hand, not through the API, ends its tokens too, within
+// a few seconds (each user's existence is read at most once per 5 s):
+// before, such a token read /projects and its sessions until it expired.
+func TestATokenOfAnAccountDeletedByHandIsRefused(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t)
+	u := a.user(t, caller.Editor, caller.Free)
+	mustf(t, works(t, a, u), "before")
+	mustf(t, a.DB.Exec("DELETE FROM users WHERE id = ?", u.ID).Error == nil, "delete")
+	a.Clock.Advance(6 * time.Second)
+	for _, url := range []string{"/projects", "/users/me/sessions", "/users/me"} {
+		r := a.do(t, Request{Method: "GET", URL: url, Headers: bearer(u)})
+		mustf(t, r.Status == 401 && strings.Contains(r.Body, `"code":"account_not_found"`), "%s: %d %s", url, r.Status, r.Body)
+	}
+}

@@ -186,7 +186,8 @@ func TestPreviousKeyStillVerifies(t *testing.T) {
 	old := newApp(t)
 	u := old.user(t, caller.Viewer, caller.Free)
 
-	rotated := newApp(t, "JWT_PRIVATE_KEY_FILE", dir+"/new.pem", "JWT_PUBLIC_KEY_FILE", dir+"/new.pub",
+	// The same deployment (database) after the rotation.
+	rotated := old.sibling(t, "JWT_PRIVATE_KEY_FILE", dir+"/new.pem", "JWT_PUBLIC_KEY_FILE", dir+"/new.pub",
 		"JWT_PREVIOUS_PUBLIC_KEY_FILES", keyDir+"/public.pem")
 	r := rotated.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)})
 	mustf(t, r.Status == 200, "old token refused after rotation: %d %s", r.Status, r.Body)
