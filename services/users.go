@@ -51,7 +51,8 @@ const liveFor = 5 * time.Second
 
 // Live answers 401 account_not_found when id's account no longer exists.
 // A user's requests read the database for it at most once per liveFor; a
-// database fault lets the request go on (what it reads will fail then).
+// database fault answers as any other (503), as the request's own reads
+// would.
 func (s *Users) Live(ctx context.Context, id uuid.UUID) error {
 	now := s.clock.Now().UnixMilli()
 	s.liveMu.Lock()
@@ -62,7 +63,7 @@ func (s *Users) Live(ctx context.Context, id uuid.UUID) error {
 	}
 	var n int64
 	if err := s.db.WithContext(ctx).Model(&models.User{}).Where("id = ?", id).Limit(1).Count(&n).Error; err != nil {
-		return nil
+		return apperror.Wrap(err, "check account")
 	}
 	if n == 0 {
 		return errAccountGone
