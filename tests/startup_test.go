@@ -20,6 +20,7 @@ import (
 	"github.com/tollgate/tollgate/database"
 	"github.com/tollgate/tollgate/models"
 	"github.com/tollgate/tollgate/services"
+	"github.com/tollgate/tollgate/settings"
 )
 
 // run starts the binary's command line with environ and returns its error.
@@ -363,4 +364,21 @@ func copyMode(t *testing.T, from, to string, mode os.FileMode) string {
 		t.Fatal(err)
 	}
 	return to
+}
+
+// The image and Compose's app run as production: a container started with
+// only DATABASE_URL once served POST /dev/users and GET /dev/mail to the
+// network, because an unset APP_ENV means development.
+func TestTheImageAndComposeRunAsProduction(t *testing.T) {
+	parallelTest(t)
+	dockerfile, err := os.ReadFile("../Dockerfile")
+	mustf(t, err == nil, "Dockerfile: %v", err)
+	final := string(dockerfile[strings.LastIndex(string(dockerfile), "FROM "):])
+	mustf(t, regexp.MustCompile(`(?m)^ENV APP_ENV=production$`).MatchString(final), "the runtime stage does not set APP_ENV=production")
+	compose, err := os.ReadFile("../docker-compose.yml")
+	mustf(t, err == nil, "compose: %v", err)
+	mustf(t, strings.Contains(string(compose), "APP_ENV: production") && !strings.Contains(string(compose), "DEV_ROUTES: \"true\""), "compose's app is not production")
+	// What that environment means, as the binary reads it: no dev routes.
+	cfg, err := settings.Load(map[string]string{"APP_ENV": "production", "APP_BASE_URL": "https://api.example.com"})
+	mustf(t, err == nil && !cfg.DevRoutes && cfg.Host == "", "production: %+v %v", cfg.DevRoutes, err)
 }
