@@ -293,23 +293,22 @@ func (a *Auth) endCredentials(ctx context.Context, tx *gorm.DB, userID uuid.UUID
 		return out, apperror.Wrap(err, "list oauth clients")
 	}
 	var endKeys, endClients []uuid.UUID
-	for _, k := range keys {
-		name := fmt.Sprintf("API key %q (%s, made %s)", k.Name, k.ID, k.CreatedAt.UTC().Format(time.RFC3339))
-		if since != nil && !k.CreatedAt.Before(*since) {
-			endKeys = append(endKeys, k.ID)
+	// file puts one credential on the list of those that end, or that live
+	// on (with how to revoke it).
+	file := func(ends *[]uuid.UUID, id uuid.UUID, name string, made time.Time, revoke string) {
+		name = fmt.Sprintf("%s (made %s)", name, made.UTC().Format(time.RFC3339))
+		if since != nil && !made.Before(*since) {
+			*ends = append(*ends, id)
 			out.ended = append(out.ended, name)
 		} else {
-			out.live = append(out.live, name+": DELETE /api-keys/"+k.ID.String())
+			out.live = append(out.live, name+": "+revoke)
 		}
 	}
+	for _, k := range keys {
+		file(&endKeys, k.ID, fmt.Sprintf("API key %q (%s)", k.Name, k.ID), k.CreatedAt, "DELETE /api-keys/"+k.ID.String())
+	}
 	for _, c := range clients {
-		name := fmt.Sprintf("OAuth client %q (%s, made %s)", c.Name, c.ClientID, c.CreatedAt.UTC().Format(time.RFC3339))
-		if since != nil && !c.CreatedAt.Before(*since) {
-			endClients = append(endClients, c.ID)
-			out.ended = append(out.ended, name)
-		} else {
-			out.live = append(out.live, name+": DELETE /admin/oauth/clients/"+c.ID.String())
-		}
+		file(&endClients, c.ID, fmt.Sprintf("OAuth client %q (%s)", c.Name, c.ClientID), c.CreatedAt, "DELETE /admin/oauth/clients/"+c.ID.String())
 	}
 	if len(endKeys) > 0 {
 		if err := tx.Model(&models.APIKey{}).Where("id IN ?", endKeys).Update("revoked_at", now).Error; err != nil {

@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -239,9 +237,7 @@ func (a *Audit) Verify(ctx context.Context, checkpoint *Checkpoint) (Verificatio
 	}
 	through := int64(0)
 	if len(purged) == 1 {
-		if _, after, ok := strings.Cut(purged[0], "through seq "); ok {
-			through, _ = strconv.ParseInt(after, 10, 64)
-		}
+		through = purgedThrough(purged[0])
 	}
 	if head.AnchorSeq != through {
 		return fail(head.AnchorSeq, fmt.Sprintf("the chain starts after seq %d, but the last purge recorded deleting through seq %d", head.AnchorSeq, through))
@@ -273,7 +269,7 @@ func (a *Audit) Purge(ctx context.Context, retention time.Duration) (int64, erro
 		}
 		deleted = res.RowsAffected
 		// The purge itself is on the record, by the system.
-		return a.Record(ctx, tx, Event{Action: "audit.purged", ActorType: "system", Reason: fmt.Sprintf("%d events through seq %d", deleted, last.Seq)})
+		return a.Record(ctx, tx, Event{Action: "audit.purged", ActorType: "system", Reason: purgeReason(deleted, last.Seq)})
 	})
 	return deleted, err
 }
@@ -295,4 +291,19 @@ func auditRequestID(r caller.Request) string {
 		return "client:" + CleanText(r.ID, 64)
 	}
 	return CleanText(r.ID, 64)
+}
+
+// purgeReason is how an audit.purged event records what it deleted, and
+// purgedThrough reads it back: the anchor must stand where the last purge
+// said it deleted through.
+func purgeReason(deleted, through int64) string {
+	return fmt.Sprintf("%d events through seq %d", deleted, through)
+}
+
+func purgedThrough(reason string) int64 {
+	var deleted, through int64
+	if _, err := fmt.Sscanf(reason, "%d events through seq %d", &deleted, &through); err != nil {
+		return -1 // not a purge's: no anchor matches it
+	}
+	return through
 }

@@ -157,26 +157,31 @@ func (a *Auth) reserve(ctx context.Context, account string, client Client) (*att
 	deadline := time.NewTimer(a.throttle.wait)
 	defer deadline.Stop()
 	f := a.throttle.inflight
-	queued := f.waiting(account) // behind others already waiting: no jumping the line
+	skip := f.waiting(account) // behind others already waiting: no jumping the line
 	first := false
 	for {
-		if !queued {
+		tried := false
+		if !skip {
 			if at.take() {
 				f.add(account)
 				return at, nil
 			}
 			// Refused: if checks of this account are in flight here, one of
 			// them may be a right answer that gives its place back.
-			queued = true
+			tried = true
 		}
 		turn := f.wait(account, first)
 		if turn == nil {
+			if !tried {
+				skip = false // the line emptied meanwhile: try for itself
+				continue
+			}
 			a.lockedOut(ctx, account, client)
 			return at, errSpent
 		}
 		select {
 		case <-turn:
-			queued, first = false, true
+			skip, first = false, true
 		case <-deadline.C:
 			f.leave(account, turn)
 			return at, apperror.ErrBusy

@@ -545,12 +545,9 @@ func TestLookAlikeAddressesAreOneAccountOrRefused(t *testing.T) {
 func TestCommonPasswordsInDisguiseAreRefused(t *testing.T) {
 	parallelTest(t)
 	a := newApp(t)
-	for _, p := range []string{" Password123", "Password123 ", "PASSWORD123 x", "\uff30\uff41\uff53\uff53\uff57\uff4f\uff52\uff44123", "Pass word123"} {
+	for _, p := range []string{" Password123", "Password123 ", "\uff30\uff41\uff53\uff53\uff57\uff4f\uff52\uff44123", "Pass word123"} {
 		r := a.do(t, Request{Method: "POST", URL: "/auth/register", RemoteAddr: "198.51.100.9:1",
 			Body: map[string]string{"email": randomName("p-") + "@example.com", "password": p}})
-		if p == "PASSWORD123 x" {
-			continue // not on the list: only what the list would match
-		}
 		mustf(t, r.Status == 400 && strings.Contains(r.Body, "most common passwords"), "%q: %d %s", p, r.Status, r.Body)
 	}
 }
