@@ -61,7 +61,8 @@ type scopeDef struct {
 var scopes []scopeDef
 
 // DefineScope adds a scope, what it allows and the roles that imply it.
-// Call it in a package-level var (a fork adds its own next to its routes).
+// Call it in a package-level var next to the routes that need it
+// (routes/projects.go), so a resource and its scopes come and go together.
 func DefineScope(name, description string, roles ...Role) Scope {
 	for _, d := range scopes {
 		if string(d.scope) == name {
@@ -71,16 +72,6 @@ func DefineScope(name, description string, roles ...Role) Scope {
 	scopes = append(scopes, scopeDef{Scope(name), description, roles})
 	return Scope(name)
 }
-
-// The scopes of the built-in routes.
-var (
-	ProjectsRead   = DefineScope("projects:read", "list and read projects", Viewer, Editor, Admin)
-	ProjectsWrite  = DefineScope("projects:write", "create and update projects (editor: own; admin: any)", Editor, Admin)
-	ProjectsDelete = DefineScope("projects:delete", "delete projects", Admin)
-	AnalyticsRead  = DefineScope("analytics:read", "read the usage report", Admin)
-	UsersRead      = DefineScope("users:read", "read the caller's profile (for a key or client: its owner's)", Viewer, Editor, Admin)
-	AdminScope     = DefineScope("admin", "list and change users", Admin)
-)
 
 // AllScopes lists every scope, in definition order.
 func AllScopes() []Scope {

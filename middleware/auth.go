@@ -139,6 +139,23 @@ func Require(scope caller.Scope, roles ...caller.Role) echo.MiddlewareFunc {
 	}
 }
 
+// RequireRole lets a user through only when it holds one of roles, for
+// routes no API key or client reaches (after UserOnly).
+func RequireRole(roles ...caller.Role) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c *echo.Context) error {
+			who, ok := caller.From(c.Request().Context())
+			if !ok {
+				return apperror.ErrAuthRequired
+			}
+			if !who.Is(roles...) {
+				return apperror.ErrForbidden
+			}
+			return next(c)
+		}
+	}
+}
+
 // ErrInsufficientScope: the credential lacks the route's scope.
 var ErrInsufficientScope = apperror.Define(apperror.Forbidden, "insufficient_scope", "The credential lacks the scope this route needs")
 

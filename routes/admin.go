@@ -3,14 +3,16 @@ package routes
 import (
 	"github.com/labstack/echo/v5"
 
-	"github.com/tollgate/tollgate/caller"
+	c "github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/handlers"
-	mw "github.com/tollgate/tollgate/middleware"
 )
 
+// adminScope lets an admin's API key or client manage users; the admin
+// routes that manage credentials or read the audit log take people only.
+var adminScope = c.DefineScope("admin", "list and change users", c.Admin)
+
 func admin(e *echo.Echo, h *handlers.Users, g Guards) {
-	admins := mw.Require(caller.AdminScope, caller.Admin)
-	e.GET("/admin/users", h.List, g.RequireAuth, g.User, admins)
-	e.PATCH("/admin/users/:id", h.Update, g.RequireAuth, g.User, admins)
-	e.DELETE("/admin/users/:id", h.Delete, g.RequireAuth, g.User, admins)
+	e.GET("/admin/users", h.List, g.Protected(adminScope, c.Admin)...)
+	e.PATCH("/admin/users/:id", h.Update, g.Protected(adminScope, c.Admin)...)
+	e.DELETE("/admin/users/:id", h.Delete, g.Protected(adminScope, c.Admin)...)
 }

@@ -3,12 +3,14 @@ package routes
 import (
 	"github.com/labstack/echo/v5"
 
-	"github.com/tollgate/tollgate/caller"
+	c "github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/handlers"
-	mw "github.com/tollgate/tollgate/middleware"
 )
 
-// Admin users are not limited (they skip g.User); keys and clients are.
+var analyticsRead = c.DefineScope("analytics:read", "read the usage report", c.Admin)
+
+// Admin users are not limited (the per-caller limit skips them); keys and
+// clients are.
 func analytics(e *echo.Echo, h *handlers.Analytics, g Guards) {
-	e.GET("/analytics", h.Get, g.RequireAuth, g.User, mw.Require(caller.AnalyticsRead, caller.Admin))
+	e.GET("/analytics", h.Get, g.Protected(analyticsRead, c.Admin)...)
 }

@@ -18,9 +18,8 @@ func oauth(e *echo.Echo, h *handlers.OAuth, g Guards) {
 	e.POST("/oauth/introspect", h.Introspect, mw.NoStore, g.TokenIP, g.Login, g.TokenClient)
 	e.GET("/.well-known/oauth-authorization-server", h.Metadata, g.Public)
 
-	admins := mw.Require(c.AdminScope, c.Admin)
-	e.POST("/admin/oauth/clients", h.CreateClient, g.RequireAuth, g.User, mw.UserOnly, admins)
-	e.GET("/admin/oauth/clients", h.ListClients, g.RequireAuth, g.User, mw.UserOnly, admins)
-	e.POST("/admin/oauth/clients/:id/rotate-secret", h.RotateClientSecret, g.RequireAuth, g.User, mw.UserOnly, admins)
-	e.DELETE("/admin/oauth/clients/:id", h.DisableClient, g.RequireAuth, g.User, mw.UserOnly, admins)
+	e.POST("/admin/oauth/clients", h.CreateClient, g.PeopleOnly(c.Admin)...)
+	e.GET("/admin/oauth/clients", h.ListClients, g.PeopleOnly(c.Admin)...)
+	e.POST("/admin/oauth/clients/:id/rotate-secret", h.RotateClientSecret, g.PeopleOnly(c.Admin)...)
+	e.DELETE("/admin/oauth/clients/:id", h.DisableClient, g.PeopleOnly(c.Admin)...)
 }

@@ -5,7 +5,9 @@ package routes
 import (
 	"github.com/labstack/echo/v5"
 
+	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/handlers"
+	mw "github.com/tollgate/tollgate/middleware"
 )
 
 // Handlers are the resource handlers the routes point at.
@@ -22,23 +24,54 @@ type Handlers struct {
 	Audit     *handlers.Audit
 }
 
-// Guards are the per-route middleware.
-type Guards struct {
-	// RequireAuth verifies the bearer token; failures count against the
-	// public per-IP limit. Its answers depend on the credential, so none is
-	// cached (Cache-Control: no-store).
-	RequireAuth echo.MiddlewareFunc
-	Public      echo.MiddlewareFunc // per client IP, routes that need no token
-	Register    echo.MiddlewareFunc // per client IP, account creation and mail
+// Limits are the per-IP and per-client limits of the routes that need no
+// token (each route names the ones it takes).
+type Limits struct {
+	Public   echo.MiddlewareFunc // per client IP, routes that need no token
+	Register echo.MiddlewareFunc // per client IP, account creation and mail
 	// LoginAttempts counts every login attempt per client IP, whatever
 	// its outcome, and records the outcome in the metrics.
 	LoginAttempts echo.MiddlewareFunc
 	Login         echo.MiddlewareFunc // failed logins (401) per client IP
-	User          echo.MiddlewareFunc // per user by tier; admins skip; after RequireAuth
 	// TokenIP and TokenClient limit the OAuth endpoints per client IP and
 	// per client_id.
 	TokenIP     echo.MiddlewareFunc
 	TokenClient echo.MiddlewareFunc
+}
+
+// Guards are the per-route middleware. Routes that need a credential take
+// it through Protected or PeopleOnly, which always put authentication, the
+// caller's limit and the access check together and in that order; the two
+// halves cannot be named apart.
+type Guards struct {
+	Limits
+	authenticate echo.MiddlewareFunc
+	perCaller    echo.MiddlewareFunc
+}
+
+// NewGuards builds the guards. authenticate verifies the credential (and
+// counts failures per IP); perCaller is the per-user or per-credential
+// limit by tier, which must follow it.
+func NewGuards(authenticate, perCaller echo.MiddlewareFunc, l Limits) Guards {
+	return Guards{Limits: l, authenticate: authenticate, perCaller: perCaller}
+}
+
+// Protected is for routes any credential may call: a user's access token
+// (holding one of roles), an API key or an OAuth client token (holding
+// scope). The caller is limited by its tier.
+func (g Guards) Protected(scope caller.Scope, roles ...caller.Role) []echo.MiddlewareFunc {
+	return []echo.MiddlewareFunc{g.authenticate, g.perCaller, mw.Require(scope, roles...)}
+}
+
+// PeopleOnly is for routes that need a person's login, never an API key or
+// a client token (a leaked key cannot manage credentials or accounts); with
+// roles, the person must hold one of them. The caller is limited by tier.
+func (g Guards) PeopleOnly(roles ...caller.Role) []echo.MiddlewareFunc {
+	out := []echo.MiddlewareFunc{g.authenticate, g.perCaller, mw.UserOnly}
+	if len(roles) > 0 {
+		out = append(out, mw.RequireRole(roles...))
+	}
+	return out
 }
 
 // Register adds every route to e.

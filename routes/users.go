@@ -5,10 +5,11 @@ import (
 
 	c "github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/handlers"
-	mw "github.com/tollgate/tollgate/middleware"
 )
+
+var usersRead = c.DefineScope("users:read", "read the caller's profile (for a key or client: its owner's)", c.Viewer, c.Editor, c.Admin)
 
 // For an API key or a client, "me" is its owner.
 func users(e *echo.Echo, h *handlers.Users, g Guards) {
-	e.GET("/users/me", h.Me, g.RequireAuth, g.User, mw.Require(c.UsersRead, c.Viewer, c.Editor, c.Admin))
+	e.GET("/users/me", h.Me, g.Protected(usersRead, c.Viewer, c.Editor, c.Admin)...)
 }

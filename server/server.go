@@ -266,16 +266,17 @@ func New(d Deps) (*Server, error) {
 		APIKeys:   handlers.NewAPIKeys(apiKeys),
 		OAuth:     handlers.NewOAuth(clients, cfg.AppBaseURL),
 		Audit:     handlers.NewAudit(audit),
-	}, routes.Guards{
-		RequireAuth:   chain(middleware.NoStore, chain(limiter.FailedAuth(rl.Public), middleware.NewAuth(tokens, apiKeys, clients, users).RequireAuth)),
-		Public:        limiter.PerIP(rl.Public),
-		Register:      limiter.PerIP(rl.Register),
-		LoginAttempts: chain(middleware.LoginOutcomes(m), limiter.PerIP(rl.LoginIP)),
-		Login:         limiter.LoginFailures(rl.Login),
-		User:          limiter.PerUser(rl.Tiers, rl.User),
-		TokenIP:       limiter.PerIP(rl.Token),
-		TokenClient:   limiter.PerClientID(rl.Token, ratelimit.Policy{Name: "token_client_ip", Limit: rl.Login.Limit, Window: rl.Login.Window}),
-	})
+	}, routes.NewGuards(
+		chain(middleware.NoStore, chain(limiter.FailedAuth(rl.Public), middleware.NewAuth(tokens, apiKeys, clients, users).RequireAuth)),
+		limiter.PerUser(rl.Tiers, rl.User),
+		routes.Limits{
+			Public:        limiter.PerIP(rl.Public),
+			Register:      limiter.PerIP(rl.Register),
+			LoginAttempts: chain(middleware.LoginOutcomes(m), limiter.PerIP(rl.LoginIP)),
+			Login:         limiter.LoginFailures(rl.Login),
+			TokenIP:       limiter.PerIP(rl.Token),
+			TokenClient:   limiter.PerClientID(rl.Token, ratelimit.Policy{Name: "token_client_ip", Limit: rl.Login.Limit, Window: rl.Login.Window}),
+		}))
 	purge := NewPurge(cfg, d.DB, audit, d.Clock, d.Log, m)
 	return &Server{deps: d, echo: e, memory: memory, shared: shared, store: store, health: health, monitor: monitor, metrics: m, purge: purge,
 		apiKeys: apiKeys, outbox: outbox, ended: ended, audit: audit}, nil

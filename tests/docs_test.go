@@ -195,13 +195,29 @@ func TestSpecAndRouterAgree(t *testing.T) {
 			}
 			return resp
 		}
+		// An operation documenting a 429 promises the rate-limit headers on
+		// every answer (the API description says so); one that does not
+		// promises none. Checked on the caller it is limited as: a viewer
+		// for a route that needs a token (admins skip the per-user limit),
+		// anyone for the rest. A route that lost its limiter fails here.
+		limited := op.Responses.Status(http.StatusTooManyRequests) != nil
+		promised := func(name string, resp *Response) {
+			for _, h := range []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "RateLimit", "RateLimit-Policy"} {
+				if got := resp.Header.Get(h) != ""; got != limited {
+					t.Errorf("%s %s: documented 429 %v, but the %d answer carries %s: %v", key, name, limited, resp.Status, h, got)
+				}
+			}
+		}
 		resp := probe("without a token", "{}", nil)
+		if !secured {
+			promised("without a token", resp)
+		}
 		needsToken := resp.Status == http.StatusUnauthorized && strings.Contains(resp.Body, `"authentication_required"`)
 		if secured != needsToken {
 			t.Errorf("%s: documented security %v, but without a token it answers %d %s", key, secured, resp.Status, resp.Body)
 		}
 		if secured {
-			probe("as a viewer", "{}", bearer(viewer))
+			promised("as a viewer", probe("as a viewer", "{}", bearer(viewer)))
 			probe("as an admin", "{}", bearer(admin))
 			// The documented scope is the one the route requires: a key
 			// lacking it is refused for it, a key holding it is not. Routes

@@ -81,7 +81,7 @@ func TestOAuthClientRegistration(t *testing.T) {
 	scenarios := []Scenario{
 		{Name: "an admin registers a client and sees its secret once", Method: "POST", URL: "/admin/oauth/clients", Headers: auth, Setup: asRole("admin"),
 			Body:           map[string]any{"name": "sync", "scopes": []string{"projects:read", "analytics:read"}},
-			ExpectedStatus: 201, ExpectedContent: []string{`"client_id":"tgc_`, `"client_secret":"`, `"scopes":["projects:read","analytics:read"]`,
+			ExpectedStatus: 201, ExpectedContent: []string{`"client_id":"tgc_`, `"client_secret":"`, `"scopes":["analytics:read","projects:read"]`,
 				`"access_token_ttl":900`, `"token_endpoint_auth_method":"client_secret_basic"`, `"audience":"tollgate-api"`},
 			ExpectedHeaders: map[string]string{"Cache-Control": "no-store"},
 			After: func(t testing.TB, a *App, r *Response) {
@@ -184,7 +184,7 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 			ExpectedContent: []string{`"issuer":"http://tollgate.test"`, `"token_endpoint":"http://tollgate.test/oauth/token"`, `"revocation_endpoint":"http://tollgate.test/oauth/revoke"`,
 				`"introspection_endpoint":"http://tollgate.test/oauth/introspect"`, `"jwks_uri":"http://tollgate.test/.well-known/jwks.json"`,
 				`"grant_types_supported":["client_credentials"]`, `"token_endpoint_auth_methods_supported":["client_secret_basic","client_secret_post"]`,
-				`"scopes_supported":["projects:read","projects:write","projects:delete","analytics:read","users:read","admin"`}},
+				`"scopes_supported":["admin","analytics:read","projects:read","projects:write","projects:delete","users:read"`}},
 	}
 	for _, s := range scenarios {
 		s.Run(t)
