@@ -23,6 +23,7 @@ import (
 	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/database"
+	"github.com/tollgate/tollgate/mail"
 	"github.com/tollgate/tollgate/metrics"
 	"github.com/tollgate/tollgate/migrations"
 	"github.com/tollgate/tollgate/server"
@@ -232,13 +233,13 @@ func serve(ctx context.Context, cfg settings.Config, log *slog.Logger) error {
 		log.Info("redis", "mode", cfg.RedisMode, "address", where)
 	}
 
-	var mailer services.Mailer
+	var mailer mail.Mailer
 	if cfg.SMTPURL != "" {
-		if mailer, err = services.NewSMTPMailer(cfg.SMTPURL, cfg.MailFrom); err != nil {
+		if mailer, err = mail.NewSMTP(cfg.SMTPURL, cfg.MailFrom); err != nil {
 			return err
 		}
 	} else {
-		mailer = &services.LogMailer{Log: log, IncludeBody: !cfg.IsProduction()}
+		mailer = &mail.Log{Log: log, IncludeBody: !cfg.IsProduction()}
 	}
 	log.Info("mail", "destination", mailer.Destination())
 

@@ -7,7 +7,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Rows is a result set read row by row; pgx.Rows fits it.
+// Rows is a result set read row by row; pgx.Rows fits it (and rowReader, what Find needs of both it and *sql.Rows).
 type Rows = interface {
 	Next() bool
 	Scan(dest ...any) error
@@ -18,7 +18,7 @@ type Rows = interface {
 // pgConnPool is GORM's connection pool on PostgreSQL: database/sql on the
 // pgx pool for everything GORM does, and, for hot reads that scan their own
 // rows, pgx's own query path (binary protocol, no database/sql conversions:
-// half the allocations of a list page; see services.find).
+// half the allocations of a list page; see Find).
 type pgConnPool struct {
 	*sql.DB
 	pool *pgxpool.Pool

@@ -29,7 +29,7 @@ type User struct {
 var userColumns = []string{"id", "email", "password_hash", "role", "tier", "email_verified", "created_at", "updated_at", "password_changed_at"}
 
 // Columns and Fields let hot reads (every /users/me) scan users without
-// reflection (see services.Scannable).
+// reflection (see database.Scannable).
 func (*User) Columns() []string { return userColumns }
 
 // Fields are the scan targets of Columns, in order.
@@ -76,7 +76,7 @@ type Project struct {
 var projectColumns = []string{"id", "owner_id", "name", "description", "created_at", "updated_at"}
 
 // Columns and Fields let lists scan projects without reflection (see
-// services.Scannable); a test holds them to the struct's GORM schema.
+// database.Scannable); a test holds them to the struct's GORM schema.
 func (*Project) Columns() []string { return projectColumns }
 
 // Fields are the scan targets of Columns, in order.

@@ -24,6 +24,7 @@ import (
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/database"
 	"github.com/tollgate/tollgate/handlers"
+	"github.com/tollgate/tollgate/mail"
 	"github.com/tollgate/tollgate/metrics"
 	"github.com/tollgate/tollgate/middleware"
 	"github.com/tollgate/tollgate/openapi"
@@ -87,7 +88,7 @@ type Deps struct {
 	// MFAKeys encrypt TOTP secrets (services.LoadMFAKeys).
 	MFAKeys services.MFAKeys
 	Clock   clock.Clock
-	Mailer  services.Mailer
+	Mailer  mail.Mailer
 	Log     *slog.Logger
 	// RateStore overrides the rate-limit store; nil builds the default:
 	// Redis with per-instance memory fallback when Redis is set, else memory.

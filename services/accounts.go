@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/mail"
+
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
@@ -103,7 +105,7 @@ func (a *Auth) ForgotPassword(ctx context.Context, email string) error {
 		if err := tx.Create(&tok).Error; err != nil {
 			return apperror.Wrap(err, "store reset token")
 		}
-		return a.outbox.Enqueue(tx, Message{To: u.Email, Subject: "Reset your password", Body: fmt.Sprintf(
+		return a.outbox.Enqueue(tx, mail.Message{To: u.Email, Subject: "Reset your password", Body: fmt.Sprintf(
 			"Someone, perhaps you, asked to reset the password of this account.\n\n"+
 				"Within %s, choose a new password with this token (POST %s/auth/password/reset, {\"token\", \"password\"}):\n\n%s\n\n"+
 				"or open %s/auth/password/reset?token=%s in an app that supports it.\n\n"+
@@ -327,7 +329,7 @@ func (a *Auth) endCredentials(ctx context.Context, tx *gorm.DB, userID uuid.UUID
 	return out, nil
 }
 
-func passwordChangedNotice(to, sessions string, creds credentials, baseURL string) Message {
+func passwordChangedNotice(to, sessions string, creds credentials, baseURL string) mail.Message {
 	var b strings.Builder
 	b.WriteString("The password of your account was just changed, and " + sessions + ".\n\n")
 	if len(creds.ended) > 0 {
@@ -345,7 +347,7 @@ func passwordChangedNotice(to, sessions string, creds credentials, baseURL strin
 		b.WriteString("\n")
 	}
 	b.WriteString("If it was not you, reset your password at once (POST /auth/password/forgot with \"revoke_api_keys\": true in the reset) and tell us.\n")
-	return Message{To: to, Subject: "Your password was changed", Body: b.String()}
+	return mail.Message{To: to, Subject: "Your password was changed", Body: b.String()}
 }
 
 // endSessions revokes every live refresh token of userID except those of

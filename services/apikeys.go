@@ -3,9 +3,6 @@ package services
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -67,48 +64,6 @@ func checkCredential(name string, scopes []caller.Scope, owner *caller.Caller) (
 	return name, details
 }
 
-// secretColumns are the columns a rotation writes.
-var secretColumns = []string{"previous_hash", "previous_pepper", "previous_expires_at", "secret_hash", "pepper_version"}
-
-// secret keeps raw under the current pepper.
-func (p Peppers) secret(raw string) models.Secret {
-	return models.Secret{SecretHash: p.hash(p.Current, raw), PepperVersion: p.Current}
-}
-
-// rotate makes raw the current secret of sec and keeps the one it
-// replaces valid until ends.
-func (p Peppers) rotate(sec *models.Secret, raw string, ends time.Time) {
-	prevHash, prevPepper := sec.SecretHash, sec.PepperVersion
-	*sec = p.secret(raw)
-	sec.PreviousHash, sec.PreviousPepper, sec.PreviousExpiresAt = &prevHash, &prevPepper, &ends
-}
-
-// Peppers are the server-side secrets API key and client secret HMACs are
-// made with, by version; Current makes new ones, older ones still verify.
-type Peppers struct {
-	Current int
-	Secrets map[int][]byte
-}
-
-func (p Peppers) hash(version int, secret string) string {
-	m := hmac.New(sha256.New, p.Secrets[version])
-	m.Write([]byte(secret))
-	return hex.EncodeToString(m.Sum(nil))
-}
-
-// versions lists the pepper versions, the current one first.
-func (p Peppers) versions() []int {
-	out := []int{p.Current}
-	for v := range p.Secrets {
-		if v != p.Current {
-			out = append(out, v)
-		}
-	}
-	slices.Sort(out[1:])
-	slices.Reverse(out[1:])
-	return out
-}
-
 var errTooManyKeys = apperror.Define(apperror.Conflict, "api_key_limit", "Too many live API keys: revoke one first")
 
 // APIKeyConfig holds the API key rules.
@@ -125,9 +80,6 @@ type APIKeyConfig struct {
 	Tiers    map[string]ratelimit.Policy
 	Fallback ratelimit.Policy
 }
-
-// MaxRotationGrace bounds the grace a rotation may ask for.
-const MaxRotationGrace = 7 * 24 * time.Hour
 
 // APIKeys holds the API key rules: creation within the owner's scopes,
 // verification, rotation, revocation and batched last-use times.
@@ -164,23 +116,6 @@ func (s *APIKeys) newSecret() (string, error) {
 	}
 	body := apiKeyPrefix + s.cfg.Env + "_" + random
 	return body + checksum(body), nil
-}
-
-// randomBase62 returns n characters from crypto/rand, without modulo bias.
-func randomBase62(n int) (string, error) {
-	buf := make([]byte, 0, n)
-	b := make([]byte, 64)
-	for len(buf) < n {
-		if _, err := rand.Read(b); err != nil {
-			return "", err
-		}
-		for _, c := range b {
-			if c < 248 && len(buf) < n { // 248 = 4*62
-				buf = append(buf, base62[c%62])
-			}
-		}
-	}
-	return string(buf), nil
 }
 
 func checksum(body string) string {
@@ -388,12 +323,9 @@ func (s *APIKeys) Revoke(ctx context.Context, who *caller.Caller, id uuid.UUID, 
 // Rotate gives a key a new secret; the old one keeps working for grace
 // (0: the configured default), then dies. Only the owner rotates.
 func (s *APIKeys) Rotate(ctx context.Context, who *caller.Caller, id uuid.UUID, grace *time.Duration, ip string) (*models.APIKey, string, error) {
-	g := s.cfg.RotationGrace
-	if grace != nil {
-		g = *grace
-	}
-	if g < 0 || g > MaxRotationGrace {
-		return nil, "", apperror.Validation(map[string]string{"grace_period": fmt.Sprintf("must be between 0s and %s", MaxRotationGrace)})
+	g, err := rotationGrace(grace, s.cfg.RotationGrace)
+	if err != nil {
+		return nil, "", err
 	}
 	k, err := s.find(ctx, who, id, false)
 	if err != nil {
@@ -407,11 +339,8 @@ func (s *APIKeys) Rotate(ctx context.Context, who *caller.Caller, id uuid.UUID, 
 	if err != nil {
 		return nil, "", apperror.Wrap(err, "make api key")
 	}
-	s.cfg.Peppers.rotate(&k.Secret, secret, now.Add(g))
 	k.Start = secret[:apiKeyStartLen]
-	if err := s.audit.Do(ctx, s.db, keyEvent("api_key.rotated", k), func(tx *gorm.DB) error {
-		return tx.Select(append(secretColumns, "start")).Updates(k).Error
-	}); err != nil {
+	if err := rotateSecret(ctx, s.db, s.audit, s.cfg.Peppers, k, &k.Secret, secret, now.Add(g), keyEvent("api_key.rotated", k), "start"); err != nil {
 		return nil, "", apperror.Wrap(err, "rotate api key")
 	}
 	s.event("api_key.rotated", who, k, ip)
@@ -447,18 +376,18 @@ func (s *APIKeys) Authenticate(ctx context.Context, raw string, ip net.IP) (*cal
 			continue
 		}
 		k := &rows[0]
-		current := hmac.Equal([]byte(k.SecretHash), []byte(h))
-		previous := !current && k.PreviousHash != nil && hmac.Equal([]byte(*k.PreviousHash), []byte(h))
+		current, previous := s.cfg.Peppers.check(k.Secret, raw, now)
 		switch {
 		case !current && !previous,
 			k.RevokedAt != nil,
 			k.ExpiresAt != nil && !now.Before(*k.ExpiresAt),
-			previous && (k.PreviousExpiresAt == nil || !now.Before(*k.PreviousExpiresAt)),
 			!allowed(k.AllowedCIDRs, ip):
 			return nil, errInvalidAPIKey
 		}
-		if current && v != s.cfg.Peppers.Current {
-			s.rehash(ctx, k.ID, raw)
+		if current && k.PepperVersion != s.cfg.Peppers.Current {
+			if err := s.cfg.Peppers.moveToCurrent(ctx, s.db, &models.APIKey{}, k.ID, raw); err != nil {
+				s.log.Warn("api key: moving to the current pepper failed", "key_id", k.ID, "error", err)
+			}
 		}
 		s.touch(k.ID, now)
 		scopes, _, _ := caller.ParseScopes(k.Scopes)
@@ -475,16 +404,6 @@ func (s *APIKeys) Authenticate(ctx context.Context, raw string, ip net.IP) (*cal
 		return who, nil
 	}
 	return nil, errInvalidAPIKey
-}
-
-// rehash moves a key made under an older pepper to the current one, so an
-// old pepper can be retired once no key uses it.
-func (s *APIKeys) rehash(ctx context.Context, id uuid.UUID, raw string) {
-	err := s.db.WithContext(ctx).Model(&models.APIKey{}).Where("id = ?", id).
-		Updates(map[string]any{"secret_hash": s.cfg.Peppers.hash(s.cfg.Peppers.Current, raw), "pepper_version": s.cfg.Peppers.Current}).Error
-	if err != nil {
-		s.log.Warn("api key: moving to the current pepper failed", "key_id", id, "error", err)
-	}
 }
 
 func allowed(cidrs string, ip net.IP) bool {

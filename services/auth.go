@@ -7,11 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/tollgate/tollgate/mail"
 
 	"github.com/google/uuid"
 	"golang.org/x/crypto/bcrypt"
@@ -167,7 +166,7 @@ func (a *Auth) Register(ctx context.Context, email, password string) error {
 	// order exists to prevent.
 	ctx, cancel := durable(ctx)
 	defer cancel()
-	mail := a.mailAllowed(ctx, email)
+	mailOK := a.mailAllowed(ctx, email)
 	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var u models.User
 		err := tx.Where("email = ?", email).Take(&u).Error
@@ -182,7 +181,7 @@ func (a *Auth) Register(ctx context.Context, email, password string) error {
 			if err := a.audit.Record(ctx, tx, registered(&u, "new")); err != nil {
 				return err
 			}
-			if !mail {
+			if !mailOK {
 				return a.outbox.Withhold(tx, "verification link: address limit")
 			}
 			return a.queueVerification(tx, &u)
@@ -195,7 +194,7 @@ func (a *Auth) Register(ctx context.Context, email, password string) error {
 			if err := a.audit.Record(ctx, tx, registered(&u, "unverified_replaced")); err != nil {
 				return err
 			}
-			if !mail {
+			if !mailOK {
 				return a.outbox.Withhold(tx, "verification link: address limit")
 			}
 			return a.queueVerification(tx, &u)
@@ -206,10 +205,10 @@ func (a *Auth) Register(ctx context.Context, email, password string) error {
 			return err
 		}
 		switch {
-		case !mail:
+		case !mailOK:
 			return a.outbox.Withhold(tx, "account notice: address limit")
 		default:
-			return a.outbox.Enqueue(tx, Message{To: u.Email, Subject: "You already have an account",
+			return a.outbox.Enqueue(tx, mail.Message{To: u.Email, Subject: "You already have an account",
 				Body: "Someone, perhaps you, tried to register with this address, but it already has an account. Log in as usual.\n\n" +
 					"Forgot your password? Ask for a reset link: POST " + a.cfg.BaseURL + "/auth/password/forgot with this address.\n\n" +
 					"If it was not you, nothing has changed and you can ignore this message.\n"})
@@ -257,12 +256,12 @@ func (a *Auth) ResendVerification(ctx context.Context, email string) error {
 	if err != nil {
 		return err
 	}
-	mail := a.mailAllowed(ctx, email)
+	mailOK := a.mailAllowed(ctx, email)
 	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if u == nil || u.EmailVerified {
 			return a.outbox.Withhold(tx, "verification link: no unverified account")
 		}
-		if !mail {
+		if !mailOK {
 			return a.outbox.Withhold(tx, "verification link: address limit")
 		}
 		return a.queueVerification(tx, u)
@@ -290,7 +289,7 @@ func (a *Auth) queueVerification(tx *gorm.DB, u *models.User) error {
 		return apperror.Wrap(err, "store verification token")
 	}
 	link := a.cfg.BaseURL + "/auth/verify?token=" + url.QueryEscape(raw)
-	return a.outbox.Enqueue(tx, Message{
+	return a.outbox.Enqueue(tx, mail.Message{
 		To:      u.Email,
 		Subject: "Verify your email address",
 		Body: fmt.Sprintf("Welcome!\n\nConfirm your email address by opening this link within %s:\n\n%s\n\nIf you did not sign up, ignore this message.\n",
@@ -553,25 +552,4 @@ func (a *Auth) revokeFamily(ctx context.Context, family uuid.UUID) error {
 	}
 	a.cfg.Ended.End(ctx, family.String())
 	return nil
-}
-
-// CleanText makes s safe to store in any database: invalid UTF-8 becomes
-// U+FFFD, NUL and other control characters are dropped (PostgreSQL refuses
-// NUL in text), and it is cut to at most n bytes on a rune boundary.
-func CleanText(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return -1
-		}
-		return r
-	}, s)
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut]
 }

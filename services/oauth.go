@@ -2,7 +2,6 @@ package services
 
 import (
 	"context"
-	"crypto/hmac"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -143,12 +142,9 @@ func (s *Clients) find(ctx context.Context, id uuid.UUID) (*models.OAuthClient, 
 // RotateSecret gives a client a new secret; the old one keeps working for
 // grace (nil: the default), so both are valid during the overlap.
 func (s *Clients) RotateSecret(ctx context.Context, who *caller.Caller, id uuid.UUID, grace *time.Duration, ip string) (*models.OAuthClient, string, error) {
-	g := s.cfg.RotationGrace
-	if grace != nil {
-		g = *grace
-	}
-	if g < 0 || g > MaxRotationGrace {
-		return nil, "", apperror.Validation(map[string]string{"grace_period": fmt.Sprintf("must be between 0s and %s", MaxRotationGrace)})
+	g, err := rotationGrace(grace, s.cfg.RotationGrace)
+	if err != nil {
+		return nil, "", err
 	}
 	c, err := s.find(ctx, id)
 	if err != nil {
@@ -161,10 +157,7 @@ func (s *Clients) RotateSecret(ctx context.Context, who *caller.Caller, id uuid.
 	if err != nil {
 		return nil, "", apperror.Wrap(err, "make client secret")
 	}
-	s.cfg.Peppers.rotate(&c.Secret, secret, s.clock.Now().Add(g))
-	if err := s.audit.Do(ctx, s.db, clientEvent("oauth_client.secret_rotated", c), func(tx *gorm.DB) error {
-		return tx.Select(secretColumns).Updates(c).Error
-	}); err != nil {
+	if err := rotateSecret(ctx, s.db, s.audit, s.cfg.Peppers, c, &c.Secret, secret, s.clock.Now().Add(g), clientEvent("oauth_client.secret_rotated", c)); err != nil {
 		return nil, "", apperror.Wrap(err, "rotate client secret")
 	}
 	s.event("oauth_client.secret_rotated", who, c, ip)
@@ -235,17 +228,12 @@ func (s *Clients) Authenticate(ctx context.Context, clientID, secret, method str
 		s.cfg.Peppers.hash(s.cfg.Peppers.Current, secret)
 		return nil, errInvalidClient
 	}
-	current := hmac.Equal([]byte(s.cfg.Peppers.hash(c.PepperVersion, secret)), []byte(c.SecretHash))
-	previous := c.PreviousHash != nil && c.PreviousPepper != nil && c.PreviousExpiresAt != nil &&
-		s.clock.Now().Before(*c.PreviousExpiresAt) &&
-		hmac.Equal([]byte(s.cfg.Peppers.hash(*c.PreviousPepper, secret)), []byte(*c.PreviousHash))
+	current, previous := s.cfg.Peppers.check(c.Secret, secret, s.clock.Now())
 	if (!current && !previous) || c.DisabledAt != nil || c.AuthMethod != method {
 		return nil, errInvalidClient
 	}
 	if current && c.PepperVersion != s.cfg.Peppers.Current {
-		// Move to the current pepper, so an old one can be retired.
-		if err := s.db.WithContext(ctx).Model(&models.OAuthClient{}).Where("id = ?", c.ID).
-			Updates(map[string]any{"secret_hash": s.cfg.Peppers.hash(s.cfg.Peppers.Current, secret), "pepper_version": s.cfg.Peppers.Current}).Error; err != nil {
+		if err := s.cfg.Peppers.moveToCurrent(ctx, s.db, &models.OAuthClient{}, c.ID, secret); err != nil {
 			s.log.Warn("oauth client: moving to the current pepper failed", "client_id", c.ClientID, "error", err)
 		}
 	}

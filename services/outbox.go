@@ -10,6 +10,7 @@ import (
 
 	"github.com/tollgate/tollgate/apperror"
 	"github.com/tollgate/tollgate/clock"
+	"github.com/tollgate/tollgate/mail"
 	"github.com/tollgate/tollgate/metrics"
 	"github.com/tollgate/tollgate/models"
 )
@@ -49,7 +50,7 @@ type OutboxConfig struct {
 type Outbox struct {
 	db      *gorm.DB
 	clock   clock.Clock
-	mailer  Mailer
+	mailer  mail.Mailer
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	cfg     OutboxConfig
@@ -57,13 +58,13 @@ type Outbox struct {
 }
 
 // NewOutbox builds the outbox delivering through mailer.
-func NewOutbox(db *gorm.DB, clk clock.Clock, mailer Mailer, log *slog.Logger, m *metrics.Metrics, cfg OutboxConfig) *Outbox {
+func NewOutbox(db *gorm.DB, clk clock.Clock, mailer mail.Mailer, log *slog.Logger, m *metrics.Metrics, cfg OutboxConfig) *Outbox {
 	return &Outbox{db: db, clock: clk, mailer: mailer, log: log, metrics: m, cfg: cfg, wake: make(chan struct{}, 1)}
 }
 
 // Enqueue stores m for delivery, inside tx (the transaction of the change
 // the mail is about: both happen, or neither).
-func (o *Outbox) Enqueue(tx *gorm.DB, m Message) error {
+func (o *Outbox) Enqueue(tx *gorm.DB, m mail.Message) error {
 	now := o.clock.Now()
 	row := models.OutboxMail{ID: uuid.New(), ToAddress: m.To, Subject: m.Subject, Status: MailPending,
 		NextAttemptAt: now, CreatedAt: now, KeyVersion: o.cfg.Keys.Current}
@@ -149,7 +150,7 @@ func (o *Outbox) attempt(ctx context.Context, m *models.OutboxMail) {
 	body, err := o.body(m)
 	if err == nil {
 		sendCtx, cancel := context.WithTimeout(ctx, o.cfg.SendTimeout)
-		err = o.mailer.Send(sendCtx, Message{To: m.ToAddress, Subject: m.Subject, Body: body})
+		err = o.mailer.Send(sendCtx, mail.Message{To: m.ToAddress, Subject: m.Subject, Body: body})
 		cancel()
 	}
 	now := o.clock.Now()

@@ -13,11 +13,7 @@ import (
 	"github.com/tollgate/tollgate/models"
 )
 
-var (
-	errProjectNotFound = apperror.Define(apperror.NotFound, "project_not_found", "Project not found")
-	// errAccountGone: a still-valid access token whose user was deleted.
-	errAccountGone = apperror.Define(apperror.Unauthenticated, "account_not_found", "The account this token was issued to no longer exists")
-)
+var errProjectNotFound = apperror.Define(apperror.NotFound, "project_not_found", "Project not found")
 
 // Projects is the example resource: a fork copies this file for its own.
 type Projects struct {

@@ -14,6 +14,7 @@ import (
 	"github.com/tollgate/tollgate/apperror"
 	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/clock"
+	"github.com/tollgate/tollgate/database"
 	"github.com/tollgate/tollgate/models"
 )
 
@@ -185,7 +186,7 @@ func (s *Users) Current(ctx context.Context, id uuid.UUID) (*models.User, error)
 // Get returns a user by id.
 func (s *Users) Get(ctx context.Context, id uuid.UUID) (*models.User, error) {
 	var u models.User
-	if err := findOne(s.db.WithContext(ctx).Where("id = ?", id), &u); err != nil {
+	if err := database.FindOne(s.db.WithContext(ctx).Where("id = ?", id), &u); err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return nil, errUserNotFound
 		}

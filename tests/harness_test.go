@@ -38,6 +38,7 @@ import (
 	"github.com/tollgate/tollgate/cli"
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/database"
+	"github.com/tollgate/tollgate/mail"
 	"github.com/tollgate/tollgate/models"
 	"github.com/tollgate/tollgate/ratelimit"
 	"github.com/tollgate/tollgate/server"
@@ -83,7 +84,7 @@ var Start = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 type App struct {
 	Config  settings.Config
 	Clock   *clock.Manual
-	Mailer  *services.MemoryMailer
+	Mailer  *mail.Memory
 	DB      *database.DB
 	Keys    *services.KeySet
 	Server  *server.Server
@@ -166,7 +167,7 @@ func newAppOn(t testing.TB, db *database.DB, clk *clock.Manual, env ...string) *
 	}
 	logs := &syncBuffer{}
 	a := &App{
-		Config: cfg, Clock: clk, Mailer: &services.MemoryMailer{}, DB: db, Keys: keys,
+		Config: cfg, Clock: clk, Mailer: &mail.Memory{}, DB: db, Keys: keys,
 		Logs: logs,
 	}
 	var rdb redis.UniversalClient // stays a nil interface without REDIS_URL
@@ -191,11 +192,11 @@ func newAppOn(t testing.TB, db *database.DB, clk *clock.Manual, env ...string) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mailer services.Mailer = a.Mailer
+	var mailer mail.Mailer = a.Mailer
 	if cfg.SMTPURL != "" {
 		// A test of delivery itself: a real SMTP client against a relay of
 		// the test's making.
-		if mailer, err = services.NewSMTPMailer(cfg.SMTPURL, cfg.MailFrom); err != nil {
+		if mailer, err = mail.NewSMTP(cfg.SMTPURL, cfg.MailFrom); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -709,7 +710,7 @@ func field(t testing.TB, r *Response, name string) string {
 // lastToken returns the verification token from the newest mail to email.
 // sent delivers the queued mail now (the worker's job in a running
 // server) and returns every message delivered so far.
-func (a *App) sent(t testing.TB) []services.Message {
+func (a *App) sent(t testing.TB) []mail.Message {
 	t.Helper()
 	if _, err := a.Server.DeliverMail(context.Background()); err != nil {
 		t.Fatalf("deliver mail: %v", err)

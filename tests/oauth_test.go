@@ -184,7 +184,7 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 			ExpectedContent: []string{`"issuer":"http://tollgate.test"`, `"token_endpoint":"http://tollgate.test/oauth/token"`, `"revocation_endpoint":"http://tollgate.test/oauth/revoke"`,
 				`"introspection_endpoint":"http://tollgate.test/oauth/introspect"`, `"jwks_uri":"http://tollgate.test/.well-known/jwks.json"`,
 				`"grant_types_supported":["client_credentials"]`, `"token_endpoint_auth_methods_supported":["client_secret_basic","client_secret_post"]`,
-				`"scopes_supported":["admin","analytics:read","projects:read","projects:write","projects:delete","users:read"`}},
+				`"scopes_supported":["admin","analytics:read",`, `"projects:read","projects:write","projects:delete",`, `"users:read"`}},
 	}
 	for _, s := range scenarios {
 		s.Run(t)

@@ -1,4 +1,7 @@
-package services
+// Package mail holds the transports outgoing mail can take: an SMTP relay,
+// the log (development) and memory (tests). What is sent, and when, is
+// the services' business (services.Outbox); how it leaves is this one's.
+package mail
 
 import (
 	"context"
@@ -6,7 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/mail"
+	netmail "net/mail"
 	"net/smtp"
 	"net/url"
 	"strings"
@@ -28,29 +31,29 @@ type Mailer interface {
 	Destination() string
 }
 
-// SMTPMailer sends through an SMTP relay given as smtp://user:pass@host:port.
+// SMTP sends through an SMTP relay given as smtp://user:pass@host:port.
 // net/smtp upgrades to STARTTLS whenever the server offers it.
-type SMTPMailer struct {
+type SMTP struct {
 	addr string
 	host string
 	auth smtp.Auth
 	from string
 }
 
-// NewSMTPMailer parses rawURL (already checked by settings) and the From address.
-func NewSMTPMailer(rawURL, from string) (*SMTPMailer, error) {
+// NewSMTP parses rawURL (already checked by settings) and the From address.
+func NewSMTP(rawURL, from string) (*SMTP, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("SMTP_URL: %w", err)
 	}
-	if _, err := mail.ParseAddress(from); err != nil {
+	if _, err := netmail.ParseAddress(from); err != nil {
 		return nil, fmt.Errorf("MAIL_FROM: %w", err)
 	}
 	port := u.Port()
 	if port == "" {
 		port = "587"
 	}
-	m := &SMTPMailer{addr: net.JoinHostPort(u.Hostname(), port), host: u.Hostname(), from: from}
+	m := &SMTP{addr: net.JoinHostPort(u.Hostname(), port), host: u.Hostname(), from: from}
 	if u.User != nil {
 		pass, _ := u.User.Password()
 		m.auth = smtp.PlainAuth("", u.User.Username(), pass, u.Hostname())
@@ -59,18 +62,18 @@ func NewSMTPMailer(rawURL, from string) (*SMTPMailer, error) {
 }
 
 // Destination names the relay, without credentials.
-func (m *SMTPMailer) Destination() string { return "smtp " + m.addr }
+func (m *SMTP) Destination() string { return "smtp " + m.addr }
 
 // Send delivers msg within ctx's deadline: the dial, TLS and every SMTP
 // exchange share it, so a relay that accepts the connection and then says
 // nothing cannot hold the outbox worker.
-func (m *SMTPMailer) Send(ctx context.Context, msg Message) (err error) {
+func (m *SMTP) Send(ctx context.Context, msg Message) (err error) {
 	defer func() {
 		if err != nil && ctx.Err() != nil {
 			err = fmt.Errorf("%w (MAIL_SEND_TIMEOUT): %w", ctx.Err(), err)
 		}
 	}()
-	from, _ := mail.ParseAddress(m.from)
+	from, _ := netmail.ParseAddress(m.from)
 	var b strings.Builder
 	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s",
 		m.from, msg.To, msg.Subject, time.Now().UTC().Format(time.RFC1123Z), strings.ReplaceAll(msg.Body, "\n", "\r\n"))
@@ -122,16 +125,16 @@ func (m *SMTPMailer) Send(ctx context.Context, msg Message) (err error) {
 	return c.Quit()
 }
 
-// LogMailer writes mail to the log instead of sending it. In development it
+// Log writes mail to the log instead of sending it. In development it
 // logs the body (the README's walkthrough reads the verification link from
 // there); otherwise only the recipient and subject, since bodies hold tokens.
-type LogMailer struct {
+type Log struct {
 	Log         *slog.Logger
 	IncludeBody bool
 }
 
 // Destination says mail goes to the log.
-func (m *LogMailer) Destination() string {
+func (m *Log) Destination() string {
 	if m.IncludeBody {
 		return "log (development: message bodies are logged; set SMTP_URL to send)"
 	}
@@ -139,7 +142,7 @@ func (m *LogMailer) Destination() string {
 }
 
 // Send logs msg.
-func (m *LogMailer) Send(_ context.Context, msg Message) error {
+func (m *Log) Send(_ context.Context, msg Message) error {
 	if m.IncludeBody {
 		m.Log.Info("mail", "to", msg.To, "subject", msg.Subject, "body", msg.Body)
 	} else {
@@ -148,17 +151,17 @@ func (m *LogMailer) Send(_ context.Context, msg Message) error {
 	return nil
 }
 
-// MemoryMailer keeps messages in memory, for tests.
-type MemoryMailer struct {
+// Memory keeps messages in memory, for tests.
+type Memory struct {
 	mu   sync.Mutex
 	sent []Message
 }
 
 // Destination says mail stays in memory.
-func (m *MemoryMailer) Destination() string { return "memory" }
+func (m *Memory) Destination() string { return "memory" }
 
 // Send records msg.
-func (m *MemoryMailer) Send(_ context.Context, msg Message) error {
+func (m *Memory) Send(_ context.Context, msg Message) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sent = append(m.sent, msg)
@@ -166,7 +169,7 @@ func (m *MemoryMailer) Send(_ context.Context, msg Message) error {
 }
 
 // Sent returns a copy of every message sent so far.
-func (m *MemoryMailer) Sent() []Message {
+func (m *Memory) Sent() []Message {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return append([]Message(nil), m.sent...)

@@ -1,4 +1,4 @@
-package services
+package database
 
 import (
 	"context"
@@ -16,11 +16,11 @@ type Scannable interface {
 	Fields() []any
 }
 
-// findOne reads the row q selects into dest, as find does; no row is
+// FindOne reads the row q selects into dest, as Find does; no row is
 // gorm.ErrRecordNotFound, as with GORM's First.
-func findOne[M any](q *gorm.DB, dest *M) error {
+func FindOne[M any](q *gorm.DB, dest *M) error {
 	items := make([]M, 0, 1)
-	if err := find(q.Limit(1), &items); err != nil {
+	if err := Find(q.Limit(1), &items); err != nil {
 		return err
 	}
 	if len(items) == 0 {
@@ -30,9 +30,9 @@ func findOne[M any](q *gorm.DB, dest *M) error {
 	return nil
 }
 
-// find runs q into items: directly when *M is Scannable (through pgx's own
+// Find runs q into items: directly when *M is Scannable (through pgx's own
 // protocol on PostgreSQL outside transactions), else with GORM.
-func find[M any](q *gorm.DB, items *[]M) error {
+func Find[M any](q *gorm.DB, items *[]M) error {
 	var probe M
 	s, ok := any(&probe).(Scannable)
 	if !ok {
@@ -93,15 +93,7 @@ type rowReader interface {
 }
 
 // NativeQuerier is a connection pool with a read path faster than
-// database/sql (database.pgConnPool). The result type spells out
-// database.Rows, so services need not import the database package; a pool
-// whose method drifts from this signature would silently lose the fast path,
-// so a test asserts the PostgreSQL pool still is one.
+// database/sql (pgConnPool on PostgreSQL).
 type NativeQuerier interface {
-	QueryNative(ctx context.Context, query string, args ...any) (interface {
-		Next() bool
-		Scan(dest ...any) error
-		Err() error
-		Close()
-	}, error)
+	QueryNative(ctx context.Context, query string, args ...any) (Rows, error)
 }
