@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/tollgate/tollgate/apperror"
+	"github.com/tollgate/tollgate/cache"
 	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/metrics"
@@ -35,7 +36,7 @@ type RateLimiter struct {
 // middleware passes requests straight through.
 func NewRateLimiter(store ratelimit.Store, enabled bool, clk clock.Clock, log *slog.Logger, m *metrics.Metrics, instance string) *RateLimiter {
 	return &RateLimiter{store: store, enabled: enabled, clock: clk, log: log, metrics: m,
-		events: &securityEvents{seen: map[eventKey]*event{}, clock: clk, log: log, instance: instance}}
+		events: &securityEvents{seen: cache.NewMap[eventKey](10_000, func(e *event) int64 { return e.until.UnixMilli() }), clock: clk, log: log, instance: instance}}
 }
 
 // ClientKey is the key a client is limited under: its IP address, or for
@@ -373,7 +374,7 @@ func (l *RateLimiter) policyHeader(p ratelimit.Policy) string {
 // per request: at the first refusal for login, past 10 refusals otherwise.
 type securityEvents struct {
 	mu       sync.Mutex
-	seen     map[eventKey]*event
+	seen     *cache.Map[eventKey, *event]
 	clock    clock.Clock
 	log      *slog.Logger
 	instance string
@@ -394,17 +395,10 @@ func (s *securityEvents) denied(p ratelimit.Policy, key string, login bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := eventKey{p.Name, key}
-	e := s.seen[k]
-	if e == nil || !now.Before(e.until) {
-		if len(s.seen) > 10000 {
-			for old, ev := range s.seen {
-				if !now.Before(ev.until) {
-					delete(s.seen, old)
-				}
-			}
-		}
+	e, ok := s.seen.Get(k)
+	if !ok || !now.Before(e.until) {
 		e = &event{until: now.Add(p.Window)}
-		s.seen[k] = e
+		s.seen.Put(k, e, now.UnixMilli())
 	}
 	e.denials++
 	if !e.logged && (login || e.denials > denialsBeforeLog) {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tollgate/tollgate/cache"
 	"github.com/tollgate/tollgate/clock"
 )
 
@@ -14,11 +15,6 @@ const shards = 64
 
 // DefaultMaxKeys bounds a Memory store built without a bound.
 const DefaultMaxKeys = 100_000
-
-// evictSample is how many keys a full shard looks at to pick the one to
-// evict (the one whose requests leave the window first), as Redis does
-// for its own approximate LRU: O(1) per insert, whatever the shard size.
-const evictSample = 8
 
 // Memory is the in-process store: safe for concurrent use, sharded so there
 // is no global lock on the hot path, swept so idle keys vanish, and bounded
@@ -34,10 +30,8 @@ type Memory struct {
 }
 
 type shard struct {
-	mu      sync.Mutex
-	keys    map[memKey]*entry
-	peak    int   // most keys held since the map was last rebuilt
-	evicted int64 // keys dropped to stay under the bound
+	mu   sync.Mutex
+	keys *cache.Map[memKey, *entry] // a full shard evicts the key whose requests leave the window first
 }
 
 // memKey is a struct, not a joined string, so a lookup allocates nothing.
@@ -56,7 +50,7 @@ func NewMemory(clk clock.Clock, maxKeys int) *Memory {
 	}
 	m := &Memory{clock: clk, seed: maphash.MakeSeed(), perShard: max(maxKeys/shards, 1), stop: make(chan struct{})}
 	for i := range m.shards {
-		m.shards[i].keys = map[memKey]*entry{}
+		m.shards[i].keys = cache.NewMap[memKey](m.perShard, func(e *entry) int64 { return e.expires })
 	}
 	go m.sweepEvery(time.Minute)
 	return m
@@ -85,8 +79,8 @@ func (m *Memory) Give(_ context.Context, key string, p Policy, taken Result) err
 	s := m.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.keys[memKey{p.Name, key}]
-	if e == nil {
+	e, ok := s.keys.Get(memKey{p.Name, key})
+	if !ok {
 		return nil
 	}
 	for i := range e.buckets {
@@ -160,17 +154,13 @@ func (m *Memory) takeLocked(s *shard, k memKey, p Policy, mode int, now int64) R
 	dry := mode == modePeek
 	slot := p.slotMillis()
 	cur, min := now/slot, (now-p.Window.Milliseconds())/slot
-	e := s.keys[k]
-	if e == nil {
+	e, ok := s.keys.Get(k)
+	if !ok {
 		if dry {
 			return evaluate(p, now, true, nil)
 		}
-		if len(s.keys) >= m.perShard {
-			s.evict(now)
-		}
 		e = &entry{}
-		s.keys[k] = e
-		s.peak = max(s.peak, len(s.keys))
+		s.keys.Put(k, e, now)
 	}
 	// Drop buckets that left the window.
 	kept := e.buckets[:0]
@@ -194,34 +184,12 @@ func (m *Memory) takeLocked(s *shard, k memKey, p Policy, mode int, now int64) R
 	return evaluate(p, now, allowed, e.buckets)
 }
 
-// evict makes room in a full shard: an expired key if the sample holds
-// one, else the sampled key whose requests leave the window first.
-func (s *shard) evict(now int64) {
-	var victim memKey
-	var soonest int64 = 1<<63 - 1
-	seen := 0
-	for k, e := range s.keys { // map order is random: a fair sample
-		if e.expires <= now {
-			victim = k
-			break
-		}
-		if e.expires < soonest {
-			victim, soonest = k, e.expires
-		}
-		if seen++; seen == evictSample {
-			break
-		}
-	}
-	delete(s.keys, victim)
-	s.evicted++
-}
-
 // Len is the number of keys held.
 func (m *Memory) Len() int {
 	n := 0
 	for i := range m.shards {
 		m.shards[i].mu.Lock()
-		n += len(m.shards[i].keys)
+		n += m.shards[i].keys.Len()
 		m.shards[i].mu.Unlock()
 	}
 	return n
@@ -232,32 +200,19 @@ func (m *Memory) Evicted() int64 {
 	var n int64
 	for i := range m.shards {
 		m.shards[i].mu.Lock()
-		n += m.shards[i].evicted
+		n += m.shards[i].keys.Evicted()
 		m.shards[i].mu.Unlock()
 	}
 	return n
 }
 
-// Sweep removes keys whose every request has left its window. Go maps
-// never give memory back, so a shard that shrank to a quarter of its peak
-// is copied into a new map and the old one left to the garbage collector.
+// Sweep removes keys whose every request has left its window.
 func (m *Memory) Sweep() {
 	now := m.clock.Now().UnixMilli()
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.mu.Lock()
-		for k, e := range s.keys {
-			if e.expires <= now {
-				delete(s.keys, k)
-			}
-		}
-		if s.peak >= 16 && len(s.keys) <= s.peak/4 {
-			fresh := make(map[memKey]*entry, len(s.keys))
-			for k, e := range s.keys {
-				fresh[k] = e
-			}
-			s.keys, s.peak = fresh, len(fresh)
-		}
+		s.keys.Sweep(now)
 		s.mu.Unlock()
 	}
 }

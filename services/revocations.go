@@ -3,11 +3,11 @@ package services
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tollgate/tollgate/cache"
 	"github.com/tollgate/tollgate/clock"
 )
 
@@ -23,13 +23,18 @@ type Revocations struct {
 	timeout time.Duration
 	log     *slog.Logger
 
-	mu    sync.Mutex
-	local map[string]time.Time // jti -> when it stops mattering
+	local *cache.Cache[string, struct{}] // jti, until the token would have expired
 }
+
+// revokedCopySize bounds this instance's copy of the revocations. Past it
+// the one nearest to expiry is dropped: with Redis the shared list still
+// holds it; without, a fork revoking this many tokens within a token's
+// lifetime should raise it.
+const revokedCopySize = 100_000
 
 // NewRevocations builds the revocation list; rdb may be nil.
 func NewRevocations(rdb redis.UniversalClient, prefix string, clk clock.Clock, timeout time.Duration, log *slog.Logger) *Revocations {
-	return &Revocations{rdb: rdb, prefix: prefix + "revoked:", clock: clk, timeout: timeout, log: log, local: map[string]time.Time{}}
+	return &Revocations{rdb: rdb, prefix: prefix + "revoked:", clock: clk, timeout: timeout, log: log, local: cache.New[string, struct{}](revokedCopySize, clk)}
 }
 
 // Revoke records jti as revoked until until.
@@ -51,10 +56,7 @@ func (r *Revocations) Revoke(ctx context.Context, jti string, until time.Time) {
 
 // Revoked reports whether jti was revoked.
 func (r *Revocations) Revoked(ctx context.Context, jti string) bool {
-	r.mu.Lock()
-	until, ok := r.local[jti]
-	r.mu.Unlock()
-	if ok && r.clock.Now().Before(until) {
+	if _, ok := r.local.Get(jti); ok {
 		return true
 	}
 	if r.rdb == nil {
@@ -70,16 +72,4 @@ func (r *Revocations) Revoked(ctx context.Context, jti string) bool {
 	return n > 0
 }
 
-func (r *Revocations) remember(jti string, until time.Time) {
-	now := r.clock.Now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.local) >= 10_000 {
-		for k, u := range r.local {
-			if !now.Before(u) {
-				delete(r.local, k)
-			}
-		}
-	}
-	r.local[jti] = until
-}
+func (r *Revocations) remember(jti string, until time.Time) { r.local.Put(jti, struct{}{}, until) }

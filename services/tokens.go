@@ -6,8 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/tollgate/tollgate/cache"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
@@ -47,8 +48,8 @@ type Tokens struct {
 	audience string
 	ttl      time.Duration
 	parser   *jwt.Parser
-	verified *verifiedCache[Claims]
-	clients  *verifiedCache[ClientClaims]
+	verified *cache.Cache[[sha256.Size]byte, *Claims]
+	clients  *cache.Cache[[sha256.Size]byte, *ClientClaims]
 	ended    *EndedSessions // nil: tokens live out their TTL
 }
 
@@ -60,8 +61,8 @@ const VerifiedCacheSize = 10_000
 func NewTokens(keys *KeySet, clk clock.Clock, issuer, audience string, ttl time.Duration, ended *EndedSessions) *Tokens {
 	return &Tokens{
 		keys: keys, clock: clk, issuer: issuer, audience: audience, ttl: ttl, ended: ended,
-		verified: newVerifiedCache[Claims](VerifiedCacheSize),
-		clients:  newVerifiedCache[ClientClaims](VerifiedCacheSize),
+		verified: cache.New[[sha256.Size]byte, *Claims](VerifiedCacheSize, clk),
+		clients:  cache.New[[sha256.Size]byte, *ClientClaims](VerifiedCacheSize, clk),
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
 			jwt.WithIssuer(issuer),
@@ -112,22 +113,19 @@ func (t *Tokens) IssueSession(u *models.User, session string) (string, error) {
 // A token that verified once is remembered (by its SHA-256, up to
 // VerifiedCacheSize of them) with its claims: RS256 verification costs
 // ~40 us of CPU per request, most of it rebuilding the public key's
-// arithmetic, while a hit costs a hash and a map read. Expiry is checked
-// again on every hit, against the same clock. The cache belongs to this
+// arithmetic, while a hit costs a hash and a map read. An entry lasts until
+// the token expires, on the same clock: an expired token is verified
+// afresh and refused as expired. The cache belongs to this
 // Tokens and its KeySet: new keys mean a new Tokens and an empty cache.
 func (t *Tokens) Verify(raw string) (*Claims, error) {
 	sum := sha256.Sum256([]byte(raw))
-	c, ok := t.verified.get(sum)
-	if ok {
-		if !t.clock.Now().Before(c.ExpiresAt.Time) {
-			return nil, apperror.ErrTokenExpired
-		}
-	} else {
+	c, ok := t.verified.Get(sum)
+	if !ok {
 		var err error
 		if c, err = t.verify(raw); err != nil {
 			return nil, err
 		}
-		t.verified.put(sum, c)
+		t.verified.Put(sum, c, c.ExpiresAt.Time)
 	}
 	if t.endedSession(c) {
 		return nil, errSessionEnded
@@ -236,10 +234,7 @@ func (t *Tokens) IssueClient(clientID, audience, scope string, ttl time.Duration
 // Revocation is the caller's to check (the jti).
 func (t *Tokens) VerifyClient(raw string) (*ClientClaims, error) {
 	sum := sha256.Sum256([]byte(raw))
-	if c, ok := t.clients.get(sum); ok {
-		if !t.clock.Now().Before(c.ExpiresAt.Time) {
-			return nil, apperror.ErrTokenExpired
-		}
+	if c, ok := t.clients.Get(sum); ok {
 		cp := *c
 		return &cp, nil
 	}
@@ -254,7 +249,7 @@ func (t *Tokens) VerifyClient(raw string) (*ClientClaims, error) {
 	if claims.ClientID == "" || claims.ClientID != claims.Subject || claims.ID == "" {
 		return nil, apperror.ErrInvalidToken
 	}
-	t.clients.put(sum, &claims)
+	t.clients.Put(sum, &claims, claims.ExpiresAt.Time)
 	cp := claims
 	return &cp, nil
 }
@@ -274,33 +269,4 @@ func (t *Tokens) Inspect(raw string) (*Claims, *ClientClaims, bool) {
 	var c Claims
 	_, err := p.ParseWithClaims(raw, &c, t.keyFor(false))
 	return &c, nil, err == nil && !t.endedSession(&c)
-}
-
-// verifiedCache maps token hashes to verified claims. When full it is
-// emptied: simpler than LRU and, with access tokens living minutes, the
-// hot set refills in one round of requests.
-type verifiedCache[C any] struct {
-	mu      sync.RWMutex
-	entries map[[sha256.Size]byte]*C
-	max     int
-}
-
-func newVerifiedCache[C any](max int) *verifiedCache[C] {
-	return &verifiedCache[C]{entries: map[[sha256.Size]byte]*C{}, max: max}
-}
-
-func (v *verifiedCache[C]) get(sum [sha256.Size]byte) (*C, bool) {
-	v.mu.RLock()
-	c, ok := v.entries[sum]
-	v.mu.RUnlock()
-	return c, ok
-}
-
-func (v *verifiedCache[C]) put(sum [sha256.Size]byte, c *C) {
-	v.mu.Lock()
-	if len(v.entries) >= v.max {
-		v.entries = make(map[[sha256.Size]byte]*C, v.max/4)
-	}
-	v.entries[sum] = c
-	v.mu.Unlock()
 }

@@ -3,7 +3,6 @@ package services
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 	"unicode"
 
@@ -12,6 +11,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/tollgate/tollgate/apperror"
+	"github.com/tollgate/tollgate/cache"
 	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/database"
@@ -37,11 +37,9 @@ type Users struct {
 	db     *gorm.DB
 	clock  clock.Clock
 	hasher *Hasher
-	audit  *Audit         // nil: changes are not audited (the CLI)
-	ended  *EndedSessions // nil: tokens live out their TTL (the CLI)
-
-	liveMu sync.Mutex
-	live   map[uuid.UUID]int64 // user id -> unix ms it was last seen to exist
+	audit  *Audit                            // nil: changes are not audited (the CLI)
+	ended  *EndedSessions                    // nil: tokens live out their TTL (the CLI)
+	live   *cache.Cache[uuid.UUID, struct{}] // users seen to exist, for liveFor
 }
 
 // liveFor is how long a user seen to exist is taken to: a row deleted by
@@ -55,11 +53,7 @@ const liveFor = 5 * time.Second
 // database fault answers as any other (503), as the request's own reads
 // would.
 func (s *Users) Live(ctx context.Context, id uuid.UUID) error {
-	now := s.clock.Now().UnixMilli()
-	s.liveMu.Lock()
-	seen, ok := s.live[id]
-	s.liveMu.Unlock()
-	if ok && now-seen < liveFor.Milliseconds() {
+	if _, ok := s.live.Get(id); ok {
 		return nil
 	}
 	var n int64
@@ -69,12 +63,7 @@ func (s *Users) Live(ctx context.Context, id uuid.UUID) error {
 	if n == 0 {
 		return errAccountGone
 	}
-	s.liveMu.Lock()
-	if s.live == nil || len(s.live) >= VerifiedCacheSize {
-		s.live = make(map[uuid.UUID]int64, 64)
-	}
-	s.live[id] = now
-	s.liveMu.Unlock()
+	s.live.Put(id, struct{}{}, s.clock.Now().Add(liveFor))
 	return nil
 }
 
@@ -93,7 +82,7 @@ func (s *Users) WithAudit(a *Audit) *Users {
 
 // NewUsers builds the user service.
 func NewUsers(db *gorm.DB, clk clock.Clock, hasher *Hasher) *Users {
-	return &Users{db: db, clock: clk, hasher: hasher}
+	return &Users{db: db, clock: clk, hasher: hasher, live: cache.New[uuid.UUID, struct{}](VerifiedCacheSize, clk)}
 }
 
 // CheckPassword reports a problem with a password, or "".
