@@ -27,11 +27,17 @@ func toUser(u *models.User) UserResponse {
 	return UserResponse{ID: u.ID, Email: u.Email, Role: string(u.Role), Tier: string(u.Tier), EmailVerified: u.EmailVerified, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 }
 
-// Users serves the caller's own profile and the admin user list.
-type Users struct{ users *services.Users }
+// Users serves the caller's own profile and the admin user management.
+type Users struct {
+	users    *services.Users
+	sessions *services.Sessions
+	mfa      *services.MFA
+}
 
 // NewUsers builds the user handlers.
-func NewUsers(users *services.Users) *Users { return &Users{users: users} }
+func NewUsers(users *services.Users, a *services.Accounts) *Users {
+	return &Users{users: users, sessions: a.Sessions, mfa: a.MFA}
+}
 
 // Me returns the caller's profile.
 //
@@ -151,6 +157,59 @@ func (h *Users) Delete(c *echo.Context) error {
 		return err
 	}
 	if err := h.users.Delete(c.Request().Context(), id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// EndSessions ends every session of a user (admins).
+//
+//	@Summary	End every session of a user (admin)
+//	@Description	Their refresh tokens and access tokens stop working at once, on every instance.
+//	@ID	endUserSessions
+//	@Tags	admin
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param	id	path	string	true	"user id (UUID)"	format(uuid)
+//	@Success	204
+//	@Failure	400	{object}	ErrorResponse	"invalid_id"
+//	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, user_token_required"
+//	@Failure	404	{object}	ErrorResponse	"user_not_found"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Router			/admin/users/{id}/sessions [delete]
+func (h *Users) EndSessions(c *echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	if err := h.sessions.EndAll(c.Request().Context(), id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// ResetMFA removes a user's second factor (admins).
+//
+//	@Summary	Reset a user's two-factor authentication (admin)
+//	@Description	For a person who lost both the authenticator and the recovery codes, once their identity is established outside the API: the second factor and its recovery codes go, every session of the account ends, the owner is mailed, and the audit log records the admin (mfa.reset). The person logs in with the password (or resets it first) and enrols again.
+//	@ID	resetUserMFA
+//	@Tags	admin
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param	id	path	string	true	"user id (UUID)"	format(uuid)
+//	@Success	204
+//	@Failure	400	{object}	ErrorResponse	"invalid_id"
+//	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, user_token_required"
+//	@Failure	404	{object}	ErrorResponse	"user_not_found"
+//	@Failure	409	{object}	ErrorResponse	"mfa_not_enabled"
+//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
+//	@Router			/admin/users/{id}/mfa [delete]
+func (h *Users) ResetMFA(c *echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	if err := h.mfa.Reset(c.Request().Context(), id); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

@@ -3,13 +3,12 @@ package routes
 import (
 	"github.com/labstack/echo/v5"
 
-	c "github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/handlers"
 )
 
 // A person's own account security: password and sessions need the
 // person's login, never an API key or a client token.
-func account(e *echo.Echo, h *handlers.Auth, g Guards) {
+func account(e *echo.Echo, h *handlers.Account, g Guards) {
 	e.POST("/users/me/password", h.ChangePassword, g.PeopleOnly()...)
 	e.GET("/users/me/sessions", h.Sessions, g.PeopleOnly()...)
 	e.DELETE("/users/me/sessions/:id", h.EndSession, g.PeopleOnly()...)
@@ -17,6 +16,4 @@ func account(e *echo.Echo, h *handlers.Auth, g Guards) {
 	e.POST("/users/me/mfa/totp/confirm", h.ConfirmTOTP, g.PeopleOnly()...)
 	e.DELETE("/users/me/mfa/totp", h.DisableTOTP, g.PeopleOnly()...)
 	e.POST("/users/me/mfa/recovery-codes", h.RegenerateRecoveryCodes, g.PeopleOnly()...)
-	e.DELETE("/admin/users/:id/sessions", h.EndUserSessions, g.PeopleOnly(c.Admin)...)
-	e.DELETE("/admin/users/:id/mfa", h.ResetUserMFA, g.PeopleOnly(c.Admin)...)
 }

@@ -14,6 +14,7 @@ import (
 type Handlers struct {
 	System    *handlers.System
 	Auth      *handlers.Auth
+	Account   *handlers.Account
 	Users     *handlers.Users
 	Projects  *handlers.Projects
 	Analytics *handlers.Analytics
@@ -78,7 +79,7 @@ func (g Guards) PeopleOnly(roles ...caller.Role) []echo.MiddlewareFunc {
 func Register(e *echo.Echo, h Handlers, g Guards) {
 	system(e, h.System, g)
 	auth(e, h.Auth, g)
-	account(e, h.Auth, g)
+	account(e, h.Account, g)
 	users(e, h.Users, g)
 	projects(e, h.Projects, g)
 	analytics(e, h.Analytics, g)

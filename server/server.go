@@ -154,12 +154,15 @@ func New(d Deps) (*Server, error) {
 		dev = handlers.NewDev(users, outbox)
 		d.Log.Warn("development routes on: POST /dev/users makes users of any role, GET /dev/mail shows queued mail (DEV_ROUTES; never in production)")
 	}
-	auth, err := services.NewAuth(d.DB.DB, d.Clock, users, tokens, hasher, outbox, audit, d.Log, m, services.AuthConfig{
-		BaseURL: cfg.AppBaseURL, RefreshTTL: cfg.RefreshTokenTTL, VerificationTTL: cfg.EmailVerificationTTL,
-		ReuseGrace: cfg.RefreshReuseGrace, ResetTTL: cfg.PasswordResetTTL,
-		AccountStore: accountStore, LoginAccount: cfg.RateLimits.LoginAccount, ForgotAccount: cfg.RateLimits.ForgotAccount,
-		MailAddress: cfg.RateLimits.MailAddress,
-		Issuer:      cfg.MFAIssuer, MFAKeys: d.MFAKeys, Ended: ended,
+	accounts, err := services.NewAccounts(services.AccountDeps{
+		DB: d.DB.DB, Clock: d.Clock, Users: users, Tokens: tokens, Hasher: hasher, Outbox: outbox, Audit: audit, Log: d.Log, Metrics: m,
+		Config: services.AuthConfig{
+			BaseURL: cfg.AppBaseURL, RefreshTTL: cfg.RefreshTokenTTL, VerificationTTL: cfg.EmailVerificationTTL,
+			ReuseGrace: cfg.RefreshReuseGrace, ResetTTL: cfg.PasswordResetTTL,
+			AccountStore: accountStore, LoginAccount: cfg.RateLimits.LoginAccount, ForgotAccount: cfg.RateLimits.ForgotAccount,
+			MailAddress: cfg.RateLimits.MailAddress,
+			Issuer:      cfg.MFAIssuer, MFAKeys: d.MFAKeys, Ended: ended,
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -258,8 +261,9 @@ func New(d Deps) (*Server, error) {
 	})
 	routes.Register(e, routes.Handlers{
 		System:    handlers.NewSystem(version(), health, tokens, cfg.SwaggerEnabled),
-		Auth:      handlers.NewAuth(auth),
-		Users:     handlers.NewUsers(users),
+		Auth:      handlers.NewAuth(accounts),
+		Account:   handlers.NewAccount(accounts),
+		Users:     handlers.NewUsers(users, accounts),
 		Projects:  handlers.NewProjects(services.NewProjects(d.DB.DB, d.Clock)),
 		Analytics: handlers.NewAnalytics(services.NewAnalytics(d.DB.DB, d.Clock)),
 		Docs:      apiDocs,

@@ -2,25 +2,106 @@ package services
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
-	"fmt"
-	"net/url"
-	"strings"
+	"log/slog"
 	"time"
 
-	"github.com/tollgate/tollgate/mail"
-
-	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/tollgate/tollgate/apperror"
-	"github.com/tollgate/tollgate/models"
+	"github.com/tollgate/tollgate/clock"
+	"github.com/tollgate/tollgate/metrics"
+	"github.com/tollgate/tollgate/ratelimit"
+)
+
+// The account flows (registration, login, sessions, passwords and MFA)
+// each have a type of their own; what they share are the dependencies
+// below, the login throttle (every password and code check) and the
+// session issuer (every token pair and every session ended).
+
+// AccountDeps are what the account flows are built from.
+type AccountDeps struct {
+	DB      *gorm.DB
+	Clock   clock.Clock
+	Users   *Users
+	Tokens  *Tokens
+	Hasher  *Hasher
+	Outbox  *Outbox
+	Audit   *Audit
+	Log     *slog.Logger
+	Metrics *metrics.Metrics
+	Config  AuthConfig
+}
+
+// accountDeps is AccountDeps as the flows read it.
+type accountDeps struct {
+	db      *gorm.DB
+	clock   clock.Clock
+	users   *Users
+	tokens  *Tokens
+	hasher  *Hasher
+	outbox  *Outbox
+	audit   *Audit
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	cfg     AuthConfig
+}
+
+// Accounts are the account flows, built together because they share the
+// throttle and the issuer.
+type Accounts struct {
+	Registration *Registration
+	Login        *Login
+	Sessions     *Sessions
+	Passwords    *Passwords
+	MFA          *MFA
+}
+
+// NewAccounts builds the account flows. It hashes a random password once
+// so that a login for an unknown email costs as much as one with a wrong
+// password.
+func NewAccounts(d AccountDeps) (*Accounts, error) {
+	dummy, err := dummyHash(d.Hasher.Cost())
+	if err != nil {
+		return nil, err
+	}
+	deps := &accountDeps{db: d.DB, clock: d.Clock, users: d.Users, tokens: d.Tokens, hasher: d.Hasher, outbox: d.Outbox,
+		audit: d.Audit, log: d.Log, metrics: d.Metrics, cfg: d.Config}
+	cfg := d.Config
+	throttle := &loginThrottle{accountDeps: deps, dummyHash: dummy, accountThrottle: accountThrottle{store: cfg.AccountStore,
+		logins: cfg.LoginAccount, forgot: cfg.ForgotAccount, mail: cfg.MailAddress, wait: d.Hasher.MaxWait(), inflight: newInflight()}}
+	issuer := &sessionIssuer{deps}
+	mfa := &MFA{accountDeps: deps, throttle: throttle, issuer: issuer}
+	return &Accounts{
+		Registration: &Registration{accountDeps: deps, throttle: throttle},
+		Login:        &Login{accountDeps: deps, throttle: throttle, issuer: issuer, mfa: mfa},
+		Sessions:     &Sessions{accountDeps: deps, issuer: issuer},
+		Passwords:    &Passwords{accountDeps: deps, throttle: throttle, issuer: issuer},
+		MFA:          mfa,
+	}, nil
+}
+
+// Token sizes: refresh tokens are 64 random bytes (seed 001), verification
+// tokens 32.
+const (
+	refreshTokenBytes      = 64
+	verificationTokenBytes = 32
 )
 
 // Reset tokens are 32 random bytes, like verification tokens.
 const resetTokenBytes = 32
+
+var (
+	// ErrBadCredentials: wrong password, unknown email, or a malformed one.
+	ErrBadCredentials      = apperror.Define(apperror.Unauthenticated, "invalid_credentials", "Invalid email or password")
+	errEmailNotVerified    = apperror.Define(apperror.Forbidden, "email_not_verified", "Email not verified")
+	errVerificationInvalid = apperror.Define(apperror.Invalid, "verification_token_invalid", "Verification token is invalid")
+	errVerificationUsed    = apperror.Define(apperror.Invalid, "verification_token_used", "Verification token has already been used")
+	errVerificationExpired = apperror.Define(apperror.Invalid, "verification_token_expired", "Verification token has expired; ask for a new one")
+	errRefreshInvalid      = apperror.Define(apperror.Unauthenticated, "invalid_refresh_token", "Invalid refresh token")
+	errRefreshExpired      = apperror.Define(apperror.Unauthenticated, "refresh_token_expired", "Refresh token expired")
+	errRefreshReused       = apperror.Define(apperror.Unauthenticated, "refresh_token_reused", "Refresh token was already used; every session of this login has been revoked")
+	errRefreshRotated      = apperror.Define(apperror.Conflict, "refresh_token_rotated", "This refresh token was rotated moments ago (another tab or a retried request); use the newest refresh token")
+)
 
 var (
 	errResetInvalid   = apperror.Define(apperror.Invalid, "reset_token_invalid", "Password reset token is invalid")
@@ -30,348 +111,39 @@ var (
 	errSessionUnknown = apperror.Define(apperror.NotFound, "session_not_found", "Session not found")
 )
 
-// accountKey names an account in the rate-limit store: a hash of the
-// normalised address, so unknown addresses count too and no address is
-// stored in clear.
-func accountKey(email string) string {
-	sum := sha256.Sum256([]byte(NormalizeEmail(email)))
-	return "acct:" + hex.EncodeToString(sum[:16])
+// AuthConfig holds the auth rules that come from configuration.
+type AuthConfig struct {
+	BaseURL         string
+	RefreshTTL      time.Duration
+	VerificationTTL time.Duration
+	// ReuseGrace: a rotated refresh token presented again this soon is a
+	// retry (409, family kept); later it is theft (family revoked).
+	ReuseGrace time.Duration
+	ResetTTL   time.Duration // how long a password reset link works
+	// Per-account limits, in the rate-limit store (nil: none): failed
+	// logins per account under each policy, and reset requests.
+	AccountStore  ratelimit.Store
+	LoginAccount  []ratelimit.Policy
+	ForgotAccount ratelimit.Policy
+	MailAddress   ratelimit.Policy // mail to one address, from register, resend and forgot
+	// Issuer names the service in authenticator apps; MFAKeys encrypt TOTP
+	// secrets at rest.
+	Issuer  string
+	MFAKeys MFAKeys
+	// Ended voids the access tokens of sessions as they end.
+	Ended *EndedSessions
 }
 
-// throttleKey names an account's failed-login counters: its address and
-// its current password hash, so a password reset (or change) starts them
-// afresh. Failures cannot lock the owner out for longer than it takes to
-// reset the password.
-func throttleKey(email string, u *models.User) string {
-	h := sha256.New()
-	h.Write([]byte(NormalizeEmail(email)))
-	if u != nil {
-		h.Write([]byte{0})
-		h.Write([]byte(u.PasswordHash))
-	}
-	return "login:" + hex.EncodeToString(h.Sum(nil)[:16])
-}
+// durableTimeout bounds a durable write whose request had no deadline.
+const durableTimeout = 30 * time.Second
 
-// ForgotPassword queues a reset link when email has an account and the
-// account's own limit allows. It answers the same in every case, at the
-// same cost (one transaction with one outbox row, withheld when there is
-// nothing to send), and returns once that has committed.
-func (a *Auth) ForgotPassword(ctx context.Context, email string) error {
-	ctx, cancel := durable(ctx) // see Register
-	defer cancel()
-	u, err := a.users.byEmail(ctx, email)
-	if err != nil {
-		return err
+// durable is ctx without its cancellation (a client hanging up cannot undo
+// a write it will be told about) but with its deadline, so a frozen
+// database still ends the request (504).
+func durable(ctx context.Context) (context.Context, context.CancelFunc) {
+	detached := context.WithoutCancel(ctx)
+	if deadline, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(detached, deadline)
 	}
-	withhold := ""
-	if u == nil {
-		withhold = "reset link: no account"
-	}
-	if a.throttle.store != nil {
-		r, err := a.throttle.store.Take(ctx, accountKey(email)+":forgot", a.throttle.forgot)
-		if err == nil && !r.Allowed {
-			a.log.Warn("security event", "event", "password.reset_limited", "account", accountKey(email))
-			withhold = "reset link: account limit"
-		}
-	}
-	if withhold == "" && !a.mailAllowed(ctx, email) {
-		withhold = "reset link: address limit"
-	}
-	raw, err := newOpaqueToken(resetTokenBytes)
-	if err != nil {
-		return apperror.Wrap(err, "generate reset token")
-	}
-	now := a.clock.Now()
-	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		// Audited in every branch alike (one write more each): which branch
-		// is for the audit log to say, not the answer.
-		event := Event{Action: "password.reset_requested", Reason: "sent", TargetType: "account", TargetID: accountKey(email)}
-		if u != nil {
-			event.TargetType, event.TargetID = "user", u.ID.String()
-		}
-		if withhold != "" {
-			event.Reason = withhold
-		}
-		if err := a.audit.Record(ctx, tx, event); err != nil {
-			return err
-		}
-		if withhold != "" {
-			return a.outbox.Withhold(tx, withhold)
-		}
-		if err := tx.Where("user_id = ? AND used_at IS NULL", u.ID).Delete(&models.PasswordResetToken{}).Error; err != nil {
-			return apperror.Wrap(err, "void older reset tokens")
-		}
-		tok := models.PasswordResetToken{ID: uuid.New(), UserID: u.ID, TokenHash: hashToken(raw), ExpiresAt: now.Add(a.cfg.ResetTTL), CreatedAt: now}
-		if err := tx.Create(&tok).Error; err != nil {
-			return apperror.Wrap(err, "store reset token")
-		}
-		return a.outbox.Enqueue(tx, mail.Message{To: u.Email, Subject: "Reset your password", Body: fmt.Sprintf(
-			"Someone, perhaps you, asked to reset the password of this account.\n\n"+
-				"Within %s, choose a new password with this token (POST %s/auth/password/reset, {\"token\", \"password\"}):\n\n%s\n\n"+
-				"or open %s/auth/password/reset?token=%s in an app that supports it.\n\n"+
-				"If it was not you, ignore this message: your password has not changed.\n",
-			a.cfg.ResetTTL, a.cfg.BaseURL, raw, a.cfg.BaseURL, url.QueryEscape(raw))})
-	})
-	if err == nil && withhold == "" {
-		a.outbox.Notify()
-	}
-	return err
-}
-
-// ResetPassword uses up a reset token: the account gets the new password,
-// every session of it ends, its address counts as verified (the link
-// proved it), and its owner is told by mail.
-//
-// The API keys and OAuth clients made since the password was last set end
-// too (revokeAll: every one of them): a reset is how an account is taken
-// back, and whoever knew the old password may have made them. The notice
-// lists what ended and what is still live, with how to revoke it.
-func (a *Auth) ResetPassword(ctx context.Context, raw, password string, revokeAll bool) error {
-	if msg := CheckPassword(password); msg != "" {
-		return apperror.Validation(map[string]string{"password": msg})
-	}
-	var tok models.PasswordResetToken
-	err := a.db.WithContext(ctx).Where("token_hash = ?", hashToken(raw)).Take(&tok).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return errResetInvalid
-	}
-	if err != nil {
-		return apperror.Wrap(err, "load reset token")
-	}
-	now := a.clock.Now()
-	switch {
-	case tok.UsedAt != nil:
-		return errResetUsed
-	case !now.Before(tok.ExpiresAt):
-		return errResetExpired
-	}
-	hash, err := a.hasher.Hash(ctx, password)
-	if err != nil {
-		return err
-	}
-	var u models.User
-	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Model(&models.PasswordResetToken{}).Where("id = ? AND used_at IS NULL", tok.ID).Update("used_at", now)
-		if res.Error != nil {
-			return apperror.Wrap(res.Error, "use reset token")
-		}
-		if res.RowsAffected == 0 {
-			return errResetUsed
-		}
-		if err := tx.Where("id = ?", tok.UserID).Take(&u).Error; err != nil {
-			return apperror.Wrap(err, "load user")
-		}
-		since := u.CreatedAt
-		if u.PasswordChangedAt != nil {
-			since = *u.PasswordChangedAt
-		}
-		if revokeAll {
-			since = time.Time{}
-		}
-		if err := tx.Model(&u).Updates(map[string]any{"password_hash": string(hash), "email_verified": true, "updated_at": now,
-			"password_changed_at": now}).Error; err != nil {
-			return apperror.Wrap(err, "set password")
-		}
-		if _, err := a.endSessions(tx, u.ID, ""); err != nil {
-			return err
-		}
-		creds, err := a.endCredentials(ctx, tx, u.ID, &since)
-		if err != nil {
-			return err
-		}
-		if err := a.audit.Record(ctx, tx, Event{Action: "password.reset", ActorType: "user", ActorID: u.ID.String(),
-			TargetType: "user", TargetID: u.ID.String()}); err != nil {
-			return err
-		}
-		return a.outbox.Enqueue(tx, passwordChangedNotice(u.Email, "every session was signed out", creds, a.cfg.BaseURL))
-	})
-	if err != nil {
-		return err
-	}
-	a.cfg.Ended.EndUser(ctx, u.ID.String())
-	a.outbox.Notify()
-	a.log.Info("security event", "event", "password.reset", "actor_type", "user", "actor_id", u.ID)
-	return nil
-}
-
-// ChangePassword sets a new password for a signed-in user who knows the
-// current one, and ends every other session (keepSession stays).
-func (a *Auth) ChangePassword(ctx context.Context, userID uuid.UUID, current, password, keepSession string) error {
-	u, err := a.users.Current(ctx, userID)
-	if err != nil {
-		return err
-	}
-	// Wrong current passwords count like failed logins: a stolen access
-	// token cannot be used to guess the password.
-	if err := a.checkPassword(ctx, u, current); err != nil {
-		return err
-	}
-	if msg := CheckPassword(password); msg != "" {
-		return apperror.Validation(map[string]string{"new_password": msg})
-	}
-	hash, err := a.hasher.Hash(ctx, password)
-	if err != nil {
-		return err
-	}
-	var ended []string
-	var creds credentials
-	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		now := a.clock.Now()
-		if err := tx.Model(u).Updates(map[string]any{"password_hash": string(hash), "updated_at": now, "password_changed_at": now}).Error; err != nil {
-			return apperror.Wrap(err, "set password")
-		}
-		var err error
-		if ended, err = a.endSessions(tx, u.ID, keepSession); err != nil {
-			return err
-		}
-		// Whoever changes it knows the current password: nothing more
-		// ends, but the notice lists every live credential.
-		if creds, err = a.endCredentials(ctx, tx, u.ID, nil); err != nil {
-			return err
-		}
-		if err := a.audit.Record(ctx, tx, Event{Action: "password.changed", TargetType: "user", TargetID: u.ID.String()}); err != nil {
-			return err
-		}
-		return a.outbox.Enqueue(tx, passwordChangedNotice(u.Email, "every other session was signed out", creds, a.cfg.BaseURL))
-	})
-	if err != nil {
-		return err
-	}
-	a.cfg.Ended.End(ctx, ended...)
-	a.outbox.Notify()
-	a.log.Info("security event", "event", "password.changed", "actor_type", "user", "actor_id", u.ID)
-	return nil
-}
-
-// checkPassword is a signed-in user's proof of the password (changing it,
-// turning MFA on or off), one attempt of the account's budget like a login:
-// a stolen access token is no password oracle. A spent budget answers as
-// a wrong password, after the same work.
-func (a *Auth) checkPassword(ctx context.Context, u *models.User, password string) error {
-	at, err := a.reserve(ctx, throttleKey(u.Email, u), Client{})
-	if err != nil && !errors.Is(err, errSpent) {
-		return err
-	}
-	if err != nil {
-		if _, err := a.hasher.Matches(ctx, a.dummyHash, password); err != nil {
-			return err
-		}
-		return errWrongPassword
-	}
-	ok, err := a.hasher.Matches(ctx, []byte(u.PasswordHash), password)
-	if err != nil {
-		at.done(true) // not checked: a fault is not a guess
-		return err
-	}
-	at.done(ok)
-	if err := a.upgradeHash(ctx, u, password, ok); err != nil {
-		return err
-	}
-	if !ok {
-		return errWrongPassword
-	}
-	return nil
-}
-
-// credentials are a user's API keys and OAuth clients, as a password
-// notice lists them.
-type credentials struct {
-	ended, live []string // "API key NAME (ID)"
-}
-
-// endCredentials revokes, in tx, userID's API keys and disables its OAuth
-// clients created at or after since (nil: none), and returns what ended and
-// what is still live.
-func (a *Auth) endCredentials(ctx context.Context, tx *gorm.DB, userID uuid.UUID, since *time.Time) (credentials, error) {
-	var out credentials
-	now := a.clock.Now()
-	var keys []models.APIKey
-	if err := tx.Where("user_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)", userID, now).
-		Order("created_at").Find(&keys).Error; err != nil {
-		return out, apperror.Wrap(err, "list api keys")
-	}
-	var clients []models.OAuthClient
-	if err := tx.Where("owner_id = ? AND disabled_at IS NULL", userID).Order("created_at").Find(&clients).Error; err != nil {
-		return out, apperror.Wrap(err, "list oauth clients")
-	}
-	var endKeys, endClients []uuid.UUID
-	// file puts one credential on the list of those that end, or that live
-	// on (with how to revoke it).
-	file := func(ends *[]uuid.UUID, id uuid.UUID, name string, made time.Time, revoke string) {
-		name = fmt.Sprintf("%s (made %s)", name, made.UTC().Format(time.RFC3339))
-		if since != nil && !made.Before(*since) {
-			*ends = append(*ends, id)
-			out.ended = append(out.ended, name)
-		} else {
-			out.live = append(out.live, name+": "+revoke)
-		}
-	}
-	for _, k := range keys {
-		file(&endKeys, k.ID, fmt.Sprintf("API key %q (%s)", k.Name, k.ID), k.CreatedAt, "DELETE /api-keys/"+k.ID.String())
-	}
-	for _, c := range clients {
-		file(&endClients, c.ID, fmt.Sprintf("OAuth client %q (%s)", c.Name, c.ClientID), c.CreatedAt, "DELETE /admin/oauth/clients/"+c.ID.String())
-	}
-	if len(endKeys) > 0 {
-		if err := tx.Model(&models.APIKey{}).Where("id IN ?", endKeys).Update("revoked_at", now).Error; err != nil {
-			return out, apperror.Wrap(err, "revoke api keys")
-		}
-	}
-	if len(endClients) > 0 {
-		if err := tx.Model(&models.OAuthClient{}).Where("id IN ?", endClients).Update("disabled_at", now).Error; err != nil {
-			return out, apperror.Wrap(err, "disable oauth clients")
-		}
-	}
-	if len(out.ended) > 0 {
-		return out, a.audit.Record(ctx, tx, Event{Action: "credentials.revoked",
-			Reason: fmt.Sprintf("password reset: %d api keys, %d oauth clients", len(endKeys), len(endClients)), TargetType: "user", TargetID: userID.String()})
-	}
-	return out, nil
-}
-
-func passwordChangedNotice(to, sessions string, creds credentials, baseURL string) mail.Message {
-	var b strings.Builder
-	b.WriteString("The password of your account was just changed, and " + sessions + ".\n\n")
-	if len(creds.ended) > 0 {
-		b.WriteString("These were made since the password was last set, so they were revoked with it:\n")
-		for _, c := range creds.ended {
-			b.WriteString("- " + c + "\n")
-		}
-		b.WriteString("\n")
-	}
-	if len(creds.live) > 0 {
-		b.WriteString("These still work. If you do not know one of them, revoke it (" + baseURL + "):\n")
-		for _, c := range creds.live {
-			b.WriteString("- " + c + "\n")
-		}
-		b.WriteString("\n")
-	}
-	b.WriteString("If it was not you, reset your password at once (POST /auth/password/forgot with \"revoke_api_keys\": true in the reset) and tell us.\n")
-	return mail.Message{To: to, Subject: "Your password was changed", Body: b.String()}
-}
-
-// endSessions revokes every live refresh token of userID except those of
-// the family keep ("" ends them all), in tx, and returns the families it
-// ended: the caller voids their access tokens once tx has committed.
-func (a *Auth) endSessions(tx *gorm.DB, userID uuid.UUID, keep string) ([]string, error) {
-	q := tx.Model(&models.RefreshToken{}).Where("user_id = ? AND revoked_at IS NULL", userID)
-	if keep != "" {
-		q = q.Where("family_id <> ?", keep)
-	}
-	var families []uuid.UUID
-	if err := q.Distinct("family_id").Pluck("family_id", &families).Error; err != nil {
-		return nil, apperror.Wrap(err, "list sessions")
-	}
-	q = tx.Model(&models.RefreshToken{}).Where("user_id = ? AND revoked_at IS NULL", userID)
-	if keep != "" {
-		q = q.Where("family_id <> ?", keep)
-	}
-	if err := q.Update("revoked_at", a.clock.Now()).Error; err != nil {
-		return nil, apperror.Wrap(err, "end sessions")
-	}
-	ids := make([]string, len(families))
-	for i, f := range families {
-		ids[i] = f.String()
-	}
-	return ids, nil
+	return context.WithTimeout(detached, durableTimeout)
 }

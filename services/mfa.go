@@ -25,6 +25,14 @@ import (
 	"github.com/tollgate/tollgate/models"
 )
 
+// MFA is two-factor authentication: TOTP enrolment, recovery codes,
+// disabling and an admin's reset; Login asks it for the second step.
+type MFA struct {
+	*accountDeps
+	throttle *loginThrottle
+	issuer   *sessionIssuer
+}
+
 // TOTP parameters (RFC 6238 defaults, what every authenticator app reads).
 const (
 	totpPeriod        = 30 * time.Second
@@ -54,12 +62,12 @@ type Enrolment struct {
 // an unconfirmed one). It needs the current password: an access token
 // alone must not be able to put a second factor of the holder's choosing
 // on someone else's account.
-func (a *Auth) StartTOTP(ctx context.Context, userID uuid.UUID, password string) (*Enrolment, error) {
+func (a *MFA) StartTOTP(ctx context.Context, userID uuid.UUID, password string) (*Enrolment, error) {
 	u, err := a.users.Current(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.checkPassword(ctx, u, password); err != nil {
+	if err := a.throttle.checkPassword(ctx, u, password); err != nil {
 		return nil, err
 	}
 	var cur models.MFATOTP
@@ -96,7 +104,7 @@ func (a *Auth) StartTOTP(ctx context.Context, userID uuid.UUID, password string)
 // checkCode accepts code for the enrolment if it matches a time step after
 // the last accepted one, and records that step (in tx). A replayed code
 // fails.
-func (a *Auth) checkCode(tx *gorm.DB, row *models.MFATOTP, code string) (bool, error) {
+func (a *MFA) checkCode(tx *gorm.DB, row *models.MFATOTP, code string) (bool, error) {
 	secret, err := a.cfg.MFAKeys.open(row.Secret, row.KeyVersion, row.UserID)
 	if err != nil {
 		return false, apperror.Wrap(err, "decrypt totp secret")
@@ -143,13 +151,13 @@ func (a *Auth) checkCode(tx *gorm.DB, row *models.MFATOTP, code string) (bool, e
 
 // ConfirmTOTP turns TOTP on with a first code and returns the recovery
 // codes, shown this once. The owner is told by mail.
-func (a *Auth) ConfirmTOTP(ctx context.Context, userID uuid.UUID, code string) ([]string, error) {
+func (a *MFA) ConfirmTOTP(ctx context.Context, userID uuid.UUID, code string) ([]string, error) {
 	u, err := a.users.Current(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
 	var codes []string
-	err = a.codeAttempt(ctx, u, errMFACodeInvalid, func(tx *gorm.DB) error {
+	err = a.throttle.codeAttempt(ctx, u, errMFACodeInvalid, func(tx *gorm.DB) error {
 		var row models.MFATOTP
 		if err := tx.Where("user_id = ?", userID).Take(&row).Error; err != nil {
 			if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -183,22 +191,6 @@ func (a *Auth) ConfirmTOTP(ctx context.Context, userID uuid.UUID, code string) (
 		a.outbox.Notify()
 	}
 	return codes, err
-}
-
-// codeAttempt runs check, a transaction that checks a second-factor code,
-// as one attempt of u's budget (see reserve): wrong is the error check
-// returns for a wrong code, and what a spent budget answers, unchecked.
-func (a *Auth) codeAttempt(ctx context.Context, u *models.User, wrong error, check func(tx *gorm.DB) error) error {
-	at, err := a.reserve(ctx, throttleKey(u.Email, u), Client{})
-	if errors.Is(err, errSpent) {
-		return wrong
-	}
-	if err != nil {
-		return err
-	}
-	err = a.db.WithContext(ctx).Transaction(check)
-	at.done(!errors.Is(err, wrong))
-	return err
 }
 
 // mfaNotice tells the owner of a change to their second factor.
@@ -273,7 +265,7 @@ func normalRecoveryCode(code string) string {
 }
 
 // newRecoveryCodes replaces the user's recovery codes (in tx).
-func (a *Auth) newRecoveryCodes(tx *gorm.DB, userID uuid.UUID) ([]string, error) {
+func (a *MFA) newRecoveryCodes(tx *gorm.DB, userID uuid.UUID) ([]string, error) {
 	if err := tx.Where("user_id = ?", userID).Delete(&models.MFARecoveryCode{}).Error; err != nil {
 		return nil, apperror.Wrap(err, "drop recovery codes")
 	}
@@ -300,7 +292,7 @@ func (a *Auth) newRecoveryCodes(tx *gorm.DB, userID uuid.UUID) ([]string, error)
 
 // useRecoveryCode uses up one of userID's unused recovery codes equal to
 // code, in tx.
-func (a *Auth) useRecoveryCode(tx *gorm.DB, userID uuid.UUID, code string) (bool, error) {
+func (a *MFA) useRecoveryCode(tx *gorm.DB, userID uuid.UUID, code string) (bool, error) {
 	var rows []models.MFARecoveryCode
 	if err := tx.Where("user_id = ? AND used_at IS NULL", userID).Find(&rows).Error; err != nil {
 		return false, apperror.Wrap(err, "load recovery codes")
@@ -331,7 +323,7 @@ func (a *Auth) useRecoveryCode(tx *gorm.DB, userID uuid.UUID, code string) (bool
 
 // secondFactor checks a TOTP code or, failing that, a recovery code (used
 // up) for userID, in tx.
-func (a *Auth) secondFactor(tx *gorm.DB, userID uuid.UUID, code string) (bool, error) {
+func (a *MFA) secondFactor(tx *gorm.DB, userID uuid.UUID, code string) (bool, error) {
 	var row models.MFATOTP
 	if err := tx.Where("user_id = ? AND confirmed_at IS NOT NULL", userID).Take(&row).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -347,15 +339,15 @@ func (a *Auth) secondFactor(tx *gorm.DB, userID uuid.UUID, code string) (bool, e
 
 // DisableTOTP turns TOTP off; it needs the password and a code, each
 // checked against the account's attempt budget. The owner is told by mail.
-func (a *Auth) DisableTOTP(ctx context.Context, userID uuid.UUID, password, code string) error {
+func (a *MFA) DisableTOTP(ctx context.Context, userID uuid.UUID, password, code string) error {
 	u, err := a.users.Current(ctx, userID)
 	if err != nil {
 		return err
 	}
-	if err := a.checkPassword(ctx, u, password); err != nil {
+	if err := a.throttle.checkPassword(ctx, u, password); err != nil {
 		return err
 	}
-	err = a.codeAttempt(ctx, u, errMFACodeInvalid, func(tx *gorm.DB) error {
+	err = a.throttle.codeAttempt(ctx, u, errMFACodeInvalid, func(tx *gorm.DB) error {
 		ok, err := a.secondFactor(tx, userID, code)
 		if err != nil {
 			return err
@@ -379,7 +371,7 @@ func (a *Auth) DisableTOTP(ctx context.Context, userID uuid.UUID, password, code
 }
 
 // dropMFA removes userID's second factor and pending logins, in tx.
-func (a *Auth) dropMFA(tx *gorm.DB, userID uuid.UUID) error {
+func (a *MFA) dropMFA(tx *gorm.DB, userID uuid.UUID) error {
 	for _, m := range []any{&models.MFATOTP{}, &models.MFARecoveryCode{}, &models.MFAChallenge{}} {
 		if err := tx.Where("user_id = ?", userID).Delete(m).Error; err != nil {
 			return apperror.Wrap(err, "disable mfa")
@@ -388,12 +380,12 @@ func (a *Auth) dropMFA(tx *gorm.DB, userID uuid.UUID) error {
 	return nil
 }
 
-// ResetMFA is an administrator's way back in for a person who lost both
+// Reset is an administrator's way back in for a person who lost both
 // the authenticator and the recovery codes: the second factor goes, every
 // session of the account ends, the owner is told by mail, and the audit
 // log records who did it. The person then logs in with the password (or
 // resets it by mail first) and enrols again.
-func (a *Auth) ResetMFA(ctx context.Context, userID uuid.UUID) error {
+func (a *MFA) Reset(ctx context.Context, userID uuid.UUID) error {
 	u, err := a.users.Get(ctx, userID)
 	if err != nil {
 		return err
@@ -409,7 +401,7 @@ func (a *Auth) ResetMFA(ctx context.Context, userID uuid.UUID) error {
 		if err := a.dropMFA(tx, userID); err != nil {
 			return err
 		}
-		if _, err := a.endSessions(tx, userID, ""); err != nil {
+		if _, err := a.issuer.endSessions(tx, userID, ""); err != nil {
 			return err
 		}
 		if err := a.outbox.Enqueue(tx, mfaNotice(u.Email, "Two-factor authentication was reset",
@@ -428,13 +420,13 @@ func (a *Auth) ResetMFA(ctx context.Context, userID uuid.UUID) error {
 
 // RegenerateRecoveryCodes replaces the recovery codes; it needs a code.
 // The owner is told by mail.
-func (a *Auth) RegenerateRecoveryCodes(ctx context.Context, userID uuid.UUID, code string) ([]string, error) {
+func (a *MFA) RegenerateRecoveryCodes(ctx context.Context, userID uuid.UUID, code string) ([]string, error) {
 	u, err := a.users.Current(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
 	var codes []string
-	err = a.codeAttempt(ctx, u, errMFACodeInvalid, func(tx *gorm.DB) error {
+	err = a.throttle.codeAttempt(ctx, u, errMFACodeInvalid, func(tx *gorm.DB) error {
 		ok, err := a.secondFactor(tx, userID, code)
 		if err != nil {
 			return err
@@ -455,94 +447,4 @@ func (a *Auth) RegenerateRecoveryCodes(ctx context.Context, userID uuid.UUID, co
 		a.outbox.Notify()
 	}
 	return codes, err
-}
-
-// mfaEnabled reports whether u must give a second factor.
-func (a *Auth) mfaEnabled(ctx context.Context, u *models.User) (bool, error) {
-	var n int64
-	if err := a.db.WithContext(ctx).Model(&models.MFATOTP{}).Where("user_id = ? AND confirmed_at IS NOT NULL", u.ID).Count(&n).Error; err != nil {
-		return false, apperror.Wrap(err, "load mfa")
-	}
-	return n > 0, nil
-}
-
-// challenge records the first step of a login and returns its mfa_token.
-func (a *Auth) challenge(ctx context.Context, u *models.User, client Client) (string, error) {
-	raw, err := newOpaqueToken(32)
-	if err != nil {
-		return "", apperror.Wrap(err, "make mfa token")
-	}
-	now := a.clock.Now()
-	row := models.MFAChallenge{ID: uuid.New(), UserID: u.ID, TokenHash: hashToken(raw), ExpiresAt: now.Add(mfaTokenTTL),
-		ClientIP: client.IP, UserAgent: CleanText(client.UserAgent, 512), CreatedAt: now}
-	if err := a.db.WithContext(ctx).Create(&row).Error; err != nil {
-		return "", apperror.Wrap(err, "store mfa challenge")
-	}
-	return raw, nil
-}
-
-// VerifyMFA finishes a login: the mfa_token from the first step and a TOTP
-// or recovery code give the token pair. A token allows mfaMaxAttempts
-// attempts, each claimed atomically before its code is checked (of any
-// number of concurrent guesses at most that many are checked), and each
-// code counts against the account's attempt budget like a password.
-func (a *Auth) VerifyMFA(ctx context.Context, token, code string, client Client) (*Session, error) {
-	var ch models.MFAChallenge
-	err := a.db.WithContext(ctx).Where("token_hash = ?", hashToken(token)).Take(&ch).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, errMFATokenDead
-	}
-	if err != nil {
-		return nil, apperror.Wrap(err, "load mfa challenge")
-	}
-	now := a.clock.Now()
-	claim := a.db.WithContext(ctx).Model(&models.MFAChallenge{}).
-		Where("id = ? AND used_at IS NULL AND expires_at > ? AND attempts < ?", ch.ID, now, mfaMaxAttempts).
-		Update("attempts", gorm.Expr("attempts + 1"))
-	if claim.Error != nil {
-		return nil, apperror.Wrap(claim.Error, "count mfa attempt")
-	}
-	if claim.RowsAffected == 0 {
-		return nil, errMFATokenDead // used, expired, or out of attempts
-	}
-	u, err := a.users.Get(ctx, ch.UserID)
-	if errors.Is(err, errUserNotFound) {
-		return nil, errMFATokenDead // the account went meanwhile
-	}
-	if err != nil {
-		return nil, err // a database fault: 503, not an invalid token
-	}
-	at, err := a.reserve(ctx, throttleKey(u.Email, u), client)
-	if errors.Is(err, errSpent) {
-		return nil, errMFACode
-	}
-	if err != nil {
-		return nil, err
-	}
-	var s *Session
-	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		ok, err := a.secondFactor(tx, u.ID, code)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return errMFACode
-		}
-		res := tx.Model(&models.MFAChallenge{}).Where("id = ? AND used_at IS NULL", ch.ID).Update("used_at", now)
-		if res.Error != nil {
-			return apperror.Wrap(res.Error, "use mfa challenge")
-		}
-		if res.RowsAffected == 0 {
-			return errMFATokenDead // a concurrent verify used it
-		}
-		if s, err = a.issue(tx, u, uuid.New(), uuid.New(), client); err != nil {
-			return err
-		}
-		return a.audit.Record(ctx, tx, Event{Action: "auth.login", Reason: "mfa", ActorType: "user", ActorID: u.ID.String(), TargetType: "user", TargetID: u.ID.String()})
-	})
-	at.done(!errors.Is(err, errMFACode))
-	if errors.Is(err, errMFACode) {
-		a.audit.RecordAlone(ctx, Event{Action: "auth.mfa_failed", Outcome: Failure, Reason: "invalid_mfa_code", TargetType: "user", TargetID: u.ID.String()})
-	}
-	return s, err
 }

@@ -12,6 +12,13 @@ import (
 	"github.com/tollgate/tollgate/models"
 )
 
+// Sessions are a user's logins: refresh-token rotation, the list, and
+// ending one, all or the current one.
+type Sessions struct {
+	*accountDeps
+	issuer *sessionIssuer
+}
+
 // SessionInfo is one login of a user: a refresh-token family that still
 // holds a live token.
 type SessionInfo struct {
@@ -22,8 +29,95 @@ type SessionInfo struct {
 	UserAgent string
 }
 
-// Sessions lists userID's live sessions, most recently used first.
-func (a *Auth) Sessions(ctx context.Context, userID uuid.UUID) ([]SessionInfo, error) {
+// Refresh rotates a refresh token: the presented one is revoked and points to
+// its replacement. Presenting a token that was already rotated or revoked is
+// treated as theft: the whole family is revoked.
+func (a *Sessions) Refresh(ctx context.Context, raw string, client Client) (*Session, error) {
+	db := a.db.WithContext(ctx)
+	var old models.RefreshToken
+	err := db.Where("token_hash = ?", hashToken(raw)).First(&old).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, errRefreshInvalid
+	}
+	if err != nil {
+		return nil, apperror.Wrap(err, "load refresh token")
+	}
+	now := a.clock.Now()
+	if old.RevokedAt != nil {
+		if old.ReplacedBy == nil {
+			// Revoked, never rotated: its session was ended (logout, reset,
+			// an admin). A client that missed it, not a thief.
+			return nil, errRefreshInvalid
+		}
+		if now.Sub(*old.RevokedAt) < a.cfg.ReuseGrace {
+			return nil, a.retried(&old, client)
+		}
+		return nil, a.reuseDetected(ctx, &old, client)
+	}
+	if !now.Before(old.ExpiresAt) {
+		return nil, errRefreshExpired
+	}
+	// Re-read the user so role and tier changes (and deletions) apply now.
+	u, err := a.users.Get(ctx, old.UserID)
+	if err != nil {
+		var ae *apperror.Error
+		if errors.As(err, &ae) && ae.Kind == apperror.NotFound {
+			_ = a.issuer.revokeFamily(ctx, old.FamilyID)
+			return nil, errRefreshInvalid
+		}
+		return nil, err
+	}
+	var s *Session
+	lostRace := false
+	err = db.Transaction(func(tx *gorm.DB) error {
+		next := uuid.New()
+		// Only one of several concurrent refreshes of this token can flip
+		// revoked_at from NULL; the others see zero rows and count as reuse.
+		res := tx.Model(&models.RefreshToken{}).Where("id = ? AND revoked_at IS NULL", old.ID).
+			Updates(map[string]any{"revoked_at": now, "replaced_by": next})
+		if res.Error != nil {
+			return apperror.Wrap(res.Error, "revoke refresh token")
+		}
+		if res.RowsAffected == 0 {
+			lostRace = true
+			return errRefreshReused
+		}
+		var ierr error
+		s, ierr = a.issuer.issue(tx, u, next, old.FamilyID, client)
+		return ierr
+	})
+	if lostRace {
+		// A concurrent refresh of the same token won just now.
+		if a.cfg.ReuseGrace > 0 {
+			return nil, a.retried(&old, client)
+		}
+		return nil, a.reuseDetected(ctx, &old, client)
+	}
+	return s, err
+}
+
+// retried answers a rotated token presented again within the grace
+// period: the client lost the race or the answer, not the token.
+func (a *Sessions) retried(rt *models.RefreshToken, client Client) error {
+	a.metrics.RefreshRetries.Inc()
+	a.log.Info("refresh token presented again within the grace period", "user_id", rt.UserID, "family_id", rt.FamilyID, "ip", client.IP)
+	return errRefreshRotated
+}
+
+func (a *Sessions) reuseDetected(ctx context.Context, rt *models.RefreshToken, client Client) error {
+	a.metrics.RefreshReuse.Inc()
+	a.log.Warn("security: refresh token reuse, revoking family",
+		"event", "refresh_token_reuse", "user_id", rt.UserID, "family_id", rt.FamilyID, "ip", client.IP)
+	if err := a.issuer.revokeFamily(ctx, rt.FamilyID); err != nil {
+		return err
+	}
+	a.audit.RecordAlone(ctx, Event{Action: "auth.refresh_reuse", Outcome: Failure, Reason: "refresh_token_reused",
+		TargetType: "user", TargetID: rt.UserID.String()})
+	return errRefreshReused
+}
+
+// List lists userID's live sessions, most recently used first.
+func (a *Sessions) List(ctx context.Context, userID uuid.UUID) ([]SessionInfo, error) {
 	// A token whose account was deleted by hand (not through the API,
 	// which ends its tokens) lists nothing: 401 account_not_found.
 	if _, err := a.users.Current(ctx, userID); err != nil {
@@ -65,7 +159,7 @@ func (a *Auth) Sessions(ctx context.Context, userID uuid.UUID) ([]SessionInfo, e
 
 // EndSession revokes one of userID's sessions; its access tokens stop
 // working at once.
-func (a *Auth) EndSession(ctx context.Context, userID, session uuid.UUID) error {
+func (a *Sessions) EndSession(ctx context.Context, userID, session uuid.UUID) error {
 	err := a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Model(&models.RefreshToken{}).
 			Where("user_id = ? AND family_id = ? AND revoked_at IS NULL", userID, session).Update("revoked_at", a.clock.Now())
@@ -83,14 +177,14 @@ func (a *Auth) EndSession(ctx context.Context, userID, session uuid.UUID) error 
 	return err
 }
 
-// EndAllSessions revokes every session of userID (admins): every access
+// EndAll revokes every session of userID (admins): every access
 // token of the user stops working at once.
-func (a *Auth) EndAllSessions(ctx context.Context, userID uuid.UUID) error {
+func (a *Sessions) EndAll(ctx context.Context, userID uuid.UUID) error {
 	if _, err := a.users.Get(ctx, userID); err != nil {
 		return err
 	}
 	err := a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if _, err := a.endSessions(tx, userID, ""); err != nil {
+		if _, err := a.issuer.endSessions(tx, userID, ""); err != nil {
 			return err
 		}
 		return a.audit.Record(ctx, tx, Event{Action: "session.revoked_all", TargetType: "user", TargetID: userID.String()})
@@ -108,12 +202,12 @@ const (
 	LogoutGlobal = "global" // every session of the same user
 )
 
-// LogoutScope ends sessions of the refresh token's owner as scope says,
+// Logout ends sessions of the refresh token's owner as scope says,
 // and their access tokens with them. An unknown token is not an error
 // (logout is idempotent). Only a live refresh token speaks for other
 // sessions: an old, rotated one (from a backup, a log, a stolen device)
 // can end its own family, not every session of the account.
-func (a *Auth) LogoutScope(ctx context.Context, raw, scope string) error {
+func (a *Sessions) Logout(ctx context.Context, raw, scope string) error {
 	var rt models.RefreshToken
 	err := a.db.WithContext(ctx).Where("token_hash = ?", hashToken(raw)).First(&rt).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -134,7 +228,7 @@ func (a *Auth) LogoutScope(ctx context.Context, raw, scope string) error {
 		var ended []string
 		err := a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			var err error
-			if ended, err = a.endSessions(tx, rt.UserID, keep); err != nil {
+			if ended, err = a.issuer.endSessions(tx, rt.UserID, keep); err != nil {
 				return err
 			}
 			return a.audit.Record(ctx, tx, Event{Action: "auth.logout", Reason: scope, ActorType: "user", ActorID: rt.UserID.String(),
@@ -150,7 +244,7 @@ func (a *Auth) LogoutScope(ctx context.Context, raw, scope string) error {
 		}
 		return nil
 	default:
-		if err := a.revokeFamily(ctx, rt.FamilyID); err != nil {
+		if err := a.issuer.revokeFamily(ctx, rt.FamilyID); err != nil {
 			return err
 		}
 		a.audit.RecordAlone(ctx, Event{Action: "auth.logout", Reason: LogoutLocal, ActorType: "user", ActorID: rt.UserID.String(),

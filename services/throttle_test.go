@@ -13,11 +13,11 @@ import (
 // the configured cost, or unknown emails would answer measurably faster.
 func TestDummyHashHasTheConfiguredCost(t *testing.T) {
 	for _, cost := range []int{bcrypt.MinCost, 10} {
-		a, err := NewAuth(nil, clock.System{}, nil, nil, NewHasher(cost, 1, time.Second), nil, nil, nil, nil, AuthConfig{})
+		a, err := NewAccounts(AccountDeps{Clock: clock.System{}, Hasher: NewHasher(cost, 1, time.Second)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, err := bcrypt.Cost(a.dummyHash); err != nil || got != cost {
+		if got, err := bcrypt.Cost(a.Login.throttle.dummyHash); err != nil || got != cost {
 			t.Fatalf("dummy hash cost %d (%v), want %d", got, err, cost)
 		}
 	}
