@@ -1,6 +1,7 @@
 // Package cli is the binary's command line: serve (the default), migrate,
-// keys and user. Each command loads the configuration, builds only what it
-// needs and returns an error for main to print.
+// keys, user, purge, healthcheck and docs. Each command but help and docs
+// loads the configuration; those that work on data build the app through
+// server.Open and server.New, exactly as serve does.
 package cli
 
 import (
@@ -17,14 +18,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/tollgate/tollgate/apperror"
 	"github.com/tollgate/tollgate/caller"
-	"github.com/tollgate/tollgate/clock"
-	"github.com/tollgate/tollgate/database"
-	"github.com/tollgate/tollgate/mail"
-	"github.com/tollgate/tollgate/metrics"
 	"github.com/tollgate/tollgate/migrations"
 	"github.com/tollgate/tollgate/server"
 	"github.com/tollgate/tollgate/services"
@@ -43,16 +38,24 @@ const usage = `usage: tollgate [command]
                                       create a verified user (how the first admin is made)`
 
 // Run executes the command in args with configuration from environ.
+// help and docs need none, so a broken environment cannot hide the usage.
 func Run(ctx context.Context, args []string, environ map[string]string, out io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "help", "-h", "--help":
+		fmt.Fprintln(out, usage)
+		return nil
+	case "docs":
+		return writeDocs(args, out)
+	}
 	cfg, err := settings.Load(environ)
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg, out)
-	cmd := "serve"
-	if len(args) > 0 {
-		cmd, args = args[0], args[1:]
-	}
 	switch cmd {
 	case "serve":
 		return serve(ctx, cfg, log)
@@ -61,16 +64,11 @@ func Run(ctx context.Context, args []string, environ map[string]string, out io.W
 	case "keys":
 		return keys(cfg, args, out)
 	case "user":
-		return user(ctx, cfg, args, out)
+		return user(ctx, cfg, log, args, out)
 	case "healthcheck":
 		return healthcheck(ctx, cfg)
 	case "purge":
 		return purge(ctx, cfg, log, out)
-	case "docs":
-		return writeDocs(args, out)
-	case "help", "-h", "--help":
-		fmt.Fprintln(out, usage)
-		return nil
 	default:
 		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 	}
@@ -86,168 +84,27 @@ func newLogger(cfg settings.Config, out io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(out, opts))
 }
 
-// checkProduction refuses what must never happen in production.
-func checkProduction(cfg settings.Config) error {
-	if !cfg.IsProduction() {
-		return nil
-	}
-	if cfg.DatabaseURL == "" {
-		return errors.New("APP_ENV=production needs DATABASE_URL (the embedded SQLite file is for development)")
-	}
-	for _, f := range []string{cfg.JWTPrivateKeyFile, cfg.JWTPublicKeyFile} {
-		if _, err := os.Stat(f); err != nil {
-			return fmt.Errorf("APP_ENV=production needs the JWT key file %s (JWT_PRIVATE_KEY_FILE / JWT_PUBLIC_KEY_FILE): %w", f, errors.Unwrap(err))
-		}
-	}
-	// Like ssh with a private key: a secret others on the host can read is
-	// no secret. Files only where the value is not given directly.
-	secrets := []struct{ name, value, file string }{
-		{"JWT_PRIVATE_KEY_FILE", "", cfg.JWTPrivateKeyFile},
-		{"API_KEY_PEPPER_FILE", cfg.APIKeyPepper, cfg.APIKeyPepperFile},
-		{"MFA_KEY_FILE", cfg.MFAKey, cfg.MFAKeyFile},
-		{"AUDIT_KEY_FILE", cfg.AuditKey, cfg.AuditKeyFile},
-	}
-	for _, s := range secrets {
-		if s.value != "" || s.file == "" {
-			continue
-		}
-		info, err := os.Stat(s.file)
-		if err != nil {
-			continue // missing: the loader names it
-		}
-		if info.Mode().Perm()&0o077 != 0 {
-			return fmt.Errorf("%s %s is readable by others (mode %04o): run chmod 600 %s (owned by the user the app runs as)",
-				s.name, s.file, info.Mode().Perm(), s.file)
-		}
-	}
-	return nil
-}
-
-// loadKeys reads the key pair; in development it first generates a missing
-// pair so `go run .` works on a fresh clone. Production never generates.
-func loadKeys(cfg settings.Config, log *slog.Logger) (*services.KeySet, error) {
-	if !cfg.IsProduction() {
-		_, errPriv := os.Stat(cfg.JWTPrivateKeyFile)
-		_, errPub := os.Stat(cfg.JWTPublicKeyFile)
-		if errors.Is(errPriv, os.ErrNotExist) && errors.Is(errPub, os.ErrNotExist) {
-			if err := services.GenerateKeyPair(cfg.JWTPrivateKeyFile, cfg.JWTPublicKeyFile, false); err != nil {
-				return nil, fmt.Errorf("generate development keys: %w", err)
-			}
-			log.Info("generated a development JWT key pair", "private", cfg.JWTPrivateKeyFile, "public", cfg.JWTPublicKeyFile)
-		}
-	}
-	ks, err := services.LoadKeySet(cfg.JWTPrivateKeyFile, cfg.JWTPublicKeyFile, cfg.JWTPreviousPublicKeyFiles)
+// build opens what cfg names and builds the app on it: the same
+// composition the server runs, for every command that works on data.
+func build(ctx context.Context, cfg settings.Config, log *slog.Logger) (*server.Server, func(), error) {
+	d, closeDeps, err := server.Open(ctx, cfg, log)
 	if err != nil {
-		if cfg.IsProduction() {
-			return nil, fmt.Errorf("APP_ENV=production: unusable JWT keys: %w", err)
-		}
-		return nil, err
+		return nil, nil, err
 	}
-	return ks, nil
-}
-
-func openDB(ctx context.Context, cfg settings.Config) (*database.DB, error) {
-	db, err := database.Open(database.Options{
-		PostgresURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath,
-		MaxOpenConns: cfg.DBMaxOpenConns, MaxIdleConns: cfg.DBMaxIdleConns, ConnMaxLifetime: cfg.DBConnMaxLifetime,
-		ConnectTimeout: cfg.DBConnectTimeout, StatementTimeout: cfg.DBStatementTimeout,
-	})
+	srv, err := server.New(d)
 	if err != nil {
-		return nil, err
+		closeDeps()
+		return nil, nil, err
 	}
-	if err := db.Ping(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("database %s unreachable: %w", db.Description, err)
-	}
-	return db, nil
-}
-
-// openMigrated opens the database and applies pending migrations, for
-// commands that work on data.
-func openMigrated(ctx context.Context, cfg settings.Config) (*database.DB, error) {
-	db, err := openDB(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := db.Migrate(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
+	return srv, func() { srv.Close(); closeDeps() }, nil
 }
 
 func serve(ctx context.Context, cfg settings.Config, log *slog.Logger) error {
-	if err := checkProduction(cfg); err != nil {
-		return err
-	}
-	ks, err := loadKeys(cfg, log)
+	srv, closeAll, err := build(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	peppers, created, err := services.LoadPeppers(cfg.APIKeyPepper, cfg.APIKeyPepperFile, cfg.APIKeyPepperVersion,
-		cfg.APIKeyPreviousPeppers, !cfg.IsProduction())
-	if err != nil {
-		return err
-	}
-	if created {
-		log.Info("generated a development API key pepper", "file", cfg.APIKeyPepperFile)
-	}
-	mfaKeys, created, err := services.LoadMFAKeys(cfg.MFAKey, cfg.MFAKeyFile, cfg.MFAKeyVersion, cfg.MFAPreviousKeys, !cfg.IsProduction())
-	if err != nil {
-		return err
-	}
-	if created {
-		log.Info("generated a development MFA key", "file", cfg.MFAKeyFile)
-	}
-	auditKey, created, err := services.LoadSecret("AUDIT_KEY", cfg.AuditKey, cfg.AuditKeyFile, !cfg.IsProduction())
-	if err != nil {
-		return err
-	}
-	if created {
-		log.Info("generated a development audit key", "file", cfg.AuditKeyFile)
-	}
-	db, err := openDB(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	applied, err := db.Migrate(ctx)
-	if err != nil {
-		return err
-	}
-	log.Info("database", "using", db.Description)
-	if len(applied) > 0 {
-		log.Info("migrations applied", "versions", applied)
-	}
-
-	var rdb redis.UniversalClient
-	if cfg.RedisURL != "" {
-		// go-redis logs dial failures itself, on stderr: route them through
-		// slog like everything else.
-		redis.SetLogger(redisLogger{log})
-		var where string
-		if rdb, where, err = OpenRedis(cfg.RedisURL, cfg.RedisMode); err != nil {
-			return err
-		}
-		defer rdb.Close()
-		log.Info("redis", "mode", cfg.RedisMode, "address", where)
-	}
-
-	var mailer mail.Mailer
-	if cfg.SMTPURL != "" {
-		if mailer, err = mail.NewSMTP(cfg.SMTPURL, cfg.MailFrom); err != nil {
-			return err
-		}
-	} else {
-		mailer = &mail.Log{Log: log, IncludeBody: !cfg.IsProduction()}
-	}
-	log.Info("mail", "destination", mailer.Destination())
-
-	srv, err := server.New(server.Deps{Config: cfg, DB: db, Redis: rdb, Keys: ks, Peppers: peppers, MFAKeys: mfaKeys, AuditKey: []byte(auditKey), Clock: clock.System{}, Mailer: mailer, Log: log})
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
+	defer closeAll()
 	return srv.Run(ctx, net.JoinHostPort(cfg.Host, cfg.Port))
 }
 
@@ -255,7 +112,7 @@ func migrate(ctx context.Context, cfg settings.Config, args []string, out io.Wri
 	if len(args) != 1 {
 		return errors.New("usage: tollgate migrate up|down|status")
 	}
-	db, err := openDB(ctx, cfg)
+	db, err := server.OpenDB(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -292,34 +149,15 @@ func keys(cfg settings.Config, args []string, out io.Writer) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	// The API key pepper is made when missing and never replaced, not even
-	// with --force: every stored key's HMAC depends on it (docs/secrets.md).
-	if cfg.APIKeyPepper == "" {
-		_, created, err := services.LoadPeppers("", cfg.APIKeyPepperFile, cfg.APIKeyPepperVersion, nil, true)
-		if err != nil {
-			return err
-		}
-		if created {
-			fmt.Fprintf(out, "wrote %s (API key pepper: keep secret, never replace)\n", cfg.APIKeyPepperFile)
-		}
+	// The pepper, MFA and audit keys are made when missing and never
+	// replaced, not even with --force: every stored HMAC and ciphertext
+	// depends on them (docs/secrets.md).
+	made, err := server.WriteMissingSecrets(cfg)
+	if err != nil {
+		return err
 	}
-	if cfg.MFAKey == "" {
-		_, created, err := services.LoadSecret("MFA_KEY", "", cfg.MFAKeyFile, true)
-		if err != nil {
-			return err
-		}
-		if created {
-			fmt.Fprintf(out, "wrote %s (MFA secret encryption key: keep secret, never replace)\n", cfg.MFAKeyFile)
-		}
-	}
-	if cfg.AuditKey == "" {
-		_, created, err := services.LoadSecret("AUDIT_KEY", "", cfg.AuditKeyFile, true)
-		if err != nil {
-			return err
-		}
-		if created {
-			fmt.Fprintf(out, "wrote %s (audit log key: keep secret, never replace)\n", cfg.AuditKeyFile)
-		}
+	for _, g := range made {
+		fmt.Fprintf(out, "wrote %s (%s: keep secret, never replace)\n", g.File, g.What)
 	}
 	if *ifMissing && !*force {
 		_, errPriv := os.Stat(cfg.JWTPrivateKeyFile)
@@ -336,7 +174,7 @@ func keys(cfg settings.Config, args []string, out io.Writer) error {
 	return nil
 }
 
-func user(ctx context.Context, cfg settings.Config, args []string, out io.Writer) error {
+func user(ctx context.Context, cfg settings.Config, log *slog.Logger, args []string, out io.Writer) error {
 	if len(args) == 0 || args[0] != "create" {
 		return errors.New("usage: tollgate user create --email E --password P [--role R] [--tier T]")
 	}
@@ -349,13 +187,12 @@ func user(ctx context.Context, cfg settings.Config, args []string, out io.Writer
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	db, err := openMigrated(ctx, cfg)
+	srv, closeAll, err := build(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	hasher := services.NewHasher(cfg.BcryptCost, 1, time.Minute)
-	u, err := services.NewUsers(db.DB, clock.System{}, hasher).Create(ctx, services.NewUser{
+	defer closeAll()
+	u, err := srv.Services.Users.Create(ctx, services.NewUser{
 		Email: *email, Password: *password, Role: caller.Role(*role), Tier: caller.Tier(*tier), EmailVerified: true,
 	})
 	if err != nil {
@@ -398,20 +235,15 @@ func healthcheck(ctx context.Context, cfg settings.Config) error {
 	return nil
 }
 
-// purge runs the clean-up the server runs every PURGE_INTERVAL.
+// purge runs the clean-up the server runs every PURGE_INTERVAL: the same
+// services.Purge, audit retention and the chain's anchor included.
 func purge(ctx context.Context, cfg settings.Config, log *slog.Logger, out io.Writer) error {
-	db, err := openMigrated(ctx, cfg)
+	srv, closeAll, err := build(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	// The audit key moves the chain's anchor past what the purge deletes.
-	auditKey, _, err := services.LoadSecret("AUDIT_KEY", cfg.AuditKey, cfg.AuditKeyFile, !cfg.IsProduction())
-	if err != nil {
-		return err
-	}
-	audit := services.NewAudit(db.DB, clock.System{}, []byte(auditKey), log)
-	n, err := server.NewPurge(cfg, db, audit, clock.System{}, log, metrics.New()).Run(ctx)
+	defer closeAll()
+	n, err := srv.Services.Purge.Run(ctx)
 	if err != nil {
 		return err
 	}
@@ -419,47 +251,6 @@ func purge(ctx context.Context, cfg settings.Config, log *slog.Logger, out io.Wr
 		"%d reset tokens, %d MFA challenges, %d revoked API keys, %d audit events\n",
 		n.RefreshTokens, n.VerificationTokens, n.UnverifiedUsers, n.Mail, n.ResetTokens, n.MFAChallenges, n.APIKeys, n.AuditEvents)
 	return nil
-}
-
-// redisLogger sends go-redis' own messages to slog.
-type redisLogger struct{ log *slog.Logger }
-
-func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	l.log.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
-}
-
-// OpenRedis connects to one server, a Cluster or a Sentinel-managed master,
-// as mode says, through go-redis's UniversalClient. Limiter calls carry
-// their own deadline; the client honours it and fails fast rather than
-// retry, so a sick Redis costs little.
-func OpenRedis(url, mode string) (redis.UniversalClient, string, error) {
-	switch mode {
-	case "cluster":
-		opts, err := redis.ParseClusterURL(url)
-		if err != nil {
-			return nil, "", fmt.Errorf("invalid REDIS_URL for REDIS_MODE=cluster: %w", err)
-		}
-		opts.ContextTimeoutEnabled, opts.MaxRetries, opts.DialTimeout = true, -1, time.Second
-		// A moved slot is followed, not retried: MaxRedirects stays at its default.
-		return redis.NewClusterClient(opts), strings.Join(opts.Addrs, ","), nil
-	case "sentinel":
-		opts, err := redis.ParseFailoverURL(url)
-		if err != nil {
-			return nil, "", fmt.Errorf("invalid REDIS_URL for REDIS_MODE=sentinel: %w", err)
-		}
-		if opts.MasterName == "" {
-			return nil, "", errors.New("REDIS_URL for REDIS_MODE=sentinel needs master_name=")
-		}
-		opts.ContextTimeoutEnabled, opts.MaxRetries, opts.DialTimeout = true, -1, time.Second
-		return redis.NewFailoverClient(opts), opts.MasterName + "@" + strings.Join(opts.SentinelAddrs, ","), nil
-	default:
-		opts, err := redis.ParseURL(url)
-		if err != nil {
-			return nil, "", fmt.Errorf("invalid REDIS_URL: %w", err)
-		}
-		opts.ContextTimeoutEnabled, opts.MaxRetries, opts.DialTimeout = true, -1, time.Second
-		return redis.NewClient(opts), fmt.Sprintf("%s db %d", opts.Addr, opts.DB), nil
-	}
 }
 
 // probeHost is where the health check finds a server listening on host:

@@ -136,8 +136,8 @@ func NewMonitor(db *DB, log *slog.Logger) *Monitor {
 // Close stops a running probe.
 func (m *Monitor) Close() { m.stopOnce.Do(func() { close(m.stop) }) }
 
-// Down reports whether an outage is in progress.
-func (m *Monitor) Down() bool {
+// inOutage reports whether an outage is in progress.
+func (m *Monitor) inOutage() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.down
@@ -163,7 +163,7 @@ func (m *Monitor) Classify(err error) *apperror.Error {
 // checkAfterTimeout pings the database once (one check at a time) and
 // records an outage when the ping fails too.
 func (m *Monitor) checkAfterTimeout(cause error) {
-	if m.Down() || !m.checking.CompareAndSwap(false, true) {
+	if m.inOutage() || !m.checking.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {

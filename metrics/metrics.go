@@ -10,7 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-const namespace = "tollgate"
+// Namespace prefixes every metric name (tollgate_...): a fork renames it
+// here, once, with its product (docs/make-it-yours.md).
+const Namespace = "tollgate"
 
 // Login outcomes, the values of tollgate_login_attempts_total{outcome}.
 const (
@@ -43,24 +45,24 @@ func New() *Metrics {
 	r := prometheus.NewRegistry()
 	m := &Metrics{
 		Registry: r,
-		LoginAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "login_attempts_total",
+		LoginAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "login_attempts_total",
 			Help: "Login attempts by outcome."}, []string{"outcome"}),
-		RateLimitDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "rate_limit_decisions_total",
+		RateLimitDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "rate_limit_decisions_total",
 			Help: "Rate-limit checks by policy and result (allowed, limited, error: the store failed and the request passed)."},
 			[]string{"policy", "result"}),
-		RateLimitFallback: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "rate_limit_fallback",
+		RateLimitFallback: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "rate_limit_fallback",
 			Help: "1 while the shared store (Redis) is unavailable and limits hold per instance."}),
-		RefreshReuse: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "refresh_token_reuse_total",
+		RefreshReuse: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "refresh_token_reuse_total",
 			Help: "Refresh tokens presented after rotation past the grace period: the family was revoked."}),
-		RefreshRetries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "refresh_token_retries_total",
+		RefreshRetries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "refresh_token_retries_total",
 			Help: "Rotated refresh tokens presented again within the grace period (409, family kept)."}),
-		DependencyUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "dependency_up",
+		DependencyUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "dependency_up",
 			Help: "1 when the dependency answered the last readiness check."}, []string{"dependency"}),
-		PurgedRows: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "purged_rows_total",
+		PurgedRows: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "purged_rows_total",
 			Help: "Rows deleted by the periodic purge, by table."}, []string{"table"}),
-		MailDelivered: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "mail_delivery_attempts_total",
+		MailDelivered: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "mail_delivery_attempts_total",
 			Help: "Outbox delivery attempts by result: sent, retry (failed, will retry), abandoned (failed for the last time)."}, []string{"result"}),
-		PasswordHashes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "password_hashes_total",
+		PasswordHashes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "password_hashes_total",
 			Help: "bcrypt hashes and comparisons run, by cost: checks at a cost below BCRYPT_COST fall to zero as passwords are rehashed."}, []string{"cost"}),
 	}
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -73,7 +75,7 @@ func New() *Metrics {
 
 // Gauge registers a gauge read from f at each scrape.
 func (m *Metrics) Gauge(name, help string, f func() float64) {
-	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, f))
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help}, f))
 }
 
 // PoolStats are what DBPool reads at each scrape.
@@ -92,8 +94,8 @@ func (m *Metrics) DBPool(f func() PoolStats) {
 	gauge("db_connections_in_use", "Connections serving a query now.", func(s PoolStats) float64 { return float64(s.InUse) })
 	gauge("db_connections_idle", "Open connections waiting for work.", func(s PoolStats) float64 { return float64(s.Idle) })
 	m.Registry.MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: "db_connection_waits_total",
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Name: "db_connection_waits_total",
 			Help: "Queries that waited for a free connection."}, func() float64 { return float64(f().Waits) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: "db_connection_wait_seconds_total",
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Name: "db_connection_wait_seconds_total",
 			Help: "Time queries spent waiting for a free connection."}, func() float64 { return f().WaitSeconds }))
 }

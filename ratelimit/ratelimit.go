@@ -153,3 +153,14 @@ func evaluate(p Policy, nowMs int64, allowed bool, buckets []bucket) Result {
 	r.At = time.UnixMilli(nowMs)
 	return r
 }
+
+// UnmarshalText reads LIMIT/WINDOW, keeping p's name: a policy is a
+// setting type (settings.Config names each one when it is loaded).
+func (p *Policy) UnmarshalText(b []byte) error {
+	q, err := ParsePolicy(p.Name, string(b))
+	if err != nil {
+		return err
+	}
+	*p = q
+	return nil
+}

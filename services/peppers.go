@@ -3,7 +3,6 @@ package services
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -97,21 +96,4 @@ func rotateSecret(ctx context.Context, db *gorm.DB, audit *Audit, p Peppers, row
 	return audit.Do(ctx, db, e, func(tx *gorm.DB) error {
 		return tx.Select(append(slices.Clone(secretColumns), also...)).Updates(row).Error
 	})
-}
-
-// randomBase62 returns n characters from crypto/rand, without modulo bias.
-func randomBase62(n int) (string, error) {
-	buf := make([]byte, 0, n)
-	b := make([]byte, 64)
-	for len(buf) < n {
-		if _, err := rand.Read(b); err != nil {
-			return "", err
-		}
-		for _, c := range b {
-			if c < 248 && len(buf) < n { // 248 = 4*62
-				buf = append(buf, base62[c%62])
-			}
-		}
-	}
-	return string(buf), nil
 }

@@ -85,11 +85,11 @@ type Config struct {
 	// API_KEY_PEPPER or the file (generated in development). Rotate by
 	// raising API_KEY_PEPPER_VERSION and listing the old one in
 	// API_KEY_PREVIOUS_PEPPERS as VERSION:SECRET; keys move on first use.
-	APIKeyPepper          string        `env:"API_KEY_PEPPER"`
-	APIKeyPepperFile      string        `env:"API_KEY_PEPPER_FILE" envDefault:"config/api-key-pepper"`
-	APIKeyPepperVersion   int           `env:"API_KEY_PEPPER_VERSION" envDefault:"1"`
-	APIKeyPreviousPeppers []string      `env:"API_KEY_PREVIOUS_PEPPERS" envSeparator:","`
-	APIKeyMaxLifetime     time.Duration `env:"API_KEY_MAX_LIFETIME" envDefault:"8760h"`
+	APIKeyPepper          string          `env:"API_KEY_PEPPER"`
+	APIKeyPepperFile      string          `env:"API_KEY_PEPPER_FILE" envDefault:"config/api-key-pepper"`
+	APIKeyPepperVersion   int             `env:"API_KEY_PEPPER_VERSION" envDefault:"1"`
+	APIKeyPreviousPeppers PreviousSecrets `env:"API_KEY_PREVIOUS_PEPPERS"`
+	APIKeyMaxLifetime     time.Duration   `env:"API_KEY_MAX_LIFETIME" envDefault:"8760h"`
 	// API_KEY_MAX_PER_USER caps the live keys one user may hold.
 	APIKeyMaxPerUser    int           `env:"API_KEY_MAX_PER_USER" envDefault:"10"`
 	APIKeyRotationGrace time.Duration `env:"API_KEY_ROTATION_GRACE" envDefault:"24h"`
@@ -123,10 +123,10 @@ type Config struct {
 	// TOTP secrets are encrypted with a key derived from MFA_KEY (or the
 	// file's content); rotate by raising MFA_KEY_VERSION and listing the old
 	// one in MFA_PREVIOUS_KEYS as VERSION:SECRET (secrets move on use).
-	MFAKey          string   `env:"MFA_KEY"`
-	MFAKeyFile      string   `env:"MFA_KEY_FILE" envDefault:"config/mfa-key"`
-	MFAKeyVersion   int      `env:"MFA_KEY_VERSION" envDefault:"1"`
-	MFAPreviousKeys []string `env:"MFA_PREVIOUS_KEYS" envSeparator:","`
+	MFAKey          string          `env:"MFA_KEY"`
+	MFAKeyFile      string          `env:"MFA_KEY_FILE" envDefault:"config/mfa-key"`
+	MFAKeyVersion   int             `env:"MFA_KEY_VERSION" envDefault:"1"`
+	MFAPreviousKeys PreviousSecrets `env:"MFA_PREVIOUS_KEYS"`
 
 	SMTPURL  string `env:"SMTP_URL"`
 	MailFrom string `env:"MAIL_FROM" envDefault:"Tollgate <no-reply@localhost>"`
@@ -134,42 +134,29 @@ type Config struct {
 	CORSAllowedOrigins []string `env:"CORS_ALLOWED_ORIGINS" envSeparator:","`
 	TrustedProxies     []string `env:"TRUSTED_PROXIES" envSeparator:","`
 
-	RateLimitEnabled     bool   `env:"RATE_LIMIT_ENABLED" envDefault:"true"`
-	RateLimitPublicRaw   string `env:"RATE_LIMIT_PUBLIC" envDefault:"100/1m"`
-	RateLimitLoginRaw    string `env:"RATE_LIMIT_LOGIN" envDefault:"5/15m"`
-	RateLimitLoginIPRaw  string `env:"RATE_LIMIT_LOGIN_IP" envDefault:"20/1m"`
-	RateLimitRegisterRaw string `env:"RATE_LIMIT_REGISTER" envDefault:"10/1h"`
-	RateLimitUserRaw     string `env:"RATE_LIMIT_USER" envDefault:"300/1m"`
-	RateLimitTokenRaw    string `env:"RATE_LIMIT_TOKEN" envDefault:"60/1m"`
-	// Failed logins per account (a hash of the address, unknown ones too),
-	// one or more windows: past any, the account answers 401 until the
-	// window frees (so a persistent attacker waits longer, up to the last).
-	RateLimitLoginAccountRaw  string `env:"RATE_LIMIT_LOGIN_ACCOUNT" envDefault:"10/15m,50/24h"`
-	RateLimitForgotAccountRaw string `env:"RATE_LIMIT_FORGOT_ACCOUNT" envDefault:"3/1h"`
-	// RATE_LIMIT_MAIL_ADDRESS caps the mail register, resend and forgot
-	// send to one address, whoever asks (silently: the answer is the same).
-	RateLimitMailAddressRaw string        `env:"RATE_LIMIT_MAIL_ADDRESS" envDefault:"3/15m"`
-	RateLimitTiersRaw       string        `env:"RATE_LIMIT_TIERS" envDefault:"free=60/1m,paid=600/1m,enterprise=3000/1m"`
-	RateLimitRedisTimeout   time.Duration `env:"RATE_LIMIT_REDIS_TIMEOUT" envDefault:"500ms"`
-	RateLimitKeyPrefix      string        `env:"RATE_LIMIT_KEY_PREFIX"`
+	RateLimitEnabled bool `env:"RATE_LIMIT_ENABLED" envDefault:"true"`
+	// The limits themselves, parsed where they are read (RateLimits).
+	RateLimits            RateLimits
+	RateLimitRedisTimeout time.Duration `env:"RATE_LIMIT_REDIS_TIMEOUT" envDefault:"500ms"`
+	RateLimitKeyPrefix    string        `env:"RATE_LIMIT_KEY_PREFIX"`
 	// Keys the per-instance (fallback) store holds at most; the oldest go first.
 	RateLimitMemoryMaxKeys int `env:"RATE_LIMIT_MEMORY_MAX_KEYS" envDefault:"100000"`
 
 	// SWAGGER_ENABLED serves /swagger/ and /openapi.json; unset means on in
 	// development and off in production.
-	SwaggerEnabledRaw string `env:"SWAGGER_ENABLED"`
+	Swagger Switch `env:"SWAGGER_ENABLED"`
 	// DEV_ROUTES serves POST /dev/users (make a verified user of any role)
 	// and GET /dev/mail (the last mail the server sent), so a Postman run
 	// needs nothing but the base URL. Unset means on in development;
 	// production refuses to start with it on.
-	DevRoutesRaw string `env:"DEV_ROUTES"`
+	Dev Switch `env:"DEV_ROUTES"`
 
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
 	// SHUTDOWN_DRAIN_DELAY: after SIGTERM, /readyz answers 503 while the
 	// server keeps serving this long, so load balancers stop sending first.
 	// Unset means 5s in production and 0s in development.
-	ShutdownDrainDelayRaw string `env:"SHUTDOWN_DRAIN_DELAY"`
+	DrainDelay OptionalDuration `env:"SHUTDOWN_DRAIN_DELAY"`
 
 	// Every request's deadline (database calls included); past it, 504.
 	RequestTimeout        time.Duration `env:"REQUEST_TIMEOUT" envDefault:"10s"`
@@ -183,19 +170,44 @@ type Config struct {
 	// 127.0.0.1:9090; empty turns it off.
 	MetricsAddr string `env:"METRICS_ADDR"`
 
-	// Parsed forms, filled by Load.
+	// What the settings above resolve to for this environment, filled by
+	// Load.
 	TrustedProxyNets   []*net.IPNet  `env:"-"`
-	RateLimits         RateLimits    `env:"-"`
 	SwaggerEnabled     bool          `env:"-"`
 	DevRoutes          bool          `env:"-"`
 	ShutdownDrainDelay time.Duration `env:"-"`
 }
 
-// RateLimits are the parsed rate-limit policies.
+// RateLimits are the rate-limit policies, each LIMIT/WINDOW.
 type RateLimits struct {
-	Public, Login, LoginIP, Register, User, Token, ForgotAccount, MailAddress ratelimit.Policy
-	LoginAccount                                                              []ratelimit.Policy
-	Tiers                                                                     map[string]ratelimit.Policy // by tier claim
+	Public   ratelimit.Policy `env:"RATE_LIMIT_PUBLIC" envDefault:"100/1m"`
+	Login    ratelimit.Policy `env:"RATE_LIMIT_LOGIN" envDefault:"5/15m"`
+	LoginIP  ratelimit.Policy `env:"RATE_LIMIT_LOGIN_IP" envDefault:"20/1m"`
+	Register ratelimit.Policy `env:"RATE_LIMIT_REGISTER" envDefault:"10/1h"`
+	User     ratelimit.Policy `env:"RATE_LIMIT_USER" envDefault:"300/1m"`
+	Token    ratelimit.Policy `env:"RATE_LIMIT_TOKEN" envDefault:"60/1m"`
+	// Failed logins per account (a hash of the address, unknown ones too),
+	// one or more windows: past any, the account answers 401 until the
+	// window frees (so a persistent attacker waits longer, up to the last).
+	LoginAccount  Policies         `env:"RATE_LIMIT_LOGIN_ACCOUNT" envDefault:"10/15m,50/24h"`
+	ForgotAccount ratelimit.Policy `env:"RATE_LIMIT_FORGOT_ACCOUNT" envDefault:"3/1h"`
+	// RATE_LIMIT_MAIL_ADDRESS caps the mail register, resend and forgot
+	// send to one address, whoever asks (silently: the answer is the same).
+	MailAddress ratelimit.Policy `env:"RATE_LIMIT_MAIL_ADDRESS" envDefault:"3/15m"`
+	Tiers       TierPolicies     `env:"RATE_LIMIT_TIERS" envDefault:"free=60/1m,paid=600/1m,enterprise=3000/1m"` // by tier claim
+}
+
+// name gives each policy the name it is counted and reported under.
+func (r *RateLimits) name() {
+	for name, p := range map[string]*ratelimit.Policy{
+		"public": &r.Public, "login": &r.Login, "login_ip": &r.LoginIP, "register": &r.Register, "user": &r.User,
+		"token": &r.Token, "forgot_account": &r.ForgotAccount, "mail_address": &r.MailAddress,
+	} {
+		p.Name = name
+	}
+	for i := range r.LoginAccount {
+		r.LoginAccount[i].Name = fmt.Sprintf("login_account_%d", i+1)
+	}
 }
 
 // IsProduction reports whether APP_ENV is production.
@@ -210,8 +222,34 @@ func Load(environ map[string]string) (Config, error) {
 	return cfg, cfg.validate()
 }
 
+// validate checks every group of settings, in order, and fills the
+// resolved fields; the first problem names its variable.
 func (c *Config) validate() error {
-	bad := func(name, why string) error { return fmt.Errorf("invalid %s: %s", name, why) }
+	for _, check := range []func() error{
+		c.validateServer, c.validateStorage, c.validateTokens, c.validatePasswords, c.validateSecrets,
+		c.validateCredentials, c.validateMail, c.validateLimits, c.validateHTTP, c.validateSwitches,
+	} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func bad(name, why string) error { return fmt.Errorf("invalid %s: %s", name, why) }
+
+// positive checks durations that must be above zero.
+func positive(ds map[string]time.Duration, example string) error {
+	for name, d := range ds {
+		if d <= 0 {
+			return bad(name, "must be a positive duration such as "+example)
+		}
+	}
+	return nil
+}
+
+// validateServer: where the app listens and how it names itself.
+func (c *Config) validateServer() error {
 	if n, err := strconv.Atoi(c.Port); err != nil || n < 1 || n > 65535 {
 		return bad("PORT", fmt.Sprintf("%q is not a port number from 1 to 65535", c.Port))
 	}
@@ -227,12 +265,32 @@ func (c *Config) validate() error {
 	if c.IsProduction() && strings.HasPrefix(c.AppBaseURL, "http://") && !c.AllowHTTPBaseURL {
 		return bad("APP_BASE_URL", "must be https:// in production: links in mail and the issuer carry it (ALLOW_HTTP_BASE_URL=true for a local stack)")
 	}
-	if c.JWTIssuer == "" {
-		c.JWTIssuer = c.AppBaseURL
-	}
 	if c.Host == "" && !c.IsProduction() {
 		c.Host = "127.0.0.1"
 	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("LOG_LEVEL", "must be debug, info, warn or error")
+	}
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
+			return bad("METRICS_ADDR", fmt.Sprintf("%q is not HOST:PORT such as 127.0.0.1:9090", c.MetricsAddr))
+		}
+	}
+	if err := positive(map[string]time.Duration{"SHUTDOWN_TIMEOUT": c.ShutdownTimeout}, "10s"); err != nil {
+		return err
+	}
+	def := time.Duration(0)
+	if c.IsProduction() {
+		def = 5 * time.Second
+	}
+	c.ShutdownDrainDelay = c.DrainDelay.Or(def)
+	return nil
+}
+
+// validateStorage: the database, its pool, and Redis.
+func (c *Config) validateStorage() error {
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		return bad("DATABASE_URL", "must start with postgres:// (leave it unset for the embedded SQLite file)")
 	}
@@ -244,34 +302,58 @@ func (c *Config) validate() error {
 	default:
 		return bad("REDIS_MODE", "must be single, cluster or sentinel")
 	}
-	for name, d := range map[string]time.Duration{
-		"ACCESS_TOKEN_TTL": c.AccessTokenTTL, "REFRESH_TOKEN_TTL": c.RefreshTokenTTL,
-		"EMAIL_VERIFICATION_TTL": c.EmailVerificationTTL, "SHUTDOWN_TIMEOUT": c.ShutdownTimeout,
-		"DB_CONNECT_TIMEOUT": c.DBConnectTimeout, "DB_STATEMENT_TIMEOUT": c.DBStatementTimeout,
-		"DB_CONN_MAX_LIFETIME": c.DBConnMaxLifetime, "REQUEST_TIMEOUT": c.RequestTimeout,
-		"HTTP_READ_HEADER_TIMEOUT": c.HTTPReadHeaderTimeout, "HTTP_READ_TIMEOUT": c.HTTPReadTimeout,
-		"HTTP_WRITE_TIMEOUT": c.HTTPWriteTimeout, "HTTP_IDLE_TIMEOUT": c.HTTPIdleTimeout,
-		"PASSWORD_HASH_MAX_WAIT": c.PasswordHashMaxWait,
-	} {
-		if d <= 0 {
-			return bad(name, "must be a positive duration such as 15m")
-		}
+	if err := positive(map[string]time.Duration{"DB_CONNECT_TIMEOUT": c.DBConnectTimeout, "DB_STATEMENT_TIMEOUT": c.DBStatementTimeout,
+		"DB_CONN_MAX_LIFETIME": c.DBConnMaxLifetime}, "5s"); err != nil {
+		return err
 	}
-	for name, d := range map[string]time.Duration{"REFRESH_REUSE_GRACE": c.RefreshReuseGrace, "PURGE_INTERVAL": c.PurgeInterval} {
-		if d < 0 {
-			return bad(name, "must not be negative (0 turns it off)")
-		}
-	}
-	for name, n := range map[string]int{
-		"DB_MAX_OPEN_CONNS": c.DBMaxOpenConns, "DB_MAX_IDLE_CONNS": c.DBMaxIdleConns,
-		"HTTP_MAX_HEADER_BYTES": c.HTTPMaxHeaderBytes, "RATE_LIMIT_MEMORY_MAX_KEYS": c.RateLimitMemoryMaxKeys,
-	} {
+	for name, n := range map[string]int{"DB_MAX_OPEN_CONNS": c.DBMaxOpenConns, "DB_MAX_IDLE_CONNS": c.DBMaxIdleConns} {
 		if n < 1 {
 			return bad(name, "must be a whole number from 1")
 		}
 	}
 	if c.DBMaxIdleConns > c.DBMaxOpenConns {
 		return bad("DB_MAX_IDLE_CONNS", "must not exceed DB_MAX_OPEN_CONNS")
+	}
+	if c.PurgeInterval < 0 {
+		return bad("PURGE_INTERVAL", "must not be negative (0 turns it off)")
+	}
+	return nil
+}
+
+// validateTokens: access and refresh tokens, links in mail.
+func (c *Config) validateTokens() error {
+	if c.JWTIssuer == "" {
+		c.JWTIssuer = c.AppBaseURL
+	}
+	if c.JWTAudience == "" {
+		return bad("JWT_AUDIENCE", "must not be empty")
+	}
+	if err := positive(map[string]time.Duration{"ACCESS_TOKEN_TTL": c.AccessTokenTTL, "REFRESH_TOKEN_TTL": c.RefreshTokenTTL,
+		"EMAIL_VERIFICATION_TTL": c.EmailVerificationTTL}, "15m"); err != nil {
+		return err
+	}
+	if c.RefreshReuseGrace < 0 {
+		return bad("REFRESH_REUSE_GRACE", "must not be negative (0 turns it off)")
+	}
+	if c.PasswordResetTTL < time.Minute || c.PasswordResetTTL > 24*time.Hour {
+		return bad("PASSWORD_RESET_TTL", "must be between 1m and 24h")
+	}
+	if c.OAuthTokenTTL < time.Minute || c.OAuthTokenTTL > 24*time.Hour {
+		return bad("OAUTH_TOKEN_TTL", "must be between 1m and 24h")
+	}
+	return nil
+}
+
+// validatePasswords: the hash and its queue.
+func (c *Config) validatePasswords() error {
+	if c.BcryptCost < bcrypt.MinCost || c.BcryptCost > bcrypt.MaxCost {
+		return bad("BCRYPT_COST", fmt.Sprintf("must be between %d and %d", bcrypt.MinCost, bcrypt.MaxCost))
+	}
+	if c.IsProduction() && c.BcryptCost < 10 {
+		return bad("BCRYPT_COST", "must be at least 10 in production")
+	}
+	if err := positive(map[string]time.Duration{"PASSWORD_HASH_MAX_WAIT": c.PasswordHashMaxWait}, "4s"); err != nil {
+		return err
 	}
 	if c.PasswordHashConcurrency < 0 {
 		return bad("PASSWORD_HASH_CONCURRENCY", "must be 0 (one per CPU) or more")
@@ -283,76 +365,31 @@ func (c *Config) validate() error {
 		// bcrypt ceiling unused and shed most of a burst.
 		c.PasswordHashConcurrency = max(runtime.GOMAXPROCS(0), 1)
 	}
-	c.ShutdownDrainDelay = 0
-	if c.IsProduction() {
-		c.ShutdownDrainDelay = 5 * time.Second
-	}
-	if c.ShutdownDrainDelayRaw != "" {
-		d, err := time.ParseDuration(c.ShutdownDrainDelayRaw)
-		if err != nil || d < 0 {
-			return bad("SHUTDOWN_DRAIN_DELAY", "must be a duration such as 5s (0s: no delay)")
-		}
-		c.ShutdownDrainDelay = d
-	}
-	if c.MetricsAddr != "" {
-		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
-			return bad("METRICS_ADDR", fmt.Sprintf("%q is not HOST:PORT such as 127.0.0.1:9090", c.MetricsAddr))
+	return nil
+}
+
+// validateSecrets: the keys given directly, and the versions of the
+// rotated ones.
+func (c *Config) validateSecrets() error {
+	for name, v := range map[string]string{"API_KEY_PEPPER": c.APIKeyPepper, "MFA_KEY": c.MFAKey, "AUDIT_KEY": c.AuditKey} {
+		if v != "" && len(v) < 32 {
+			return bad(name, "must be at least 32 characters (openssl rand -hex 32)")
 		}
 	}
-	if c.BcryptCost < bcrypt.MinCost || c.BcryptCost > bcrypt.MaxCost {
-		return bad("BCRYPT_COST", fmt.Sprintf("must be between %d and %d", bcrypt.MinCost, bcrypt.MaxCost))
-	}
-	if c.IsProduction() && c.BcryptCost < 10 {
-		return bad("BCRYPT_COST", "must be at least 10 in production")
-	}
-	if c.SMTPURL != "" {
-		if u, err := url.Parse(c.SMTPURL); err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" {
-			return bad("SMTP_URL", "must look like smtp://user:pass@host:587")
+	for _, r := range []struct {
+		name, previous string
+		version        int
+		old            PreviousSecrets
+	}{
+		{"API_KEY_PEPPER_VERSION", "API_KEY_PREVIOUS_PEPPERS", c.APIKeyPepperVersion, c.APIKeyPreviousPeppers},
+		{"MFA_KEY_VERSION", "MFA_PREVIOUS_KEYS", c.MFAKeyVersion, c.MFAPreviousKeys},
+	} {
+		if r.version < 1 {
+			return bad(r.name, "must be a positive integer")
 		}
-	}
-	if c.JWTAudience == "" {
-		return bad("JWT_AUDIENCE", "must not be empty")
-	}
-	// Both default to on in development and off in production.
-	for _, b := range []struct {
-		name, raw string
-		into      *bool
-	}{{"SWAGGER_ENABLED", c.SwaggerEnabledRaw, &c.SwaggerEnabled}, {"DEV_ROUTES", c.DevRoutesRaw, &c.DevRoutes}} {
-		*b.into = !c.IsProduction()
-		if b.raw != "" {
-			on, err := strconv.ParseBool(b.raw)
-			if err != nil {
-				return bad(b.name, "must be true or false")
-			}
-			*b.into = on
+		if _, clash := r.old[r.version]; clash {
+			return bad(r.previous, "must not list the current version ("+r.name+")")
 		}
-	}
-	if c.DevRoutes && c.IsProduction() {
-		return bad("DEV_ROUTES", "must be off in production: /dev/users makes admins without a password check")
-	}
-	if c.APIKeyPepperVersion < 1 {
-		return bad("API_KEY_PEPPER_VERSION", "must be a positive integer")
-	}
-	for _, p := range c.APIKeyPreviousPeppers {
-		v, secret, ok := strings.Cut(p, ":")
-		if n, err := strconv.Atoi(v); !ok || err != nil || n < 1 || n == c.APIKeyPepperVersion || len(secret) < 32 {
-			return bad("API_KEY_PREVIOUS_PEPPERS", "must be VERSION:SECRET pairs, versions other than API_KEY_PEPPER_VERSION, secrets of 32+ characters")
-		}
-	}
-	if c.MFAKey != "" && len(c.MFAKey) < 32 {
-		return bad("MFA_KEY", "must be at least 32 characters (openssl rand -hex 32)")
-	}
-	if c.MFAKeyVersion < 1 {
-		return bad("MFA_KEY_VERSION", "must be a positive integer")
-	}
-	for _, p := range c.MFAPreviousKeys {
-		v, secret, ok := strings.Cut(p, ":")
-		if n, err := strconv.Atoi(v); !ok || err != nil || n < 1 || n == c.MFAKeyVersion || len(secret) < 32 {
-			return bad("MFA_PREVIOUS_KEYS", "must be VERSION:SECRET pairs, versions other than MFA_KEY_VERSION, secrets of 32+ characters")
-		}
-	}
-	if c.AuditKey != "" && len(c.AuditKey) < 32 {
-		return bad("AUDIT_KEY", "must be at least 32 characters (openssl rand -hex 32)")
 	}
 	if c.AuditCheckpointInterval < 0 {
 		return bad("AUDIT_CHECKPOINT_INTERVAL", "must be a duration such as 5m (0: no checkpoints)")
@@ -360,24 +397,11 @@ func (c *Config) validate() error {
 	if c.AuditRetention < 0 {
 		return bad("AUDIT_RETENTION", "must be a duration such as 2160h (0: keep forever)")
 	}
-	if c.APIKeyPepper != "" && len(c.APIKeyPepper) < 32 {
-		return bad("API_KEY_PEPPER", "must be at least 32 characters (openssl rand -hex 32)")
-	}
-	if c.PasswordResetTTL < time.Minute || c.PasswordResetTTL > 24*time.Hour {
-		return bad("PASSWORD_RESET_TTL", "must be between 1m and 24h")
-	}
-	if c.MailMaxAttempts < 1 {
-		return bad("MAIL_MAX_ATTEMPTS", "must be at least 1")
-	}
-	for name, d := range map[string]time.Duration{"MAIL_RETRY_BACKOFF": c.MailRetryBackoff, "MAIL_MAX_BACKOFF": c.MailMaxBackoff,
-		"MAIL_SEND_TIMEOUT": c.MailSendTimeout, "MAIL_POLL_INTERVAL": c.MailPollInterval} {
-		if d <= 0 {
-			return bad(name, "must be a positive duration such as 30s")
-		}
-	}
-	if c.OAuthTokenTTL < time.Minute || c.OAuthTokenTTL > 24*time.Hour {
-		return bad("OAUTH_TOKEN_TTL", "must be between 1m and 24h")
-	}
+	return nil
+}
+
+// validateCredentials: API keys.
+func (c *Config) validateCredentials() error {
 	if c.APIKeyMaxPerUser < 1 {
 		return bad("API_KEY_MAX_PER_USER", "must be a whole number from 1")
 	}
@@ -387,61 +411,43 @@ func (c *Config) validate() error {
 	if c.APIKeyRotationGrace < 0 || c.APIKeyRotationGrace > 7*24*time.Hour {
 		return bad("API_KEY_ROTATION_GRACE", "must be between 0s and 168h")
 	}
-	if c.RateLimitRedisTimeout <= 0 {
-		return bad("RATE_LIMIT_REDIS_TIMEOUT", "must be a positive duration such as 50ms")
-	}
-	var err error
-	for _, p := range []struct {
-		name, policy, raw string
-		into              *ratelimit.Policy
-	}{
-		{"RATE_LIMIT_PUBLIC", "public", c.RateLimitPublicRaw, &c.RateLimits.Public},
-		{"RATE_LIMIT_LOGIN", "login", c.RateLimitLoginRaw, &c.RateLimits.Login},
-		{"RATE_LIMIT_LOGIN_IP", "login_ip", c.RateLimitLoginIPRaw, &c.RateLimits.LoginIP},
-		{"RATE_LIMIT_REGISTER", "register", c.RateLimitRegisterRaw, &c.RateLimits.Register},
-		{"RATE_LIMIT_USER", "user", c.RateLimitUserRaw, &c.RateLimits.User},
-		{"RATE_LIMIT_TOKEN", "token", c.RateLimitTokenRaw, &c.RateLimits.Token},
-		{"RATE_LIMIT_FORGOT_ACCOUNT", "forgot_account", c.RateLimitForgotAccountRaw, &c.RateLimits.ForgotAccount},
-		{"RATE_LIMIT_MAIL_ADDRESS", "mail_address", c.RateLimitMailAddressRaw, &c.RateLimits.MailAddress},
-	} {
-		if *p.into, err = ratelimit.ParsePolicy(p.policy, p.raw); err != nil {
-			return bad(p.name, err.Error())
-		}
-	}
-	c.RateLimits.LoginAccount = nil
-	for i, raw := range strings.Split(c.RateLimitLoginAccountRaw, ",") {
-		if strings.TrimSpace(raw) == "" {
-			continue
-		}
-		p, err := ratelimit.ParsePolicy(fmt.Sprintf("login_account_%d", i+1), raw)
-		if err != nil {
-			return bad("RATE_LIMIT_LOGIN_ACCOUNT", err.Error())
-		}
-		c.RateLimits.LoginAccount = append(c.RateLimits.LoginAccount, p)
-	}
-	c.RateLimits.Tiers = map[string]ratelimit.Policy{}
-	for _, item := range strings.Split(c.RateLimitTiersRaw, ",") {
-		if strings.TrimSpace(item) == "" {
-			continue
-		}
-		tier, raw, ok := strings.Cut(item, "=")
-		tier = strings.TrimSpace(tier)
-		if !ok || tier == "" {
-			return bad("RATE_LIMIT_TIERS", fmt.Sprintf("%q is not TIER=LIMIT/WINDOW such as free=60/1m", item))
-		}
-		// Every tier counts under the one "user" key space: a plan change
-		// keeps the requests already made in the window.
-		p, err := ratelimit.ParsePolicy("user", raw)
-		if err != nil {
-			return bad("RATE_LIMIT_TIERS", tier+": "+err.Error())
-		}
-		c.RateLimits.Tiers[tier] = p
-	}
+	return nil
+}
 
-	switch strings.ToLower(c.LogLevel) {
-	case "debug", "info", "warn", "error":
-	default:
-		return bad("LOG_LEVEL", "must be debug, info, warn or error")
+// validateMail: the relay and the outbox's retries.
+func (c *Config) validateMail() error {
+	if c.SMTPURL != "" {
+		if u, err := url.Parse(c.SMTPURL); err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" {
+			return bad("SMTP_URL", "must look like smtp://user:pass@host:587")
+		}
+	}
+	if c.MailMaxAttempts < 1 {
+		return bad("MAIL_MAX_ATTEMPTS", "must be at least 1")
+	}
+	return positive(map[string]time.Duration{"MAIL_RETRY_BACKOFF": c.MailRetryBackoff, "MAIL_MAX_BACKOFF": c.MailMaxBackoff,
+		"MAIL_SEND_TIMEOUT": c.MailSendTimeout, "MAIL_POLL_INTERVAL": c.MailPollInterval}, "30s")
+}
+
+// validateLimits: the rate-limit store (the policies parsed themselves).
+func (c *Config) validateLimits() error {
+	if err := positive(map[string]time.Duration{"RATE_LIMIT_REDIS_TIMEOUT": c.RateLimitRedisTimeout}, "50ms"); err != nil {
+		return err
+	}
+	if c.RateLimitMemoryMaxKeys < 1 {
+		return bad("RATE_LIMIT_MEMORY_MAX_KEYS", "must be a whole number from 1")
+	}
+	c.RateLimits.name()
+	return nil
+}
+
+// validateHTTP: timeouts, sizes, CORS and the proxies trusted.
+func (c *Config) validateHTTP() error {
+	if err := positive(map[string]time.Duration{"REQUEST_TIMEOUT": c.RequestTimeout, "HTTP_READ_HEADER_TIMEOUT": c.HTTPReadHeaderTimeout,
+		"HTTP_READ_TIMEOUT": c.HTTPReadTimeout, "HTTP_WRITE_TIMEOUT": c.HTTPWriteTimeout, "HTTP_IDLE_TIMEOUT": c.HTTPIdleTimeout}, "15s"); err != nil {
+		return err
+	}
+	if c.HTTPMaxHeaderBytes < 1 {
+		return bad("HTTP_MAX_HEADER_BYTES", "must be a whole number from 1")
 	}
 	for i, o := range c.CORSAllowedOrigins {
 		o = strings.TrimSpace(o)
@@ -472,26 +478,51 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// validateSwitches: what is on by default in development and off in
+// production.
+func (c *Config) validateSwitches() error {
+	c.SwaggerEnabled = c.Swagger.Or(!c.IsProduction())
+	c.DevRoutes = c.Dev.Or(!c.IsProduction())
+	if c.DevRoutes && c.IsProduction() {
+		return bad("DEV_ROUTES", "must be off in production: /dev/users makes admins without a password check")
+	}
+	return nil
+}
+
 // describe rewrites the env library's errors, which name Go fields, to name
 // the environment variable instead.
 func describe(err error) error {
 	var pe env.ParseError
 	if errors.As(err, &pe) {
-		if f, ok := reflect.TypeOf(Config{}).FieldByName(pe.Name); ok {
-			return fmt.Errorf("invalid %s: %w", f.Tag.Get("env"), pe.Err)
+		for _, f := range fields(reflect.TypeOf(Config{})) {
+			if f.Name == pe.Name {
+				return fmt.Errorf("invalid %s: %w", f.Tag.Get("env"), pe.Err)
+			}
 		}
 	}
 	return fmt.Errorf("configuration: %w", err)
 }
 
+// fields lists Config's settings, those of its nested groups included.
+func fields(t reflect.Type) []reflect.StructField {
+	var out []reflect.StructField
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		switch name := f.Tag.Get("env"); {
+		case name == "" && f.Type.Kind() == reflect.Struct:
+			out = append(out, fields(f.Type)...)
+		case name != "" && name != "-":
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // Variables lists every environment variable Config reads.
 func Variables() []string {
 	var names []string
-	t := reflect.TypeOf(Config{})
-	for i := 0; i < t.NumField(); i++ {
-		if name := t.Field(i).Tag.Get("env"); name != "" && name != "-" {
-			names = append(names, name)
-		}
+	for _, f := range fields(reflect.TypeOf(Config{})) {
+		names = append(names, f.Tag.Get("env"))
 	}
 	return names
 }

@@ -94,3 +94,37 @@ func TestDevRoutesAreDevelopmentOnly(t *testing.T) {
 		}
 	}
 }
+
+// Each typed setting parses where it is read and names its variable when
+// it cannot.
+func TestTypedSettingsParseOnceAndNameTheVariable(t *testing.T) {
+	cfg, err := Load(map[string]string{"RATE_LIMIT_LOGIN_ACCOUNT": "3/1m,9/1h", "RATE_LIMIT_TIERS": "free=1/1s,gold=9/1m",
+		"API_KEY_PREVIOUS_PEPPERS": "1:" + strings.Repeat("p", 32), "API_KEY_PEPPER_VERSION": "2", "SWAGGER_ENABLED": "false"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl := cfg.RateLimits
+	if rl.Public.Name != "public" || rl.Public.Limit != 100 || len(rl.LoginAccount) != 2 || rl.LoginAccount[1].Name != "login_account_2" ||
+		rl.Tiers["gold"].Limit != 9 || rl.Tiers["gold"].Name != "user" {
+		t.Errorf("policies: %+v", rl)
+	}
+	if cfg.APIKeyPreviousPeppers[1] != strings.Repeat("p", 32) || cfg.SwaggerEnabled {
+		t.Errorf("secrets %v, swagger %v", cfg.APIKeyPreviousPeppers, cfg.SwaggerEnabled)
+	}
+	for env, want := range map[string]string{
+		"RATE_LIMIT_PUBLIC":        "invalid RATE_LIMIT_PUBLIC",
+		"RATE_LIMIT_TIERS":         "invalid RATE_LIMIT_TIERS",
+		"RATE_LIMIT_LOGIN_ACCOUNT": "invalid RATE_LIMIT_LOGIN_ACCOUNT",
+		"API_KEY_PREVIOUS_PEPPERS": "invalid API_KEY_PREVIOUS_PEPPERS",
+		"MFA_PREVIOUS_KEYS":        "invalid MFA_PREVIOUS_KEYS",
+		"SWAGGER_ENABLED":          "invalid SWAGGER_ENABLED",
+		"SHUTDOWN_DRAIN_DELAY":     "invalid SHUTDOWN_DRAIN_DELAY",
+	} {
+		if _, err := Load(map[string]string{env: "not-a-value"}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s=not-a-value: %v, want %q", env, err, want)
+		}
+	}
+	if _, err := Load(map[string]string{"MFA_PREVIOUS_KEYS": "1:" + strings.Repeat("k", 32)}); err == nil || !strings.Contains(err.Error(), "current version") {
+		t.Errorf("a previous key of the current version: %v", err)
+	}
+}

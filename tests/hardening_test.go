@@ -19,7 +19,6 @@ import (
 	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/metrics"
 	"github.com/tollgate/tollgate/models"
-	"github.com/tollgate/tollgate/server"
 	"github.com/tollgate/tollgate/services"
 )
 
@@ -479,8 +478,7 @@ func TestPurgeRemovesSpentTokensChallengesAndOldKeys(t *testing.T) {
 	mustf(t, kept.Status == 201, "create key: %d %s", kept.Status, kept.Body)
 	mustf(t, a.do(t, Request{Method: "DELETE", URL: "/api-keys/" + field(t, created, "id"), Headers: bearer(u)}).Status == 204, "revoke")
 
-	purge := server.NewPurge(a.Config, a.DB, services.NewAudit(a.DB.DB, a.Clock, []byte(a.Config.AuditKey), slog.New(slog.DiscardHandler)),
-		a.Clock, slog.New(slog.DiscardHandler), metrics.New())
+	purge := a.Server.Services.Purge // what PURGE_INTERVAL and `tollgate purge` run
 	n, err := purge.Run(context.Background())
 	mustf(t, err == nil && n.ResetTokens == 0 && n.MFAChallenges == 0 && n.APIKeys == 0, "nothing spent long enough: %+v %v", n, err)
 	a.Clock.Advance(25 * time.Hour)

@@ -35,7 +35,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tollgate/tollgate/caller"
-	"github.com/tollgate/tollgate/cli"
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/database"
 	"github.com/tollgate/tollgate/mail"
@@ -134,6 +133,11 @@ func newAppOn(t testing.TB, db *database.DB, clk *clock.Manual, env ...string) *
 		"API_KEY_PEPPER":       testPepper,
 		"AUDIT_KEY":            testPepper + "-audit",
 		"MFA_KEY":              testPepper + "-mfa",
+		// Where a secret given no value would be read (or, in development,
+		// written): the run's directory, never the repository's config/.
+		"API_KEY_PEPPER_FILE": filepath.Join(keyDir, "api-key-pepper"),
+		"MFA_KEY_FILE":        filepath.Join(keyDir, "mfa-key"),
+		"AUDIT_KEY_FILE":      filepath.Join(keyDir, "audit-key"),
 	}
 	for i := 0; i+1 < len(env); i += 2 {
 		environ[env[i]] = env[i+1]
@@ -161,24 +165,23 @@ func newAppOn(t testing.TB, db *database.DB, clk *clock.Manual, env ...string) *
 	if _, err := db.Migrate(context.Background()); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	keys, err := services.LoadKeySet(cfg.JWTPrivateKeyFile, cfg.JWTPublicKeyFile, cfg.JWTPreviousPublicKeyFiles)
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// The secrets, Redis and the mail transport as the binary gets them
+	// (server.Open); the database, clock and mail store are the test's.
+	secrets, err := server.LoadSecrets(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
-	a := &App{
-		Config: cfg, Clock: clk, Mailer: &mail.Memory{}, DB: db, Keys: keys,
-		Logs: logs,
-	}
+	a := &App{Config: cfg, Clock: clk, Mailer: &mail.Memory{}, DB: db, Keys: secrets.Keys, Logs: logs}
 	var rdb redis.UniversalClient // stays a nil interface without REDIS_URL
 	if cfg.RedisURL != "" {
-		// As the binary connects: one server, a Cluster or Sentinels.
-		if rdb, _, err = cli.OpenRedis(cfg.RedisURL, cfg.RedisMode); err != nil {
+		// One server, a Cluster or Sentinels.
+		if rdb, _, err = server.OpenRedis(cfg.RedisURL, cfg.RedisMode); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { rdb.Close() })
 	}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var store ratelimit.Store
 	if url := os.Getenv("TEST_REDIS_URL"); url != "" && cfg.RedisURL == "" {
 		// Shared limits on the real Redis, under a prefix of this test's own,
@@ -188,24 +191,16 @@ func newAppOn(t testing.TB, db *database.DB, clk *clock.Manual, env ...string) *
 		store = ratelimit.NewFallback(ratelimit.NewRedis(a.Redis, a.RedisPrefix, time.Second).WithClock(a.Clock),
 			ratelimit.NewMemory(a.Clock, 0), a.Clock, log, ratelimit.FallbackConfig{})
 	}
-	peppers, _, err := services.LoadPeppers(cfg.APIKeyPepper, "", cfg.APIKeyPepperVersion, cfg.APIKeyPreviousPeppers, false)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var mailer mail.Mailer = a.Mailer
 	if cfg.SMTPURL != "" {
 		// A test of delivery itself: a real SMTP client against a relay of
 		// the test's making.
-		if mailer, err = mail.NewSMTP(cfg.SMTPURL, cfg.MailFrom); err != nil {
+		if mailer, err = server.NewMailer(cfg, log); err != nil {
 			t.Fatal(err)
 		}
 	}
-	mfaKeys, _, err := services.LoadMFAKeys(cfg.MFAKey, "", cfg.MFAKeyVersion, cfg.MFAPreviousKeys, false)
-	if err != nil {
-		t.Fatal(err)
-	}
 	a.Server, err = server.New(server.Deps{
-		Config: cfg, DB: db, Redis: rdb, Keys: keys, Peppers: peppers, MFAKeys: mfaKeys, AuditKey: []byte(cfg.AuditKey), Clock: a.Clock, Mailer: mailer, Log: log, RateStore: store,
+		Config: cfg, DB: db, Redis: rdb, Secrets: secrets, Clock: a.Clock, Mailer: mailer, Log: log, RateStore: store,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -712,7 +707,7 @@ func field(t testing.TB, r *Response, name string) string {
 // server) and returns every message delivered so far.
 func (a *App) sent(t testing.TB) []mail.Message {
 	t.Helper()
-	if _, err := a.Server.DeliverMail(context.Background()); err != nil {
+	if _, err := a.Server.Services.Outbox.DeliverDue(context.Background()); err != nil {
 		t.Fatalf("deliver mail: %v", err)
 	}
 	return a.Mailer.Sent()

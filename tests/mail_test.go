@@ -94,7 +94,7 @@ func TestMailNeverBlocksARequest(t *testing.T) {
 	// Not a speed target: had the requests waited for the relay, the request
 	// deadline (REQUEST_TIMEOUT) would have answered 504.
 	mustf(t, r.Status == 202, "resend: %d %s", r.Status, r.Body)
-	n, err := a.Server.DeliverMail(context.Background())
+	n, err := a.Server.Services.Outbox.DeliverDue(context.Background())
 	mustf(t, err == nil && n == 2, "two attempts: %d %v", n, err)
 	var rows []models.OutboxMail
 	a.DB.Order("created_at").Find(&rows)
@@ -119,7 +119,7 @@ func TestMailRetriesThenAbandons(t *testing.T) {
 		return m
 	}
 	deliver := func() int {
-		n, err := a.Server.DeliverMail(context.Background())
+		n, err := a.Server.Services.Outbox.DeliverDue(context.Background())
 		mustf(t, err == nil, "deliver: %v", err)
 		return n
 	}
@@ -147,7 +147,7 @@ func TestMailIsDeliveredOverSMTP(t *testing.T) {
 	addr, got := relay(t)
 	a := newApp(t, "SMTP_URL", "smtp://"+addr)
 	register(t, a, "ok@example.com")
-	n, err := a.Server.DeliverMail(context.Background())
+	n, err := a.Server.Services.Outbox.DeliverDue(context.Background())
 	mustf(t, err == nil && n == 1, "deliver: %d %v", n, err)
 	select {
 	case data := <-got:

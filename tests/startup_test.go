@@ -382,3 +382,20 @@ func TestTheImageAndComposeRunAsProduction(t *testing.T) {
 	cfg, err := settings.Load(map[string]string{"APP_ENV": "production", "APP_BASE_URL": "https://api.example.com"})
 	mustf(t, err == nil && !cfg.DevRoutes && cfg.Host == "", "production: %+v %v", cfg.DevRoutes, err)
 }
+
+// help and docs read no configuration: a broken environment still shows
+// the usage and writes the documents, while any other command names the
+// bad variable.
+func TestHelpAndDocsNeedNoConfiguration(t *testing.T) {
+	parallelTest(t)
+	broken := map[string]string{"PORT": "abc", "APP_ENV": "staging"}
+	out, err := run(t, []string{"help"}, broken)
+	mustf(t, err == nil && strings.Contains(out, "usage: tollgate"), "help: %v %s", err, out)
+	dir := t.TempDir()
+	out, err = run(t, []string{"docs", dir}, broken)
+	mustf(t, err == nil && strings.Contains(out, "openapi.json"), "docs: %v %s", err, out)
+	_, err = os.Stat(filepath.Join(dir, "openapi.json"))
+	mustf(t, err == nil, "docs wrote nothing: %v", err)
+	_, err = run(t, []string{"migrate", "status"}, broken)
+	mustf(t, err != nil && strings.Contains(err.Error(), "invalid PORT"), "migrate with PORT=abc: %v", err)
+}

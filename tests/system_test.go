@@ -104,8 +104,8 @@ func TestSystemEndpoints(t *testing.T) {
 func TestPanicIsA500WithoutInternals(t *testing.T) {
 	parallelTest(t)
 	a := newApp(t)
-	a.Server.Echo().GET("/boom", func(c *echo.Context) error { panic("secret internal detail") })
-	a.Server.Echo().GET("/fail", func(c *echo.Context) error { return errors.New(`pq: relation "users" does not exist`) })
+	a.Server.Handler().(*echo.Echo).GET("/boom", func(c *echo.Context) error { panic("secret internal detail") })
+	a.Server.Handler().(*echo.Echo).GET("/fail", func(c *echo.Context) error { return errors.New(`pq: relation "users" does not exist`) })
 	for _, path := range []string{"/boom", "/fail"} {
 		r := a.do(t, Request{Method: "GET", URL: path})
 		mustf(t, r.Status == 500 && r.Body == `{"error":"Internal server error","code":"internal_error"}`+"\n", "%s: %d %s", path, r.Status, r.Body)

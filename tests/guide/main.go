@@ -1,9 +1,9 @@
 // Command guide applies docs/adding-an-endpoint.md to a copy of the
 // repository, exactly as written, so CI can prove the guide still works:
 // every "`path`:" line followed by a code block writes that file, and the
-// two "In `file`, add" steps are applied to routes/routes.go and
-// server/server.go. tests/guide/run.sh copies the tree, runs this in the
-// copy, then regenerates the docs and runs vet and the suite there.
+// "In `file`, add" steps are applied to routes/routes.go, server/build.go
+// and server/http.go. tests/guide/run.sh copies the tree, runs this in
+// the copy, then regenerates the docs and runs vet and the suite there.
 package main
 
 import (
@@ -54,15 +54,20 @@ func apply(root string) error {
 				return err
 			}
 			fragments++
-		case strings.HasPrefix(b.intro, "In `server/server.go`"):
-			if err := insertAfter(filepath.Join(root, "server/server.go"), "routes.Register(e, routes.Handlers{", b.body); err != nil {
+		case strings.HasPrefix(b.intro, "In `server/build.go`"):
+			if err := patchServices(root, b.body); err != nil {
+				return err
+			}
+			fragments++
+		case strings.HasPrefix(b.intro, "In `server/http.go`"):
+			if err := insertAfter(filepath.Join(root, "server/http.go"), "routes.Register(e, routes.Handlers{", b.body); err != nil {
 				return err
 			}
 			fragments++
 		}
 	}
-	if files < 7 || fragments != 2 {
-		return fmt.Errorf("found %d files and %d edits in the guide, want at least 7 and 2: its shape changed, update tests/guide", files, fragments)
+	if files < 7 || fragments != 3 {
+		return fmt.Errorf("found %d files and %d edits in the guide, want at least 7 and 3: its shape changed, update tests/guide", files, fragments)
 	}
 	return nil
 }
@@ -92,34 +97,73 @@ func codeBlocks(doc string) []block {
 	return out
 }
 
-// patchRoutes adds the guide's new Handlers field and Register call: the
-// lines of its fragment that are not "// ...existing..." placeholders or
-// the struct and func lines themselves.
+// patchRoutes adds the guide's new Handlers field and Register call.
 func patchRoutes(root, fragment string) error {
 	path := filepath.Join(root, "routes/routes.go")
-	var field, call []string
+	field, call, err := sections(fragment, "type Handlers struct", "func Register(")
+	if err != nil {
+		return fmt.Errorf("the routes.go step: %w", err)
+	}
+	if err := insertAfter(path, "type Handlers struct {", field); err != nil {
+		return err
+	}
+	return insertAfter(path, "func Register(e *echo.Echo, h Handlers, g Guards) {", call)
+}
+
+// patchServices adds the guide's new Services field and the line that
+// builds it, before the health checks (the last service newServices makes).
+func patchServices(root, fragment string) error {
+	path := filepath.Join(root, "server/build.go")
+	field, build, err := sections(fragment, "type Services struct", "func newServices(")
+	if err != nil {
+		return fmt.Errorf("the build.go step: %w", err)
+	}
+	if err := insertAfter(path, "type Services struct {", field); err != nil {
+		return err
+	}
+	return insertBefore(path, "\toptional := map[string]services.Check{}", build)
+}
+
+// sections splits a fragment into the lines under its struct and under its
+// func, leaving out "// ...existing..." placeholders and the struct and
+// func lines themselves.
+func sections(fragment, structLine, funcLine string) (string, string, error) {
+	var first, second []string
 	section := ""
 	for _, line := range strings.Split(fragment, "\n") {
 		t := strings.TrimSpace(line)
 		switch {
-		case strings.HasPrefix(t, "type Handlers struct"):
-			section = "field"
-		case strings.HasPrefix(t, "func Register("):
-			section = "call"
+		case strings.HasPrefix(t, structLine):
+			section = "first"
+		case strings.HasPrefix(t, funcLine):
+			section = "second"
 		case t == "" || t == "}" || strings.HasPrefix(t, "// ..."):
-		case section == "field":
-			field = append(field, line)
-		case section == "call":
-			call = append(call, line)
+		case section == "first":
+			first = append(first, line)
+		case section == "second":
+			second = append(second, line)
 		}
 	}
-	if len(field) == 0 || len(call) == 0 {
-		return errors.New("the routes.go step has no field or no call")
+	if len(first) == 0 || len(second) == 0 {
+		return "", "", errors.New("no field or no call")
 	}
-	if err := insertAfter(path, "type Handlers struct {", strings.Join(field, "\n")+"\n"); err != nil {
+	return strings.Join(first, "\n") + "\n", strings.Join(second, "\n") + "\n", nil
+}
+
+// insertBefore puts text on the lines before the one holding anchor.
+func insertBefore(path, anchor, text string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
 		return err
 	}
-	return insertAfter(path, "func Register(e *echo.Echo, h Handlers, g Guards) {", strings.Join(call, "\n")+"\n")
+	s := string(raw)
+	i := strings.Index(s, anchor)
+	if i < 0 {
+		return fmt.Errorf("%s: %q not found", path, anchor)
+	}
+	i = strings.LastIndex(s[:i], "\n") + 1
+	fmt.Printf("edited %s before %q\n", path, anchor)
+	return os.WriteFile(path, []byte(s[:i]+text+s[i:]), 0o644)
 }
 
 func insertAfter(path, anchor, text string) error {

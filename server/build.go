@@ -1,0 +1,197 @@
+// Package server is the application's one composition root: Open connects
+// what the configuration names, New builds the app from it in named steps
+// (stores, services, HTTP), and Run serves with graceful shutdown.
+// `go run .`, every command and the tests build through it.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/clock"
+	"github.com/tollgate/tollgate/database"
+	"github.com/tollgate/tollgate/mail"
+	"github.com/tollgate/tollgate/metrics"
+	"github.com/tollgate/tollgate/ratelimit"
+	"github.com/tollgate/tollgate/services"
+	"github.com/tollgate/tollgate/settings"
+)
+
+// Deps are everything the app is built from, from outside (Open makes them
+// for the binary).
+type Deps struct {
+	Config  settings.Config
+	DB      *database.DB
+	Redis   redis.UniversalClient // nil: no Redis configured
+	Secrets Secrets
+	Clock   clock.Clock
+	Mailer  mail.Mailer
+	Log     *slog.Logger
+	// RateStore is the rate-limit store; nil builds the default: Redis
+	// with per-instance memory fallback when Redis is set, else memory.
+	RateStore ratelimit.Store
+	// Metrics is where the app records; nil makes a fresh registry.
+	Metrics *metrics.Metrics
+}
+
+// Stores are the shared state beside the database: the rate-limit counts
+// and the ended sessions and revoked client tokens every instance must see.
+type Stores struct {
+	Limits   ratelimit.Store
+	Memory   *ratelimit.Memory // the per-instance counts (all of them without Redis)
+	Shared   *ratelimit.Redis  // the heartbeat's, when the limits are on Redis
+	Accounts ratelimit.Store   // per-account limits; nil when RATE_LIMIT_ENABLED is off
+	Ended    *services.EndedSessions
+	Revoked  *services.Revocations
+}
+
+// Services are the rules of the product, built once and shared by the
+// HTTP handlers and the commands.
+type Services struct {
+	Tokens    *services.Tokens
+	Hasher    *services.Hasher
+	Audit     *services.Audit
+	Users     *services.Users
+	Outbox    *services.Outbox
+	Accounts  *services.Accounts
+	APIKeys   *services.APIKeys
+	Clients   *services.Clients
+	Projects  *services.Projects
+	Analytics *services.Analytics
+	Health    *services.Health
+	Purge     *services.Purge
+	Ended     *services.EndedSessions
+}
+
+// Server is the built application.
+type Server struct {
+	deps     Deps
+	handler  http.Handler
+	stores   Stores
+	monitor  *database.Monitor
+	metrics  *metrics.Metrics
+	Services Services
+}
+
+// New builds the application from d.
+func New(d Deps) (*Server, error) {
+	m := d.Metrics
+	if m == nil {
+		m = metrics.New()
+	}
+	st := newStores(d, m)
+	svc, err := newServices(d, st, m)
+	if err != nil {
+		return nil, err
+	}
+	monitor := newMonitor(d, m)
+	e, err := newHTTP(d, st, svc, monitor, m)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{deps: d, handler: e, stores: st, monitor: monitor, metrics: m, Services: svc}, nil
+}
+
+// newStores builds the rate-limit store (Redis with a per-instance fallback
+// when Redis is set) and the shared session and revocation lists.
+func newStores(d Deps, m *metrics.Metrics) Stores {
+	cfg := d.Config
+	st := Stores{Memory: ratelimit.NewMemory(d.Clock, cfg.RateLimitMemoryMaxKeys), Limits: d.RateStore}
+	if st.Limits == nil {
+		st.Limits = st.Memory
+		if d.Redis != nil {
+			st.Shared = ratelimit.NewRedis(d.Redis, cfg.RateLimitKeyPrefix, cfg.RateLimitRedisTimeout)
+			st.Limits = ratelimit.NewFallback(st.Shared, st.Memory, d.Clock, d.Log, ratelimit.FallbackConfig{})
+		}
+	}
+	if fb, ok := st.Limits.(*ratelimit.Fallback); ok {
+		m.Gauge("rate_limit_instances", "Instances sharing the limits, from the Redis heartbeat (each admits limit/instances while Redis is down).",
+			func() float64 { return float64(fb.Peers()) })
+		fb.OnChange(func(degraded bool) { m.RateLimitFallback.Set(map[bool]float64{false: 0, true: 1}[degraded]) })
+	}
+	m.Gauge("rate_limit_memory_keys", "Keys held by the per-instance rate-limit store.", func() float64 { return float64(st.Memory.Len()) })
+	m.Gauge("rate_limit_memory_evictions", "Keys the per-instance store evicted to stay under RATE_LIMIT_MEMORY_MAX_KEYS.",
+		func() float64 { return float64(st.Memory.Evicted()) })
+	if cfg.RateLimitEnabled {
+		st.Accounts = st.Limits
+	}
+	st.Ended = services.NewEndedSessions(d.Redis, cfg.RateLimitKeyPrefix, d.Clock, cfg.AccessTokenTTL, cfg.RateLimitRedisTimeout, d.Log)
+	st.Revoked = services.NewRevocations(d.Redis, cfg.RateLimitKeyPrefix, d.Clock, cfg.RateLimitRedisTimeout, d.Log)
+	return st
+}
+
+// newServices builds the services over the database and the stores.
+func newServices(d Deps, st Stores, m *metrics.Metrics) (Services, error) {
+	cfg, db, rl := d.Config, d.DB.DB, d.Config.RateLimits
+	s := Services{Ended: st.Ended}
+	s.Tokens = services.NewTokens(d.Secrets.Keys, d.Clock, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL, st.Ended)
+	s.Hasher = services.NewHasher(cfg.BcryptCost, cfg.PasswordHashConcurrency, cfg.PasswordHashMaxWait).WithMetrics(m.PasswordHashes)
+	m.Gauge("password_hashes_in_flight", "Password hashes running now.", func() float64 { return float64(s.Hasher.InFlight()) })
+	m.Gauge("password_hashes_waiting", "Requests waiting for a password-hash slot.", func() float64 { return float64(s.Hasher.Waiting()) })
+	s.Audit = services.NewAudit(db, d.Clock, d.Secrets.AuditKey, d.Log).WithCheckpointFile(cfg.AuditCheckpointFile)
+	s.Users = services.NewUsers(db, d.Clock, s.Hasher).WithAudit(s.Audit).WithEndedSessions(st.Ended)
+	s.Outbox = services.NewOutbox(db, d.Clock, d.Mailer, d.Log, m, services.OutboxConfig{
+		MaxAttempts: cfg.MailMaxAttempts, Backoff: cfg.MailRetryBackoff, MaxBackoff: cfg.MailMaxBackoff,
+		SendTimeout: cfg.MailSendTimeout, Batch: 20, Keys: d.Secrets.MFAKeys, KeepBodies: cfg.DevRoutes,
+	})
+	var err error
+	s.Accounts, err = services.NewAccounts(services.AccountDeps{
+		DB: db, Clock: d.Clock, Users: s.Users, Tokens: s.Tokens, Hasher: s.Hasher, Outbox: s.Outbox, Audit: s.Audit, Log: d.Log, Metrics: m,
+		Config: services.AuthConfig{
+			BaseURL: cfg.AppBaseURL, RefreshTTL: cfg.RefreshTokenTTL, VerificationTTL: cfg.EmailVerificationTTL,
+			ReuseGrace: cfg.RefreshReuseGrace, ResetTTL: cfg.PasswordResetTTL,
+			AccountStore: st.Accounts, LoginAccount: rl.LoginAccount, ForgotAccount: rl.ForgotAccount, MailAddress: rl.MailAddress,
+			Issuer: cfg.MFAIssuer, MFAKeys: d.Secrets.MFAKeys, Ended: st.Ended,
+		},
+	})
+	if err != nil {
+		return Services{}, err
+	}
+	env := "test"
+	if cfg.IsProduction() {
+		env = "live"
+	}
+	s.APIKeys = services.NewAPIKeys(db, d.Clock, d.Log, s.Audit, services.APIKeyConfig{
+		Env: env, MaxLifetime: cfg.APIKeyMaxLifetime, RotationGrace: cfg.APIKeyRotationGrace, Peppers: d.Secrets.Peppers,
+		Tiers: rl.Tiers, Fallback: rl.User, SharesUserLimit: cfg.APIKeySharesUserLimit, MaxPerUser: cfg.APIKeyMaxPerUser,
+	})
+	s.Clients = services.NewClients(db, d.Clock, d.Log, s.Tokens, st.Revoked, s.Audit, services.OAuthConfig{
+		Audience: cfg.JWTAudience, TokenTTL: cfg.OAuthTokenTTL, RotationGrace: cfg.APIKeyRotationGrace, Peppers: d.Secrets.Peppers,
+	})
+	s.Projects = services.NewProjects(db, d.Clock)
+	s.Analytics = services.NewAnalytics(db, d.Clock)
+	optional := map[string]services.Check{}
+	if d.Redis != nil {
+		optional["redis"] = func(ctx context.Context) error { return d.Redis.Ping(ctx).Err() }
+	}
+	s.Health = services.NewHealth(2*time.Second, map[string]services.Check{"database": d.DB.Ping}, optional, d.Log, m)
+	// The clean-up the server runs every PURGE_INTERVAL and `tollgate
+	// purge` runs once: one definition, so both delete the same.
+	s.Purge = services.NewPurge(db, d.Clock, d.Log, m, cfg.EmailVerificationTTL).WithAudit(s.Audit, cfg.AuditRetention)
+	return s, nil
+}
+
+// newMonitor watches the database through the requests' faults: an outage
+// they find shows in the metrics at once, not only at the next readiness
+// probe.
+func newMonitor(d Deps, m *metrics.Metrics) *database.Monitor {
+	monitor := database.NewMonitor(d.DB, d.Log)
+	monitor.OnChange(func(down bool) {
+		m.DependencyUp.WithLabelValues("database").Set(map[bool]float64{false: 1, true: 0}[down])
+	})
+	m.DBPool(d.DB.Stats)
+	return monitor
+}
+
+// Close releases what New started.
+func (s *Server) Close() {
+	s.stores.Memory.Close()
+	s.monitor.Close()
+}
+
+// Handler is the application as an http.Handler (tests serve it directly).
+func (s *Server) Handler() http.Handler { return s.handler }
