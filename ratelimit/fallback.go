@@ -86,13 +86,6 @@ func NewFallback(shared Store, local *Memory, clk clock.Clock, log *slog.Logger,
 // (metrics). Call before use.
 func (f *Fallback) OnChange(fn func(degraded bool)) { f.onChange = fn }
 
-// Degraded reports whether limits are (or recently were) per instance.
-func (f *Fallback) Degraded() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.degraded
-}
-
 // SetPeers records how many instances share the limits (the heartbeat's
 // count, this one included).
 func (f *Fallback) SetPeers(n int64) { f.peers.Store(n) }

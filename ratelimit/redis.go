@@ -178,7 +178,9 @@ func NewRedis(client redis.Scripter, prefix string, timeout time.Duration) *Redi
 	return &Redis{client: client, prefix: prefix, timeout: timeout}
 }
 
-// WithClock makes the store use clk instead of Redis TIME (tests only).
+// WithClock counts windows on clk instead of Redis TIME: an injected clock
+// (tests cross windows without sleeping). Left alone, every instance reads
+// Redis TIME, so instances whose clocks drift still agree.
 func (r *Redis) WithClock(clk clock.Clock) *Redis {
 	c := *r
 	c.clock = clk

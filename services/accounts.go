@@ -80,7 +80,7 @@ func NewAccounts(d AccountDeps) (*Accounts, error) {
 	}, nil
 }
 
-// Token sizes: refresh tokens are 64 random bytes (seed 001), verification
+// Token sizes: refresh tokens are 64 random bytes, verification
 // tokens 32.
 const (
 	refreshTokenBytes      = 64

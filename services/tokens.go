@@ -79,9 +79,6 @@ func (t *Tokens) TTL() time.Duration { return t.ttl }
 // JWKS returns the public keys clients can verify tokens with.
 func (t *Tokens) JWKS() JWKS { return t.keys.JWKS() }
 
-// Issue signs an access token for u, outside any session.
-func (t *Tokens) Issue(u *models.User) (string, error) { return t.IssueSession(u, "") }
-
 // IssueSession signs an access token for u in session (its refresh-token
 // family), so the session can be told apart ("current", "others").
 func (t *Tokens) IssueSession(u *models.User, session string) (string, error) {

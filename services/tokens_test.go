@@ -34,7 +34,7 @@ func testTokensEnding(t testing.TB, clk clock.Clock, ended *EndedSessions) *Toke
 func TestVerifiedCacheRechecksExpiry(t *testing.T) {
 	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	tokens := testTokens(t, clk)
-	raw, err := tokens.Issue(&models.User{ID: uuid.New(), Role: caller.Viewer, Tier: caller.Free})
+	raw, err := tokens.IssueSession(&models.User{ID: uuid.New(), Role: caller.Viewer, Tier: caller.Free}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestVerifiedCacheRechecksExpiry(t *testing.T) {
 // BenchmarkVerify compares a full RS256 verification with a cache hit.
 func BenchmarkVerify(b *testing.B) {
 	tokens := testTokens(b, clock.System{})
-	raw, err := tokens.Issue(&models.User{ID: uuid.New(), Role: caller.Viewer, Tier: caller.Free})
+	raw, err := tokens.IssueSession(&models.User{ID: uuid.New(), Role: caller.Viewer, Tier: caller.Free}, "")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func BenchmarkVerify(b *testing.B) {
 		ended.EndUser(context.Background(), uuid.NewString())
 	}
 	checked := testTokensEnding(b, clock.System{}, ended)
-	raw, err = checked.Issue(&models.User{ID: uuid.New(), Role: caller.Viewer, Tier: caller.Free})
+	raw, err = checked.IssueSession(&models.User{ID: uuid.New(), Role: caller.Viewer, Tier: caller.Free}, "")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/tollgate/tollgate/models"
 )
 
-// Password policy (seed 001): at least 10 characters with upper case, lower
+// Password policy: at least 10 characters with upper case, lower
 // case and a digit; at most 72 bytes, because bcrypt ignores the rest.
 const (
 	MinPasswordLength = 10

@@ -37,7 +37,7 @@ func BenchmarkAuthenticatedChain(b *testing.B) {
 	e.GET("/trivial", func(c *echo.Context) error { return c.NoContent(http.StatusNoContent) },
 		middleware.NewAuth(tokens, nil, nil, nil).RequireAuth,
 		limiter.PerUser(map[string]ratelimit.Policy{}, ratelimit.Policy{Name: "user", Limit: 1 << 40, Window: 60e9}))
-	tok, err := tokens.Issue(&models.User{ID: [16]byte{1}, Role: caller.Viewer, Tier: caller.Free})
+	tok, err := tokens.IssueSession(&models.User{ID: [16]byte{1}, Role: caller.Viewer, Tier: caller.Free}, "")
 	if err != nil {
 		b.Fatal(err)
 	}

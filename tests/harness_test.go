@@ -285,7 +285,8 @@ var sqliteTemplate = sync.OnceValues(func() ([]byte, error) {
 // openTestDBURL gives the test a fresh database on TEST_DATABASE_URL's
 // server, cloned from a template migrated once per run, and drops it when
 // the test ends. Migrating every test's schema took most of the suite's
-// time, and serialised the tests on goose's advisory lock.
+// time, and queued the tests behind one another on goose's advisory
+// lock; a clone takes no lock.
 func openTestDBURL(t testing.TB) string {
 	t.Helper()
 	name, err := postgresDatabases().take()
@@ -586,10 +587,9 @@ func fill(s string, vals map[string]string) string {
 // Run runs the scenario against a fresh app.
 func (s Scenario) Run(t *testing.T) {
 	t.Run(s.Name, func(t *testing.T) {
-		// Every scenario has an app and a database of its own. On SQLite
-		// they run in parallel; on PostgreSQL each migrates a schema under
-		// goose's advisory lock, so parallel runs only queue (and were
-		// slower: 103 s against 72 s with -race).
+		// Every scenario has an app and a database of its own (a copy of
+		// the migrated template, on either database), so all run in
+		// parallel.
 		parallelTest(t)
 		a := newApp(t, s.Env...)
 		vals := map[string]string{}

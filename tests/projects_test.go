@@ -34,7 +34,7 @@ var auth = map[string]string{"Authorization": "Bearer {token}"}
 func TestProjects(t *testing.T) {
 	parallelTest(t)
 	scenarios := []Scenario{
-		// Seed 001 step 5, role-based access.
+		// Role-based access: viewers read, editors write their own, admins all.
 		{Name: "viewer can list projects", Method: "GET", URL: "/projects", Headers: auth, Setup: asRole("viewer"),
 			ExpectedStatus: 200, ExpectedContent: []string{`"data":[{"id":"{project}"`, `"page":1`, `"per_page":20`, `"has_more":false`},
 			NotExpected: []string{`"total"`, `"next_cursor"`}},

@@ -50,7 +50,7 @@ func assert429(t testing.TB, a *App, r *Response, body string) {
 	mustf(t, r.Header.Get("X-RateLimit-Remaining") == "0", "remaining %q on a 429", r.Header.Get("X-RateLimit-Remaining"))
 }
 
-// Seed 001 step 5: 429 after 100 unauthenticated requests.
+// The default limits: 429 after 100 unauthenticated requests.
 func TestPublicLimit(t *testing.T) {
 	parallelTest(t)
 	a := newApp(t)
@@ -73,7 +73,7 @@ func TestPublicLimit(t *testing.T) {
 	mustf(t, a.do(t, req).Status == 200, "refused after Retry-After")
 }
 
-// Seed 001 step 5: 5 failed logins in 15 minutes, then 429 with Retry-After.
+// The default limits: 5 failed logins in 15 minutes, then 429 with Retry-After.
 func TestLoginBruteForceGuard(t *testing.T) {
 	parallelTest(t)
 	a := newApp(t)
@@ -124,7 +124,7 @@ func TestRegisterLimit(t *testing.T) {
 	mustf(t, strings.HasPrefix(r.Header.Get("RateLimit"), `"register";r=0`), "RateLimit %q", r.Header.Get("RateLimit"))
 }
 
-// Seed 001 step 5: 300 a minute for an authenticated user (a tier not in
+// The default limits: 300 a minute for an authenticated user (a tier not in
 // RATE_LIMIT_TIERS), and each listed tier at its own limit.
 func TestUserLimitsByTier(t *testing.T) {
 	parallelTest(t)
@@ -155,7 +155,7 @@ func TestUserLimitsByTier(t *testing.T) {
 	}
 }
 
-// Seed 001 step 5: admins are not limited.
+// The default limits: admins are not limited.
 func TestAdminBypassesUserLimit(t *testing.T) {
 	parallelTest(t)
 	a := newApp(t)
