@@ -11,7 +11,10 @@ import (
 )
 
 // scannable lists every model that implements Scannable: add yours here.
-var scannable = []Scannable{&models.Project{}, &models.User{}}
+var scannable = []Scannable{
+	&models.User{},
+	&models.Project{},
+}
 
 // A Scannable model's Columns must be exactly its GORM columns, in field
 // order, and Fields must point at those fields: a column added to the struct

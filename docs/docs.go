@@ -984,7 +984,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Users by role and tier, verification, projects and active logins. Admins only (admins are not limited per user; other callers count against their tier before the 403).",
+                "description": "Users by role and tier, verification, active logins, and the count of each resource. Admins only (admins are not limited per user; other callers count against their tier before the 403).",
                 "produces": [
                     "application/json"
                 ],
@@ -2809,7 +2809,7 @@ const docTemplate = `{
                         "type": "string"
                     },
                     "example": [
-                        "projects:read"
+                        "users:read"
                     ]
                 },
                 "start": {
@@ -2890,7 +2890,7 @@ const docTemplate = `{
                         "type": "string"
                     },
                     "example": [
-                        "projects:read"
+                        "users:read"
                     ]
                 },
                 "start": {
@@ -2916,6 +2916,7 @@ const docTemplate = `{
                     "type": "integer"
                 },
                 "projects": {
+                    "description": "The example resource's counts.",
                     "type": "object",
                     "required": [
                         "created_last_7_days",
@@ -3164,7 +3165,7 @@ const docTemplate = `{
                         "type": "string"
                     },
                     "example": [
-                        "projects:read"
+                        "users:read"
                     ]
                 },
                 "token_endpoint_auth_method": {
@@ -3235,7 +3236,7 @@ const docTemplate = `{
                         "type": "string"
                     },
                     "example": [
-                        "projects:read"
+                        "users:read"
                     ]
                 },
                 "token_endpoint_auth_method": {
@@ -3263,7 +3264,7 @@ const docTemplate = `{
                 },
                 "scope": {
                     "type": "string",
-                    "example": "projects:read analytics:read"
+                    "example": "users:read analytics:read"
                 },
                 "token_type": {
                     "type": "string",
@@ -3310,7 +3311,7 @@ const docTemplate = `{
                         "type": "string"
                     },
                     "example": [
-                        "projects:read"
+                        "users:read"
                     ]
                 }
             }
@@ -3344,7 +3345,7 @@ const docTemplate = `{
                         "type": "string"
                     },
                     "example": [
-                        "projects:read"
+                        "users:read"
                     ]
                 },
                 "token_endpoint_auth_method": {

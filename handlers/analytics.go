@@ -16,11 +16,12 @@ type AnalyticsResponse struct {
 		Verified   int64            `json:"verified"`
 		Unverified int64            `json:"unverified"`
 	} `json:"users"`
+	ActiveRefreshSessions int64 `json:"active_refresh_sessions"`
+	// The example resource's counts.
 	Projects struct {
 		Total     int64 `json:"total"`
 		Last7Days int64 `json:"created_last_7_days"`
 	} `json:"projects"`
-	ActiveRefreshSessions int64 `json:"active_refresh_sessions"`
 }
 
 // Analytics serves the admin report.
@@ -32,7 +33,7 @@ func NewAnalytics(a *services.Analytics) *Analytics { return &Analytics{analytic
 // Get returns the report.
 //
 //	@Summary	Usage analytics (admin)
-//	@Description	Users by role and tier, verification, projects and active logins. Admins only (admins are not limited per user; other callers count against their tier before the 403).
+//	@Description	Users by role and tier, verification, active logins, and the count of each resource. Admins only (admins are not limited per user; other callers count against their tier before the 403).
 //	@ID	getAnalytics
 //	@Tags	analytics
 //	@Produce	json
@@ -50,7 +51,7 @@ func (h *Analytics) Get(c *echo.Context) error {
 	var out AnalyticsResponse
 	out.Users.ByRole, out.Users.ByTier = r.UsersByRole, r.UsersByTier
 	out.Users.Verified, out.Users.Unverified = r.UsersVerified, r.UsersUnverified
-	out.Projects.Total, out.Projects.Last7Days = r.ProjectsTotal, r.ProjectsLast7Days
 	out.ActiveRefreshSessions = r.ActiveRefreshSession
+	out.Projects.Total, out.Projects.Last7Days = r.ProjectsTotal, r.ProjectsLast7Days
 	return c.JSON(http.StatusOK, out)
 }

@@ -24,7 +24,7 @@ func NewAPIKeys(keys *services.APIKeys) *APIKeys { return &APIKeys{keys: keys} }
 type CreateAPIKeyRequest struct {
 	Name string `json:"name" validate:"required,max=100" example:"nightly export"`
 	// A subset of the scopes the caller's role implies.
-	Scopes []string `json:"scopes" example:"projects:read"`
+	Scopes []string `json:"scopes" example:"users:read"`
 	// When the key dies; at most API_KEY_MAX_LIFETIME away (the default).
 	ExpiresAt *time.Time `json:"expires_at,omitempty" format:"date-time"`
 	// Addresses or ranges the key may be used from; empty: anywhere.
@@ -45,7 +45,7 @@ type APIKeyResponse struct {
 	UserID       uuid.UUID  `json:"user_id" format:"uuid"`
 	Name         string     `json:"name" example:"nightly export"`
 	Start        string     `json:"start" example:"tg_live_3xAm"` // the first characters, to tell keys apart
-	Scopes       []string   `json:"scopes" example:"projects:read"`
+	Scopes       []string   `json:"scopes" example:"users:read"`
 	AllowedCIDRs []string   `json:"allowed_cidrs"`
 	RateLimit    string     `json:"rate_limit,omitempty" example:"100/1m"`
 	CreatedAt    time.Time  `json:"created_at" format:"date-time"`

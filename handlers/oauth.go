@@ -33,7 +33,7 @@ type ClientTokenResponse struct {
 	AccessToken string `json:"access_token" example:"eyJhbGciOiJSUzI1NiIsImtpZCI6Ii4uLiIsInR5cCI6ImF0K2p3dCJ9..."`
 	TokenType   string `json:"token_type" example:"Bearer"`
 	ExpiresIn   int    `json:"expires_in" example:"900"`
-	Scope       string `json:"scope" example:"projects:read analytics:read"`
+	Scope       string `json:"scope" example:"users:read analytics:read"`
 }
 
 // OAuthErrorResponse is every error of the OAuth endpoints (RFC 6749
@@ -215,7 +215,7 @@ func (h *OAuth) Metadata(c *echo.Context) error {
 type CreateClientRequest struct {
 	Name string `json:"name" validate:"required,max=100" example:"billing sync"`
 	// A subset of the scopes your role implies.
-	Scopes []string `json:"scopes" example:"projects:read"`
+	Scopes []string `json:"scopes" example:"users:read"`
 	// The aud of its tokens; default JWT_AUDIENCE (this API). Tokens for another audience are not accepted here.
 	Audience string `json:"audience,omitempty" example:"tollgate-api"`
 	// Seconds an access token lives; default 900, at most 86400.
@@ -230,7 +230,7 @@ type ClientResponse struct {
 	ClientID                string     `json:"client_id" example:"tgc_4kT0c2vLr8yQ1aZx9WmNpB"`
 	OwnerID                 uuid.UUID  `json:"owner_id" format:"uuid"`
 	Name                    string     `json:"name" example:"billing sync"`
-	Scopes                  []string   `json:"scopes" example:"projects:read"`
+	Scopes                  []string   `json:"scopes" example:"users:read"`
 	Audience                string     `json:"audience" example:"tollgate-api"`
 	AccessTokenTTL          int        `json:"access_token_ttl" example:"900"`
 	TokenEndpointAuthMethod string     `json:"token_endpoint_auth_method" example:"client_secret_basic"`

@@ -63,27 +63,6 @@ type RefreshToken struct {
 	UserAgent  string
 }
 
-// Project is the example resource a fork replaces with its own.
-type Project struct {
-	ID          uuid.UUID `gorm:"type:uuid;primaryKey"`
-	OwnerID     uuid.UUID `gorm:"type:uuid"`
-	Name        string
-	Description string
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
-}
-
-var projectColumns = []string{"id", "owner_id", "name", "description", "created_at", "updated_at"}
-
-// Columns and Fields let lists scan projects without reflection (see
-// database.Scannable); a test holds them to the struct's GORM schema.
-func (*Project) Columns() []string { return projectColumns }
-
-// Fields are the scan targets of Columns, in order.
-func (p *Project) Fields() []any {
-	return []any{&p.ID, &p.OwnerID, &p.Name, &p.Description, &p.CreatedAt, &p.UpdatedAt}
-}
-
 // Secret is how a credential's secret is kept: an HMAC made with the
 // server pepper of PepperVersion and, for a while after a rotation, the
 // previous secret's HMAC, valid until PreviousExpiresAt.

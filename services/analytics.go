@@ -18,10 +18,13 @@ type Report struct {
 	UsersByTier          map[string]int64
 	UsersVerified        int64
 	UsersUnverified      int64
-	ProjectsTotal        int64
-	ProjectsLast7Days    int64
 	ActiveRefreshSession int64
+	// The example resource's counts.
+	ProjectsTotal, ProjectsLast7Days int64
 }
+
+// recentWindow is what the report counts as new ("last 7 days").
+const recentWindow = 7 * 24 * time.Hour
 
 // Analytics computes the admin report.
 type Analytics struct {
@@ -34,9 +37,8 @@ func NewAnalytics(db *gorm.DB, clk clock.Clock) *Analytics {
 	return &Analytics{db: db, clock: clk}
 }
 
-// Report counts users, projects and live sessions in two queries: one
-// grouped scan of users, one row of scalar counts for the rest (it was
-// seven round trips one after another).
+// Report counts users (one grouped scan, where it was four queries one
+// after another), live sessions and the example's projects.
 func (s *Analytics) Report(ctx context.Context) (*Report, error) {
 	db := s.db.WithContext(ctx)
 	r := &Report{
@@ -69,16 +71,14 @@ func (s *Analytics) Report(ctx context.Context) (*Report, error) {
 		}
 	}
 	now := s.clock.Now()
-	var counts struct {
-		Projects, Recent, Sessions int64
+	if err := db.Model(&models.RefreshToken{}).Where("revoked_at IS NULL AND expires_at > ?", now).
+		Count(&r.ActiveRefreshSession).Error; err != nil {
+		return nil, apperror.Wrap(err, "count sessions")
 	}
-	if err := db.Raw(`SELECT
-		(SELECT COUNT(*) FROM projects) AS projects,
-		(SELECT COUNT(*) FROM projects WHERE created_at >= ?) AS recent,
-		(SELECT COUNT(*) FROM refresh_tokens WHERE revoked_at IS NULL AND expires_at > ?) AS sessions`,
-		now.Add(-7*24*time.Hour), now).Scan(&counts).Error; err != nil {
-		return nil, apperror.Wrap(err, "count projects and sessions")
+	// The example resource's counts, in one row.
+	if err := db.Raw(`SELECT (SELECT COUNT(*) FROM projects), (SELECT COUNT(*) FROM projects WHERE created_at >= ?)`,
+		now.Add(-recentWindow)).Row().Scan(&r.ProjectsTotal, &r.ProjectsLast7Days); err != nil {
+		return nil, apperror.Wrap(err, "count projects")
 	}
-	r.ProjectsTotal, r.ProjectsLast7Days, r.ActiveRefreshSession = counts.Projects, counts.Recent, counts.Sessions
 	return r, nil
 }

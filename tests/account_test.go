@@ -282,8 +282,8 @@ func TestPerAccountLoginThrottling(t *testing.T) {
 // keyWorks reports whether an API key is still accepted.
 func keyWorks(t testing.TB, a *App, key string) bool {
 	t.Helper()
-	r := a.do(t, Request{Method: "GET", URL: "/projects", Headers: map[string]string{"X-API-Key": key}})
-	mustf(t, r.Status == 200 || r.Status == 401, "GET /projects with a key: %d %s", r.Status, r.Body)
+	r := a.do(t, Request{Method: "GET", URL: "/users/me", Headers: map[string]string{"X-API-Key": key}})
+	mustf(t, r.Status == 200 || r.Status == 401, "GET /users/me with a key: %d %s", r.Status, r.Body)
 	return r.Status == 200
 }
 

@@ -13,7 +13,11 @@ func TestAdminUsers(t *testing.T) {
 	scenarios := []Scenario{
 		{Name: "admin lists users", Method: "GET", URL: "/admin/users?per_page=5", Headers: auth, Setup: asRole("admin"),
 			ExpectedStatus: 200, ExpectedContent: []string{`"per_page":5`, `"id":"{user_id}"`, `"has_more":false`}, NotExpected: []string{"password", `"total"`}},
-		{Name: "admin pages users by cursor", Method: "GET", URL: "/admin/users?per_page=1", Headers: auth, Setup: asRole("admin"),
+		{Name: "admin pages users by cursor", Method: "GET", URL: "/admin/users?per_page=1", Headers: auth,
+			Setup: func(t testing.TB, a *App) map[string]string {
+				a.user(t, caller.Viewer, caller.Free) // a second page
+				return asRole("admin")(t, a)
+			},
 			ExpectedStatus: 200, ExpectedContent: []string{`"has_more":true`, `"next_cursor":"`}},
 		// The last admin cannot be demoted: nobody could manage users after.
 		{Name: "the last admin cannot demote themselves", Method: "PATCH", URL: "/admin/users/{user_id}", Headers: auth, Setup: asRole("admin"),

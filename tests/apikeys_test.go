@@ -32,7 +32,7 @@ func (a *App) makeKey(t testing.TB, u *User, body map[string]any) (key, id strin
 	return field(t, r, "key"), field(t, r, "id")
 }
 
-var readKey = map[string]any{"name": "reader", "scopes": []string{"projects:read"}}
+var readKey = map[string]any{"name": "reader", "scopes": []string{"users:read"}}
 
 func keyHeader(k string) map[string]string { return map[string]string{"X-API-Key": k} }
 
@@ -41,8 +41,8 @@ func TestAPIKeys(t *testing.T) {
 	scenarios := []Scenario{
 		// Creating.
 		{Name: "create shows the key once, with its prefix, checksum and scopes", Method: "POST", URL: "/api-keys", Headers: auth,
-			Setup: asRole("editor"), Body: map[string]any{"name": "ci", "scopes": []string{"projects:write", "projects:read", "projects:read"}},
-			ExpectedStatus: 201, ExpectedContent: []string{`"key":"tg_test_`, `"scopes":["projects:read","projects:write"]`, `"name":"ci"`, `"expires_at":"2027-03-02T09:00:00Z"`},
+			Setup: asRole("admin"), Body: map[string]any{"name": "ci", "scopes": []string{"users:read", "analytics:read", "users:read"}},
+			ExpectedStatus: 201, ExpectedContent: []string{`"key":"tg_test_`, `"scopes":["analytics:read","users:read"]`, `"name":"ci"`, `"expires_at":"2027-03-02T09:00:00Z"`},
 			ExpectedHeaders: map[string]string{"Cache-Control": "no-store"},
 			After: func(t testing.TB, a *App, r *Response) {
 				key := field(t, r, "key")
@@ -54,9 +54,9 @@ func TestAPIKeys(t *testing.T) {
 			ExpectedStatus: 200, ExpectedContent: []string{`"id":"{key_id}"`, `"start":"{key_start}"`, `"last_used_at":null`},
 			NotExpected: []string{"{key}", "secret_hash", `"key":`}},
 		{Name: "a scope beyond the role is refused", Method: "POST", URL: "/api-keys", Headers: auth, Setup: asRole("viewer"),
-			Body:           map[string]any{"name": "x", "scopes": []string{"projects:write"}},
-			ExpectedStatus: 400, ExpectedContent: []string{`"scopes":"may only hold scopes your role has: `, ` projects:read `, ` users:read"`},
-			NotExpected: []string{"projects:write"}},
+			Body:           map[string]any{"name": "x", "scopes": []string{"analytics:read"}},
+			ExpectedStatus: 400, ExpectedContent: []string{`"scopes":"may only hold scopes your role has: `, `users:read"`},
+			NotExpected: []string{"analytics:read"}},
 		{Name: "an unknown scope is refused", Method: "POST", URL: "/api-keys", Headers: auth, Setup: asRole("admin"),
 			Body: map[string]any{"name": "x", "scopes": []string{"root"}}, ExpectedStatus: 400, ExpectedContent: []string{`unknown scope root`}},
 		{Name: "no scopes, a past or too distant expiry, a bad range or a limit above the tier are refused", Method: "POST", URL: "/api-keys",
@@ -64,28 +64,28 @@ func TestAPIKeys(t *testing.T) {
 			Body:           map[string]any{"name": "x", "scopes": []string{}, "allowed_cidrs": []string{"10.0.0.0/33"}, "rate_limit": "61/1m"},
 			ExpectedStatus: 400, ExpectedContent: []string{`"scopes":`, `"allowed_cidrs":`}},
 		{Name: "an expiry past the maximum lifetime is refused", Method: "POST", URL: "/api-keys", Headers: auth, Setup: asRole("viewer"),
-			Body:           map[string]any{"name": "x", "scopes": []string{"projects:read"}, "expires_at": "2030-01-01T00:00:00Z", "rate_limit": "61/1m"},
+			Body:           map[string]any{"name": "x", "scopes": []string{"users:read"}, "expires_at": "2030-01-01T00:00:00Z", "rate_limit": "61/1m"},
 			ExpectedStatus: 400, ExpectedContent: []string{`"expires_at":"must be at most 8760h0m0s away"`, `"rate_limit":"must allow no more than your tier's 60/1m0s"`}},
 		{Name: "a key cannot make keys", Method: "POST", URL: "/api-keys", Headers: map[string]string{"X-API-Key": "{key}"},
 			Setup: withKey(caller.Admin, map[string]any{"name": "all", "scopes": caller.AllScopes()}), Body: readKey,
 			ExpectedStatus: 403, ExpectedContent: []string{`"code":"user_token_required"`}},
 
 		// Using.
-		{Name: "accepted as X-API-Key", Method: "GET", URL: "/projects", Headers: map[string]string{"X-API-Key": "{key}"},
+		{Name: "accepted as X-API-Key", Method: "GET", URL: "/users/me", Headers: map[string]string{"X-API-Key": "{key}"},
 			Setup: withKey(caller.Viewer, readKey), ExpectedStatus: 200},
-		{Name: "accepted as a bearer token", Method: "GET", URL: "/projects", Headers: map[string]string{"Authorization": "Bearer {key}"},
+		{Name: "accepted as a bearer token", Method: "GET", URL: "/users/me", Headers: map[string]string{"Authorization": "Bearer {key}"},
 			Setup: withKey(caller.Viewer, readKey), ExpectedStatus: 200},
 		{Name: "acts for its owner", Method: "GET", URL: "/users/me", Headers: map[string]string{"X-API-Key": "{key}"},
 			Setup:          withKey(caller.Editor, map[string]any{"name": "me", "scopes": []string{"users:read"}}),
 			ExpectedStatus: 200, ExpectedContent: []string{`"id":"{user_id}"`, `"role":"editor"`}},
-		{Name: "a scope the key lacks is 403 insufficient_scope with the RFC 6750 challenge", Method: "POST", URL: "/projects",
-			Headers: map[string]string{"X-API-Key": "{key}"}, Setup: withKey(caller.Editor, readKey), Body: map[string]string{"name": "p"},
+		{Name: "a scope the key lacks is 403 insufficient_scope with the RFC 6750 challenge", Method: "GET", URL: "/analytics",
+			Headers: map[string]string{"X-API-Key": "{key}"}, Setup: withKey(caller.Admin, readKey),
 			ExpectedStatus: 403, ExpectedContent: []string{`"code":"insufficient_scope"`},
-			ExpectedHeaders: map[string]string{"WWW-Authenticate": `Bearer error="insufficient_scope", error_description="The credential lacks the scope this route needs", scope="projects:write"`}},
-		{Name: "a key with the scope writes as its owner", Method: "POST", URL: "/projects", Headers: map[string]string{"X-API-Key": "{key}"},
-			Setup: withKey(caller.Editor, map[string]any{"name": "w", "scopes": []string{"projects:write"}}), Body: map[string]string{"name": "p"},
-			ExpectedStatus: 201, ExpectedContent: []string{`"owner_id":"{user_id}"`}},
-		{Name: "a mistyped key fails its checksum: 401 invalid_api_key", Method: "GET", URL: "/projects",
+			ExpectedHeaders: map[string]string{"WWW-Authenticate": `Bearer error="insufficient_scope", error_description="The credential lacks the scope this route needs", scope="analytics:read"`}},
+		{Name: "a key with the scope writes as its owner", Method: "PATCH", URL: "/admin/users/{user_id}", Headers: map[string]string{"X-API-Key": "{key}"},
+			Setup: withKey(caller.Admin, map[string]any{"name": "w", "scopes": []string{"admin"}}), Body: map[string]string{"tier": "paid"},
+			ExpectedStatus: 200, ExpectedContent: []string{`"id":"{user_id}"`, `"tier":"paid"`}},
+		{Name: "a mistyped key fails its checksum: 401 invalid_api_key", Method: "GET", URL: "/users/me",
 			Setup: func(t testing.TB, a *App) map[string]string {
 				v := withKey(caller.Viewer, readKey)(t, a)
 				k := v["key"]
@@ -97,7 +97,7 @@ func TestAPIKeys(t *testing.T) {
 				return v
 			},
 			Headers: map[string]string{"X-API-Key": "{key}"}, ExpectedStatus: 401, ExpectedContent: []string{`"code":"invalid_api_key"`, `"error":"Invalid API key"`}},
-		{Name: "a well-formed unknown key: the same 401", Method: "GET", URL: "/projects", Headers: map[string]string{"X-API-Key": "{key}"},
+		{Name: "a well-formed unknown key: the same 401", Method: "GET", URL: "/users/me", Headers: map[string]string{"X-API-Key": "{key}"},
 			Setup: func(t testing.TB, a *App) map[string]string {
 				v := withKey(caller.Viewer, readKey)(t, a)
 				r := a.do(t, Request{Method: "DELETE", URL: "/api-keys/" + v["key_id"], Headers: map[string]string{"Authorization": "Bearer " + v["token"]}})
@@ -105,35 +105,35 @@ func TestAPIKeys(t *testing.T) {
 				return v
 			},
 			ExpectedStatus: 401, ExpectedContent: []string{`"code":"invalid_api_key"`, `"error":"Invalid API key"`}},
-		{Name: "a key from another environment: the same 401", Method: "GET", URL: "/projects",
+		{Name: "a key from another environment: the same 401", Method: "GET", URL: "/users/me",
 			Headers: map[string]string{"X-API-Key": "tg_live_0123456789abcdefghijABCDEFGHIJ01abcdef"}, ExpectedStatus: 401,
 			ExpectedContent: []string{`"code":"invalid_api_key"`}},
-		{Name: "used from outside its allowed ranges: the same 401", Method: "GET", URL: "/projects", Headers: map[string]string{"X-API-Key": "{key}"},
-			Setup:          withKey(caller.Viewer, map[string]any{"name": "x", "scopes": []string{"projects:read"}, "allowed_cidrs": []string{"10.0.0.0/8", "2001:db8::1"}}),
+		{Name: "used from outside its allowed ranges: the same 401", Method: "GET", URL: "/users/me", Headers: map[string]string{"X-API-Key": "{key}"},
+			Setup:          withKey(caller.Viewer, map[string]any{"name": "x", "scopes": []string{"users:read"}, "allowed_cidrs": []string{"10.0.0.0/8", "2001:db8::1"}}),
 			ExpectedStatus: 401, ExpectedContent: []string{`"code":"invalid_api_key"`}},
-		{Name: "used from inside its allowed ranges", Method: "GET", URL: "/projects", Headers: map[string]string{"X-API-Key": "{key}"},
-			Setup:          withKey(caller.Viewer, map[string]any{"name": "x", "scopes": []string{"projects:read"}, "allowed_cidrs": []string{"192.0.2.0/24"}}),
+		{Name: "used from inside its allowed ranges", Method: "GET", URL: "/users/me", Headers: map[string]string{"X-API-Key": "{key}"},
+			Setup:          withKey(caller.Viewer, map[string]any{"name": "x", "scopes": []string{"users:read"}, "allowed_cidrs": []string{"192.0.2.0/24"}}),
 			ExpectedStatus: 200},
-		{Name: "expired by the clock: the same 401", Method: "GET", URL: "/projects", Headers: map[string]string{"X-API-Key": "{key}"},
+		{Name: "expired by the clock: the same 401", Method: "GET", URL: "/users/me", Headers: map[string]string{"X-API-Key": "{key}"},
 			Setup: func(t testing.TB, a *App) map[string]string {
-				v := withKey(caller.Viewer, map[string]any{"name": "x", "scopes": []string{"projects:read"}, "expires_at": Start.Add(time.Hour)})(t, a)
-				r := a.do(t, Request{Method: "GET", URL: "/projects", Headers: keyHeader(v["key"])})
+				v := withKey(caller.Viewer, map[string]any{"name": "x", "scopes": []string{"users:read"}, "expires_at": Start.Add(time.Hour)})(t, a)
+				r := a.do(t, Request{Method: "GET", URL: "/users/me", Headers: keyHeader(v["key"])})
 				mustf(t, r.Status == 200, "before expiry: %d", r.Status)
 				a.Clock.Advance(time.Hour)
 				return v
 			},
 			ExpectedStatus: 401, ExpectedContent: []string{`"code":"invalid_api_key"`}},
-		{Name: "an owner's demotion takes the scope from their keys", Method: "POST", URL: "/projects", Headers: map[string]string{"X-API-Key": "{key}"},
+		{Name: "an owner's demotion takes the scope from their keys", Method: "GET", URL: "/analytics", Headers: map[string]string{"X-API-Key": "{key}"},
 			Setup: func(t testing.TB, a *App) map[string]string {
-				v := withKey(caller.Editor, map[string]any{"name": "w", "scopes": []string{"projects:read", "projects:write"}})(t, a)
+				v := withKey(caller.Admin, map[string]any{"name": "w", "scopes": []string{"analytics:read", "users:read"}})(t, a)
 				admin := a.user(t, caller.Admin, caller.Free)
 				r := a.do(t, Request{Method: "PATCH", URL: "/admin/users/" + v["user_id"], Headers: bearer(admin), Body: map[string]string{"role": "viewer"}})
 				mustf(t, r.Status == 200, "demote: %d %s", r.Status, r.Body)
-				r = a.do(t, Request{Method: "GET", URL: "/projects", Headers: keyHeader(v["key"])})
+				r = a.do(t, Request{Method: "GET", URL: "/users/me", Headers: keyHeader(v["key"])})
 				mustf(t, r.Status == 200, "reading still allowed: %d", r.Status)
 				return v
 			},
-			Body: map[string]string{"name": "p"}, ExpectedStatus: 403, ExpectedContent: []string{`"code":"insufficient_scope"`}},
+			ExpectedStatus: 403, ExpectedContent: []string{`"code":"insufficient_scope"`}},
 
 		// Revoking and rotating.
 		{Name: "someone else's key is not found", Method: "DELETE", URL: "/api-keys/{key_id}", Headers: map[string]string{"Authorization": "Bearer {other}"},
@@ -175,10 +175,10 @@ func TestAPIKeys(t *testing.T) {
 					mustf(t, !strings.Contains(l, fresh), "the new key was logged")
 				}
 				_ = old
-				keyList := a.do(t, Request{Method: "GET", URL: "/projects", Headers: keyHeader(fresh)})
+				keyList := a.do(t, Request{Method: "GET", URL: "/users/me", Headers: keyHeader(fresh)})
 				mustf(t, keyList.Status == 200, "new secret: %d", keyList.Status)
 				a.Clock.Advance(time.Hour)
-				keyList = a.do(t, Request{Method: "GET", URL: "/projects", Headers: keyHeader(fresh)})
+				keyList = a.do(t, Request{Method: "GET", URL: "/users/me", Headers: keyHeader(fresh)})
 				mustf(t, keyList.Status == 200, "new secret after the grace: %d", keyList.Status)
 			}},
 	}
@@ -198,12 +198,12 @@ func TestAPIKeyRotationOverlap(t *testing.T) {
 	fresh := field(t, r, "key")
 	mustf(t, fresh != old && strings.Contains(r.Body, `"previous_secret_expires_at":"2026-03-03T09:00:00Z"`), "rotation: %s", r.Body)
 	for _, k := range []string{old, fresh} {
-		got := a.do(t, Request{Method: "GET", URL: "/projects", Headers: keyHeader(k)})
+		got := a.do(t, Request{Method: "GET", URL: "/users/me", Headers: keyHeader(k)})
 		mustf(t, got.Status == 200, "during the overlap: %d", got.Status)
 	}
 	a.Clock.Advance(24 * time.Hour)
-	mustf(t, a.do(t, Request{Method: "GET", URL: "/projects", Headers: keyHeader(old)}).Status == 401, "old secret after the grace")
-	mustf(t, a.do(t, Request{Method: "GET", URL: "/projects", Headers: keyHeader(fresh)}).Status == 200, "new secret after the grace")
+	mustf(t, a.do(t, Request{Method: "GET", URL: "/users/me", Headers: keyHeader(old)}).Status == 401, "old secret after the grace")
+	mustf(t, a.do(t, Request{Method: "GET", URL: "/users/me", Headers: keyHeader(fresh)}).Status == 200, "new secret after the grace")
 	// Revoking ends both at once.
 	a.login(t, u) // the day-old access token has expired
 	r = a.do(t, Request{Method: "POST", URL: "/api-keys/" + id + "/rotate", Headers: bearer(u), Body: map[string]int{"grace_period": 3600}})
@@ -211,7 +211,7 @@ func TestAPIKeyRotationOverlap(t *testing.T) {
 	r = a.do(t, Request{Method: "DELETE", URL: "/api-keys/" + id, Headers: bearer(u)})
 	mustf(t, r.Status == 204, "revoke: %d %s", r.Status, r.Body)
 	for _, k := range []string{fresh, third} {
-		mustf(t, a.do(t, Request{Method: "GET", URL: "/projects", Headers: keyHeader(k)}).Status == 401, "a revoked key's secrets")
+		mustf(t, a.do(t, Request{Method: "GET", URL: "/users/me", Headers: keyHeader(k)}).Status == 401, "a revoked key's secrets")
 	}
 }
 
@@ -222,7 +222,7 @@ func TestAPIKeyLastUsed(t *testing.T) {
 	u := a.user(t, caller.Viewer, caller.Free)
 	key, _ := a.makeKey(t, u, readKey)
 	a.Clock.Advance(time.Minute)
-	mustf(t, a.do(t, Request{Method: "GET", URL: "/projects", Headers: keyHeader(key)}).Status == 200, "use")
+	mustf(t, a.do(t, Request{Method: "GET", URL: "/users/me", Headers: keyHeader(key)}).Status == 200, "use")
 	r := a.do(t, Request{Method: "GET", URL: "/api-keys", Headers: bearer(u)})
 	mustf(t, strings.Contains(r.Body, `"last_used_at":"2026-03-02T09:01:00Z"`), "last use: %s", r.Body)
 }
@@ -235,12 +235,12 @@ func TestAPIKeyRateLimits(t *testing.T) {
 	parallelTest(t)
 	a := newApp(t, "RATE_LIMIT_TIERS", "free=5/1m")
 	u := a.user(t, caller.Viewer, caller.Free)
-	key, _ := a.makeKey(t, u, map[string]any{"name": "slow", "scopes": []string{"projects:read"}, "rate_limit": "2/1m"})
+	key, _ := a.makeKey(t, u, map[string]any{"name": "slow", "scopes": []string{"users:read"}, "rate_limit": "2/1m"})
 	other, _ := a.makeKey(t, u, readKey)
 	statuses := func(h map[string]string, n int) []int {
 		var out []int
 		for range n {
-			out = append(out, a.do(t, Request{Method: "GET", URL: "/projects", Headers: h}).Status)
+			out = append(out, a.do(t, Request{Method: "GET", URL: "/users/me", Headers: h}).Status)
 		}
 		return out
 	}
@@ -271,7 +271,7 @@ func TestManyKeysDoNotMultiplyTheBudget(t *testing.T) {
 	}
 	ok := 0
 	for i := range 60 {
-		if a.do(t, Request{Method: "GET", URL: "/projects", Headers: keyHeader(keys[i%5])}).Status == 200 {
+		if a.do(t, Request{Method: "GET", URL: "/users/me", Headers: keyHeader(keys[i%5])}).Status == 200 {
 			ok++
 		}
 	}
@@ -285,7 +285,7 @@ func TestAPIKeyLimitAcrossInstances(t *testing.T) {
 	prefix := randomName("test:") + ":"
 	first := newApp(t, "REDIS_URL", url, "RATE_LIMIT_KEY_PREFIX", prefix, "RATE_LIMIT_REDIS_TIMEOUT", "5s")
 	u := first.user(t, caller.Viewer, caller.Free)
-	key, _ := first.makeKey(t, u, map[string]any{"name": "shared", "scopes": []string{"projects:read"}, "rate_limit": "10/1m"})
+	key, _ := first.makeKey(t, u, map[string]any{"name": "shared", "scopes": []string{"users:read"}, "rate_limit": "10/1m"})
 	var servers []*httptest.Server
 	for i := range 3 {
 		a := first
@@ -303,7 +303,7 @@ func TestAPIKeyLimitAcrossInstances(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req, _ := http.NewRequest("GET", servers[g%3].URL+"/projects", nil)
+			req, _ := http.NewRequest("GET", servers[g%3].URL+"/users/me", nil)
 			req.Header.Set("X-API-Key", key)
 			resp, err := http.DefaultClient.Do(req)
 			status := 0
@@ -328,13 +328,13 @@ func TestAPIKeyPepperRotation(t *testing.T) {
 	u := a.user(t, caller.Viewer, caller.Free)
 	key, id := a.makeKey(t, u, readKey)
 	next := a.sibling(t, "API_KEY_PEPPER", testPepper+"-next", "API_KEY_PEPPER_VERSION", "2", "API_KEY_PREVIOUS_PEPPERS", "1:"+testPepper)
-	mustf(t, next.do(t, Request{Method: "GET", URL: "/projects", Headers: keyHeader(key)}).Status == 200, "old-pepper key on the new pepper")
+	mustf(t, next.do(t, Request{Method: "GET", URL: "/users/me", Headers: keyHeader(key)}).Status == 200, "old-pepper key on the new pepper")
 	var version int
 	mustf(t, next.DB.DB.Raw("SELECT pepper_version FROM api_keys WHERE id = ?", id).Scan(&version).Error == nil && version == 2, "moved to pepper 2: %d", version)
 	// Without the old pepper it would no longer be found; with only the new
 	// one it is, because it moved.
 	only := a.sibling(t, "API_KEY_PEPPER", testPepper+"-next", "API_KEY_PEPPER_VERSION", "2")
-	mustf(t, only.do(t, Request{Method: "GET", URL: "/projects", Headers: keyHeader(key)}).Status == 200, "after the move, the old pepper can go")
+	mustf(t, only.do(t, Request{Method: "GET", URL: "/users/me", Headers: keyHeader(key)}).Status == 200, "after the move, the old pepper can go")
 }
 
 // Configured so, a key counts in its owner's bucket.
@@ -345,7 +345,7 @@ func TestAPIKeySharedUserLimit(t *testing.T) {
 	key, _ := a.makeKey(t, u, readKey) // the owner's first request
 	var got []int
 	for _, h := range []map[string]string{keyHeader(key), bearer(u), keyHeader(key), bearer(u)} {
-		got = append(got, a.do(t, Request{Method: "GET", URL: "/projects", Headers: h}).Status)
+		got = append(got, a.do(t, Request{Method: "GET", URL: "/users/me", Headers: h}).Status)
 	}
 	mustf(t, got[2] == 200 && got[3] == 429, "one bucket for the owner and the key: %v", got)
 }

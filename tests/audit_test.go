@@ -184,7 +184,7 @@ func TestTheAuditLogRecordsAccountLifecycleEvents(t *testing.T) {
 		"auth.email_verified":      {""},
 		"password.reset_requested": {"reset link: address limit", "reset link: no account"}, // three mails reached it already
 		"auth.account_locked":      {"login_account_1"},
-		"oauth.token_issued":       {"projects:read users:read"},
+		"oauth.token_issued":       {"analytics:read users:read"},
 		"auth.logout":              {"local"},
 	} {
 		var got []string

@@ -12,19 +12,20 @@ import (
 	"github.com/tollgate/tollgate/handlers"
 )
 
-// A list page as GET /projects answers it: the encoder choice in
-// handlers.JSONSerializer rests on these (go test -run '^$' -bench Encode -benchmem ./tests).
-func encodedPage() handlers.Paginated[handlers.ProjectResponse] {
-	out := handlers.Paginated[handlers.ProjectResponse]{PerPage: 20, Page: 1, HasMore: true, NextCursor: "MTd4ZGpxcjBpbTMuMWI0ZTI4YmEtMmZhMS0xMWQyLTg4M2YtMDAxNmQzY2NhNDI3"}
+// A list page as every paged list answers it (here GET /admin/users): the
+// encoder choice in handlers.JSONSerializer rests on these (go test -run
+// '^$' -bench Encode -benchmem ./tests).
+func encodedPage() handlers.Paginated[handlers.UserResponse] {
+	out := handlers.Paginated[handlers.UserResponse]{PerPage: 20, Page: 1, HasMore: true, NextCursor: "MTd4ZGpxcjBpbTMuMWI0ZTI4YmEtMmZhMS0xMWQyLTg4M2YtMDAxNmQzY2NhNDI3"}
 	now := time.Now()
 	for range 20 {
-		out.Data = append(out.Data, handlers.ProjectResponse{ID: uuid.New(), OwnerID: uuid.New(), Name: "project 1",
-			Description: "description of project 1", CreatedAt: now, UpdatedAt: now})
+		out.Data = append(out.Data, handlers.UserResponse{ID: uuid.New(), Email: "marta@example.com", Role: "viewer", Tier: "free",
+			EmailVerified: true, CreatedAt: now, UpdatedAt: now})
 	}
 	return out
 }
 
-func BenchmarkEncodeProjectPage(b *testing.B) {
+func BenchmarkEncodeListPage(b *testing.B) {
 	for name, encode := range map[string]func(*bytes.Buffer, any) error{
 		"stdlib": func(w *bytes.Buffer, v any) error { return json.NewEncoder(w).Encode(v) },
 		"goccy":  func(w *bytes.Buffer, v any) error { return gojson.NewEncoder(w).Encode(v) },
@@ -49,7 +50,7 @@ func TestGoccyMatchesStdlib(t *testing.T) {
 		"page": encodedPage(),
 		"error": handlers.ErrorResponse{Error: "Invalid input <script>&", Code: "validation_failed",
 			Details: map[string]string{"b": "x", "a": "\u2028\x00", "c": "bad \xff utf-8 \xe2\x82"}},
-		"empty": handlers.Paginated[handlers.ProjectResponse]{},
+		"empty": handlers.Paginated[handlers.UserResponse]{},
 		"any":   map[string]any{"raw": json.RawMessage(`{"k": [1, 2]}`), "n": 1.5e300, "t": time.Unix(1, 5).UTC(), "nil": nil},
 	} {
 		var std, fast bytes.Buffer

@@ -35,7 +35,7 @@ var killed = &pgconn.PgError{Severity: "FATAL", Code: "57P01", Message: "termina
 // wraps the error on its way up.
 func TestClassify(t *testing.T) {
 	parallelTest(t)
-	wrapped := func(err error) error { return apperror.Wrap(fmt.Errorf("query: %w", err), "load project") }
+	wrapped := func(err error) error { return apperror.Wrap(fmt.Errorf("query: %w", err), "load user") }
 	for _, c := range []struct {
 		name string
 		err  error
@@ -141,9 +141,9 @@ func TestKilledBackendsUnderLoadAre503NotA500(t *testing.T) {
 			for range 60 {
 				var r *Response
 				if rand.IntN(2) == 0 {
-					r = a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)})
+					r = a.do(t, Request{Method: "GET", URL: "/users/me", Headers: bearer(u)})
 				} else {
-					r = a.do(t, Request{Method: "POST", URL: "/projects", Headers: bearer(u), Body: map[string]string{"name": "p"}})
+					r = a.do(t, Request{Method: "POST", URL: "/api-keys", Headers: bearer(u), Body: map[string]any{"name": "p", "scopes": []string{"users:read"}}})
 				}
 				mu.Lock()
 				counts[r.Status]++

@@ -45,19 +45,15 @@ func TestBadInputNeverA500(t *testing.T) {
 			Body: map[string]string{"email": nul}, ExpectedStatus: 400},
 		{Name: "NUL in a refresh token", Method: "POST", URL: "/auth/refresh",
 			Body: map[string]string{"refresh_token": nul}, ExpectedStatus: 400},
-		{Name: "NUL in a project name", Method: "POST", URL: "/projects", Headers: auth, Setup: asRole("editor"),
-			Body: map[string]string{"name": nul}, ExpectedStatus: 400, ExpectedContent: []string{`"name":"must not contain NUL characters"`}},
-		{Name: "NUL in a project description", Method: "POST", URL: "/projects", Headers: auth, Setup: asRole("editor"),
-			Body: map[string]string{"name": "ok", "description": nul}, ExpectedStatus: 400,
-			ExpectedContent: []string{`"description":"must not contain NUL characters"`}},
-		{Name: "NUL in a project update", Method: "PATCH", URL: "/projects/{project}", Headers: auth, Setup: asRole("owner"),
-			Body: map[string]string{"description": nul}, ExpectedStatus: 400},
-		{Name: "invalid UTF-8 in a project name is stored as U+FFFD", Method: "POST", URL: "/projects", Headers: auth, Setup: asRole("editor"),
-			Body: "{\"name\":\"caf\xe9\"}", ExpectedStatus: 201, ExpectedContent: []string{`"name":"caf` + "\uFFFD" + `"`}},
+		{Name: "NUL in an API key name", Method: "POST", URL: "/api-keys", Headers: auth, Setup: asRole("viewer"),
+			Body: map[string]any{"name": nul, "scopes": []string{"users:read"}}, ExpectedStatus: 400,
+			ExpectedContent: []string{`"name":"must not contain NUL characters"`}},
+		{Name: "invalid UTF-8 in an API key name is stored as U+FFFD", Method: "POST", URL: "/api-keys", Headers: auth, Setup: asRole("viewer"),
+			Body: "{\"name\":\"caf\xe9\",\"scopes\":[\"users:read\"]}", ExpectedStatus: 201, ExpectedContent: []string{`"name":"caf` + "\uFFFD" + `"`}},
 		// An access token outlives its account: the insert's foreign key
 		// fails, and that is an authentication problem, not a server one.
-		{Name: "a token whose user was deleted cannot create", Method: "POST", URL: "/projects", Headers: auth,
-			Setup: deletedUser(caller.Editor), Body: map[string]string{"name": "orphan"}, ExpectedStatus: 401,
+		{Name: "a token whose user was deleted cannot create", Method: "POST", URL: "/api-keys", Headers: auth,
+			Setup: deletedUser(caller.Editor), Body: map[string]any{"name": "orphan", "scopes": []string{"users:read"}}, ExpectedStatus: 401,
 			ExpectedContent: []string{`"code":"account_not_found"`}},
 		{Name: "a token whose user was deleted has no profile", Method: "GET", URL: "/users/me", Headers: auth,
 			Setup: deletedUser(caller.Viewer), ExpectedStatus: 401, ExpectedContent: []string{`"code":"account_not_found"`}},
@@ -109,7 +105,7 @@ func TestDatabaseOutageIs503LoggedOnce(t *testing.T) {
 	u := a.user(t, caller.Viewer, caller.Free)
 	a.DB.Close()
 	for range 5 {
-		r := a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)})
+		r := a.do(t, Request{Method: "GET", URL: "/users/me", Headers: bearer(u)})
 		mustf(t, r.Status == 503 && strings.Contains(r.Body, `"code":"service_unavailable"`), "%d %s", r.Status, r.Body)
 		mustf(t, r.Header.Get("Retry-After") != "", "no Retry-After")
 		mustf(t, !strings.Contains(r.Body, "sql"), "cause leaked: %s", r.Body)
@@ -124,11 +120,11 @@ func TestDatabaseOutageIs503LoggedOnce(t *testing.T) {
 // thaws the same process serves again without a restart.
 func TestFrozenDatabaseTimesOutAndRecovers(t *testing.T) {
 	a, proxy, u := appBehindProxy(t, "REQUEST_TIMEOUT", "500ms")
-	mustf(t, a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)}).Status == 200, "before the freeze")
+	mustf(t, a.do(t, Request{Method: "GET", URL: "/users/me", Headers: bearer(u)}).Status == 200, "before the freeze")
 
 	proxy.freeze(true)
 	start := time.Now()
-	r := a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)})
+	r := a.do(t, Request{Method: "GET", URL: "/users/me", Headers: bearer(u)})
 	mustf(t, r.Status == 504 && strings.Contains(r.Body, `"code":"request_timeout"`), "frozen: %d %s", r.Status, r.Body)
 	mustf(t, time.Since(start) < 5*time.Second, "a frozen database held the request %v", time.Since(start))
 	// The timeout makes the monitor ping: the frozen database is an outage,
@@ -145,12 +141,12 @@ func TestFrozenDatabaseTimesOutAndRecovers(t *testing.T) {
 }
 
 // recovers waits up to five seconds for the same process to serve u's
-// GET /projects again, without a restart.
+// GET /users/me again, without a restart.
 func recovers(t *testing.T, a *App, u *User) {
 	t.Helper()
 	var last *Response
 	for i := 0; i < 50; i++ {
-		if last = a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)}); last.Status == 200 {
+		if last = a.do(t, Request{Method: "GET", URL: "/users/me", Headers: bearer(u)}); last.Status == 200 {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -165,7 +161,7 @@ func TestDatabaseOutageRecoversWithoutRestart(t *testing.T) {
 	a, proxy, u := appBehindProxy(t, "DB_CONNECT_TIMEOUT", "1s")
 	proxy.cut(true)
 	for range 3 {
-		r := a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)})
+		r := a.do(t, Request{Method: "GET", URL: "/users/me", Headers: bearer(u)})
 		mustf(t, r.Status == 503 && r.Header.Get("Retry-After") != "", "during the outage: %d %s", r.Status, r.Body)
 	}
 	mustf(t, a.do(t, Request{Method: "GET", URL: "/readyz"}).Status == 503, "ready without a database")
@@ -411,7 +407,7 @@ func TestMetrics(t *testing.T) {
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
 	a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": "Wrong-Pass-99"}})
-	a.do(t, Request{Method: "GET", URL: "/projects/" + "00000000-0000-4000-8000-000000000000", Headers: bearer(u)})
+	a.do(t, Request{Method: "DELETE", URL: "/api-keys/" + "00000000-0000-4000-8000-000000000000", Headers: bearer(u)})
 	a.do(t, Request{Method: "GET", URL: "/scanner-probe-4f2a/wp-admin.php"})
 	a.do(t, Request{Method: "PUT", URL: "/scanner-probe-4f2a"})
 	s := a.scrape(t)
@@ -420,7 +416,7 @@ func TestMetrics(t *testing.T) {
 		`tollgate_login_attempts_total{outcome="invalid_credentials"} 1`,
 		`tollgate_rate_limit_decisions_total{policy="login",result="allowed"} 1`,
 		`tollgate_rate_limit_decisions_total{policy="user",result="allowed"} 1`,
-		`url="/projects/:id"`, `tollgate_http_requests_total{code="404"`,
+		`url="/api-keys/:id"`, `tollgate_http_requests_total{code="404"`,
 		"tollgate_refresh_token_reuse_total 0", "tollgate_rate_limit_memory_keys ",
 		"tollgate_db_connections_max ", "tollgate_db_connection_waits_total ", "tollgate_password_hashes_in_flight 0", "go_goroutines ",
 	} {
@@ -472,9 +468,9 @@ func TestPurgeRemovesSpentTokensChallengesAndOldKeys(t *testing.T) {
 	now := a.Clock.Now()
 	uid := uuid.MustParse(u.ID)
 	mustf(t, a.DB.Create(&models.MFAChallenge{ID: uuid.New(), UserID: uid, TokenHash: randomName("h"), ExpiresAt: now.Add(5 * time.Minute), CreatedAt: now}).Error == nil, "challenge")
-	created := a.do(t, Request{Method: "POST", URL: "/api-keys", Headers: bearer(u), Body: map[string]any{"name": "old", "scopes": []string{"projects:read"}}})
+	created := a.do(t, Request{Method: "POST", URL: "/api-keys", Headers: bearer(u), Body: map[string]any{"name": "old", "scopes": []string{"users:read"}}})
 	mustf(t, created.Status == 201, "create key: %d %s", created.Status, created.Body)
-	kept := a.do(t, Request{Method: "POST", URL: "/api-keys", Headers: bearer(u), Body: map[string]any{"name": "kept", "scopes": []string{"projects:read"}}})
+	kept := a.do(t, Request{Method: "POST", URL: "/api-keys", Headers: bearer(u), Body: map[string]any{"name": "kept", "scopes": []string{"users:read"}}})
 	mustf(t, kept.Status == 201, "create key: %d %s", kept.Status, kept.Body)
 	mustf(t, a.do(t, Request{Method: "DELETE", URL: "/api-keys/" + field(t, created, "id"), Headers: bearer(u)}).Status == 204, "revoke")
 

@@ -584,6 +584,17 @@ func fill(s string, vals map[string]string) string {
 	})
 }
 
+// auth sends the scenario's {token} as a bearer token.
+var auth = map[string]string{"Authorization": "Bearer {token}"}
+
+// asRole gives {token} and {user_id} of a fresh user of role.
+func asRole(role string) func(t testing.TB, a *App) map[string]string {
+	return func(t testing.TB, a *App) map[string]string {
+		u := a.user(t, caller.Role(role), caller.Free)
+		return map[string]string{"token": u.Access, "user_id": u.ID}
+	}
+}
+
 // Run runs the scenario against a fresh app.
 func (s Scenario) Run(t *testing.T) {
 	t.Run(s.Name, func(t *testing.T) {

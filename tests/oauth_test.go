@@ -64,7 +64,7 @@ func withClient(body map[string]any) func(t testing.TB, a *App) map[string]strin
 	}
 }
 
-var readClient = map[string]any{"name": "reader", "scopes": []string{"projects:read", "users:read"}}
+var readClient = map[string]any{"name": "reader", "scopes": []string{"analytics:read", "users:read"}}
 
 func tokenForm(extra ...string) string {
 	f := url.Values{"grant_type": {"client_credentials"}}
@@ -80,8 +80,8 @@ func TestOAuthClientRegistration(t *testing.T) {
 	parallelTest(t)
 	scenarios := []Scenario{
 		{Name: "an admin registers a client and sees its secret once", Method: "POST", URL: "/admin/oauth/clients", Headers: auth, Setup: asRole("admin"),
-			Body:           map[string]any{"name": "sync", "scopes": []string{"projects:read", "analytics:read"}},
-			ExpectedStatus: 201, ExpectedContent: []string{`"client_id":"tgc_`, `"client_secret":"`, `"scopes":["analytics:read","projects:read"]`,
+			Body:           map[string]any{"name": "sync", "scopes": []string{"users:read", "analytics:read"}},
+			ExpectedStatus: 201, ExpectedContent: []string{`"client_id":"tgc_`, `"client_secret":"`, `"scopes":["analytics:read","users:read"]`,
 				`"access_token_ttl":900`, `"token_endpoint_auth_method":"client_secret_basic"`, `"audience":"tollgate-api"`},
 			ExpectedHeaders: map[string]string{"Cache-Control": "no-store"},
 			After: func(t testing.TB, a *App, r *Response) {
@@ -110,7 +110,7 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 	scenarios := []Scenario{
 		{Name: "client_secret_basic gets an RFC 9068 token", Method: "POST", URL: "/oauth/token", Headers: basic, Body: tokenForm(),
 			Setup: withClient(readClient), ExpectedStatus: 200,
-			ExpectedContent: []string{`"token_type":"Bearer"`, `"expires_in":900`, `"scope":"projects:read users:read"`},
+			ExpectedContent: []string{`"token_type":"Bearer"`, `"expires_in":900`, `"scope":"analytics:read users:read"`},
 			NotExpected:     []string{"refresh_token"},
 			ExpectedHeaders: map[string]string{"Cache-Control": "no-store", "Pragma": "no-cache"},
 			After: func(t testing.TB, a *App, r *Response) {
@@ -127,10 +127,10 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 			}},
 		{Name: "client_secret_post gets a token", Method: "POST", URL: "/oauth/token", Headers: map[string]string{"Content-Type": formType},
 			Body:           "grant_type=client_credentials&client_id={client_id}&client_secret={secret}",
-			Setup:          withClient(map[string]any{"name": "p", "scopes": []string{"projects:read"}, "token_endpoint_auth_method": "client_secret_post"}),
-			ExpectedStatus: 200, ExpectedContent: []string{`"scope":"projects:read"`}},
+			Setup:          withClient(map[string]any{"name": "p", "scopes": []string{"users:read"}, "token_endpoint_auth_method": "client_secret_post"}),
+			ExpectedStatus: 200, ExpectedContent: []string{`"scope":"users:read"`}},
 		{Name: "the registered method is required", Method: "POST", URL: "/oauth/token", Headers: basic, Body: tokenForm(),
-			Setup:          withClient(map[string]any{"name": "p", "scopes": []string{"projects:read"}, "token_endpoint_auth_method": "client_secret_post"}),
+			Setup:          withClient(map[string]any{"name": "p", "scopes": []string{"users:read"}, "token_endpoint_auth_method": "client_secret_post"}),
 			ExpectedStatus: 401, ExpectedContent: []string{`"error":"invalid_client"`, `"error_description":"Client authentication failed"`},
 			ExpectedHeaders: map[string]string{"WWW-Authenticate": `Basic realm="tollgate"`, "Cache-Control": "no-store"}},
 		{Name: "a wrong secret is invalid_client", Method: "POST", URL: "/oauth/token", Headers: map[string]string{"Content-Type": formType, "Authorization": "{wrong}"},
@@ -149,7 +149,7 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 		{Name: "two methods at once is invalid_request", Method: "POST", URL: "/oauth/token", Headers: basic,
 			Body: "grant_type=client_credentials&client_id={client_id}&client_secret={secret}", Setup: withClient(readClient),
 			ExpectedStatus: 400, ExpectedContent: []string{`"error":"invalid_request"`}},
-		{Name: "grant_type is required", Method: "POST", URL: "/oauth/token", Headers: basic, Body: "scope=projects:read",
+		{Name: "grant_type is required", Method: "POST", URL: "/oauth/token", Headers: basic, Body: "scope=users:read",
 			Setup: withClient(readClient), ExpectedStatus: 400, ExpectedContent: []string{`"error":"invalid_request"`, `grant_type is required`}},
 		{Name: "other grants are unsupported_grant_type", Method: "POST", URL: "/oauth/token", Headers: basic, Body: "grant_type=password",
 			Setup: withClient(readClient), ExpectedStatus: 400, ExpectedContent: []string{`"error":"unsupported_grant_type"`}},
@@ -161,7 +161,7 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 			ExpectedStatus: 400, ExpectedContent: []string{`"error":"invalid_request"`}},
 		{Name: "a subset of the client's scopes", Method: "POST", URL: "/oauth/token", Headers: basic, Body: tokenForm("scope", "users:read"),
 			Setup: withClient(readClient), ExpectedStatus: 200, ExpectedContent: []string{`"scope":"users:read"`}},
-		{Name: "a scope the client lacks is invalid_scope", Method: "POST", URL: "/oauth/token", Headers: basic, Body: tokenForm("scope", "projects:read admin"),
+		{Name: "a scope the client lacks is invalid_scope", Method: "POST", URL: "/oauth/token", Headers: basic, Body: tokenForm("scope", "users:read admin"),
 			Setup: withClient(readClient), ExpectedStatus: 400, ExpectedContent: []string{`"error":"invalid_scope"`}},
 		{Name: "an unknown scope is invalid_scope", Method: "POST", URL: "/oauth/token", Headers: basic, Body: tokenForm("scope", "root"),
 			Setup: withClient(readClient), ExpectedStatus: 400, ExpectedContent: []string{`"error":"invalid_scope"`}},
@@ -184,7 +184,7 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 			ExpectedContent: []string{`"issuer":"http://tollgate.test"`, `"token_endpoint":"http://tollgate.test/oauth/token"`, `"revocation_endpoint":"http://tollgate.test/oauth/revoke"`,
 				`"introspection_endpoint":"http://tollgate.test/oauth/introspect"`, `"jwks_uri":"http://tollgate.test/.well-known/jwks.json"`,
 				`"grant_types_supported":["client_credentials"]`, `"token_endpoint_auth_methods_supported":["client_secret_basic","client_secret_post"]`,
-				`"scopes_supported":["admin","analytics:read",`, `"projects:read","projects:write","projects:delete",`, `"users:read"`}},
+				`"scopes_supported":["admin","analytics:read",`, `"users:read"`}},
 	}
 	for _, s := range scenarios {
 		s.Run(t)
@@ -212,7 +212,7 @@ func TestOAuthClientTokensAtTheRoutes(t *testing.T) {
 	parallelTest(t)
 	ctoken := map[string]string{"Authorization": "Bearer {ctoken}"}
 	scenarios := []Scenario{
-		{Name: "a client token reads with its scope", Method: "GET", URL: "/projects", Headers: ctoken,
+		{Name: "a client token reads with its scope", Method: "GET", URL: "/analytics", Headers: ctoken,
 			Setup: withClientToken(readClient, ""), ExpectedStatus: 200},
 		{Name: "acts for its owner", Method: "GET", URL: "/users/me", Headers: ctoken,
 			Setup: withClientToken(readClient, ""), ExpectedStatus: 200, ExpectedContent: []string{`"id":"{admin_id}"`}},
@@ -220,39 +220,39 @@ func TestOAuthClientTokensAtTheRoutes(t *testing.T) {
 			Setup: withClientToken(readClient, ""), ExpectedStatus: 403, ExpectedContent: []string{`"code":"insufficient_scope"`},
 			ExpectedHeaders: map[string]string{"WWW-Authenticate": `Bearer error="insufficient_scope", error_description="The credential lacks the scope this route needs", scope="admin"`}},
 		{Name: "nor a scope left out of its token", Method: "GET", URL: "/users/me", Headers: ctoken,
-			Setup: withClientToken(readClient, "projects:read"), ExpectedStatus: 403, ExpectedContent: []string{`"code":"insufficient_scope"`}},
+			Setup: withClientToken(readClient, "analytics:read"), ExpectedStatus: 403, ExpectedContent: []string{`"code":"insufficient_scope"`}},
 		{Name: "nor manage API keys", Method: "GET", URL: "/api-keys", Headers: ctoken,
 			Setup: withClientToken(readClient, ""), ExpectedStatus: 403, ExpectedContent: []string{`"code":"user_token_required"`}},
-		{Name: "a user-token route check cannot be fooled by a client token's claims", Method: "POST", URL: "/projects", Headers: ctoken,
-			Body: map[string]string{"name": "p"}, Setup: withClientToken(readClient, ""), ExpectedStatus: 403,
+		{Name: "a user-token route check cannot be fooled by a client token's claims", Method: "PATCH", URL: "/admin/users/{admin_id}", Headers: ctoken,
+			Body: map[string]string{"tier": "paid"}, Setup: withClientToken(readClient, ""), ExpectedStatus: 403,
 			ExpectedContent: []string{`"code":"insufficient_scope"`}},
-		{Name: "a client with the scope writes as its owner", Method: "POST", URL: "/projects", Headers: ctoken, Body: map[string]string{"name": "p"},
-			Setup:          withClientToken(map[string]any{"name": "w", "scopes": []string{"projects:write"}}, ""),
-			ExpectedStatus: 201, ExpectedContent: []string{`"owner_id":"{admin_id}"`}},
-		{Name: "a demoted owner's client loses the scope at once", Method: "POST", URL: "/projects", Headers: ctoken, Body: map[string]string{"name": "p"},
+		{Name: "a client with the scope writes as its owner", Method: "PATCH", URL: "/admin/users/{admin_id}", Headers: ctoken, Body: map[string]string{"tier": "paid"},
+			Setup:          withClientToken(map[string]any{"name": "w", "scopes": []string{"admin"}}, ""),
+			ExpectedStatus: 200, ExpectedContent: []string{`"id":"{admin_id}"`, `"tier":"paid"`}},
+		{Name: "a demoted owner's client loses the scope at once", Method: "GET", URL: "/analytics", Headers: ctoken,
 			Setup: func(t testing.TB, a *App) map[string]string {
-				v := withClientToken(map[string]any{"name": "w", "scopes": []string{"projects:read", "projects:write"}}, "")(t, a)
+				v := withClientToken(readClient, "")(t, a)
 				demote(t, a, v["admin_id"])
-				r := a.do(t, Request{Method: "GET", URL: "/projects", Headers: map[string]string{"Authorization": "Bearer " + v["ctoken"]}})
+				r := a.do(t, Request{Method: "GET", URL: "/users/me", Headers: map[string]string{"Authorization": "Bearer " + v["ctoken"]}})
 				mustf(t, r.Status == 200, "reading still allowed: %d", r.Status)
 				return v
 			},
 			ExpectedStatus: 403, ExpectedContent: []string{`"code":"insufficient_scope"`}},
-		{Name: "a disabled client's tokens die at once", Method: "GET", URL: "/projects", Headers: ctoken,
+		{Name: "a disabled client's tokens die at once", Method: "GET", URL: "/users/me", Headers: ctoken,
 			Setup: func(t testing.TB, a *App) map[string]string {
 				v := withClientToken(readClient, "")(t, a)
 				a.do(t, Request{Method: "DELETE", URL: "/admin/oauth/clients/" + v["client"], Headers: map[string]string{"Authorization": "Bearer " + v["admin"]}})
 				return v
 			},
 			ExpectedStatus: 401, ExpectedContent: []string{`"code":"invalid_token"`}},
-		{Name: "an expired client token", Method: "GET", URL: "/projects", Headers: ctoken,
+		{Name: "an expired client token", Method: "GET", URL: "/users/me", Headers: ctoken,
 			Setup: func(t testing.TB, a *App) map[string]string {
 				v := withClientToken(readClient, "")(t, a)
 				a.Clock.Advance(15 * time.Minute)
 				return v
 			},
 			ExpectedStatus: 401, ExpectedContent: []string{`"code":"token_expired"`}},
-		{Name: "a revoked token is refused", Method: "GET", URL: "/projects", Headers: ctoken,
+		{Name: "a revoked token is refused", Method: "GET", URL: "/users/me", Headers: ctoken,
 			Setup: func(t testing.TB, a *App) map[string]string {
 				v := withClientToken(readClient, "")(t, a)
 				r := a.do(t, formRequest("/oauth/revoke", url.Values{"token": {v["ctoken"]}, "token_type_hint": {"access_token"}}, map[string]string{"Authorization": v["basic"]}))
@@ -260,7 +260,7 @@ func TestOAuthClientTokensAtTheRoutes(t *testing.T) {
 				return v
 			},
 			ExpectedStatus: 401, ExpectedContent: []string{`"code":"invalid_token"`}},
-		{Name: "another client cannot revoke it", Method: "GET", URL: "/projects", Headers: ctoken,
+		{Name: "another client cannot revoke it", Method: "GET", URL: "/users/me", Headers: ctoken,
 			Setup: func(t testing.TB, a *App) map[string]string {
 				v := withClientToken(readClient, "")(t, a)
 				admin := a.user(t, caller.Admin, caller.Free)
@@ -281,14 +281,14 @@ func TestOAuthIntrospectionAndRevocation(t *testing.T) {
 	a := newApp(t)
 	admin := a.user(t, caller.Admin, caller.Free)
 	id, secret, _ := a.client(t, admin, readClient)
-	tok := a.token(t, id, secret, "projects:read")
+	tok := a.token(t, id, secret, "users:read")
 	introspect := func(token string, auth map[string]string) *Response {
 		return a.do(t, formRequest("/oauth/introspect", url.Values{"token": {token}}, auth))
 	}
 	basic := map[string]string{"Authorization": basicAuth(id, secret)}
 
 	r := introspect(tok, basic)
-	mustf(t, r.Status == 200 && strings.Contains(r.Body, `"active":true`) && strings.Contains(r.Body, `"scope":"projects:read"`) &&
+	mustf(t, r.Status == 200 && strings.Contains(r.Body, `"active":true`) && strings.Contains(r.Body, `"scope":"users:read"`) &&
 		strings.Contains(r.Body, `"client_id":"`+id+`"`) && strings.Contains(r.Body, `"token_type":"Bearer"`), "active client token: %s", r.Body)
 	mustf(t, r.Header.Get("Cache-Control") == "no-store", "introspection cached")
 	r = introspect(admin.Access, basic)
@@ -365,15 +365,15 @@ func TestOAuthInteropWithGolangOAuth2(t *testing.T) {
 	t.Cleanup(srv.Close)
 	admin := a.user(t, caller.Admin, caller.Free)
 	for _, method := range []string{"client_secret_basic", "client_secret_post"} {
-		id, secret, _ := a.client(t, admin, map[string]any{"name": method, "scopes": []string{"projects:read"}, "token_endpoint_auth_method": method})
+		id, secret, _ := a.client(t, admin, map[string]any{"name": method, "scopes": []string{"users:read"}, "token_endpoint_auth_method": method})
 		style := oauth2.AuthStyleInHeader
 		if method == "client_secret_post" {
 			style = oauth2.AuthStyleInParams
 		}
-		cfg := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: srv.URL + "/oauth/token", Scopes: []string{"projects:read"}, AuthStyle: style}
+		cfg := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: srv.URL + "/oauth/token", Scopes: []string{"users:read"}, AuthStyle: style}
 		tok, err := cfg.Token(context.Background())
 		mustf(t, err == nil && tok.TokenType == "Bearer" && tok.Expiry.After(time.Now()), "%s token: %v %+v", method, err, tok)
-		resp, err := cfg.Client(context.Background()).Get(srv.URL + "/projects")
+		resp, err := cfg.Client(context.Background()).Get(srv.URL + "/users/me")
 		mustf(t, err == nil && resp.StatusCode == http.StatusOK, "%s call: %v %v", method, err, resp)
 		resp.Body.Close()
 	}
@@ -395,10 +395,10 @@ func TestOAuthRevocationAcrossInstances(t *testing.T) {
 	id, secret, _ := first.client(t, admin, readClient)
 	tok := first.token(t, id, secret, "")
 	h := map[string]string{"Authorization": "Bearer " + tok}
-	mustf(t, second.do(t, Request{Method: "GET", URL: "/projects", Headers: h}).Status == 200, "before revocation")
+	mustf(t, second.do(t, Request{Method: "GET", URL: "/users/me", Headers: h}).Status == 200, "before revocation")
 	r := first.do(t, formRequest("/oauth/revoke", urlValues("token", tok), map[string]string{"Authorization": basicAuth(id, secret)}))
 	mustf(t, r.Status == 200, "revoke: %d", r.Status)
-	mustf(t, second.do(t, Request{Method: "GET", URL: "/projects", Headers: h}).Status == 401, "revoked on the first, accepted by the second")
+	mustf(t, second.do(t, Request{Method: "GET", URL: "/users/me", Headers: h}).Status == 401, "revoked on the first, accepted by the second")
 }
 
 func urlValues(kv ...string) url.Values {

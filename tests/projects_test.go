@@ -3,17 +3,20 @@ package tests
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/database"
 	"github.com/tollgate/tollgate/models"
 )
 
-// asRole logs in a user of role and returns its token as {token}, its id as
-// {user_id}, and a project owned by an editor as {project}.
-func asRole(role string) func(t testing.TB, a *App) map[string]string {
+// withProject seeds a project of an editor ({project}, {owner_token}) and
+// gives {token} and {user_id} of a user of role ("owner": that editor).
+func withProject(role string) func(t testing.TB, a *App) map[string]string {
 	return func(t testing.TB, a *App) map[string]string {
 		owner := a.user(t, caller.Editor, caller.Free)
 		r := a.do(t, Request{Method: "POST", URL: "/projects", Headers: bearer(owner), Body: map[string]string{"name": "Seeded", "description": "d"}})
@@ -29,92 +32,90 @@ func asRole(role string) func(t testing.TB, a *App) map[string]string {
 	}
 }
 
-var auth = map[string]string{"Authorization": "Bearer {token}"}
-
 func TestProjects(t *testing.T) {
 	parallelTest(t)
 	scenarios := []Scenario{
 		// Role-based access: viewers read, editors write their own, admins all.
-		{Name: "viewer can list projects", Method: "GET", URL: "/projects", Headers: auth, Setup: asRole("viewer"),
+		{Name: "viewer can list projects", Method: "GET", URL: "/projects", Headers: auth, Setup: withProject("viewer"),
 			ExpectedStatus: 200, ExpectedContent: []string{`"data":[{"id":"{project}"`, `"page":1`, `"per_page":20`, `"has_more":false`},
 			NotExpected: []string{`"total"`, `"next_cursor"`}},
-		{Name: "viewer cannot create a project", Method: "POST", URL: "/projects", Headers: auth, Setup: asRole("viewer"),
+		{Name: "viewer cannot create a project", Method: "POST", URL: "/projects", Headers: auth, Setup: withProject("viewer"),
 			Body: map[string]string{"name": "Nope"}, ExpectedStatus: 403,
 			ExpectedContent: []string{`{"error":"Insufficient permissions","code":"insufficient_permissions"}`}},
-		{Name: "editor can create a project and owns it", Method: "POST", URL: "/projects", Headers: auth, Setup: asRole("editor"),
+		{Name: "editor can create a project and owns it", Method: "POST", URL: "/projects", Headers: auth, Setup: withProject("editor"),
 			Body: map[string]string{"name": "  Launch ", "description": "All of it"}, ExpectedStatus: 201,
 			ExpectedContent: []string{`"name":"Launch"`, `"description":"All of it"`, `"owner_id":"{user_id}"`}},
-		{Name: "admin can create a project", Method: "POST", URL: "/projects", Headers: auth, Setup: asRole("admin"),
+		{Name: "admin can create a project", Method: "POST", URL: "/projects", Headers: auth, Setup: withProject("admin"),
 			Body: map[string]string{"name": "A"}, ExpectedStatus: 201},
-		{Name: "editor cannot delete", Method: "DELETE", URL: "/projects/{project}", Headers: auth, Setup: asRole("editor"), ExpectedStatus: 403},
-		{Name: "viewer cannot delete", Method: "DELETE", URL: "/projects/{project}", Headers: auth, Setup: asRole("viewer"), ExpectedStatus: 403},
-		{Name: "admin can delete", Method: "DELETE", URL: "/projects/{project}", Headers: auth, Setup: asRole("admin"), ExpectedStatus: 204,
+		{Name: "editor cannot delete", Method: "DELETE", URL: "/projects/{project}", Headers: auth, Setup: withProject("editor"), ExpectedStatus: 403},
+		{Name: "viewer cannot delete", Method: "DELETE", URL: "/projects/{project}", Headers: auth, Setup: withProject("viewer"), ExpectedStatus: 403},
+		{Name: "admin can delete", Method: "DELETE", URL: "/projects/{project}", Headers: auth, Setup: withProject("admin"), ExpectedStatus: 204,
 			After: func(t testing.TB, a *App, _ *Response) {
 				var n int64
 				a.DB.Model(&models.Project{}).Count(&n)
 				mustf(t, n == 0, "project still stored")
 			}},
 		{Name: "deleting an unknown project is 404", Method: "DELETE", URL: "/projects/00000000-0000-4000-8000-000000000000", Headers: auth,
-			Setup: asRole("admin"), ExpectedStatus: 404, ExpectedContent: []string{`"code":"project_not_found"`}},
+			Setup: withProject("admin"), ExpectedStatus: 404, ExpectedContent: []string{`"code":"project_not_found"`}},
 		{Name: "anonymous cannot list", Method: "GET", URL: "/projects", ExpectedStatus: 401,
 			ExpectedHeaders: map[string]string{"WWW-Authenticate": "Bearer"}},
 
-		{Name: "get one project", Method: "GET", URL: "/projects/{project}", Headers: auth, Setup: asRole("viewer"),
+		{Name: "get one project", Method: "GET", URL: "/projects/{project}", Headers: auth, Setup: withProject("viewer"),
 			ExpectedStatus: 200, ExpectedContent: []string{`"id":"{project}"`, `"name":"Seeded"`}},
 		{Name: "unknown project is 404", Method: "GET", URL: "/projects/00000000-0000-4000-8000-000000000000", Headers: auth,
-			Setup: asRole("viewer"), ExpectedStatus: 404},
+			Setup: withProject("viewer"), ExpectedStatus: 404},
 		{Name: "malformed id is 400", Method: "GET", URL: "/projects/not-a-uuid", Headers: auth,
-			Setup: asRole("viewer"), ExpectedStatus: 400, ExpectedContent: []string{`"code":"invalid_id"`}},
+			Setup: withProject("viewer"), ExpectedStatus: 400, ExpectedContent: []string{`"code":"invalid_id"`}},
 		{Name: "injection-looking id is just malformed", Method: "GET", URL: "/projects/1%27%20OR%20%271%27=%271", Headers: auth,
-			Setup: asRole("viewer"), ExpectedStatus: 400, ExpectedContent: []string{`"code":"invalid_id"`}},
+			Setup: withProject("viewer"), ExpectedStatus: 400, ExpectedContent: []string{`"code":"invalid_id"`}},
 
-		{Name: "per_page over 100 is refused", Method: "GET", URL: "/projects?per_page=101", Headers: auth, Setup: asRole("viewer"),
+		{Name: "per_page over 100 is refused", Method: "GET", URL: "/projects?per_page=101", Headers: auth, Setup: withProject("viewer"),
 			ExpectedStatus: 400, ExpectedContent: []string{`"per_page":"must be a whole number from 1 to 100"`}},
-		{Name: "page 0 is refused", Method: "GET", URL: "/projects?page=0", Headers: auth, Setup: asRole("viewer"),
+		{Name: "page 0 is refused", Method: "GET", URL: "/projects?page=0", Headers: auth, Setup: withProject("viewer"),
 			ExpectedStatus: 400, ExpectedContent: []string{`"page"`}},
-		{Name: "non-numeric page is refused", Method: "GET", URL: "/projects?page=abc", Headers: auth, Setup: asRole("viewer"),
+		{Name: "non-numeric page is refused", Method: "GET", URL: "/projects?page=abc", Headers: auth, Setup: withProject("viewer"),
 			ExpectedStatus: 400},
-		{Name: "a page past the end is empty", Method: "GET", URL: "/projects?page=5&per_page=10", Headers: auth, Setup: asRole("viewer"),
+		{Name: "a page past the end is empty", Method: "GET", URL: "/projects?page=5&per_page=10", Headers: auth, Setup: withProject("viewer"),
 			ExpectedStatus: 200, ExpectedContent: []string{`"data":[]`, `"page":5`, `"per_page":10`, `"has_more":false`}},
 		// The offset is bounded (10,000 rows): deeper pages are a cursor's job,
 		// and a page whose offset would overflow is a 400, not page 1.
 		{Name: "a page whose offset overflows is refused", Method: "GET", URL: "/projects?page=9223372036854775807&per_page=100", Headers: auth,
-			Setup: asRole("viewer"), ExpectedStatus: 400, ExpectedContent: []string{`"page":"reaches past row 10000: follow next_cursor instead"`}},
+			Setup: withProject("viewer"), ExpectedStatus: 400, ExpectedContent: []string{`"page":"reaches past row 10000: follow next_cursor instead"`}},
 		{Name: "the deepest page allowed answers", Method: "GET", URL: "/projects?page=101&per_page=100", Headers: auth,
-			Setup: asRole("viewer"), ExpectedStatus: 200, ExpectedContent: []string{`"data":[]`}},
+			Setup: withProject("viewer"), ExpectedStatus: 200, ExpectedContent: []string{`"data":[]`}},
 		{Name: "one page deeper is refused", Method: "GET", URL: "/projects?page=102&per_page=100", Headers: auth,
-			Setup: asRole("viewer"), ExpectedStatus: 400},
+			Setup: withProject("viewer"), ExpectedStatus: 400},
 		{Name: "a page number too big for an int is refused", Method: "GET", URL: "/projects?page=99999999999999999999", Headers: auth,
-			Setup: asRole("viewer"), ExpectedStatus: 400, ExpectedContent: []string{`"page":"must be a whole number from 1"`}},
+			Setup: withProject("viewer"), ExpectedStatus: 400, ExpectedContent: []string{`"page":"must be a whole number from 1"`}},
 		{Name: "a forged cursor is refused", Method: "GET", URL: "/projects?cursor=bm90LWEtY3Vyc29y", Headers: auth,
-			Setup: asRole("viewer"), ExpectedStatus: 400, ExpectedContent: []string{`"cursor":"is not a cursor this API gave out"`}},
+			Setup: withProject("viewer"), ExpectedStatus: 400, ExpectedContent: []string{`"cursor":"is not a cursor this API gave out"`}},
 		{Name: "a cursor that is not base64 is refused", Method: "GET", URL: "/projects?cursor=%25%25%25", Headers: auth,
-			Setup: asRole("viewer"), ExpectedStatus: 400, ExpectedContent: []string{`"cursor"`}},
+			Setup: withProject("viewer"), ExpectedStatus: 400, ExpectedContent: []string{`"cursor"`}},
 		{Name: "cursor and page together are refused", Method: "GET", URL: "/projects?cursor=x&page=2", Headers: auth,
-			Setup: asRole("viewer"), ExpectedStatus: 400, ExpectedContent: []string{`"cursor":"give cursor or page, not both"`}},
+			Setup: withProject("viewer"), ExpectedStatus: 400, ExpectedContent: []string{`"cursor":"give cursor or page, not both"`}},
 
-		{Name: "missing name", Method: "POST", URL: "/projects", Headers: auth, Setup: asRole("editor"), Body: `{"description":"x"}`,
+		{Name: "missing name", Method: "POST", URL: "/projects", Headers: auth, Setup: withProject("editor"), Body: `{"description":"x"}`,
 			ExpectedStatus: 400, ExpectedContent: []string{`"name":"is required"`}},
-		{Name: "blank name", Method: "POST", URL: "/projects", Headers: auth, Setup: asRole("editor"), Body: `{"name":"   "}`,
+		{Name: "blank name", Method: "POST", URL: "/projects", Headers: auth, Setup: withProject("editor"), Body: `{"name":"   "}`,
 			ExpectedStatus: 400, ExpectedContent: []string{`"name":"is required"`}},
-		{Name: "name too long", Method: "POST", URL: "/projects", Headers: auth, Setup: asRole("editor"),
+		{Name: "name too long", Method: "POST", URL: "/projects", Headers: auth, Setup: withProject("editor"),
 			Body: map[string]string{"name": fmt.Sprintf("%0201d", 0)}, ExpectedStatus: 400, ExpectedContent: []string{`"name":"must be at most 200 characters"`}},
-		{Name: "owner_id in the body is ignored", Method: "POST", URL: "/projects", Headers: auth, Setup: asRole("editor"),
+		{Name: "owner_id in the body is ignored", Method: "POST", URL: "/projects", Headers: auth, Setup: withProject("editor"),
 			Body: `{"name":"Mine","owner_id":"00000000-0000-4000-8000-000000000000"}`, ExpectedStatus: 201,
 			ExpectedContent: []string{`"owner_id":"{user_id}"`}},
 
-		{Name: "editor can update own project", Method: "PATCH", URL: "/projects/{project}", Headers: auth, Setup: asRole("owner"),
+		{Name: "editor can update own project", Method: "PATCH", URL: "/projects/{project}", Headers: auth, Setup: withProject("owner"),
 			Body: map[string]string{"name": "Renamed"}, ExpectedStatus: 200, ExpectedContent: []string{`"name":"Renamed"`, `"description":"d"`}},
-		{Name: "editor cannot update another's project", Method: "PATCH", URL: "/projects/{project}", Headers: auth, Setup: asRole("editor"),
+		{Name: "editor cannot update another's project", Method: "PATCH", URL: "/projects/{project}", Headers: auth, Setup: withProject("editor"),
 			Body: map[string]string{"name": "Hijack"}, ExpectedStatus: 403, ExpectedContent: []string{`"code":"insufficient_permissions"`}},
-		{Name: "admin can update any project", Method: "PATCH", URL: "/projects/{project}", Headers: auth, Setup: asRole("admin"),
+		{Name: "admin can update any project", Method: "PATCH", URL: "/projects/{project}", Headers: auth, Setup: withProject("admin"),
 			Body: map[string]string{"description": "by admin"}, ExpectedStatus: 200, ExpectedContent: []string{`"description":"by admin"`, `"name":"Seeded"`}},
-		{Name: "viewer cannot update", Method: "PATCH", URL: "/projects/{project}", Headers: auth, Setup: asRole("viewer"),
+		{Name: "viewer cannot update", Method: "PATCH", URL: "/projects/{project}", Headers: auth, Setup: withProject("viewer"),
 			Body: map[string]string{"name": "x"}, ExpectedStatus: 403},
-		{Name: "empty patch is refused", Method: "PATCH", URL: "/projects/{project}", Headers: auth, Setup: asRole("owner"),
+		{Name: "empty patch is refused", Method: "PATCH", URL: "/projects/{project}", Headers: auth, Setup: withProject("owner"),
 			Body: `{}`, ExpectedStatus: 400},
 		{Name: "update of an unknown project is 404", Method: "PATCH", URL: "/projects/00000000-0000-4000-8000-000000000000", Headers: auth,
-			Setup: asRole("admin"), Body: map[string]string{"name": "x"}, ExpectedStatus: 404},
+			Setup: withProject("admin"), Body: map[string]string{"name": "x"}, ExpectedStatus: 404},
 	}
 	for _, s := range scenarios {
 		s.Run(t)
@@ -178,4 +179,72 @@ func TestPostgresPoolReadsNatively(t *testing.T) {
 	_, native := a.DB.DB.Statement.ConnPool.(database.NativeQuerier)
 	want := os.Getenv("TEST_DATABASE_URL") != ""
 	mustf(t, native == want, "native read path: %v, want %v (dialect %s)", native, want, a.DB.Dialect)
+}
+
+// Bad text in a project never reaches the database as a 500: NUL is 400 on
+// both databases (PostgreSQL refuses it, SQLite would store it), invalid
+// UTF-8 is stored as U+FFFD.
+func TestProjectTextIsCleaned(t *testing.T) {
+	parallelTest(t)
+	nul := "a\u0000b"
+	scenarios := []Scenario{
+		{Name: "NUL in a project name", Method: "POST", URL: "/projects", Headers: auth, Setup: withProject("editor"),
+			Body: map[string]string{"name": nul}, ExpectedStatus: 400, ExpectedContent: []string{`"name":"must not contain NUL characters"`}},
+		{Name: "NUL in a project description", Method: "POST", URL: "/projects", Headers: auth, Setup: withProject("editor"),
+			Body: map[string]string{"name": "ok", "description": nul}, ExpectedStatus: 400,
+			ExpectedContent: []string{`"description":"must not contain NUL characters"`}},
+		{Name: "NUL in a project update", Method: "PATCH", URL: "/projects/{project}", Headers: auth, Setup: withProject("owner"),
+			Body: map[string]string{"description": nul}, ExpectedStatus: 400},
+		{Name: "invalid UTF-8 in a project name is stored as U+FFFD", Method: "POST", URL: "/projects", Headers: auth, Setup: withProject("editor"),
+			Body: "{\"name\":\"caf\xe9\"}", ExpectedStatus: 201, ExpectedContent: []string{`"name":"caf` + "\uFFFD" + `"`}},
+	}
+	for _, s := range scenarios {
+		s.Run(t)
+	}
+}
+
+// The usage report counts the projects, and those of the last 7 days.
+func TestAnalyticsCountsProjects(t *testing.T) {
+	parallelTest(t)
+	Scenario{Name: "the report counts projects", Method: "GET", URL: "/analytics", Headers: auth,
+		Setup: func(t testing.TB, a *App) map[string]string {
+			vals := withProject("admin")(t, a)
+			a.Clock.Advance(8 * 24 * time.Hour)
+			ed := a.user(t, caller.Editor, caller.Paid)
+			r := a.do(t, Request{Method: "POST", URL: "/projects", Headers: bearer(ed), Body: map[string]string{"name": "recent"}})
+			mustf(t, r.Status == 201, "create: %d %s", r.Status, r.Body)
+			vals["token"] = a.user(t, caller.Admin, caller.Free).Access
+			return vals
+		},
+		ExpectedStatus: 200, ExpectedContent: []string{`"projects":{"total":2,"created_last_7_days":1}`},
+	}.Run(t)
+}
+
+// BenchmarkProjectsList is the hot path end to end inside the process:
+// every middleware, the verified-token cache, the per-user limit (Redis
+// when TEST_REDIS_URL is set), one database query (PostgreSQL when
+// TEST_DATABASE_URL is set) and the JSON answer. compare.sh measures the
+// same path over real sockets under wrk.
+func BenchmarkProjectsList(b *testing.B) {
+	a := newApp(b, "RATE_LIMIT_TIERS", "free=1000000000/1m")
+	u := a.user(b, caller.Editor, caller.Free)
+	for i := range 25 {
+		r := a.do(b, Request{Method: "POST", URL: "/projects", Headers: bearer(u), Body: map[string]string{"name": "project " + strconv.Itoa(i)}})
+		if r.Status != http.StatusCreated {
+			b.Fatalf("seed: %d %s", r.Status, r.Body)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest("GET", "/projects?per_page=20", nil)
+			req.Header.Set("Authorization", u.Bearer())
+			w := httptest.NewRecorder()
+			a.Handler.ServeHTTP(w, req)
+			if w.Code != http.StatusOK {
+				b.Fatalf("status %d %s", w.Code, w.Body)
+			}
+		}
+	})
 }

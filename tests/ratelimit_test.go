@@ -142,7 +142,7 @@ func TestUserLimitsByTier(t *testing.T) {
 		t.Run(fmt.Sprintf("%s=%d", c.tier, c.limit), func(t *testing.T) {
 			a := newApp(t, c.env...)
 			u := a.user(t, caller.Viewer, c.tier)
-			req := Request{Method: "GET", URL: "/projects", Headers: bearer(u)}
+			req := Request{Method: "GET", URL: "/users/me", Headers: bearer(u)}
 			counts, last := hammer(t, a, c.limit, req)
 			mustf(t, counts[200] == c.limit, "%v", counts)
 			limitHeaders(t, last)
@@ -150,7 +150,7 @@ func TestUserLimitsByTier(t *testing.T) {
 			assert429(t, a, a.do(t, req), `"code":"rate_limited"`)
 			// Other users are unaffected.
 			other := a.user(t, caller.Viewer, c.tier)
-			mustf(t, a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(other)}).Status == 200, "other user limited")
+			mustf(t, a.do(t, Request{Method: "GET", URL: "/users/me", Headers: bearer(other)}).Status == 200, "other user limited")
 		})
 	}
 }
@@ -160,7 +160,7 @@ func TestAdminBypassesUserLimit(t *testing.T) {
 	parallelTest(t)
 	a := newApp(t)
 	admin := a.user(t, caller.Admin, caller.Free)
-	counts, last := hammer(t, a, 400, Request{Method: "GET", URL: "/projects", Headers: bearer(admin)})
+	counts, last := hammer(t, a, 400, Request{Method: "GET", URL: "/users/me", Headers: bearer(admin)})
 	mustf(t, counts[200] == 400, "%v", counts)
 	mustf(t, last.Header.Get("X-RateLimit-Limit") == "", "admin answer carries limit headers")
 }
@@ -172,7 +172,7 @@ func TestTierUpgradeAfterRefresh(t *testing.T) {
 	a := newApp(t)
 	admin := a.user(t, caller.Admin, caller.Free)
 	u := a.user(t, caller.Viewer, caller.Free)
-	req := Request{Method: "GET", URL: "/projects", Headers: bearer(u)}
+	req := Request{Method: "GET", URL: "/users/me", Headers: bearer(u)}
 	hammer(t, a, 60, req)
 	mustf(t, a.do(t, req).Status == 429, "free limit not reached")
 	r := a.do(t, Request{Method: "PATCH", URL: "/admin/users/" + u.ID, Headers: bearer(admin), Body: map[string]string{"tier": "paid"}})
@@ -180,7 +180,7 @@ func TestTierUpgradeAfterRefresh(t *testing.T) {
 	mustf(t, a.do(t, req).Status == 401, "the old token, with the old tier, still works")
 	r = refresh(t, a, u.Refresh)
 	u.Access = field(t, r, "access_token")
-	r = a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)})
+	r = a.do(t, Request{Method: "GET", URL: "/users/me", Headers: bearer(u)})
 	mustf(t, r.Status == 200 && r.Header.Get("X-RateLimit-Limit") == "600", "after refresh: %d limit %s", r.Status, r.Header.Get("X-RateLimit-Limit"))
 }
 
@@ -191,7 +191,7 @@ func TestWindowBoundaryOverHTTP(t *testing.T) {
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
 	a.Clock.Set(time.Date(2026, 3, 2, 9, 0, 59, 500e6, time.UTC))
-	req := Request{Method: "GET", URL: "/projects", Headers: bearer(u)}
+	req := Request{Method: "GET", URL: "/users/me", Headers: bearer(u)}
 	counts, _ := hammer(t, a, 70, req)
 	a.Clock.Advance(time.Second) // 09:01:00.5, a new fixed minute
 	more, _ := hammer(t, a, 70, req)
@@ -386,14 +386,14 @@ func TestFailedAuthenticationIsLimitedPerIP(t *testing.T) {
 	parallelTest(t)
 	a := newApp(t)
 	u := a.user(t, caller.Viewer, caller.Free)
-	bad := Request{Method: "GET", URL: "/projects", Headers: map[string]string{"Authorization": "Bearer not.a.token"}}
+	bad := Request{Method: "GET", URL: "/users/me", Headers: map[string]string{"Authorization": "Bearer not.a.token"}}
 	counts, last := hammer(t, a, 100, bad)
 	mustf(t, counts[401] == 100, "%v", counts)
 	limitHeaders(t, last)
 	assert429(t, a, a.do(t, bad), `"code":"rate_limited"`)
-	mustf(t, a.do(t, Request{Method: "GET", URL: "/projects"}).Status == 429, "missing token not limited")
+	mustf(t, a.do(t, Request{Method: "GET", URL: "/users/me"}).Status == 429, "missing token not limited")
 	// A valid token from the same IP is counted per user, not refused.
-	r := a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)})
+	r := a.do(t, Request{Method: "GET", URL: "/users/me", Headers: bearer(u)})
 	mustf(t, r.Status == 200 && r.Header.Get("X-RateLimit-Limit") == "60", "valid token: %d %s", r.Status, r.Header.Get("X-RateLimit-Limit"))
 }
 

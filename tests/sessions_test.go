@@ -22,14 +22,14 @@ func twoLogins(t testing.TB, a *App, role caller.Role) (first, second *User) {
 // works reports whether u's access token is still accepted.
 func works(t testing.TB, a *App, u *User) bool {
 	t.Helper()
-	r := a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)})
+	r := a.do(t, Request{Method: "GET", URL: "/users/me", Headers: bearer(u)})
 	switch {
 	case r.Status == 200:
 		return true
 	case r.Status == 401 && strings.Contains(r.Body, `"code":"session_ended"`):
 		return false
 	}
-	t.Fatalf("GET /projects: %d %s", r.Status, r.Body)
+	t.Fatalf("GET /users/me: %d %s", r.Status, r.Body)
 	return false
 }
 
@@ -143,12 +143,12 @@ func TestADemotedAdminsTokenIsRefused(t *testing.T) {
 	mustf(t, works(t, a, demoted), "the refreshed token is refused")
 }
 
-// A deleted user's token reads nothing (it read /projects and its own
+// A deleted user's token reads nothing (it read its profile and its own
 // sessions, 200).
 func TestADeletedUsersTokenIsRefused(t *testing.T) {
 	parallelTest(t)
 	scenarios := []Scenario{
-		{Name: "the deleted user's token, on projects", Method: "GET", URL: "/projects", Headers: auth, Setup: deletedByAdmin,
+		{Name: "the deleted user's token, on its profile", Method: "GET", URL: "/users/me", Headers: auth, Setup: deletedByAdmin,
 			ExpectedStatus: 401, ExpectedContent: []string{`"code":"session_ended"`}},
 		{Name: "the deleted user's token, on its sessions", Method: "GET", URL: "/users/me/sessions", Headers: auth, Setup: deletedByAdmin,
 			ExpectedStatus: 401, ExpectedContent: []string{`"code":"session_ended"`}},
@@ -242,7 +242,7 @@ func TestEndedSessionsAcrossInstances(t *testing.T) {
 
 // A row deleted by hand, not through the API, ends its tokens too, within
 // a few seconds (each user's existence is read at most once per 5 s):
-// before, such a token read /projects and its sessions until it expired.
+// before, such a token read its sessions until it expired.
 func TestATokenOfAnAccountDeletedByHandIsRefused(t *testing.T) {
 	parallelTest(t)
 	a := newApp(t)
@@ -250,7 +250,7 @@ func TestATokenOfAnAccountDeletedByHandIsRefused(t *testing.T) {
 	mustf(t, works(t, a, u), "before")
 	mustf(t, a.DB.Exec("DELETE FROM users WHERE id = ?", u.ID).Error == nil, "delete")
 	a.Clock.Advance(6 * time.Second)
-	for _, url := range []string{"/projects", "/users/me/sessions", "/users/me"} {
+	for _, url := range []string{"/api-keys", "/users/me/sessions", "/users/me"} {
 		r := a.do(t, Request{Method: "GET", URL: url, Headers: bearer(u)})
 		mustf(t, r.Status == 401 && strings.Contains(r.Body, `"code":"account_not_found"`), "%s: %d %s", url, r.Status, r.Body)
 	}

@@ -51,7 +51,7 @@ func TestSystemEndpoints(t *testing.T) {
 			NotExpected:     []string{`"d":`, `"p":`}},
 		{Name: "unknown route", Method: "GET", URL: "/nowhere", ExpectedStatus: 404,
 			ExpectedContent: []string{`{"error":"Not found","code":"not_found"}`}},
-		{Name: "wrong method", Method: "PUT", URL: "/projects", ExpectedStatus: 405,
+		{Name: "wrong method", Method: "PUT", URL: "/users/me", ExpectedStatus: 405,
 			ExpectedContent: []string{`"code":"method_not_allowed"`}},
 		{Name: "trailing data after the JSON", Method: "POST", URL: "/auth/login", Body: `{"email":"a@b.co","password":"x"} {}`,
 			ExpectedStatus: 400, ExpectedContent: []string{`"code":"invalid_json"`}},
@@ -78,12 +78,12 @@ func TestSystemEndpoints(t *testing.T) {
 			After: func(t testing.TB, a *App, r *Response) {
 				mustf(t, r.Header.Get("Strict-Transport-Security") == "", "HSTS over plain HTTP")
 			}},
-		{Name: "CORS is closed by default", Method: "OPTIONS", URL: "/projects", ExpectedStatus: 204,
+		{Name: "CORS is closed by default", Method: "OPTIONS", URL: "/users/me", ExpectedStatus: 204,
 			Headers: map[string]string{"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
 			After: func(t testing.TB, a *App, r *Response) {
 				mustf(t, r.Header.Get("Access-Control-Allow-Origin") == "", "CORS open: %v", r.Header)
 			}},
-		{Name: "CORS allows a listed origin", Method: "OPTIONS", URL: "/projects", ExpectedStatus: 204,
+		{Name: "CORS allows a listed origin", Method: "OPTIONS", URL: "/users/me", ExpectedStatus: 204,
 			Env:             []string{"CORS_ALLOWED_ORIGINS", "https://app.example.com"},
 			Headers:         map[string]string{"Origin": "https://app.example.com", "Access-Control-Request-Method": "GET"},
 			ExpectedHeaders: map[string]string{"Access-Control-Allow-Origin": "https://app.example.com"}},
@@ -123,12 +123,12 @@ func TestRequestLogHasNoSecrets(t *testing.T) {
 	register(t, a, "log@example.com")
 	token := a.lastToken(t, "log@example.com")
 	a.do(t, Request{Method: "GET", URL: "/auth/verify?token=" + token})
-	a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)})
+	a.do(t, Request{Method: "GET", URL: "/users/me", Headers: bearer(u)})
 	logs := a.Logs.String()
 	for _, secret := range []string{testPassword, u.Access, u.Refresh, token, "Bearer"} {
 		mustf(t, !strings.Contains(logs, secret), "log holds %q", secret)
 	}
-	mustf(t, strings.Contains(logs, `"path":"/projects"`) && strings.Contains(logs, `"user_id":"`+u.ID+`"`) &&
+	mustf(t, strings.Contains(logs, `"path":"/users/me"`) && strings.Contains(logs, `"user_id":"`+u.ID+`"`) &&
 		strings.Contains(logs, `"request_id"`) && strings.Contains(logs, `"latency"`) && strings.Contains(logs, `"status":200`), "log lacks fields: %s", logs)
 }
 
@@ -169,7 +169,7 @@ func TestHeadIsGetWithoutABody(t *testing.T) {
 	for _, c := range []struct {
 		path   string
 		status int
-	}{{"/public/status", 200}, {"/", 200}, {"/projects", 401}, {"/nowhere", 404}} {
+	}{{"/public/status", 200}, {"/", 200}, {"/users/me", 401}, {"/nowhere", 404}} {
 		get, err := http.Get(srv.URL + c.path)
 		mustf(t, err == nil, "GET %s: %v", c.path, err)
 		getBody, _ := io.ReadAll(get.Body)
@@ -199,7 +199,7 @@ func TestAnErrorIsLoggedOnce(t *testing.T) {
 		status int
 	}{
 		{"unknown route", Request{Method: "GET", URL: "/no-such-route"}, 404},
-		{"no token", Request{Method: "GET", URL: "/projects"}, 401},
+		{"no token", Request{Method: "GET", URL: "/users/me"}, 401},
 		{"allowed", Request{Method: "GET", URL: "/public/status"}, 200},
 		{"limited", Request{Method: "GET", URL: "/public/status"}, 429},
 		{"bad body", Request{Method: "POST", URL: "/auth/login", Body: "{"}, 400},

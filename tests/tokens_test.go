@@ -171,7 +171,7 @@ func TestMissingTokenChallenge(t *testing.T) {
 	parallelTest(t)
 	for _, header := range []string{"", "Basic dXNlcjpwYXNz", "Bearer ", "Bearer"} {
 		a := newApp(t)
-		r := a.do(t, Request{Method: "GET", URL: "/projects", Headers: map[string]string{"Authorization": header}})
+		r := a.do(t, Request{Method: "GET", URL: "/users/me", Headers: map[string]string{"Authorization": header}})
 		mustf(t, r.Status == 401 && r.Body == `{"error":"Authentication required","code":"authentication_required"}`+"\n", "%q: %d %s", header, r.Status, r.Body)
 		mustf(t, strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Bearer") && !strings.Contains(r.Header.Get("WWW-Authenticate"), "error="), "%q: %q", header, r.Header.Get("WWW-Authenticate"))
 	}
@@ -189,12 +189,12 @@ func TestPreviousKeyStillVerifies(t *testing.T) {
 	// The same deployment (database) after the rotation.
 	rotated := old.sibling(t, "JWT_PRIVATE_KEY_FILE", dir+"/new.pem", "JWT_PUBLIC_KEY_FILE", dir+"/new.pub",
 		"JWT_PREVIOUS_PUBLIC_KEY_FILES", keyDir+"/public.pem")
-	r := rotated.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)})
+	r := rotated.do(t, Request{Method: "GET", URL: "/users/me", Headers: bearer(u)})
 	mustf(t, r.Status == 200, "old token refused after rotation: %d %s", r.Status, r.Body)
 	var jwks services.JWKS
 	rotated.do(t, Request{Method: "GET", URL: "/.well-known/jwks.json"}).JSON(t, &jwks)
 	mustf(t, len(jwks.Keys) == 2 && jwks.Keys[0].Kid == rotated.Keys.SigningKID(), "jwks %+v", jwks)
 
 	dropped := newApp(t, "JWT_PRIVATE_KEY_FILE", dir+"/new.pem", "JWT_PUBLIC_KEY_FILE", dir+"/new.pub")
-	mustf(t, dropped.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(u)}).Status == 401, "retired key still accepted")
+	mustf(t, dropped.do(t, Request{Method: "GET", URL: "/users/me", Headers: bearer(u)}).Status == 401, "retired key still accepted")
 }

@@ -1,9 +1,14 @@
-// Command guide applies docs/adding-an-endpoint.md to a copy of the
-// repository, exactly as written, so CI can prove the guide still works:
-// every "`path`:" line followed by a code block writes that file, and the
-// "In `file`, add" steps are applied to routes/routes.go, server/build.go
-// and server/http.go. tests/guide/run.sh copies the tree, runs this in
-// the copy, then regenerates the docs and runs vet and the suite there.
+// Command guide applies a guide in docs/ to a copy of the repository,
+// exactly as written, so CI can prove the guide still works. Its steps:
+//   - a "`path`:" line followed by a code block writes that file;
+//   - "Delete:" followed by a block of paths deletes them;
+//   - "In `path`, remove:" followed by a block removes that exact text
+//     (it must be there once);
+//   - the adding guide's "In `file`, add" steps go into routes/routes.go,
+//     server/build.go and server/http.go.
+//
+// tests/guide/run.sh copies the tree, runs this in the copy, then
+// regenerates the docs and runs gofmt, vet and the suite there.
 package main
 
 import (
@@ -19,11 +24,11 @@ import (
 var fileLine = regexp.MustCompile("^`([a-z0-9_./-]+\\.(go|sql))`:$")
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: guide REPOSITORY-COPY")
+	if len(os.Args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: guide GUIDE.md REPOSITORY-COPY")
 		os.Exit(2)
 	}
-	if err := apply(os.Args[1]); err != nil {
+	if err := apply(os.Args[2], os.Args[1]); err != nil {
 		fmt.Fprintln(os.Stderr, "guide:", err)
 		os.Exit(1)
 	}
@@ -34,8 +39,10 @@ type block struct {
 	body  string
 }
 
-func apply(root string) error {
-	raw, err := os.ReadFile(filepath.Join(root, "docs/adding-an-endpoint.md"))
+var removeLine = regexp.MustCompile("^In `([a-z0-9_./-]+)`, remove:$")
+
+func apply(root, guide string) error {
+	raw, err := os.ReadFile(filepath.Join(root, guide))
 	if err != nil {
 		return err
 	}
@@ -43,6 +50,19 @@ func apply(root string) error {
 	files, fragments := 0, 0
 	for _, b := range blocks {
 		switch m := fileLine.FindStringSubmatch(b.intro); {
+		case b.intro == "Delete:":
+			for _, path := range strings.Fields(b.body) {
+				if err := os.Remove(filepath.Join(root, path)); err != nil {
+					return err
+				}
+				fmt.Println("deleted", path)
+				files++
+			}
+		case removeLine.MatchString(b.intro):
+			if err := remove(filepath.Join(root, removeLine.FindStringSubmatch(b.intro)[1]), b.body); err != nil {
+				return err
+			}
+			fragments++
 		case m != nil:
 			if err := os.WriteFile(filepath.Join(root, m[1]), []byte(b.body), 0o644); err != nil {
 				return err
@@ -64,12 +84,27 @@ func apply(root string) error {
 				return err
 			}
 			fragments++
+		case strings.HasPrefix(b.intro, "In `"):
+			return fmt.Errorf("%s: a step this tool does not know: %q (update tests/guide)", guide, b.intro)
 		}
 	}
-	if files < 7 || fragments != 3 {
-		return fmt.Errorf("found %d files and %d edits in the guide, want at least 7 and 3: its shape changed, update tests/guide", files, fragments)
+	if files == 0 || fragments == 0 {
+		return fmt.Errorf("%s: found %d files and %d edits: its shape changed, update tests/guide", guide, files, fragments)
 	}
 	return nil
+}
+
+// remove takes text out of the file at path; it must be there exactly once.
+func remove(path, text string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if n := strings.Count(string(raw), text); n != 1 {
+		return fmt.Errorf("%s: the text to remove is there %d times, want once:\n%s", path, n, text)
+	}
+	fmt.Println("edited", path)
+	return os.WriteFile(path, []byte(strings.Replace(string(raw), text, "", 1)), 0o644)
 }
 
 func codeBlocks(doc string) []block {
