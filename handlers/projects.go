@@ -12,6 +12,9 @@ import (
 	"github.com/tollgate/tollgate/services"
 )
 
+// ProjectPage is a page of projects, under the name the API docs give it.
+type ProjectPage = Paginated[ProjectResponse]
+
 // ProjectResponse is a project as the API shows it.
 type ProjectResponse struct {
 	ID          uuid.UUID `json:"id" format:"uuid" example:"1b4e28ba-2fa1-11d2-883f-0016d3cca427"`

@@ -282,9 +282,9 @@ func validationError(field, msg string) error {
 	return apperror.Validation(map[string]string{field: msg})
 }
 
-// The list answers under the names the API docs give them.
+// The list answers under the names the API docs give them (each
+// resource's file names its own, as handlers/projects.go does).
 type (
-	ProjectPage = Paginated[ProjectResponse]
-	UserPage    = Paginated[UserResponse]
-	APIKeyPage  = Paginated[APIKeyResponse]
+	UserPage   = Paginated[UserResponse]
+	APIKeyPage = Paginated[APIKeyResponse]
 )
