@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/tollgate/tollgate/product"
+
 	"github.com/joho/godotenv"
 
 	"github.com/tollgate/tollgate/cli"
@@ -20,7 +22,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "tollgate:", err)
+		fmt.Fprintln(os.Stderr, product.ID+":", err)
 		os.Exit(1)
 	}
 }

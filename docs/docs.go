@@ -4063,20 +4063,10 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "role": {
-                    "type": "string",
-                    "enum": [
-                        "viewer",
-                        "editor",
-                        "admin"
-                    ]
+                    "type": "string"
                 },
                 "tier": {
-                    "type": "string",
-                    "enum": [
-                        "free",
-                        "paid",
-                        "enterprise"
-                    ]
+                    "type": "string"
                 }
             }
         },
@@ -4144,20 +4134,10 @@ const docTemplate = `{
                 },
                 "role": {
                     "type": "string",
-                    "enum": [
-                        "viewer",
-                        "editor",
-                        "admin"
-                    ],
                     "example": "viewer"
                 },
                 "tier": {
                     "type": "string",
-                    "enum": [
-                        "free",
-                        "paid",
-                        "enterprise"
-                    ],
                     "example": "free"
                 },
                 "updated_at": {

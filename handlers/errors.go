@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tollgate/tollgate/product"
+
 	"github.com/labstack/echo/v5"
 
 	"github.com/tollgate/tollgate/apperror"
@@ -85,7 +87,7 @@ func ErrorHandler(log *slog.Logger, classify Classifier) echo.HTTPErrorHandler {
 			// challenge when the client failed to authenticate.
 			out = OAuthErrorResponse{Error: ae.Code, ErrorDescription: ae.Message}
 			if status == http.StatusUnauthorized {
-				c.Response().Header().Set("WWW-Authenticate", `Basic realm="tollgate"`)
+				c.Response().Header().Set("WWW-Authenticate", `Basic realm="`+product.ID+`"`)
 			}
 		} else if status == http.StatusUnauthorized {
 			c.Response().Header().Set("WWW-Authenticate", challenge(c, body))
@@ -122,7 +124,7 @@ func describe(err error) (int, ErrorResponse) {
 // challenge builds the RFC 6750 WWW-Authenticate value; error="invalid_token"
 // only when the client actually sent a token.
 func challenge(c *echo.Context, body ErrorResponse) string {
-	h := `Bearer realm="tollgate"`
+	h := `Bearer realm="` + product.ID + `"`
 	if auth := c.Request().Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
 		h += `, error="invalid_token", error_description="` + body.Error + `"`
 	}

@@ -45,6 +45,10 @@ func NewValidator() *Validator {
 		}
 		return name
 	})
+	// role and tier accept what caller.Roles and caller.Tiers list, so a
+	// role or tier added there is accepted everywhere at once.
+	_ = v.RegisterValidation("role", func(fl validator.FieldLevel) bool { return caller.Role(fl.Field().String()).Valid() })
+	_ = v.RegisterValidation("tier", func(fl validator.FieldLevel) bool { return caller.Tier(fl.Field().String()).Valid() })
 	return &Validator{v: v}
 }
 
@@ -77,6 +81,10 @@ func message(fe validator.FieldError) string {
 		return "must be at least " + fe.Param() + " characters"
 	case "oneof":
 		return "must be one of: " + strings.ReplaceAll(fe.Param(), " ", ", ")
+	case "role":
+		return "must be one of: " + joinNames(caller.Roles())
+	case "tier":
+		return "must be one of: " + joinNames(caller.Tiers())
 	default:
 		return "is invalid (" + fe.Tag() + ")"
 	}
@@ -288,3 +296,11 @@ type (
 	UserPage   = Paginated[UserResponse]
 	APIKeyPage = Paginated[APIKeyResponse]
 )
+
+func joinNames[T ~string](names []T) string {
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = string(n)
+	}
+	return strings.Join(parts, ", ")
+}

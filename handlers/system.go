@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/tollgate/tollgate/product"
+
 	"github.com/labstack/echo/v5"
 
 	"github.com/tollgate/tollgate/apperror"
@@ -43,7 +45,7 @@ type IndexResponse struct {
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/ [get]
 func (h *System) Index(c *echo.Context) error {
-	out := IndexResponse{Name: "Tollgate API", Version: h.version, Health: "/healthz"}
+	out := IndexResponse{Name: product.Name + " API", Version: h.version, Health: "/healthz"}
 	if h.docs {
 		out.Docs, out.OpenAPI = "/swagger/index.html", "/openapi.json"
 	}

@@ -16,8 +16,8 @@ import (
 type UserResponse struct {
 	ID            uuid.UUID `json:"id" format:"uuid" example:"7c9e6679-7425-40de-944b-e07fc1f90ae7"`
 	Email         string    `json:"email" example:"marta@example.com"`
-	Role          string    `json:"role" example:"viewer" enums:"viewer,editor,admin"`
-	Tier          string    `json:"tier" example:"free" enums:"free,paid,enterprise"`
+	Role          string    `json:"role" example:"viewer"`
+	Tier          string    `json:"tier" example:"free"`
 	EmailVerified bool      `json:"email_verified" example:"true"`
 	CreatedAt     time.Time `json:"created_at" format:"date-time"`
 	UpdatedAt     time.Time `json:"updated_at" format:"date-time"`
@@ -95,8 +95,8 @@ func (h *Users) List(c *echo.Context) error {
 
 // UpdateUserRequest changes a user's role or plan.
 type UpdateUserRequest struct {
-	Role *string `json:"role,omitempty" validate:"omitempty,oneof=viewer editor admin" enums:"viewer,editor,admin"`
-	Tier *string `json:"tier,omitempty" validate:"omitempty,oneof=free paid enterprise" enums:"free,paid,enterprise"`
+	Role *string `json:"role,omitempty" validate:"omitempty,role"`
+	Tier *string `json:"tier,omitempty" validate:"omitempty,tier"`
 }
 
 // Update changes a user's role or tier.

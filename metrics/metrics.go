@@ -8,11 +8,12 @@ package metrics
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tollgate/tollgate/product"
 )
 
-// Namespace prefixes every metric name (tollgate_...): a fork renames it
-// here, once, with its product (docs/make-it-yours.md).
-const Namespace = "tollgate"
+// Namespace prefixes every metric name (tollgate_...): the product's ID.
+const Namespace = product.ID
 
 // Login outcomes, the values of tollgate_login_attempts_total{outcome}.
 const (

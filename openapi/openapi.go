@@ -62,6 +62,7 @@ func Document() (*openapi3.T, error) {
 	addErrorExamples(doc)
 	addLoginChallenge(doc)
 	addExportMediaType(doc)
+	addRolesAndTiers(doc)
 	addEnumNames(doc)
 	addHeadOperations(doc) // last: a copy of each GET as finished
 	// A relative server, so that "Try it out" calls whichever host serves
@@ -375,6 +376,28 @@ func addErrorExamples(doc *openapi3.T) {
 					}
 					media.Examples[code] = &openapi3.ExampleRef{Value: openapi3.NewExample(body)}
 				}
+			}
+		}
+	}
+}
+
+// addRolesAndTiers lists the roles and tiers caller knows on every "role"
+// and "tier" property, so the document follows a role or tier a fork adds.
+func addRolesAndTiers(doc *openapi3.T) {
+	enums := map[string][]any{}
+	for _, r := range caller.Roles() {
+		enums["role"] = append(enums["role"], string(r))
+	}
+	for _, t := range caller.Tiers() {
+		enums["tier"] = append(enums["tier"], string(t))
+	}
+	for _, schema := range doc.Components.Schemas {
+		if schema.Value == nil {
+			continue
+		}
+		for name, values := range enums {
+			if p := schema.Value.Properties[name]; p != nil && p.Value != nil && p.Value.Type.Is(openapi3.TypeString) {
+				p.Value.Enum = values
 			}
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tollgate/tollgate/product"
+
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -30,7 +32,7 @@ import (
 // everything before it lets a mistyped key be refused before any lookup and
 // lets secret scanners recognise real keys.
 const (
-	apiKeyPrefix    = "tg_"
+	apiKeyPrefix    = product.KeyPrefix
 	apiKeyRandomLen = 32
 	apiKeyCRCLen    = 6
 	apiKeyStartLen  = 12 // shown in lists: "tg_live_3xAm"

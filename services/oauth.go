@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/product"
+
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"gorm.io/gorm"
@@ -105,7 +107,7 @@ func (s *Clients) Register(ctx context.Context, owner *caller.Caller, in NewClie
 		return nil, "", apperror.Wrap(err, "make client secret")
 	}
 	c := &models.OAuthClient{
-		ID: uuid.New(), ClientID: "tgc_" + id, OwnerID: owner.ID, Name: in.Name,
+		ID: uuid.New(), ClientID: product.ClientIDPrefix + id, OwnerID: owner.ID, Name: in.Name,
 		Secret: s.cfg.Peppers.secret(secret), Scopes: caller.FormatScopes(caller.SortScopes(slices.Clone(in.Scopes))), Audience: in.Audience,
 		TokenTTLSeconds: int(in.TokenTTL / time.Second), AuthMethod: in.AuthMethod, CreatedAt: s.clock.Now(),
 	}

@@ -26,7 +26,7 @@ func TestAnalytics(t *testing.T) {
 			},
 			ExpectedStatus: 200,
 			ExpectedContent: []string{
-				`"by_role":{"admin":2,"editor":1,"viewer":1}`, `"by_tier":{"enterprise":1,"free":2,"paid":1}`,
+				`"by_role":{"admin":2,"editor":1,`, `"viewer":1}`, `"by_tier":{"enterprise":1,"free":2,"paid":1`, // and 0 for any role or tier added
 				`"verified":3`, `"unverified":1`,
 				// Sessions from 8 days ago have expired (7-day refresh tokens).
 				`"active_refresh_sessions":2`,

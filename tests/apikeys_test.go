@@ -11,9 +11,10 @@ import (
 
 	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/models"
+	"github.com/tollgate/tollgate/product"
 )
 
-var apiKeyFormat = regexp.MustCompile(`^tg_test_[0-9A-Za-z]{38}$`)
+var apiKeyFormat = regexp.MustCompile(`^` + regexp.QuoteMeta(product.KeyPrefix) + `test_[0-9A-Za-z]{38}$`)
 
 // withKey makes a user of role and a key with the given create body, and
 // returns {token} (the user's), {user_id}, {key}, {key_id} and {key_start}.
@@ -42,11 +43,11 @@ func TestAPIKeys(t *testing.T) {
 		// Creating.
 		{Name: "create shows the key once, with its prefix, checksum and scopes", Method: "POST", URL: "/api-keys", Headers: auth,
 			Setup: asRole("admin"), Body: map[string]any{"name": "ci", "scopes": []string{"users:read", "analytics:read", "users:read"}},
-			ExpectedStatus: 201, ExpectedContent: []string{`"key":"tg_test_`, `"scopes":["analytics:read","users:read"]`, `"name":"ci"`, `"expires_at":"2027-03-02T09:00:00Z"`},
+			ExpectedStatus: 201, ExpectedContent: []string{`"key":"` + product.KeyPrefix + `test_`, `"scopes":["analytics:read","users:read"]`, `"name":"ci"`, `"expires_at":"2027-03-02T09:00:00Z"`},
 			ExpectedHeaders: map[string]string{"Cache-Control": "no-store"},
 			After: func(t testing.TB, a *App, r *Response) {
 				key := field(t, r, "key")
-				mustf(t, apiKeyFormat.MatchString(key), "key %q is not tg_test_ + 32 random + 6 checksum base62", key)
+				mustf(t, apiKeyFormat.MatchString(key), "key %q is not the prefix, test_, 32 random and 6 checksum base62", key)
 				mustf(t, !strings.Contains(a.Logs.String(), key), "the key was logged")
 				mustf(t, strings.Contains(a.Logs.String(), `"event":"api_key.created","actor_type":"user"`), "no security event: %s", a.Logs.String())
 			}},
@@ -106,7 +107,7 @@ func TestAPIKeys(t *testing.T) {
 			},
 			ExpectedStatus: 401, ExpectedContent: []string{`"code":"invalid_api_key"`, `"error":"Invalid API key"`}},
 		{Name: "a key from another environment: the same 401", Method: "GET", URL: "/users/me",
-			Headers: map[string]string{"X-API-Key": "tg_live_0123456789abcdefghijABCDEFGHIJ01abcdef"}, ExpectedStatus: 401,
+			Headers: map[string]string{"X-API-Key": product.KeyPrefix + "live_0123456789abcdefghijABCDEFGHIJ01abcdef"}, ExpectedStatus: 401,
 			ExpectedContent: []string{`"code":"invalid_api_key"`}},
 		{Name: "used from outside its allowed ranges: the same 401", Method: "GET", URL: "/users/me", Headers: map[string]string{"X-API-Key": "{key}"},
 			Setup:          withKey(caller.Viewer, map[string]any{"name": "x", "scopes": []string{"users:read"}, "allowed_cidrs": []string{"10.0.0.0/8", "2001:db8::1"}}),
@@ -167,7 +168,7 @@ func TestAPIKeys(t *testing.T) {
 			ExpectedStatus: 409, ExpectedContent: []string{`"code":"api_key_inactive"`}},
 		{Name: "rotation: both secrets work during the grace period, then only the new one", Method: "POST", URL: "/api-keys/{key_id}/rotate",
 			Headers: auth, Setup: withKey(caller.Viewer, readKey), Body: map[string]int{"grace_period": 3600},
-			ExpectedStatus: 200, ExpectedContent: []string{`"key":"tg_test_`, `"id":"{key_id}"`, `"previous_secret_expires_at":"2026-03-02T10:00:00Z"`},
+			ExpectedStatus: 200, ExpectedContent: []string{`"key":"` + product.KeyPrefix + `test_`, `"id":"{key_id}"`, `"previous_secret_expires_at":"2026-03-02T10:00:00Z"`},
 			ExpectedHeaders: map[string]string{"Cache-Control": "no-store"},
 			After: func(t testing.TB, a *App, r *Response) {
 				old, fresh := "", field(t, r, "key")

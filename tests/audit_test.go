@@ -14,6 +14,7 @@ import (
 	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/metrics"
 	"github.com/tollgate/tollgate/models"
+	"github.com/tollgate/tollgate/product"
 	"github.com/tollgate/tollgate/services"
 )
 
@@ -41,7 +42,7 @@ func TestAuditLog(t *testing.T) {
 			ExpectedContent: []string{`"action":"password.changed"`, `"action":"api_key.created"`, `"action":"user.role_changed","outcome":"success","reason":"viewer-\u003eeditor"`,
 				`"action":"auth.login_failed","outcome":"failure","reason":"invalid_credentials","target_type":"user","target_id":"{user_id}"`,
 				`"action":"auth.login","outcome":"success"`, `"ip":"192.0.2.1"`, `"actor_type":"user","actor_id":"{admin_id}"`, `"request_id":"`},
-			NotExpected: []string{testPassword, "Brand-New-Pass-7", "Wrong-Pass-123", "{access}", "tg_test_"},
+			NotExpected: []string{testPassword, "Brand-New-Pass-7", "Wrong-Pass-123", "{access}", product.KeyPrefix + "test_"},
 			After: func(t testing.TB, a *App, r *Response) {
 				var page struct{ Data []struct{ Seq int64 } }
 				r.JSON(t, &page)

@@ -454,7 +454,7 @@ func TestCreatedUserIsVerified(t *testing.T) {
 // hashesAt is how many bcrypt operations ran at cost, from the metrics.
 func hashesAt(t testing.TB, a *App, cost int) int {
 	t.Helper()
-	m := regexp.MustCompile(`tollgate_password_hashes_total\{cost="` + strconv.Itoa(cost) + `"\} (\d+)`).FindStringSubmatch(a.scrape(t))
+	m := regexp.MustCompile(`app_password_hashes_total\{cost="` + strconv.Itoa(cost) + `"\} (\d+)`).FindStringSubmatch(a.scrape(t))
 	if m == nil {
 		return 0
 	}

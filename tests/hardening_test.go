@@ -131,7 +131,7 @@ func TestFrozenDatabaseTimesOutAndRecovers(t *testing.T) {
 	// logged once and in the metrics, not only a string of 504s.
 	eventually(t, 5*time.Second, func() bool { return strings.Contains(a.Logs.String(), "database not answering") },
 		"a frozen database was never logged as an outage: %s", a.Logs.String())
-	mustf(t, strings.Contains(a.scrape(t), `tollgate_dependency_up{dependency="database"} 0`), "frozen database not in the metrics")
+	mustf(t, strings.Contains(a.scrape(t), `app_dependency_up{dependency="database"} 0`), "frozen database not in the metrics")
 
 	proxy.freeze(false)
 	recovers(t, a, u)
@@ -381,8 +381,8 @@ func TestPasswordHashingIsBounded(t *testing.T) {
 		mustf(t, strings.Contains(r.Body, `"code":"server_busy"`) && r.Header.Get("Retry-After") == "1", "busy answer: %v %s", r.Header, r.Body)
 	}
 	scrape := a.scrape(t)
-	mustf(t, strings.Contains(scrape, `tollgate_login_attempts_total{outcome="busy"} `+strconv.Itoa(statuses[503])), "busy not counted: %s", grep(scrape, "login_attempts"))
-	mustf(t, strings.Contains(scrape, "tollgate_password_hashes_in_flight 0") && strings.Contains(scrape, "tollgate_password_hashes_waiting 0"), "gauges: %s", grep(scrape, "password_hashes"))
+	mustf(t, strings.Contains(scrape, `app_login_attempts_total{outcome="busy"} `+strconv.Itoa(statuses[503])), "busy not counted: %s", grep(scrape, "login_attempts"))
+	mustf(t, strings.Contains(scrape, "app_password_hashes_in_flight 0") && strings.Contains(scrape, "app_password_hashes_waiting 0"), "gauges: %s", grep(scrape, "password_hashes"))
 }
 
 // IPv6 clients are limited per /64: a host owns the whole prefix.
@@ -412,15 +412,15 @@ func TestMetrics(t *testing.T) {
 	a.do(t, Request{Method: "PUT", URL: "/scanner-probe-4f2a"})
 	s := a.scrape(t)
 	for _, want := range []string{
-		`tollgate_login_attempts_total{outcome="success"} 1`,
-		`tollgate_login_attempts_total{outcome="invalid_credentials"} 1`,
-		`tollgate_rate_limit_decisions_total{policy="login",result="allowed"} 1`,
-		`tollgate_rate_limit_decisions_total{policy="user",result="allowed"} 1`,
-		`url="/api-keys/:id"`, `tollgate_http_requests_total{code="404"`,
-		"tollgate_refresh_token_reuse_total 0", "tollgate_rate_limit_memory_keys ",
-		"tollgate_db_connections_max ", "tollgate_db_connection_waits_total ", "tollgate_password_hashes_in_flight 0", "go_goroutines ",
+		`app_login_attempts_total{outcome="success"} 1`,
+		`app_login_attempts_total{outcome="invalid_credentials"} 1`,
+		`app_rate_limit_decisions_total{policy="login",result="allowed"} 1`,
+		`app_rate_limit_decisions_total{policy="user",result="allowed"} 1`,
+		`url="/api-keys/:id"`, `app_http_requests_total{code="404"`,
+		"app_refresh_token_reuse_total 0", "app_rate_limit_memory_keys ",
+		"app_db_connections_max ", "app_db_connection_waits_total ", "app_password_hashes_in_flight 0", "go_goroutines ",
 	} {
-		mustf(t, strings.Contains(s, want), "scrape lacks %q:\n%s", want, grep(s, "tollgate_"))
+		mustf(t, strings.Contains(s, want), "scrape lacks %q:\n%s", want, grep(s, "app_"))
 	}
 	mustf(t, !strings.Contains(s, "scanner-probe"), "an unknown path became a label value")
 	mustf(t, !strings.Contains(s, `host="example.com"`), "the Host header became a label value")

@@ -38,6 +38,7 @@ import (
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/database"
 	"github.com/tollgate/tollgate/mail"
+	"github.com/tollgate/tollgate/metrics"
 	"github.com/tollgate/tollgate/models"
 	"github.com/tollgate/tollgate/ratelimit"
 	"github.com/tollgate/tollgate/server"
@@ -469,12 +470,16 @@ func closePostgres() {
 func settingsVariables() []string { return settings.Variables() }
 
 // scrape returns the app's Prometheus exposition.
+// The app's own series are named under "app_" here, whatever the product
+// is called (metrics.Namespace), so a renamed fork's tests still read them.
 func (a *App) scrape(t testing.TB) string {
 	t.Helper()
 	w := httptest.NewRecorder()
 	a.Server.MetricsHandler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
 	mustf(t, w.Code == 200, "metrics: %d", w.Code)
-	return w.Body.String()
+	body := w.Body.String()
+	mustf(t, strings.Contains(body, "\n"+metrics.Namespace+"_"), "no series under %s_", metrics.Namespace)
+	return strings.ReplaceAll(body, metrics.Namespace+"_", "app_")
 }
 
 // Response is a recorded answer.

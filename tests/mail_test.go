@@ -136,7 +136,7 @@ func TestMailRetriesThenAbandons(t *testing.T) {
 	m = state()
 	mustf(t, m.Status == "abandoned" && m.Attempts == 3, "abandoned after MAIL_MAX_ATTEMPTS: %+v", m)
 	mustf(t, strings.Contains(a.Logs.String(), "mail abandoned"), "abandonment not logged")
-	mustf(t, strings.Contains(a.scrape(t), `tollgate_mail_delivery_attempts_total{result="abandoned"} 1`), "abandonment not counted")
+	mustf(t, strings.Contains(a.scrape(t), `app_mail_delivery_attempts_total{result="abandoned"} 1`), "abandonment not counted")
 	a.Clock.Advance(time.Hour)
 	mustf(t, deliver() == 0, "an abandoned message was tried again")
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/tollgate/tollgate/caller"
+	"github.com/tollgate/tollgate/product"
 )
 
 // client registers an OAuth client as admin and returns its client_id,
@@ -81,7 +82,7 @@ func TestOAuthClientRegistration(t *testing.T) {
 	scenarios := []Scenario{
 		{Name: "an admin registers a client and sees its secret once", Method: "POST", URL: "/admin/oauth/clients", Headers: auth, Setup: asRole("admin"),
 			Body:           map[string]any{"name": "sync", "scopes": []string{"users:read", "analytics:read"}},
-			ExpectedStatus: 201, ExpectedContent: []string{`"client_id":"tgc_`, `"client_secret":"`, `"scopes":["analytics:read","users:read"]`,
+			ExpectedStatus: 201, ExpectedContent: []string{`"client_id":"` + product.ClientIDPrefix, `"client_secret":"`, `"scopes":["analytics:read","users:read"]`,
 				`"access_token_ttl":900`, `"token_endpoint_auth_method":"client_secret_basic"`, `"audience":"tollgate-api"`},
 			ExpectedHeaders: map[string]string{"Cache-Control": "no-store"},
 			After: func(t testing.TB, a *App, r *Response) {
@@ -132,7 +133,7 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 		{Name: "the registered method is required", Method: "POST", URL: "/oauth/token", Headers: basic, Body: tokenForm(),
 			Setup:          withClient(map[string]any{"name": "p", "scopes": []string{"users:read"}, "token_endpoint_auth_method": "client_secret_post"}),
 			ExpectedStatus: 401, ExpectedContent: []string{`"error":"invalid_client"`, `"error_description":"Client authentication failed"`},
-			ExpectedHeaders: map[string]string{"WWW-Authenticate": `Basic realm="tollgate"`, "Cache-Control": "no-store"}},
+			ExpectedHeaders: map[string]string{"WWW-Authenticate": `Basic realm="` + product.ID + `"`, "Cache-Control": "no-store"}},
 		{Name: "a wrong secret is invalid_client", Method: "POST", URL: "/oauth/token", Headers: map[string]string{"Content-Type": formType, "Authorization": "{wrong}"},
 			Body: tokenForm(),
 			Setup: func(t testing.TB, a *App) map[string]string {
@@ -142,7 +143,7 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 			},
 			ExpectedStatus: 401, ExpectedContent: []string{`"error":"invalid_client"`}},
 		{Name: "an unknown client is invalid_client", Method: "POST", URL: "/oauth/token",
-			Headers: map[string]string{"Content-Type": formType, "Authorization": basicAuth("tgc_nobody", "secret")}, Body: tokenForm(),
+			Headers: map[string]string{"Content-Type": formType, "Authorization": basicAuth(product.ClientIDPrefix+"nobody", "secret")}, Body: tokenForm(),
 			ExpectedStatus: 401, ExpectedContent: []string{`"error":"invalid_client"`}},
 		{Name: "no credentials is invalid_client", Method: "POST", URL: "/oauth/token", Headers: map[string]string{"Content-Type": formType},
 			Body: tokenForm(), ExpectedStatus: 401, ExpectedContent: []string{`"error":"invalid_client"`}},
@@ -378,7 +379,7 @@ func TestOAuthInteropWithGolangOAuth2(t *testing.T) {
 		resp.Body.Close()
 	}
 	// And its error parsing sees RFC 6749 errors.
-	cfg := clientcredentials.Config{ClientID: "tgc_nobody", ClientSecret: "x", TokenURL: srv.URL + "/oauth/token", AuthStyle: oauth2.AuthStyleInHeader}
+	cfg := clientcredentials.Config{ClientID: product.ClientIDPrefix + "nobody", ClientSecret: "x", TokenURL: srv.URL + "/oauth/token", AuthStyle: oauth2.AuthStyleInHeader}
 	_, err := cfg.Token(context.Background())
 	var re *oauth2.RetrieveError
 	mustf(t, errors.As(err, &re) && re.ErrorCode == "invalid_client", "error: %v", err)

@@ -122,7 +122,7 @@ func TestLimitsOnARedisCluster(t *testing.T) {
 		servers, apps = append(servers, srv), append(apps, a)
 	}
 	for _, a := range apps {
-		eventually(t, 5*time.Second, func() bool { return metricValue(t, a, "tollgate_rate_limit_instances") == "3" }, "heartbeat on the Cluster")
+		eventually(t, 5*time.Second, func() bool { return metricValue(t, a, "app_rate_limit_instances") == "3" }, "heartbeat on the Cluster")
 	}
 
 	// Which master holds each client's key: the hash tag is the client IP.
@@ -170,6 +170,6 @@ func TestLimitsOnARedisCluster(t *testing.T) {
 	mustf(t, counts[200]+counts[429] == 80, "a lost master answered other than 200 or 429: %v", counts)
 	mustf(t, counts[200] <= 3*(50/3), "the deployment admitted %d with a master lost, over its shares (%d)", counts[200], 3*(50/3))
 	for _, a := range apps {
-		eventually(t, 5*time.Second, func() bool { return metricValue(t, a, "tollgate_rate_limit_fallback") == "1" }, "the lost master is not reported")
+		eventually(t, 5*time.Second, func() bool { return metricValue(t, a, "app_rate_limit_fallback") == "1" }, "the lost master is not reported")
 	}
 }

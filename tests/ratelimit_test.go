@@ -361,7 +361,7 @@ func TestRedisFailureFallsBackAndRecovers(t *testing.T) {
 	mustf(t, strings.Count(a.Logs.String(), "rate limit store unavailable") == 1, "fallback not logged once: %s", a.Logs.String())
 	ready := a.do(t, Request{Method: "GET", URL: "/readyz"})
 	mustf(t, ready.Status == 200 && strings.Contains(ready.Body, `"degraded":["redis"]`), "readyz with Redis down: %d %s", ready.Status, ready.Body)
-	mustf(t, strings.Contains(a.scrape(t), "tollgate_rate_limit_fallback 1"), "fallback not in metrics")
+	mustf(t, strings.Contains(a.scrape(t), "app_rate_limit_fallback 1"), "fallback not in metrics")
 
 	startRedis(t, port)
 	a.Clock.Advance(2 * time.Second) // past the pause before Redis is tried again
@@ -373,7 +373,7 @@ func TestRedisFailureFallsBackAndRecovers(t *testing.T) {
 	a.Clock.Advance(5 * time.Second)
 	mustf(t, a.do(t, req).Status == 200, "second request after recovery")
 	mustf(t, strings.Count(a.Logs.String(), "shared limits resumed") == 1, "recovery not logged once: %s", a.Logs.String())
-	mustf(t, strings.Contains(a.scrape(t), "tollgate_rate_limit_fallback 0"), "fallback gauge not cleared")
+	mustf(t, strings.Contains(a.scrape(t), "app_rate_limit_fallback 0"), "fallback gauge not cleared")
 	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
 	defer c.Close()
 	n, err := c.Exists(context.Background(), "rl:public:{192.0.2.1}").Result()
@@ -465,7 +465,7 @@ func TestSlowRedisReplyDoesNotSwitchStores(t *testing.T) {
 	// may drop the command unread). Memory alone would allow 5.
 	mustf(t, (counts[200] == 5 || counts[200] == 6) && counts[200]+counts[429] == 10, "after the slow reply: %v (last %s)", counts, last.Header.Get("X-RateLimit-Remaining"))
 	mustf(t, !strings.Contains(a.Logs.String(), "rate limit store unavailable"), "one slow reply switched stores: %s", a.Logs.String())
-	mustf(t, metricValue(t, a, "tollgate_rate_limit_fallback") == "0", "fallback gauge set by one slow reply")
+	mustf(t, metricValue(t, a, "app_rate_limit_fallback") == "0", "fallback gauge set by one slow reply")
 }
 
 // Redis goes down under three instances that saw each other in the
@@ -486,12 +486,12 @@ func TestRedisDownEachInstanceAdmitsItsShare(t *testing.T) {
 		apps = append(apps, a)
 	}
 	for _, a := range apps {
-		eventually(t, 5*time.Second, func() bool { return metricValue(t, a, "tollgate_rate_limit_instances") == "3" },
-			"instances never saw each other: %s", metricValue(t, a, "tollgate_rate_limit_instances"))
+		eventually(t, 5*time.Second, func() bool { return metricValue(t, a, "app_rate_limit_instances") == "3" },
+			"instances never saw each other: %s", metricValue(t, a, "app_rate_limit_instances"))
 	}
 	stop()
 	for _, a := range apps {
-		eventually(t, 5*time.Second, func() bool { return metricValue(t, a, "tollgate_rate_limit_fallback") == "1" },
+		eventually(t, 5*time.Second, func() bool { return metricValue(t, a, "app_rate_limit_fallback") == "1" },
 			"an idle instance did not notice Redis going away")
 	}
 	total := 0
@@ -508,7 +508,7 @@ func TestRedisDownEachInstanceAdmitsItsShare(t *testing.T) {
 	for _, a := range apps {
 		eventually(t, 5*time.Second, func() bool {
 			a.Clock.Advance(time.Second)
-			return metricValue(t, a, "tollgate_rate_limit_fallback") == "0"
+			return metricValue(t, a, "app_rate_limit_fallback") == "0"
 		}, "an idle instance did not notice Redis coming back")
 	}
 	mustf(t, strings.Count(apps[0].Logs.String(), "rate limit store unavailable") == 1 &&

@@ -18,6 +18,7 @@ import (
 	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/cli"
 	"github.com/tollgate/tollgate/database"
+	"github.com/tollgate/tollgate/metrics"
 	"github.com/tollgate/tollgate/models"
 	"github.com/tollgate/tollgate/services"
 	"github.com/tollgate/tollgate/settings"
@@ -279,7 +280,7 @@ func TestServeStartsAndShutsDownGracefully(t *testing.T) {
 	mustf(t, err == nil && resp.StatusCode == 200, "metrics listener: %v", err)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	mustf(t, strings.Contains(string(body), "tollgate_login_attempts_total"), "metrics: %s", body)
+	mustf(t, strings.Contains(string(body), metrics.Namespace+"_login_attempts_total"), "metrics: %s", body)
 	resp, err = http.Get(url + "/metrics")
 	mustf(t, err == nil && resp.StatusCode == 404, "metrics on the public listener: %v %v", err, resp)
 	resp.Body.Close()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/models"
+	"github.com/tollgate/tollgate/product"
 )
 
 func TestSystemEndpoints(t *testing.T) {
@@ -22,7 +23,7 @@ func TestSystemEndpoints(t *testing.T) {
 			ExpectedContent: []string{`"status":"ok"`, `"version":"`}},
 		{Name: "liveness", Method: "GET", URL: "/healthz", ExpectedStatus: 200},
 		{Name: "the index points at the docs", Method: "GET", URL: "/", ExpectedStatus: 200,
-			ExpectedContent: []string{`"name":"Tollgate API"`, `"docs":"/swagger/index.html"`, `"openapi":"/openapi.json"`, `"health":"/healthz"`, `"version":"`}},
+			ExpectedContent: []string{`"name":"` + product.Name + ` API"`, `"docs":"/swagger/index.html"`, `"openapi":"/openapi.json"`, `"health":"/healthz"`, `"version":"`}},
 		{Name: "the index names no docs when they are off", Method: "GET", URL: "/", ExpectedStatus: 200,
 			Env: []string{"SWAGGER_ENABLED", "false"}, NotExpected: []string{"swagger", "openapi"}},
 		{Name: "readiness with the database up", Method: "GET", URL: "/readyz", ExpectedStatus: 200,
@@ -43,8 +44,8 @@ func TestSystemEndpoints(t *testing.T) {
 				a.do(t, Request{Method: "GET", URL: "/readyz"})
 				mustf(t, strings.Count(a.Logs.String(), "readiness: dependency unreachable") == 1, "logged per probe: %s", a.Logs.String())
 				scrape := a.scrape(t)
-				mustf(t, strings.Contains(scrape, `tollgate_dependency_up{dependency="redis"} 0`) &&
-					strings.Contains(scrape, `tollgate_dependency_up{dependency="database"} 1`), "metrics: %s", scrape)
+				mustf(t, strings.Contains(scrape, `app_dependency_up{dependency="redis"} 0`) &&
+					strings.Contains(scrape, `app_dependency_up{dependency="database"} 1`), "metrics: %s", scrape)
 			}},
 		{Name: "JWKS", Method: "GET", URL: "/.well-known/jwks.json", ExpectedStatus: 200,
 			ExpectedContent: []string{`"kty":"RSA"`, `"alg":"RS256"`, `"use":"sig"`, `"kid":"`, `"n":"`, `"e":"AQAB"`},
@@ -217,7 +218,7 @@ func TestAnErrorIsLoggedOnce(t *testing.T) {
 func TestMadeUpMethodsDoNotGrowTheMetrics(t *testing.T) {
 	parallelTest(t)
 	a := newApp(t)
-	series := func() int { return len(strings.Split(grep(a.scrape(t), "tollgate_http_requests_total"), "\n")) }
+	series := func() int { return len(strings.Split(grep(a.scrape(t), "app_http_requests_total"), "\n")) }
 	a.do(t, Request{Method: "GET", URL: "/healthz"})
 	a.do(t, Request{Method: "BREW", URL: "/healthz"})
 	before := series()
@@ -225,7 +226,7 @@ func TestMadeUpMethodsDoNotGrowTheMetrics(t *testing.T) {
 		a.do(t, Request{Method: fmt.Sprintf("M%04d", i), URL: "/healthz"})
 	}
 	s := a.scrape(t)
-	mustf(t, series() == before, "series %d -> %d:\n%s", before, series(), grep(s, "tollgate_http_requests_total"))
-	mustf(t, strings.Contains(s, `method="OTHER"`) && !strings.Contains(s, `method="M0999"`), "methods:\n%s", grep(s, "tollgate_http_requests_total"))
+	mustf(t, series() == before, "series %d -> %d:\n%s", before, series(), grep(s, "app_http_requests_total"))
+	mustf(t, strings.Contains(s, `method="OTHER"`) && !strings.Contains(s, `method="M0999"`), "methods:\n%s", grep(s, "app_http_requests_total"))
 	mustf(t, !strings.Contains(a.Logs.String(), `"method":"M0999"`), "the made-up method reached the log")
 }
