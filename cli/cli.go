@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/product"
+
 	"github.com/tollgate/tollgate/apperror"
 	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/migrations"
@@ -26,7 +28,8 @@ import (
 	"github.com/tollgate/tollgate/settings"
 )
 
-const usage = `usage: tollgate [command]
+// usage names the binary after the product (package product).
+var usage = strings.ReplaceAll(`usage: tollgate [command]
 
   (no command), serve                 run the API server
   migrate up|down|status              apply, roll back one, or list migrations
@@ -35,7 +38,7 @@ const usage = `usage: tollgate [command]
   healthcheck                         exit 0 when the local server answers /healthz (for container health checks)
   purge                               delete expired tokens and stale unverified accounts now (the server also does it every PURGE_INTERVAL)
   user create --email E --password P [--role viewer|editor|admin] [--tier free|paid|enterprise]
-                                      create a verified user (how the first admin is made)`
+                                      create a verified user (how the first admin is made)`, "tollgate", product.ID)
 
 // Run executes the command in args with configuration from environ.
 // help and docs need none, so a broken environment cannot hide the usage.
@@ -110,7 +113,7 @@ func serve(ctx context.Context, cfg settings.Config, log *slog.Logger) error {
 
 func migrate(ctx context.Context, cfg settings.Config, args []string, out io.Writer) error {
 	if len(args) != 1 {
-		return errors.New("usage: tollgate migrate up|down|status")
+		return errors.New("usage: " + product.ID + " migrate up|down|status")
 	}
 	db, err := server.OpenDB(ctx, cfg)
 	if err != nil {
@@ -140,7 +143,7 @@ func migrate(ctx context.Context, cfg settings.Config, args []string, out io.Wri
 
 func keys(cfg settings.Config, args []string, out io.Writer) error {
 	if len(args) == 0 || args[0] != "generate" {
-		return errors.New("usage: tollgate keys generate [--force | --if-missing]")
+		return errors.New("usage: " + product.ID + " keys generate [--force | --if-missing]")
 	}
 	fs := flag.NewFlagSet("keys generate", flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -176,7 +179,7 @@ func keys(cfg settings.Config, args []string, out io.Writer) error {
 
 func user(ctx context.Context, cfg settings.Config, log *slog.Logger, args []string, out io.Writer) error {
 	if len(args) == 0 || args[0] != "create" {
-		return errors.New("usage: tollgate user create --email E --password P [--role R] [--tier T]")
+		return errors.New("usage: " + product.ID + " user create --email E --password P [--role R] [--tier T]")
 	}
 	fs := flag.NewFlagSet("user create", flag.ContinueOnError)
 	fs.SetOutput(out)

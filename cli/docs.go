@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/tollgate/tollgate/product"
+
 	"github.com/tollgate/tollgate/openapi"
 )
 
@@ -14,7 +16,7 @@ import (
 // from the swag output compiled into this binary.
 func writeDocs(args []string, out io.Writer) error {
 	if len(args) != 1 {
-		return errors.New("usage: tollgate docs DIR")
+		return errors.New("usage: " + product.ID + " docs DIR")
 	}
 	dir := args[0]
 	doc, err := openapi.Document()

@@ -18,3 +18,9 @@ const (
 	// ClientIDPrefix starts every OAuth client_id.
 	ClientIDPrefix = "tgc_"
 )
+
+// CryptoContext separates the app's keyed hashes and derived keys (MFA
+// secrets, recovery codes, outbox bodies, audit checkpoints) from any
+// other use of the same keys. It is part of what is stored: changing it
+// makes every stored secret unreadable, so a fork keeps it as it is.
+const CryptoContext = "tollgate"

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/product"
+
 	"gorm.io/gorm"
 
 	"github.com/tollgate/tollgate/apperror"
@@ -43,7 +45,7 @@ func (c Checkpoint) String() string {
 
 func (a *Audit) sign(c Checkpoint) string {
 	m := hmac.New(sha256.New, a.key)
-	fmt.Fprintf(m, "tollgate audit checkpoint\x00%d\x00%s\x00%d\x00%d", c.Seq, c.Hash, c.AnchorSeq, c.At.Unix())
+	fmt.Fprintf(m, product.CryptoContext+" audit checkpoint\x00%d\x00%s\x00%d\x00%d", c.Seq, c.Hash, c.AnchorSeq, c.At.Unix())
 	return hex.EncodeToString(m.Sum(nil))
 }
 

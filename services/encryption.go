@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tollgate/tollgate/product"
+
 	"github.com/google/uuid"
 )
 
@@ -27,7 +29,7 @@ func (k MFAKeys) aeadFor(purpose string, version int) (cipher.AEAD, error) {
 	}
 	material := secret
 	if purpose != "" {
-		material = append([]byte("tollgate "+purpose+"\x00"), secret...)
+		material = append([]byte(product.CryptoContext+" "+purpose+"\x00"), secret...)
 	}
 	sum := sha256.Sum256(material)
 	block, err := aes.NewCipher(sum[:])

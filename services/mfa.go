@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/product"
+
 	"github.com/tollgate/tollgate/mail"
 
 	"github.com/google/uuid"
@@ -236,7 +238,7 @@ func (k MFAKeys) recoveryHash(userID uuid.UUID, code string, version int) (strin
 		return "", fmt.Errorf("no MFA key of version %d (MFA_PREVIOUS_KEYS)", version)
 	}
 	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("tollgate recovery code\x00"))
+	m.Write([]byte(product.CryptoContext + " recovery code\x00"))
 	m.Write(userID[:])
 	m.Write([]byte(code))
 	return hex.EncodeToString(m.Sum(nil)), nil

@@ -4,6 +4,7 @@
 package settings
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tollgate/tollgate/product"
 
 	"github.com/caarlos0/env/v11"
 	"golang.org/x/crypto/bcrypt"
@@ -41,7 +44,7 @@ type Config struct {
 	AllowHTTPBaseURL bool `env:"ALLOW_HTTP_BASE_URL"`
 
 	DatabaseURL string `env:"DATABASE_URL"`
-	SQLitePath  string `env:"SQLITE_PATH" envDefault:"data/tollgate.db"`
+	SQLitePath  string `env:"SQLITE_PATH"` // unset: data/<product.ID>.db
 	RedisURL    string `env:"REDIS_URL"`
 	// RedisMode says what REDIS_URL names: one server, a Cluster (seed
 	// nodes as addr= parameters) or Sentinels (master_name=).
@@ -61,9 +64,9 @@ type Config struct {
 	// JWT_ISSUER is the tokens' iss and the RFC 8414 issuer; unset, it is
 	// APP_BASE_URL (RFC 8414 wants the URL the metadata is served under).
 	JWTIssuer   string `env:"JWT_ISSUER"`
-	JWTAudience string `env:"JWT_AUDIENCE" envDefault:"tollgate-api"`
+	JWTAudience string `env:"JWT_AUDIENCE"` // unset: <product.ID>-api
 	// MFA_ISSUER names the service in authenticator apps.
-	MFAIssuer string `env:"MFA_ISSUER" envDefault:"tollgate"`
+	MFAIssuer string `env:"MFA_ISSUER"` // unset: product.ID
 
 	AccessTokenTTL       time.Duration `env:"ACCESS_TOKEN_TTL" envDefault:"15m"`
 	RefreshTokenTTL      time.Duration `env:"REFRESH_TOKEN_TTL" envDefault:"168h"`
@@ -129,7 +132,7 @@ type Config struct {
 	MFAPreviousKeys PreviousSecrets `env:"MFA_PREVIOUS_KEYS"`
 
 	SMTPURL  string `env:"SMTP_URL"`
-	MailFrom string `env:"MAIL_FROM" envDefault:"Tollgate <no-reply@localhost>"`
+	MailFrom string `env:"MAIL_FROM"` // unset: product.Name <no-reply@localhost>
 
 	CORSAllowedOrigins []string `env:"CORS_ALLOWED_ORIGINS" envSeparator:","`
 	TrustedProxies     []string `env:"TRUSTED_PROXIES" envSeparator:","`
@@ -291,6 +294,7 @@ func (c *Config) validateServer() error {
 
 // validateStorage: the database, its pool, and Redis.
 func (c *Config) validateStorage() error {
+	c.SQLitePath = cmp.Or(c.SQLitePath, "data/"+product.ID+".db")
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		return bad("DATABASE_URL", "must start with postgres:// (leave it unset for the embedded SQLite file)")
 	}
@@ -325,9 +329,8 @@ func (c *Config) validateTokens() error {
 	if c.JWTIssuer == "" {
 		c.JWTIssuer = c.AppBaseURL
 	}
-	if c.JWTAudience == "" {
-		return bad("JWT_AUDIENCE", "must not be empty")
-	}
+	c.JWTAudience = cmp.Or(c.JWTAudience, product.ID+"-api")
+	c.MFAIssuer = cmp.Or(c.MFAIssuer, product.ID)
 	if err := positive(map[string]time.Duration{"ACCESS_TOKEN_TTL": c.AccessTokenTTL, "REFRESH_TOKEN_TTL": c.RefreshTokenTTL,
 		"EMAIL_VERIFICATION_TTL": c.EmailVerificationTTL}, "15m"); err != nil {
 		return err
@@ -416,6 +419,7 @@ func (c *Config) validateCredentials() error {
 
 // validateMail: the relay and the outbox's retries.
 func (c *Config) validateMail() error {
+	c.MailFrom = cmp.Or(c.MailFrom, product.Name+" <no-reply@localhost>")
 	if c.SMTPURL != "" {
 		if u, err := url.Parse(c.SMTPURL); err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" {
 			return bad("SMTP_URL", "must look like smtp://user:pass@host:587")

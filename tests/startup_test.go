@@ -20,6 +20,7 @@ import (
 	"github.com/tollgate/tollgate/database"
 	"github.com/tollgate/tollgate/metrics"
 	"github.com/tollgate/tollgate/models"
+	"github.com/tollgate/tollgate/product"
 	"github.com/tollgate/tollgate/services"
 	"github.com/tollgate/tollgate/settings"
 )
@@ -391,7 +392,7 @@ func TestHelpAndDocsNeedNoConfiguration(t *testing.T) {
 	parallelTest(t)
 	broken := map[string]string{"PORT": "abc", "APP_ENV": "staging"}
 	out, err := run(t, []string{"help"}, broken)
-	mustf(t, err == nil && strings.Contains(out, "usage: tollgate"), "help: %v %s", err, out)
+	mustf(t, err == nil && strings.Contains(out, "usage: "+product.ID), "help: %v %s", err, out)
 	dir := t.TempDir()
 	out, err = run(t, []string{"docs", dir}, broken)
 	mustf(t, err == nil && strings.Contains(out, "openapi.json"), "docs: %v %s", err, out)

@@ -4,6 +4,10 @@
 //   - "Delete:" followed by a block of paths deletes them;
 //   - "In `path`, remove:" followed by a block removes that exact text
 //     (it must be there once);
+//   - "In `path`, replace:" followed by a block, then "with:" and a block,
+//     replaces the first text (there once) with the second;
+//   - "Run:" followed by a block runs it with bash in the copy (a step's
+//     shell commands, and the guide's own "go test ./..." after a step);
 //   - the adding guide's "In `file`, add" steps go into routes/routes.go,
 //     server/build.go and server/http.go.
 //
@@ -16,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -39,7 +44,10 @@ type block struct {
 	body  string
 }
 
-var removeLine = regexp.MustCompile("^In `([a-z0-9_./-]+)`, remove:$")
+var (
+	removeLine  = regexp.MustCompile("^In `([a-z0-9_./-]+)`, remove:$")
+	replaceLine = regexp.MustCompile("^In `([a-z0-9_./-]+)`, replace:$")
+)
 
 func apply(root, guide string) error {
 	raw, err := os.ReadFile(filepath.Join(root, guide))
@@ -48,8 +56,28 @@ func apply(root, guide string) error {
 	}
 	blocks := codeBlocks(string(raw))
 	files, fragments := 0, 0
-	for _, b := range blocks {
+	for i, b := range blocks {
 		switch m := fileLine.FindStringSubmatch(b.intro); {
+		case b.intro == "with:":
+			// the second half of a replace, applied with the first
+		case replaceLine.MatchString(b.intro):
+			if i+1 == len(blocks) || blocks[i+1].intro != "with:" {
+				return fmt.Errorf("%s: %q is not followed by a \"with:\" block", guide, b.intro)
+			}
+			// The blocks' last line break is not part of the text: a
+			// one-line block may name part of a line.
+			text, with := strings.TrimSuffix(b.body, "\n"), strings.TrimSuffix(blocks[i+1].body, "\n")
+			if err := replace(filepath.Join(root, replaceLine.FindStringSubmatch(b.intro)[1]), text, with); err != nil {
+				return err
+			}
+			fragments++
+		case b.intro == "Run:":
+			fmt.Printf("running:\n%s", b.body)
+			cmd := exec.Command("bash", "-euo", "pipefail", "-c", b.body)
+			cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stdout, os.Stderr
+			if err := cmd.Run(); err != nil {
+				return fmt.Errorf("%s: running %q: %w", guide, b.body, err)
+			}
 		case b.intro == "Delete:":
 			for _, path := range strings.Fields(b.body) {
 				if err := os.Remove(filepath.Join(root, path)); err != nil {
@@ -95,16 +123,20 @@ func apply(root, guide string) error {
 }
 
 // remove takes text out of the file at path; it must be there exactly once.
-func remove(path, text string) error {
+func remove(path, text string) error { return replace(path, text, "") }
+
+// replace puts with in place of text in the file at path; text must be
+// there exactly once.
+func replace(path, text, with string) error {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
 	if n := strings.Count(string(raw), text); n != 1 {
-		return fmt.Errorf("%s: the text to remove is there %d times, want once:\n%s", path, n, text)
+		return fmt.Errorf("%s: the text to change is there %d times, want once:\n%s", path, n, text)
 	}
 	fmt.Println("edited", path)
-	return os.WriteFile(path, []byte(strings.Replace(string(raw), text, "", 1)), 0o644)
+	return os.WriteFile(path, []byte(strings.Replace(string(raw), text, with, 1)), 0o644)
 }
 
 func codeBlocks(doc string) []block {
