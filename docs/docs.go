@@ -29,9 +29,6 @@ const docTemplate = `{
         "/": {
             "get": {
                 "description": "Where to start: Swagger UI and the OpenAPI document (when SWAGGER_ENABLED), and the health probe. Limited per client IP.",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "public"
                 ],
@@ -56,9 +53,6 @@ const docTemplate = `{
         "/.well-known/jwks.json": {
             "get": {
                 "description": "JSON Web Key Set (RFC 7517) with every key whose tokens are still accepted: verify access tokens with these, matching the token's kid. Limited per client IP.",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "public"
                 ],
@@ -83,9 +77,6 @@ const docTemplate = `{
         "/.well-known/oauth-authorization-server": {
             "get": {
                 "description": "RFC 8414: endpoints, JWKS, grant types, client authentication methods and scopes.",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "oauth"
                 ],
@@ -115,9 +106,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "Newest first; filter by owner with user_id.",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "admin"
                 ],
@@ -190,9 +178,6 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "admin"
                 ],
@@ -211,12 +196,6 @@ const docTemplate = `{
                 "responses": {
                     "204": {
                         "description": "No Content"
-                    },
-                    "400": {
-                        "description": "invalid_id",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
                     },
                     "403": {
                         "description": "insufficient_permissions, user_token_required",
@@ -247,9 +226,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "Newest first, filtered by actor, action and time range; follow next_cursor. With format=ndjson, every matching event as one JSON object per line (an export). Never holds passwords, tokens or codes.",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "admin"
                 ],
@@ -344,9 +320,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "Walks the hash chain from its anchor (where retention purges stopped) to its head: valid, or the first row that was edited, removed or inserted. Then checks it against a signed checkpoint kept outside the database (the checkpoint parameter, a token from an \"audit checkpoint\" log line; without it, the newest this instance signed or AUDIT_CHECKPOINT_FILE holds): rows removed from the end, or from the start past what purges recorded, are found too.",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "admin"
                 ],
@@ -394,9 +367,6 @@ const docTemplate = `{
                     {
                         "BearerAuth": []
                     }
-                ],
-                "produces": [
-                    "application/json"
                 ],
                 "tags": [
                     "admin"
@@ -462,12 +432,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "The client acts for you with a subset of your scopes, cut at every use to what your role still allows. client_secret is shown once, in this answer.",
-                "consumes": [
-                    "application/json"
-                ],
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "admin"
                 ],
@@ -520,9 +484,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "At once: no new tokens, and its tokens are refused. Disabling a disabled client answers 204 again.",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "admin"
                 ],
@@ -541,12 +502,6 @@ const docTemplate = `{
                 "responses": {
                     "204": {
                         "description": "No Content"
-                    },
-                    "400": {
-                        "description": "invalid_id",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
                     },
                     "403": {
                         "description": "insufficient_permissions, user_token_required",
@@ -577,12 +532,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "Answers the new secret, once. The old one keeps working for grace_period seconds (default 24 h), so both are valid during the overlap.",
-                "consumes": [
-                    "application/json"
-                ],
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "admin"
                 ],
@@ -654,9 +603,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "Admins only. Admins are not limited per user; other callers count against their tier before the 403, and failed authentication against the per-IP limit.",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "admin"
                 ],
@@ -724,9 +670,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "Removes the account and everything it owns (projects, API keys, OAuth clients, sessions); its access tokens are refused at once, on every instance. The last admin cannot be deleted (409 last_admin). Audited as user.deleted.",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "admin"
                 ],
@@ -745,12 +688,6 @@ const docTemplate = `{
                 "responses": {
                     "204": {
                         "description": "No Content"
-                    },
-                    "400": {
-                        "description": "invalid_id",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
                     },
                     "403": {
                         "description": "insufficient_permissions: the role may not do this",
@@ -786,12 +723,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "The user's access tokens are refused at once (they carry the old claims): the next refresh gives one with the new ones. The last admin cannot be demoted (409 last_admin). Admins only (admins are not limited per user; other callers count against their tier before the 403).",
-                "consumes": [
-                    "application/json"
-                ],
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "admin"
                 ],
@@ -865,9 +796,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "For a person who lost both the authenticator and the recovery codes, once their identity is established outside the API: the second factor and its recovery codes go, every session of the account ends, the owner is mailed, and the audit log records the admin (mfa.reset). The person logs in with the password (or resets it first) and enrols again.",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "admin"
                 ],
@@ -886,12 +814,6 @@ const docTemplate = `{
                 "responses": {
                     "204": {
                         "description": "No Content"
-                    },
-                    "400": {
-                        "description": "invalid_id",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
                     },
                     "403": {
                         "description": "insufficient_permissions, user_token_required",
@@ -928,9 +850,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "Their refresh tokens and access tokens stop working at once, on every instance.",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "admin"
                 ],
@@ -949,12 +868,6 @@ const docTemplate = `{
                 "responses": {
                     "204": {
                         "description": "No Content"
-                    },
-                    "400": {
-                        "description": "invalid_id",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
                     },
                     "403": {
                         "description": "insufficient_permissions, user_token_required",
@@ -985,9 +898,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "Users by role and tier, verification, active logins, and the count of each resource. Admins only (admins are not limited per user; other callers count against their tier before the 403).",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "analytics"
                 ],
@@ -1024,9 +934,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "Newest first, revoked and expired ones included; never the secrets.",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "api-keys"
                 ],
@@ -1070,12 +977,6 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     },
-                    "403": {
-                        "description": "user_token_required",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
@@ -1091,12 +992,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "The key is shown once, in this answer. Its scopes must be among those the caller's role implies; a key never outlives API_KEY_MAX_LIFETIME. Needs a user's access token: a key cannot make keys.",
-                "consumes": [
-                    "application/json"
-                ],
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "api-keys"
                 ],
@@ -1126,12 +1021,6 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     },
-                    "403": {
-                        "description": "user_token_required",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
                     "409": {
                         "description": "api_key_limit: API_KEY_MAX_PER_USER live keys already",
                         "schema": {
@@ -1155,9 +1044,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "At once, its rotated-out secret too. Revoking a revoked key answers 204 again.",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "api-keys"
                 ],
@@ -1176,18 +1062,6 @@ const docTemplate = `{
                 "responses": {
                     "204": {
                         "description": "No Content"
-                    },
-                    "400": {
-                        "description": "invalid_id",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
-                    "403": {
-                        "description": "user_token_required",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
                     },
                     "404": {
                         "description": "api_key_not_found",
@@ -1212,12 +1086,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "Answers the new secret, once. The old secret keeps working for grace_period seconds (default 24 h), then dies; settings, scopes and id stay.",
-                "consumes": [
-                    "application/json"
-                ],
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "api-keys"
                 ],
@@ -1254,12 +1122,6 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     },
-                    "403": {
-                        "description": "user_token_required",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
                     "404": {
                         "description": "api_key_not_found",
                         "schema": {
@@ -1284,12 +1146,6 @@ const docTemplate = `{
         "/auth/login": {
             "post": {
                 "description": "Returns an access token (Authorization: Bearer) and a refresh token; for an account with two-factor authentication on, 200 with MFAChallengeResponse instead ({\"mfa_required\": true, \"mfa_token\"}), to finish at POST /auth/mfa/verify. A wrong password and an unknown email get the same 401; an unverified account gets 403 once its password matched. Every attempt counts against the login_ip policy per client IP (RATE_LIMIT_LOGIN_IP), failed ones (401) also against the login policy (RATE_LIMIT_LOGIN); successes never use up the failure budget. Password checks are queued: when too many wait, 503 server_busy with Retry-After.",
-                "consumes": [
-                    "application/json"
-                ],
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "auth"
                 ],
@@ -1338,12 +1194,6 @@ const docTemplate = `{
         "/auth/logout": {
             "post": {
                 "description": "scope local (default) revokes every refresh token of this login; others, every other login of the account; global, all of them. Idempotent: an unknown or already revoked token also gets 204 (except for others, which needs a live session). Access tokens already issued stay valid until they expire (ACCESS_TOKEN_TTL, 15 min by default). Limited per client IP.",
-                "consumes": [
-                    "application/json"
-                ],
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "auth"
                 ],
@@ -1383,12 +1233,6 @@ const docTemplate = `{
         "/auth/mfa/verify": {
             "post": {
                 "description": "Trades the login's mfa_token and a code from the authenticator app (or a single-use recovery code) for the token pair. A code works once; a mfa_token lives 5 minutes and allows 5 attempts; wrong codes count against the account like wrong passwords. Limited per client IP like logins.",
-                "consumes": [
-                    "application/json"
-                ],
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "auth"
                 ],
@@ -1431,12 +1275,6 @@ const docTemplate = `{
         "/auth/password/forgot": {
             "post": {
                 "description": "Always 202, with the same work whatever the address, so the answer reveals no account; it comes once the link is queued in the outbox (a database failure answers 503). The link (a single-use token) works for PASSWORD_RESET_TTL (30 min). Limited per client IP and, silently, per account (RATE_LIMIT_FORGOT_ACCOUNT). Works while the account's logins are throttled.",
-                "consumes": [
-                    "application/json"
-                ],
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "auth"
                 ],
@@ -1473,12 +1311,6 @@ const docTemplate = `{
         "/auth/password/reset": {
             "post": {
                 "description": "Uses up the token from the reset mail: the account gets the new password (same policy as registration), every session of it ends at once (access tokens included), its address counts as verified, and its owner gets a notice. The API keys and OAuth clients made since the password was last set are revoked too (whoever knew the old password may have made them; with revoke_api_keys, every one of them); the notice lists what was revoked and what still works. Limited per client IP.",
-                "consumes": [
-                    "application/json"
-                ],
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "auth"
                 ],
@@ -1521,12 +1353,6 @@ const docTemplate = `{
         "/auth/refresh": {
             "post": {
                 "description": "Returns a new pair and revokes the presented refresh token. Presenting an already rotated token within REFRESH_REUSE_GRACE (10 s) of its rotation answers 409 refresh_token_rotated and changes nothing (a second tab, a retried request); later it revokes every token of that login (reuse detection). Limited per client IP.",
-                "consumes": [
-                    "application/json"
-                ],
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "auth"
                 ],
@@ -1575,12 +1401,6 @@ const docTemplate = `{
         "/auth/register": {
             "post": {
                 "description": "Always 202 for a valid request, so the answer reveals no account: a new address gets a viewer on the free tier and a verification link valid for EMAIL_VERIFICATION_TTL; an address registered but not verified gets this password and a new link (older links die); a verified one gets a mail saying it already has an account. Password: 10+ characters with upper case, lower case and a digit, at most 72 bytes, not among the 10,000 most common. Other fields (role, tier) are ignored. Every case costs the same (the password is hashed, then one transaction writes the account change and its mail to the outbox), so the timing reveals nothing either; the 202 comes once that transaction has committed, so the account exists when it arrives (an immediate login of it answers 403 email_not_verified), and a database failure answers 503. Mail is delivered in the background. Limited per client IP (public and register policies).",
-                "consumes": [
-                    "application/json"
-                ],
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "auth"
                 ],
@@ -1617,9 +1437,6 @@ const docTemplate = `{
         "/auth/verify": {
             "get": {
                 "description": "The link mailed at registration points here. Limited per client IP.",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "auth"
                 ],
@@ -1660,12 +1477,6 @@ const docTemplate = `{
         "/auth/verify/resend": {
             "post": {
                 "description": "Always 202, at the same cost whatever the address, so the answer does not reveal whether an account exists; it comes once the link is queued in the outbox (a database failure answers 503). Limited per client IP (public and register policies).",
-                "consumes": [
-                    "application/json"
-                ],
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "auth"
                 ],
@@ -1702,9 +1513,6 @@ const docTemplate = `{
         "/healthz": {
             "get": {
                 "description": "200 while the process runs. Not rate limited.",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "system"
                 ],
@@ -1725,9 +1533,6 @@ const docTemplate = `{
                 "description": "RFC 7662, for resource servers: the client authenticates as at the token endpoint. A client's or a user's access token that is valid answers active true with its claims; anything else (unknown, expired, revoked, of a disabled client) answers only active false.",
                 "consumes": [
                     "application/x-www-form-urlencoded"
-                ],
-                "produces": [
-                    "application/json"
                 ],
                 "tags": [
                     "oauth"
@@ -1783,9 +1588,6 @@ const docTemplate = `{
                 "consumes": [
                     "application/x-www-form-urlencoded"
                 ],
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "oauth"
                 ],
@@ -1836,9 +1638,6 @@ const docTemplate = `{
                 "description": "RFC 6749 section 4.4. Authenticate with the method the client was registered with: HTTP Basic (client_secret_basic) or client_id and client_secret in the form (client_secret_post). scope is a space-separated subset of the client's scopes; omitted, all of them. The token is an RFC 9068 JWT (typ at+jwt) signed with the keys at /.well-known/jwks.json; there is no refresh token. Limited per IP and per client_id; failed client authentication counts like a failed login.",
                 "consumes": [
                     "application/x-www-form-urlencoded"
-                ],
-                "produces": [
-                    "application/json"
                 ],
                 "tags": [
                     "oauth"
@@ -1911,9 +1710,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "Any authenticated user. Limited per user by tier (free, paid, enterprise).",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "projects"
                 ],
@@ -1973,12 +1769,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "The caller becomes the owner. Limited per user by tier.",
-                "consumes": [
-                    "application/json"
-                ],
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "projects"
                 ],
@@ -2038,9 +1828,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "Any authenticated user. Limited per user by tier.",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "projects"
                 ],
@@ -2091,9 +1878,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "Admins only (admins are not limited per user; other callers count against their tier before the 403).",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "projects"
                 ],
@@ -2147,12 +1931,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "Omitted fields stay as they are. Limited per user by tier.",
-                "consumes": [
-                    "application/json"
-                ],
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "projects"
                 ],
@@ -2215,9 +1993,6 @@ const docTemplate = `{
         "/public/status": {
             "get": {
                 "description": "Limited per client IP.",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "public"
                 ],
@@ -2242,9 +2017,6 @@ const docTemplate = `{
         "/readyz": {
             "get": {
                 "description": "200 when the database answers: status \"ready\", or \"degraded\" naming optional dependencies that are down (Redis: rate limits then hold per instance). 503 when the database is unreachable (not_ready) or the instance is shutting down (shutting_down: it keeps serving for SHUTDOWN_DRAIN_DELAY so load balancers move away first). Not rate limited.",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "system"
                 ],
@@ -2274,9 +2046,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "Any authenticated user. Limited per user by tier.",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "users"
                 ],
@@ -2313,12 +2082,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "Needs a code; the old recovery codes stop working. Needs a user's access token.",
-                "consumes": [
-                    "application/json"
-                ],
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "users"
                 ],
@@ -2348,12 +2111,6 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     },
-                    "403": {
-                        "description": "user_token_required",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
                     "409": {
                         "description": "mfa_not_enabled",
                         "schema": {
@@ -2377,12 +2134,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "Needs the current password (an access token alone cannot put a second factor on an account; the check counts against the account's attempt budget like a login). Makes a new secret (encrypted at rest) and answers it as an otpauth URI, a QR code (PNG data URL) and base32 text. Nothing changes until POST /users/me/mfa/totp/confirm with a first code. Needs a user's access token.",
-                "consumes": [
-                    "application/json"
-                ],
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "users"
                 ],
@@ -2412,12 +2163,6 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     },
-                    "403": {
-                        "description": "user_token_required",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
                     "409": {
                         "description": "mfa_already_enabled",
                         "schema": {
@@ -2439,12 +2184,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "Needs the current password and a code (or a recovery code). Needs a user's access token.",
-                "consumes": [
-                    "application/json"
-                ],
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "users"
                 ],
@@ -2467,12 +2206,6 @@ const docTemplate = `{
                     },
                     "400": {
                         "description": "validation_failed, current_password_incorrect, incorrect_mfa_code",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
-                    "403": {
-                        "description": "user_token_required",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -2500,12 +2233,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "The first code from the app turns TOTP on; the answer holds 10 single-use recovery codes, shown this once (stored hashed). Logins then need a code. Needs a user's access token.",
-                "consumes": [
-                    "application/json"
-                ],
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "users"
                 ],
@@ -2535,12 +2262,6 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     },
-                    "403": {
-                        "description": "user_token_required",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
                     "409": {
                         "description": "mfa_not_started, mfa_already_enabled",
                         "schema": {
@@ -2564,12 +2285,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "Needs the current password; the new one follows the registration policy. Every other session ends (this one stays), and the owner gets a notice. Needs a user's access token.",
-                "consumes": [
-                    "application/json"
-                ],
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "users"
                 ],
@@ -2599,12 +2314,6 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     },
-                    "403": {
-                        "description": "user_token_required",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
                     "429": {
                         "description": "rate_limited (see Retry-After)",
                         "schema": {
@@ -2622,9 +2331,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "One per login (refresh-token family) still alive, most recently used first; current marks the one of this request's token. Needs a user's access token.",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "users"
                 ],
@@ -2638,12 +2344,6 @@ const docTemplate = `{
                             "items": {
                                 "$ref": "#/definitions/SessionResponse"
                             }
-                        }
-                    },
-                    "403": {
-                        "description": "user_token_required",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "429": {
@@ -2663,9 +2363,6 @@ const docTemplate = `{
                     }
                 ],
                 "description": "Its refresh tokens stop working at once; its access tokens live out ACCESS_TOKEN_TTL. Needs a user's access token.",
-                "produces": [
-                    "application/json"
-                ],
                 "tags": [
                     "users"
                 ],
@@ -2684,18 +2381,6 @@ const docTemplate = `{
                 "responses": {
                     "204": {
                         "description": "No Content"
-                    },
-                    "400": {
-                        "description": "invalid_id",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
-                    },
-                    "403": {
-                        "description": "user_token_required",
-                        "schema": {
-                            "$ref": "#/definitions/ErrorResponse"
-                        }
                     },
                     "404": {
                         "description": "session_not_found",

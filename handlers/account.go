@@ -36,13 +36,10 @@ type ChangePasswordRequest struct {
 //	@Description	Needs the current password; the new one follows the registration policy. Every other session ends (this one stays), and the owner gets a notice. Needs a user's access token.
 //	@ID	changePassword
 //	@Tags	users
-//	@Accept	json
-//	@Produce	json
 //	@Security	BearerAuth
 //	@Param	body	body	ChangePasswordRequest	true	"current and new password"
 //	@Success	200	{object}	MessageResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, current_password_incorrect"
-//	@Failure	403	{object}	ErrorResponse	"user_token_required"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/users/me/password [post]
 func (h *Account) ChangePassword(c *echo.Context) error {
@@ -76,10 +73,8 @@ type SessionResponse struct {
 //	@Description	One per login (refresh-token family) still alive, most recently used first; current marks the one of this request's token. Needs a user's access token.
 //	@ID	listSessions
 //	@Tags	users
-//	@Produce	json
 //	@Security	BearerAuth
 //	@Success	200	{array}	SessionResponse
-//	@Failure	403	{object}	ErrorResponse	"user_token_required"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/users/me/sessions [get]
 func (h *Account) Sessions(c *echo.Context) error {
@@ -105,12 +100,9 @@ func (h *Account) Sessions(c *echo.Context) error {
 //	@Description	Its refresh tokens stop working at once; its access tokens live out ACCESS_TOKEN_TTL. Needs a user's access token.
 //	@ID	endSession
 //	@Tags	users
-//	@Produce	json
 //	@Security	BearerAuth
 //	@Param	id	path	string	true	"session id (UUID)"	format(uuid)
 //	@Success	204
-//	@Failure	400	{object}	ErrorResponse	"invalid_id"
-//	@Failure	403	{object}	ErrorResponse	"user_token_required"
 //	@Failure	404	{object}	ErrorResponse	"session_not_found"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/users/me/sessions/{id} [delete]
@@ -143,13 +135,10 @@ type StartTOTPRequest struct {
 //	@Description	Needs the current password (an access token alone cannot put a second factor on an account; the check counts against the account's attempt budget like a login). Makes a new secret (encrypted at rest) and answers it as an otpauth URI, a QR code (PNG data URL) and base32 text. Nothing changes until POST /users/me/mfa/totp/confirm with a first code. Needs a user's access token.
 //	@ID	startTOTP
 //	@Tags	users
-//	@Accept	json
-//	@Produce	json
 //	@Security	BearerAuth
 //	@Param	body	body	StartTOTPRequest	true	"the current password"
 //	@Success	200	{object}	TOTPEnrolmentResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, current_password_incorrect"
-//	@Failure	403	{object}	ErrorResponse	"user_token_required"
 //	@Failure	409	{object}	ErrorResponse	"mfa_already_enabled"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/users/me/mfa/totp [post]
@@ -185,13 +174,10 @@ type RecoveryCodesResponse struct {
 //	@Description	The first code from the app turns TOTP on; the answer holds 10 single-use recovery codes, shown this once (stored hashed). Logins then need a code. Needs a user's access token.
 //	@ID	confirmTOTP
 //	@Tags	users
-//	@Accept	json
-//	@Produce	json
 //	@Security	BearerAuth
 //	@Param	body	body	MFACodeRequest	true	"a code"
 //	@Success	200	{object}	RecoveryCodesResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, incorrect_mfa_code"
-//	@Failure	403	{object}	ErrorResponse	"user_token_required"
 //	@Failure	409	{object}	ErrorResponse	"mfa_not_started, mfa_already_enabled"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/users/me/mfa/totp/confirm [post]
@@ -211,13 +197,10 @@ type DisableTOTPRequest struct {
 //	@Description	Needs the current password and a code (or a recovery code). Needs a user's access token.
 //	@ID	disableTOTP
 //	@Tags	users
-//	@Accept	json
-//	@Produce	json
 //	@Security	BearerAuth
 //	@Param	body	body	DisableTOTPRequest	true	"password and code"
 //	@Success	204
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, current_password_incorrect, incorrect_mfa_code"
-//	@Failure	403	{object}	ErrorResponse	"user_token_required"
 //	@Failure	409	{object}	ErrorResponse	"mfa_not_enabled"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/users/me/mfa/totp [delete]
@@ -242,13 +225,10 @@ func (h *Account) DisableTOTP(c *echo.Context) error {
 //	@Description	Needs a code; the old recovery codes stop working. Needs a user's access token.
 //	@ID	regenerateRecoveryCodes
 //	@Tags	users
-//	@Accept	json
-//	@Produce	json
 //	@Security	BearerAuth
 //	@Param	body	body	MFACodeRequest	true	"a code"
 //	@Success	200	{object}	RecoveryCodesResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, incorrect_mfa_code"
-//	@Failure	403	{object}	ErrorResponse	"user_token_required"
 //	@Failure	409	{object}	ErrorResponse	"mfa_not_enabled"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/users/me/mfa/recovery-codes [post]

@@ -36,7 +36,6 @@ func NewAnalytics(a *services.Analytics) *Analytics { return &Analytics{analytic
 //	@Description	Users by role and tier, verification, active logins, and the count of each resource. Admins only (admins are not limited per user; other callers count against their tier before the 403).
 //	@ID	getAnalytics
 //	@Tags	analytics
-//	@Produce	json
 //	@Security	BearerAuth
 //	@x-scope	"analytics:read"
 //	@Success	200	{object}	AnalyticsResponse

@@ -82,13 +82,10 @@ func toAPIKey(k *models.APIKey) APIKeyResponse {
 //	@Description	The key is shown once, in this answer. Its scopes must be among those the caller's role implies; a key never outlives API_KEY_MAX_LIFETIME. Needs a user's access token: a key cannot make keys.
 //	@ID	createAPIKey
 //	@Tags	api-keys
-//	@Accept	json
-//	@Produce	json
 //	@Security	BearerAuth
 //	@Param	body	body	CreateAPIKeyRequest	true	"the key"
 //	@Success	201	{object}	APIKeySecretResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json"
-//	@Failure	403	{object}	ErrorResponse	"user_token_required"
 //	@Failure	409	{object}	ErrorResponse	"api_key_limit: API_KEY_MAX_PER_USER live keys already"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/api-keys [post]
@@ -120,14 +117,12 @@ func (h *APIKeys) Create(c *echo.Context) error {
 //	@Description	Newest first, revoked and expired ones included; never the secrets.
 //	@ID	listAPIKeys
 //	@Tags	api-keys
-//	@Produce	json
 //	@Security	BearerAuth
 //	@Param	cursor	query	string	false	"next_cursor of the previous page"
 //	@Param	page	query	int	false	"page, from 1"	default(1)	minimum(1)
 //	@Param	per_page	query	int	false	"items per page, at most 100"	default(20)	minimum(1)	maximum(100)
 //	@Success	200	{object}	APIKeyPage
 //	@Failure	400	{object}	ErrorResponse	"validation_failed"
-//	@Failure	403	{object}	ErrorResponse	"user_token_required"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/api-keys [get]
 func (h *APIKeys) List(c *echo.Context) error {
@@ -144,7 +139,6 @@ func (h *APIKeys) List(c *echo.Context) error {
 //	@Description	Newest first; filter by owner with user_id.
 //	@ID	listAllAPIKeys
 //	@Tags	admin
-//	@Produce	json
 //	@Security	BearerAuth
 //	@Param	user_id	query	string	false	"only this user's keys"	format(uuid)
 //	@Param	cursor	query	string	false	"next_cursor of the previous page"
@@ -185,12 +179,9 @@ func (h *APIKeys) list(c *echo.Context, f services.KeyFilter) error {
 //	@Description	At once, its rotated-out secret too. Revoking a revoked key answers 204 again.
 //	@ID	revokeAPIKey
 //	@Tags	api-keys
-//	@Produce	json
 //	@Security	BearerAuth
 //	@Param	id	path	string	true	"key id (UUID)"	format(uuid)
 //	@Success	204
-//	@Failure	400	{object}	ErrorResponse	"invalid_id"
-//	@Failure	403	{object}	ErrorResponse	"user_token_required"
 //	@Failure	404	{object}	ErrorResponse	"api_key_not_found"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/api-keys/{id} [delete]
@@ -201,11 +192,9 @@ func (h *APIKeys) Revoke(c *echo.Context) error { return h.revoke(c, false) }
 //	@Summary	Revoke any API key (admin)
 //	@ID	revokeAnyAPIKey
 //	@Tags	admin
-//	@Produce	json
 //	@Security	BearerAuth
 //	@Param	id	path	string	true	"key id (UUID)"	format(uuid)
 //	@Success	204
-//	@Failure	400	{object}	ErrorResponse	"invalid_id"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, user_token_required"
 //	@Failure	404	{object}	ErrorResponse	"api_key_not_found"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
@@ -229,14 +218,11 @@ func (h *APIKeys) revoke(c *echo.Context, anyOwner bool) error {
 //	@Description	Answers the new secret, once. The old secret keeps working for grace_period seconds (default 24 h), then dies; settings, scopes and id stay.
 //	@ID	rotateAPIKey
 //	@Tags	api-keys
-//	@Accept	json
-//	@Produce	json
 //	@Security	BearerAuth
 //	@Param	id	path	string	true	"key id (UUID)"	format(uuid)
 //	@Param	body	body	RotateAPIKeyRequest	false	"grace period"
 //	@Success	200	{object}	APIKeySecretResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
-//	@Failure	403	{object}	ErrorResponse	"user_token_required"
 //	@Failure	404	{object}	ErrorResponse	"api_key_not_found"
 //	@Failure	409	{object}	ErrorResponse	"api_key_inactive"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"

@@ -55,7 +55,6 @@ func toAuditEvent(e *models.AuditEvent) AuditEventResponse {
 //	@Description	Newest first, filtered by actor, action and time range; follow next_cursor. With format=ndjson, every matching event as one JSON object per line (an export). Never holds passwords, tokens or codes.
 //	@ID	listAuditEvents
 //	@Tags	admin
-//	@Produce	json
 //	@Security	BearerAuth
 //	@Param	actor_id	query	string	false	"the actor's id"
 //	@Param	action	query	string	false	"e.g. auth.login_failed"
@@ -149,7 +148,6 @@ func (h *Audit) List(c *echo.Context) error {
 //	@Description	Walks the hash chain from its anchor (where retention purges stopped) to its head: valid, or the first row that was edited, removed or inserted. Then checks it against a signed checkpoint kept outside the database (the checkpoint parameter, a token from an "audit checkpoint" log line; without it, the newest this instance signed or AUDIT_CHECKPOINT_FILE holds): rows removed from the end, or from the start past what purges recorded, are found too.
 //	@ID	verifyAuditLog
 //	@Tags	admin
-//	@Produce	json
 //	@Security	BearerAuth
 //	@Param	checkpoint	query	string	false	"a checkpoint token from the log"
 //	@Success	200	{object}	services.Verification

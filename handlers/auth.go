@@ -38,8 +38,6 @@ type RegisterRequest struct {
 //	@ID	register
 //	@x-order	1
 //	@Tags	auth
-//	@Accept	json
-//	@Produce	json
 //	@Param	body	body	RegisterRequest	true	"email and password"
 //	@Success	202	{object}	MessageResponse
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
@@ -67,7 +65,6 @@ type MessageResponse struct {
 //	@ID	verifyEmail
 //	@x-order	2
 //	@Tags	auth
-//	@Produce	json
 //	@Param	token	query	string	true	"token from the verification link"
 //	@Success	200	{object}	MessageResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, verification_token_invalid, verification_token_used or verification_token_expired"
@@ -96,8 +93,6 @@ type ResendRequest struct {
 //	@ID	resendVerification
 //	@x-order	3
 //	@Tags	auth
-//	@Accept	json
-//	@Produce	json
 //	@Param	body	body	ResendRequest	true	"email"
 //	@Success	202	{object}	MessageResponse
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
@@ -157,8 +152,6 @@ func client(c *echo.Context) services.Client {
 //	@ID	login
 //	@x-order	4
 //	@Tags	auth
-//	@Accept	json
-//	@Produce	json
 //	@Param	body	body	LoginRequest	true	"credentials"
 //	@Success	200	{object}	TokenResponse
 //	@Failure	401	{object}	ErrorResponse	"invalid_credentials"
@@ -207,8 +200,6 @@ type MFAVerifyRequest struct {
 //	@ID	verifyMFA
 //	@x-order	5
 //	@Tags	auth
-//	@Accept	json
-//	@Produce	json
 //	@Param	body	body	MFAVerifyRequest	true	"mfa_token and code"
 //	@Success	200	{object}	TokenResponse
 //	@Failure	401	{object}	ErrorResponse	"invalid_mfa_code, invalid_mfa_token"
@@ -238,8 +229,6 @@ type RefreshRequest struct {
 //	@ID	refreshToken
 //	@x-order	6
 //	@Tags	auth
-//	@Accept	json
-//	@Produce	json
 //	@Param	body	body	RefreshRequest	true	"refresh token"
 //	@Success	200	{object}	TokenResponse
 //	@Failure	401	{object}	ErrorResponse	"invalid_refresh_token, refresh_token_expired or refresh_token_reused"
@@ -273,8 +262,6 @@ type LogoutRequest struct {
 //	@ID	logout
 //	@x-order	7
 //	@Tags	auth
-//	@Accept	json
-//	@Produce	json
 //	@Param	body	body	LogoutRequest	true	"refresh token and scope"
 //	@Success	204	"logged out"
 //	@Failure	401	{object}	ErrorResponse	"invalid_refresh_token (scope others with a dead session)"
@@ -303,8 +290,6 @@ type ForgotRequest struct {
 //	@ID	forgotPassword
 //	@x-order	8
 //	@Tags	auth
-//	@Accept	json
-//	@Produce	json
 //	@Param	body	body	ForgotRequest	true	"email"
 //	@Success	202	{object}	MessageResponse
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
@@ -329,8 +314,6 @@ type ResetRequest struct {
 //	@ID	resetPassword
 //	@x-order	9
 //	@Tags	auth
-//	@Accept	json
-//	@Produce	json
 //	@Param	body	body	ResetRequest	true	"token and new password"
 //	@Success	200	{object}	MessageResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, reset_token_invalid, reset_token_used or reset_token_expired"

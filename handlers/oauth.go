@@ -98,7 +98,6 @@ func noStore(c *echo.Context) {
 //	@ID	oauthToken
 //	@Tags	oauth
 //	@Accept	x-www-form-urlencoded
-//	@Produce	json
 //	@Param	grant_type	formData	string	true	"client_credentials"	Enums(client_credentials)
 //	@Param	scope	formData	string	false	"space-separated scopes"
 //	@Param	client_id	formData	string	false	"client_secret_post only"
@@ -139,7 +138,6 @@ func (h *OAuth) Token(c *echo.Context) error {
 //	@ID	oauthRevoke
 //	@Tags	oauth
 //	@Accept	x-www-form-urlencoded
-//	@Produce	json
 //	@Param	token	formData	string	true	"the access token"
 //	@Param	token_type_hint	formData	string	false	"access_token"
 //	@Success	200
@@ -170,7 +168,6 @@ func (h *OAuth) Revoke(c *echo.Context) error {
 //	@ID	oauthIntrospect
 //	@Tags	oauth
 //	@Accept	x-www-form-urlencoded
-//	@Produce	json
 //	@Param	token	formData	string	true	"the token"
 //	@Param	token_type_hint	formData	string	false	"access_token"
 //	@Success	200	{object}	services.Introspection
@@ -203,7 +200,6 @@ func (h *OAuth) Introspect(c *echo.Context) error {
 //	@Description	RFC 8414: endpoints, JWKS, grant types, client authentication methods and scopes.
 //	@ID	oauthMetadata
 //	@Tags	oauth
-//	@Produce	json
 //	@Success	200	{object}	services.Metadata
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/.well-known/oauth-authorization-server [get]
@@ -267,8 +263,6 @@ func toClient(m *models.OAuthClient) ClientResponse {
 //	@Description	The client acts for you with a subset of your scopes, cut at every use to what your role still allows. client_secret is shown once, in this answer.
 //	@ID	createOAuthClient
 //	@Tags	admin
-//	@Accept	json
-//	@Produce	json
 //	@Security	BearerAuth
 //	@Param	body	body	CreateClientRequest	true	"the client"
 //	@Success	201	{object}	ClientSecretResponse
@@ -305,7 +299,6 @@ func (h *OAuth) CreateClient(c *echo.Context) error {
 //	@Summary	List OAuth clients (admin)
 //	@ID	listOAuthClients
 //	@Tags	admin
-//	@Produce	json
 //	@Security	BearerAuth
 //	@Param	cursor	query	string	false	"next_cursor of the previous page"
 //	@Param	page	query	int	false	"page, from 1"	default(1)	minimum(1)
@@ -333,8 +326,6 @@ func (h *OAuth) ListClients(c *echo.Context) error {
 //	@Description	Answers the new secret, once. The old one keeps working for grace_period seconds (default 24 h), so both are valid during the overlap.
 //	@ID	rotateOAuthClientSecret
 //	@Tags	admin
-//	@Accept	json
-//	@Produce	json
 //	@Security	BearerAuth
 //	@Param	id	path	string	true	"client row id (UUID)"	format(uuid)
 //	@Param	body	body	RotateAPIKeyRequest	false	"grace period"
@@ -368,11 +359,9 @@ func (h *OAuth) RotateClientSecret(c *echo.Context) error {
 //	@Description	At once: no new tokens, and its tokens are refused. Disabling a disabled client answers 204 again.
 //	@ID	disableOAuthClient
 //	@Tags	admin
-//	@Produce	json
 //	@Security	BearerAuth
 //	@Param	id	path	string	true	"client row id (UUID)"	format(uuid)
 //	@Success	204
-//	@Failure	400	{object}	ErrorResponse	"invalid_id"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, user_token_required"
 //	@Failure	404	{object}	ErrorResponse	"client_not_found"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"

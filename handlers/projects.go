@@ -41,7 +41,6 @@ func NewProjects(p *services.Projects) *Projects { return &Projects{projects: p}
 //	@Description	Any authenticated user. Limited per user by tier (free, paid, enterprise).
 //	@ID	listProjects
 //	@Tags	projects
-//	@Produce	json
 //	@Security	BearerAuth
 //	@x-scope	"projects:read"
 //	@Param	cursor	query	string	false	"next_cursor of the previous page (keyset: fast at any depth); not with page"
@@ -69,7 +68,6 @@ func (h *Projects) List(c *echo.Context) error {
 //	@Description	Any authenticated user. Limited per user by tier.
 //	@ID	getProject
 //	@Tags	projects
-//	@Produce	json
 //	@Security	BearerAuth
 //	@x-scope	"projects:read"
 //	@Param	id	path	string	true	"project id (UUID)"	format(uuid)
@@ -102,8 +100,6 @@ type CreateProjectRequest struct {
 //	@Description	The caller becomes the owner. Limited per user by tier.
 //	@ID	createProject
 //	@Tags	projects
-//	@Accept	json
-//	@Produce	json
 //	@Security	BearerAuth
 //	@x-scope	"projects:write"
 //	@Param	body	body	CreateProjectRequest	true	"the project"
@@ -145,8 +141,6 @@ type UpdateProjectRequest struct {
 //	@Description	Omitted fields stay as they are. Limited per user by tier.
 //	@ID	updateProject
 //	@Tags	projects
-//	@Accept	json
-//	@Produce	json
 //	@Security	BearerAuth
 //	@x-scope	"projects:write"
 //	@Param	id	path	string	true	"project id (UUID)"	format(uuid)
@@ -189,7 +183,6 @@ func (h *Projects) Update(c *echo.Context) error {
 //	@Description	Admins only (admins are not limited per user; other callers count against their tier before the 403).
 //	@ID	deleteProject
 //	@Tags	projects
-//	@Produce	json
 //	@Security	BearerAuth
 //	@x-scope	"projects:delete"
 //	@Param	id	path	string	true	"project id (UUID)"	format(uuid)

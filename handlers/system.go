@@ -40,7 +40,6 @@ type IndexResponse struct {
 //	@Description	Where to start: Swagger UI and the OpenAPI document (when SWAGGER_ENABLED), and the health probe. Limited per client IP.
 //	@ID	getIndex
 //	@Tags	public
-//	@Produce	json
 //	@Success	200	{object}	IndexResponse
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/ [get]
@@ -64,7 +63,6 @@ type StatusResponse struct {
 //	@Description	Limited per client IP.
 //	@ID	getStatus
 //	@Tags	public
-//	@Produce	json
 //	@Success	200	{object}	StatusResponse
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/public/status [get]
@@ -78,7 +76,6 @@ func (h *System) Status(c *echo.Context) error {
 //	@Description	200 while the process runs. Not rate limited.
 //	@ID	healthz
 //	@Tags	system
-//	@Produce	json
 //	@Success	200	{object}	StatusResponse
 //	@Router	/healthz [get]
 func (h *System) Healthz(c *echo.Context) error {
@@ -105,7 +102,6 @@ type ReadyResponse struct {
 //	@Description	200 when the database answers: status "ready", or "degraded" naming optional dependencies that are down (Redis: rate limits then hold per instance). 503 when the database is unreachable (not_ready) or the instance is shutting down (shutting_down: it keeps serving for SHUTDOWN_DRAIN_DELAY so load balancers move away first). Not rate limited.
 //	@ID	readyz
 //	@Tags	system
-//	@Produce	json
 //	@Success	200	{object}	ReadyResponse
 //	@Failure	503	{object}	ErrorResponse	"not_ready or shutting_down"
 //	@Router	/readyz [get]
@@ -132,7 +128,6 @@ func (h *System) Readyz(c *echo.Context) error {
 //	@Description	JSON Web Key Set (RFC 7517) with every key whose tokens are still accepted: verify access tokens with these, matching the token's kid. Limited per client IP.
 //	@ID	getJWKS
 //	@Tags	public
-//	@Produce	json
 //	@Success	200	{object}	services.JWKS
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/.well-known/jwks.json [get]

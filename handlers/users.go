@@ -45,7 +45,6 @@ func NewUsers(users *services.Users, a *services.Accounts) *Users {
 //	@Description	Any authenticated user. Limited per user by tier.
 //	@ID	getMe
 //	@Tags	users
-//	@Produce	json
 //	@Security	BearerAuth
 //	@x-scope	"users:read"
 //	@Success	200	{object}	UserResponse
@@ -70,7 +69,6 @@ func (h *Users) Me(c *echo.Context) error {
 //	@Description	Admins only. Admins are not limited per user; other callers count against their tier before the 403, and failed authentication against the per-IP limit.
 //	@ID	listUsers
 //	@Tags	admin
-//	@Produce	json
 //	@Security	BearerAuth
 //	@x-scope	"admin"
 //	@Param	cursor	query	string	false	"next_cursor of the previous page (keyset: fast at any depth); not with page"
@@ -105,8 +103,6 @@ type UpdateUserRequest struct {
 //	@Description	The user's access tokens are refused at once (they carry the old claims): the next refresh gives one with the new ones. The last admin cannot be demoted (409 last_admin). Admins only (admins are not limited per user; other callers count against their tier before the 403).
 //	@ID	updateUser
 //	@Tags	admin
-//	@Accept	json
-//	@Produce	json
 //	@Security	BearerAuth
 //	@x-scope	"admin"
 //	@Param	id	path	string	true	"user id (UUID)"	format(uuid)
@@ -140,12 +136,10 @@ func (h *Users) Update(c *echo.Context) error {
 //	@Description	Removes the account and everything it owns (projects, API keys, OAuth clients, sessions); its access tokens are refused at once, on every instance. The last admin cannot be deleted (409 last_admin). Audited as user.deleted.
 //	@ID	deleteUser
 //	@Tags	admin
-//	@Produce	json
 //	@Security	BearerAuth
 //	@x-scope	"admin"
 //	@Param	id	path	string	true	"user id (UUID)"	format(uuid)
 //	@Success	204
-//	@Failure	400	{object}	ErrorResponse	"invalid_id"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
 //	@Failure	404	{object}	ErrorResponse	"user_not_found"
 //	@Failure	409	{object}	ErrorResponse	"last_admin: the only admin cannot be deleted"
@@ -168,11 +162,9 @@ func (h *Users) Delete(c *echo.Context) error {
 //	@Description	Their refresh tokens and access tokens stop working at once, on every instance.
 //	@ID	endUserSessions
 //	@Tags	admin
-//	@Produce	json
 //	@Security	BearerAuth
 //	@Param	id	path	string	true	"user id (UUID)"	format(uuid)
 //	@Success	204
-//	@Failure	400	{object}	ErrorResponse	"invalid_id"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, user_token_required"
 //	@Failure	404	{object}	ErrorResponse	"user_not_found"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
@@ -194,11 +186,9 @@ func (h *Users) EndSessions(c *echo.Context) error {
 //	@Description	For a person who lost both the authenticator and the recovery codes, once their identity is established outside the API: the second factor and its recovery codes go, every session of the account ends, the owner is mailed, and the audit log records the admin (mfa.reset). The person logs in with the password (or resets it first) and enrols again.
 //	@ID	resetUserMFA
 //	@Tags	admin
-//	@Produce	json
 //	@Security	BearerAuth
 //	@Param	id	path	string	true	"user id (UUID)"	format(uuid)
 //	@Success	204
-//	@Failure	400	{object}	ErrorResponse	"invalid_id"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, user_token_required"
 //	@Failure	404	{object}	ErrorResponse	"user_not_found"
 //	@Failure	409	{object}	ErrorResponse	"mfa_not_enabled"

@@ -206,16 +206,18 @@ func addFaultAnswers(doc *openapi3.T) {
 
 // addStandardFailures documents the answers that follow from an
 // operation's shape rather than its handler: a JSON body can be malformed,
-// too large or of another type (400, 413, 415), and a protected operation
-// can be called without a valid token (401). A handler annotates these
-// only to say more (its own codes).
+// too large or of another type (400, 413, 415), a protected operation can
+// be called without a valid token (401), one for people only with a key
+// or client token (403 user_token_required), and one about an {id} with a
+// malformed one (400 invalid_id). A handler annotates these only to say
+// more (its own codes).
 func addStandardFailures(doc *openapi3.T) {
 	add := func(op *openapi3.Operation, status, desc string) {
 		if op.Responses.Value(status) == nil {
 			op.Responses.Set(status, errorAnswer(doc, desc))
 		}
 	}
-	for _, item := range doc.Paths.Map() {
+	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			// Every request body is limited, documented or not.
 			if op.RequestBody != nil || slices.Contains([]string{"POST", "PATCH", "PUT"}, method) {
@@ -227,6 +229,15 @@ func addStandardFailures(doc *openapi3.T) {
 			}
 			if op.Security != nil && len(*op.Security) > 0 {
 				add(op, "401", "authentication_required, invalid_token or token_expired (see WWW-Authenticate)")
+				// Without a scope the route takes a person's login only
+				// (g.PeopleOnly): a key or client token is refused.
+				if !slices.ContainsFunc(*op.Security, func(r openapi3.SecurityRequirement) bool { return r[OAuth2Scheme] != nil }) {
+					add(op, "403", "user_token_required")
+				}
+			}
+			// A malformed {id} is refused before anything else.
+			if strings.Contains(path, "{id}") {
+				add(op, "400", "invalid_id")
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/models"
+	"github.com/tollgate/tollgate/product"
 )
 
 // enrolled turns TOTP on for a new user and returns the user, the secret
@@ -62,7 +63,7 @@ func TestTOTPEnrolment(t *testing.T) {
 	r = a.do(t, Request{Method: "POST", URL: "/users/me/mfa/totp", Headers: bearer(u), Body: map[string]string{"password": "Wrong-Pass-123"}})
 	mustf(t, r.Status == 400 && strings.Contains(r.Body, "current_password_incorrect"), "start with a wrong password: %d %s", r.Status, r.Body)
 	r = a.do(t, Request{Method: "POST", URL: "/users/me/mfa/totp", Headers: bearer(u), Body: map[string]string{"password": u.Password}})
-	mustf(t, r.Status == 200 && strings.Contains(r.Body, `"otpauth_uri":"otpauth://totp/tollgate:`) && strings.Contains(r.Body, `"qr_code":"data:image/png;base64,`),
+	mustf(t, r.Status == 200 && strings.Contains(r.Body, `"otpauth_uri":"otpauth://totp/`+product.ID+`:`) && strings.Contains(r.Body, `"qr_code":"data:image/png;base64,`),
 		"start: %d %s", r.Status, r.Body)
 	mustf(t, r.Header.Get("Cache-Control") == "no-store", "cached")
 	secret := field(t, r, "secret")

@@ -83,7 +83,7 @@ func TestOAuthClientRegistration(t *testing.T) {
 		{Name: "an admin registers a client and sees its secret once", Method: "POST", URL: "/admin/oauth/clients", Headers: auth, Setup: asRole("admin"),
 			Body:           map[string]any{"name": "sync", "scopes": []string{"users:read", "analytics:read"}},
 			ExpectedStatus: 201, ExpectedContent: []string{`"client_id":"` + product.ClientIDPrefix, `"client_secret":"`, `"scopes":["analytics:read","users:read"]`,
-				`"access_token_ttl":900`, `"token_endpoint_auth_method":"client_secret_basic"`, `"audience":"tollgate-api"`},
+				`"access_token_ttl":900`, `"token_endpoint_auth_method":"client_secret_basic"`, `"audience":"` + product.ID + `-api"`},
 			ExpectedHeaders: map[string]string{"Cache-Control": "no-store"},
 			After: func(t testing.TB, a *App, r *Response) {
 				mustf(t, strings.Contains(a.Logs.String(), `"event":"oauth_client.registered"`), "no security event")
