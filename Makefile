@@ -34,8 +34,10 @@ bench-suite: ## wall time of the whole SQLite suite, warm (built once first), th
 	@go test -count=1 ./... >/dev/null
 	@for i in 1 2 3; do bash -c 'TIMEFORMAT="go test -count=1 ./...: %R s"; time go test -count=1 ./... >/tmp/bench-suite.log 2>&1' || { grep -A20 -- '--- FAIL' /tmp/bench-suite.log; exit 1; }; done
 
-guide: ## apply docs/adding-an-endpoint.md to a copy of the repository and run the suite there
-	tests/guide/run.sh
+guide: ## apply each guide (make it yours, adding an endpoint, removing the example) to a copy of the repository and run the suite there
+	tests/guide/run.sh docs/make-it-yours.md
+	tests/guide/run.sh docs/adding-an-endpoint.md
+	tests/guide/run.sh docs/removing-the-example.md
 
 compose: ## the whole stack in Docker (API :8080, Mailpit :8025)
 	docker compose up --build

@@ -28,8 +28,9 @@ import (
 	"github.com/tollgate/tollgate/settings"
 )
 
-// usage names the binary after the product (package product).
-var usage = strings.ReplaceAll(`usage: tollgate [command]
+// usage names the binary after the product (package product), and the
+// roles and tiers caller knows.
+var usage = strings.NewReplacer("tollgate", product.ID, "ROLES", names(caller.Roles(), "|"), "TIERS", names(caller.Tiers(), "|")).Replace(`usage: tollgate [command]
 
   (no command), serve                 run the API server
   migrate up|down|status              apply, roll back one, or list migrations
@@ -37,8 +38,8 @@ var usage = strings.ReplaceAll(`usage: tollgate [command]
   docs DIR                            write openapi.json and schemas/ into DIR (go generate ./docs runs it)
   healthcheck                         exit 0 when the local server answers /healthz (for container health checks)
   purge                               delete expired tokens and stale unverified accounts now (the server also does it every PURGE_INTERVAL)
-  user create --email E --password P [--role viewer|editor|admin] [--tier free|paid|enterprise]
-                                      create a verified user (how the first admin is made)`, "tollgate", product.ID)
+  user create --email E --password P [--role ROLES] [--tier TIERS]
+                                      create a verified user (how the first admin is made)`)
 
 // Run executes the command in args with configuration from environ.
 // help and docs need none, so a broken environment cannot hide the usage.
@@ -185,8 +186,8 @@ func user(ctx context.Context, cfg settings.Config, log *slog.Logger, args []str
 	fs.SetOutput(out)
 	email := fs.String("email", "", "email address")
 	password := fs.String("password", "", "password (10+ characters, upper, lower, digit)")
-	role := fs.String("role", string(caller.Viewer), "viewer, editor or admin")
-	tier := fs.String("tier", string(caller.Free), "free, paid or enterprise")
+	role := fs.String("role", string(caller.Viewer), names(caller.Roles(), ", "))
+	tier := fs.String("tier", string(caller.Free), names(caller.Tiers(), ", "))
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -263,4 +264,12 @@ func probeHost(host string) string {
 		return "127.0.0.1"
 	}
 	return host
+}
+
+func names[T ~string](list []T, sep string) string {
+	parts := make([]string, len(list))
+	for i, n := range list {
+		parts[i] = string(n)
+	}
+	return strings.Join(parts, sep)
 }
