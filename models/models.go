@@ -29,7 +29,7 @@ type User struct {
 var userColumns = []string{"id", "email", "password_hash", "role", "tier", "email_verified", "created_at", "updated_at", "password_changed_at"}
 
 // Columns and Fields let hot reads (every /users/me) scan users without
-// reflection (see database.Scannable).
+// reflection (see scan.Scannable).
 func (*User) Columns() []string { return userColumns }
 
 // Fields are the scan targets of Columns, in order.

@@ -19,7 +19,7 @@ type Project struct {
 var projectColumns = []string{"id", "owner_id", "name", "description", "created_at", "updated_at"}
 
 // Columns and Fields let lists scan projects without reflection (see
-// database.Scannable); a test holds them to the struct's GORM schema.
+// scan.Scannable); a test holds them to the struct's GORM schema.
 func (*Project) Columns() []string { return projectColumns }
 
 // Fields are the scan targets of Columns, in order.

@@ -10,7 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tollgate/tollgate/apperror"
-	"github.com/tollgate/tollgate/database"
+	"github.com/tollgate/tollgate/database/scan"
 )
 
 // Page selects a slice of a list: by page number (offset) or, better, after
@@ -89,7 +89,7 @@ func listPage[M any](db *gorm.DB, p Page, desc bool, position func(*M) Cursor) (
 		q = q.Offset(p.offset())
 	}
 	items := make([]M, 0, p.PerPage+1) // sized: GORM's reflective appends would grow it 5 times
-	if err := database.Find(q, &items); err != nil {
+	if err := scan.Find(q, &items); err != nil {
 		return PageOf[M]{}, err
 	}
 	out := PageOf[M]{Items: items}

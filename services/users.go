@@ -14,7 +14,7 @@ import (
 	"github.com/tollgate/tollgate/cache"
 	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/clock"
-	"github.com/tollgate/tollgate/database"
+	"github.com/tollgate/tollgate/database/scan"
 	"github.com/tollgate/tollgate/models"
 )
 
@@ -175,7 +175,7 @@ func (s *Users) Current(ctx context.Context, id uuid.UUID) (*models.User, error)
 // Get returns a user by id.
 func (s *Users) Get(ctx context.Context, id uuid.UUID) (*models.User, error) {
 	var u models.User
-	if err := database.FindOne(s.db.WithContext(ctx).Where("id = ?", id), &u); err != nil {
+	if err := scan.FindOne(s.db.WithContext(ctx).Where("id = ?", id), &u); err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return nil, errUserNotFound
 		}

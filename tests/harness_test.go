@@ -147,6 +147,7 @@ func newAppOn(t testing.TB, db *database.DB, clk *clock.Manual, env ...string) *
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
+	migrate := true // but a copy of the migrated template needs none
 	switch {
 	case db != nil:
 	case cfg.DatabaseURL != "":
@@ -158,13 +159,15 @@ func newAppOn(t testing.TB, db *database.DB, clk *clock.Manual, env ...string) *
 		}
 		t.Cleanup(func() { db.Close() })
 	default:
-		db = openTestDB(t)
+		db, migrate = openTestDB(t), false
 	}
 	if clk == nil {
 		clk = clock.NewManual(Start)
 	}
-	if _, err := db.Migrate(context.Background()); err != nil {
-		t.Fatalf("migrate: %v", err)
+	if migrate {
+		if _, err := db.Migrate(context.Background()); err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
 	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

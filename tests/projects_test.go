@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/caller"
-	"github.com/tollgate/tollgate/database"
+	"github.com/tollgate/tollgate/database/scan"
 	"github.com/tollgate/tollgate/models"
 )
 
@@ -170,13 +170,13 @@ func TestProjectPagination(t *testing.T) {
 	mustf(t, len(seen) == 5 && seen[0] == "p4" && (tie == "p2p3" || tie == "p3p2") && seen[3] == "p1" && seen[4] == "p0", "walk: %v", seen)
 }
 
-// On PostgreSQL, Scannable reads take pgx's own path (database.Find): the
-// pool must still implement database.NativeQuerier, or they would fall back
+// On PostgreSQL, Scannable reads take pgx's own path (scan.Find): the
+// pool must still implement scan.NativeQuerier, or they would fall back
 // to database/sql without a word. SQLite has no such path.
 func TestPostgresPoolReadsNatively(t *testing.T) {
 	parallelTest(t)
 	a := newApp(t)
-	_, native := a.DB.DB.Statement.ConnPool.(database.NativeQuerier)
+	_, native := a.DB.DB.Statement.ConnPool.(scan.NativeQuerier)
 	want := os.Getenv("TEST_DATABASE_URL") != ""
 	mustf(t, native == want, "native read path: %v, want %v (dialect %s)", native, want, a.DB.Dialect)
 }

@@ -1,4 +1,8 @@
-package database
+// Package scan is the fast read path for hot lists: rows scanned straight
+// into a model's fields (Scannable), through pgx's own protocol on
+// PostgreSQL (database.pgConnPool implements NativeQuerier). It imports no
+// driver, so the services that use it stay light.
+package scan
 
 import (
 	"context"
@@ -92,8 +96,16 @@ type rowReader interface {
 	Err() error
 }
 
+// Rows is a result set read row by row; pgx.Rows fits it.
+type Rows = interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
 // NativeQuerier is a connection pool with a read path faster than
-// database/sql (pgConnPool on PostgreSQL).
+// database/sql (the database package's pool on PostgreSQL).
 type NativeQuerier interface {
 	QueryNative(ctx context.Context, query string, args ...any) (Rows, error)
 }

@@ -1,4 +1,4 @@
-package database
+package tests
 
 import (
 	"reflect"
@@ -10,8 +10,12 @@ import (
 	"github.com/tollgate/tollgate/models"
 )
 
-// scannable lists every model that implements Scannable: add yours here.
-var scannable = []Scannable{
+// scannable lists every model that implements scan.Scannable (the
+// fast scan path): add yours here.
+var scannable = []interface {
+	Columns() []string
+	Fields() []any
+}{
 	&models.User{},
 	&models.Project{},
 }

@@ -1,13 +1,15 @@
-package settings
+package tests
 
 import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/settings"
 )
 
 func TestDefaults(t *testing.T) {
-	cfg, err := Load(map[string]string{})
+	cfg, err := settings.Load(map[string]string{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,14 +20,14 @@ func TestDefaults(t *testing.T) {
 	if cfg.Host != "127.0.0.1" || cfg.JWTIssuer != "http://localhost:8080" {
 		t.Fatalf("development listens on %q, issuer %q", cfg.Host, cfg.JWTIssuer)
 	}
-	prod, err := Load(map[string]string{"APP_ENV": "production", "APP_BASE_URL": "https://api.example.com/"})
+	prod, err := settings.Load(map[string]string{"APP_ENV": "production", "APP_BASE_URL": "https://api.example.com/"})
 	if err != nil || prod.Host != "" || prod.JWTIssuer != "https://api.example.com" {
 		t.Fatalf("production listens on %q, issuer %q: %v", prod.Host, prod.JWTIssuer, err)
 	}
-	if _, err := Load(map[string]string{"APP_ENV": "production", "APP_BASE_URL": "http://api.example.com"}); err == nil {
+	if _, err := settings.Load(map[string]string{"APP_ENV": "production", "APP_BASE_URL": "http://api.example.com"}); err == nil {
 		t.Fatal("production took a plain-http base URL")
 	}
-	if _, err := Load(map[string]string{"APP_ENV": "production", "APP_BASE_URL": "http://localhost:8080", "ALLOW_HTTP_BASE_URL": "true"}); err != nil {
+	if _, err := settings.Load(map[string]string{"APP_ENV": "production", "APP_BASE_URL": "http://localhost:8080", "ALLOW_HTTP_BASE_URL": "true"}); err != nil {
 		t.Fatalf("ALLOW_HTTP_BASE_URL: %v", err)
 	}
 	rl := cfg.RateLimits
@@ -40,7 +42,7 @@ func TestMalformedValuesNameTheVariable(t *testing.T) {
 		"CORS_ALLOWED_ORIGINS": "example.com", "RATE_LIMIT_ENABLED": "maybe", "RATE_LIMIT_TIERS": "gold",
 		"REFRESH_TOKEN_TTL": "-1h", "LOG_LEVEL": "loud", "RATE_LIMIT_REDIS_TIMEOUT": "0s", "SWAGGER_ENABLED": "sometimes", "DEV_ROUTES": "often",
 	} {
-		_, err := Load(map[string]string{name: value})
+		_, err := settings.Load(map[string]string{name: value})
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s=%q: error %v does not name it", name, value, err)
 		}
@@ -48,7 +50,7 @@ func TestMalformedValuesNameTheVariable(t *testing.T) {
 }
 
 func TestTrustedProxiesAcceptAddressesAndRanges(t *testing.T) {
-	cfg, err := Load(map[string]string{"TRUSTED_PROXIES": "10.0.0.1, 192.168.0.0/16,::1"})
+	cfg, err := settings.Load(map[string]string{"TRUSTED_PROXIES": "10.0.0.1, 192.168.0.0/16,::1"})
 	if err != nil || len(cfg.TrustedProxyNets) != 3 || cfg.TrustedProxyNets[0].String() != "10.0.0.1/32" {
 		t.Fatalf("%v %v", cfg.TrustedProxyNets, err)
 	}
@@ -64,7 +66,7 @@ func TestSwaggerFollowsTheEnvironmentUnlessSet(t *testing.T) {
 		{map[string]string{"APP_ENV": "production", "APP_BASE_URL": "https://api.example.com", "SWAGGER_ENABLED": "true"}, true},
 		{map[string]string{"SWAGGER_ENABLED": "false"}, false},
 	} {
-		cfg, err := Load(c.env)
+		cfg, err := settings.Load(c.env)
 		if err != nil || cfg.SwaggerEnabled != c.want {
 			t.Errorf("%v: SwaggerEnabled=%v err=%v, want %v", c.env, cfg.SwaggerEnabled, err, c.want)
 		}
@@ -82,7 +84,7 @@ func TestDevRoutesAreDevelopmentOnly(t *testing.T) {
 		{map[string]string{"APP_ENV": "production", "APP_BASE_URL": "https://api.example.com"}, false, false},
 		{map[string]string{"APP_ENV": "production", "APP_BASE_URL": "https://api.example.com", "DEV_ROUTES": "true"}, false, true},
 	} {
-		cfg, err := Load(c.env)
+		cfg, err := settings.Load(c.env)
 		if c.refused {
 			if err == nil || !strings.Contains(err.Error(), "DEV_ROUTES") {
 				t.Errorf("%v: want a refusal naming DEV_ROUTES, got %v", c.env, err)
@@ -98,7 +100,7 @@ func TestDevRoutesAreDevelopmentOnly(t *testing.T) {
 // Each typed setting parses where it is read and names its variable when
 // it cannot.
 func TestTypedSettingsParseOnceAndNameTheVariable(t *testing.T) {
-	cfg, err := Load(map[string]string{"RATE_LIMIT_LOGIN_ACCOUNT": "3/1m,9/1h", "RATE_LIMIT_TIERS": "free=1/1s,gold=9/1m",
+	cfg, err := settings.Load(map[string]string{"RATE_LIMIT_LOGIN_ACCOUNT": "3/1m,9/1h", "RATE_LIMIT_TIERS": "free=1/1s,gold=9/1m",
 		"API_KEY_PREVIOUS_PEPPERS": "1:" + strings.Repeat("p", 32), "API_KEY_PEPPER_VERSION": "2", "SWAGGER_ENABLED": "false"})
 	if err != nil {
 		t.Fatal(err)
@@ -120,11 +122,11 @@ func TestTypedSettingsParseOnceAndNameTheVariable(t *testing.T) {
 		"SWAGGER_ENABLED":          "invalid SWAGGER_ENABLED",
 		"SHUTDOWN_DRAIN_DELAY":     "invalid SHUTDOWN_DRAIN_DELAY",
 	} {
-		if _, err := Load(map[string]string{env: "not-a-value"}); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := settings.Load(map[string]string{env: "not-a-value"}); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s=not-a-value: %v, want %q", env, err, want)
 		}
 	}
-	if _, err := Load(map[string]string{"MFA_PREVIOUS_KEYS": "1:" + strings.Repeat("k", 32)}); err == nil || !strings.Contains(err.Error(), "current version") {
+	if _, err := settings.Load(map[string]string{"MFA_PREVIOUS_KEYS": "1:" + strings.Repeat("k", 32)}); err == nil || !strings.Contains(err.Error(), "current version") {
 		t.Errorf("a previous key of the current version: %v", err)
 	}
 }

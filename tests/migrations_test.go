@@ -1,10 +1,12 @@
-package migrations
+package tests
 
 import (
 	"io/fs"
 	"reflect"
 	"regexp"
 	"testing"
+
+	"github.com/tollgate/tollgate/migrations"
 )
 
 // Both dialects must carry the same versions, or a database moved between
@@ -12,7 +14,7 @@ import (
 func TestDialectsHaveTheSameVersions(t *testing.T) {
 	name := regexp.MustCompile(`^(\d+)_([a-z0-9_]+)\.sql$`)
 	versions := func(dialect string) []string {
-		fsys, err := FS(dialect)
+		fsys, err := migrations.FS(dialect)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -30,7 +32,7 @@ func TestDialectsHaveTheSameVersions(t *testing.T) {
 		}
 		return out
 	}
-	pg, lite := versions(Postgres), versions(SQLite)
+	pg, lite := versions(migrations.Postgres), versions(migrations.SQLite)
 	if len(pg) == 0 {
 		t.Fatal("no migrations found")
 	}
