@@ -129,12 +129,16 @@ func SortScopes(s []Scope) []Scope {
 }
 
 // FormatScopes writes scopes space-separated, as OAuth does.
-func FormatScopes(s []Scope) string {
-	parts := make([]string, len(s))
-	for i, sc := range s {
-		parts[i] = string(sc)
+func FormatScopes(s []Scope) string { return Join(s, " ") }
+
+// Join writes roles, tiers or scopes separated by sep, for messages and
+// usage text that list what the code knows.
+func Join[T Role | Tier | Scope](list []T, sep string) string {
+	parts := make([]string, len(list))
+	for i, n := range list {
+		parts[i] = string(n)
 	}
-	return strings.Join(parts, " ")
+	return strings.Join(parts, sep)
 }
 
 // Intersect returns the scopes of a also in b, in a's order.

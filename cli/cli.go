@@ -30,7 +30,7 @@ import (
 
 // usage names the binary after the product (package product), and the
 // roles and tiers caller knows.
-var usage = strings.NewReplacer("tollgate", product.ID, "ROLES", names(caller.Roles(), "|"), "TIERS", names(caller.Tiers(), "|")).Replace(`usage: tollgate [command]
+var usage = strings.NewReplacer("tollgate", product.ID, "ROLES", caller.Join(caller.Roles(), "|"), "TIERS", caller.Join(caller.Tiers(), "|")).Replace(`usage: tollgate [command]
 
   (no command), serve                 run the API server
   migrate up|down|status              apply, roll back one, or list migrations
@@ -186,8 +186,8 @@ func user(ctx context.Context, cfg settings.Config, log *slog.Logger, args []str
 	fs.SetOutput(out)
 	email := fs.String("email", "", "email address")
 	password := fs.String("password", "", "password (10+ characters, upper, lower, digit)")
-	role := fs.String("role", string(caller.Viewer), names(caller.Roles(), ", "))
-	tier := fs.String("tier", string(caller.Free), names(caller.Tiers(), ", "))
+	role := fs.String("role", string(caller.Viewer), caller.Join(caller.Roles(), ", "))
+	tier := fs.String("tier", string(caller.Free), caller.Join(caller.Tiers(), ", "))
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -264,12 +264,4 @@ func probeHost(host string) string {
 		return "127.0.0.1"
 	}
 	return host
-}
-
-func names[T ~string](list []T, sep string) string {
-	parts := make([]string, len(list))
-	for i, n := range list {
-		parts[i] = string(n)
-	}
-	return strings.Join(parts, sep)
 }

@@ -82,9 +82,9 @@ func message(fe validator.FieldError) string {
 	case "oneof":
 		return "must be one of: " + strings.ReplaceAll(fe.Param(), " ", ", ")
 	case "role":
-		return "must be one of: " + joinNames(caller.Roles())
+		return "must be one of: " + caller.Join(caller.Roles(), ", ")
 	case "tier":
-		return "must be one of: " + joinNames(caller.Tiers())
+		return "must be one of: " + caller.Join(caller.Tiers(), ", ")
 	default:
 		return "is invalid (" + fe.Tag() + ")"
 	}
@@ -296,11 +296,3 @@ type (
 	UserPage   = Paginated[UserResponse]
 	APIKeyPage = Paginated[APIKeyResponse]
 )
-
-func joinNames[T ~string](names []T) string {
-	parts := make([]string, len(names))
-	for i, n := range names {
-		parts[i] = string(n)
-	}
-	return strings.Join(parts, ", ")
-}

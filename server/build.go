@@ -64,16 +64,16 @@ type Services struct {
 	Analytics *services.Analytics
 	Health    *services.Health
 	Purge     *services.Purge
-	Ended     *services.EndedSessions
 }
 
-// Server is the built application.
+// Server is the built application; its Stores and Services are the parts
+// the commands and the tests use directly.
 type Server struct {
 	deps     Deps
 	handler  http.Handler
-	stores   Stores
 	monitor  *database.Monitor
 	metrics  *metrics.Metrics
+	Stores   Stores
 	Services Services
 }
 
@@ -93,7 +93,7 @@ func New(d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{deps: d, handler: e, stores: st, monitor: monitor, metrics: m, Services: svc}, nil
+	return &Server{deps: d, handler: e, Stores: st, monitor: monitor, metrics: m, Services: svc}, nil
 }
 
 // newStores builds the rate-limit store (Redis with a per-instance fallback
@@ -127,7 +127,7 @@ func newStores(d Deps, m *metrics.Metrics) Stores {
 // newServices builds the services over the database and the stores.
 func newServices(d Deps, st Stores, m *metrics.Metrics) (Services, error) {
 	cfg, db, rl := d.Config, d.DB.DB, d.Config.RateLimits
-	s := Services{Ended: st.Ended}
+	var s Services
 	s.Tokens = services.NewTokens(d.Secrets.Keys, d.Clock, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL, st.Ended)
 	s.Hasher = services.NewHasher(cfg.BcryptCost, cfg.PasswordHashConcurrency, cfg.PasswordHashMaxWait).WithMetrics(m.PasswordHashes)
 	m.Gauge("password_hashes_in_flight", "Password hashes running now.", func() float64 { return float64(s.Hasher.InFlight()) })
@@ -189,7 +189,7 @@ func newMonitor(d Deps, m *metrics.Metrics) *database.Monitor {
 
 // Close releases what New started.
 func (s *Server) Close() {
-	s.stores.Memory.Close()
+	s.Stores.Memory.Close()
 	s.monitor.Close()
 }
 

@@ -36,14 +36,14 @@ func instanceID() string {
 // state current whatever the traffic (Run starts it; without Redis it
 // returns at once).
 func (s *Server) Heartbeat(ctx context.Context) {
-	if fb, ok := s.stores.Limits.(*ratelimit.Fallback); ok && s.stores.Shared != nil {
-		fb.Heartbeat(ctx, s.stores.Shared, instanceID(), time.Second, s.deps.Config.RateLimitRedisTimeout)
+	if fb, ok := s.Stores.Limits.(*ratelimit.Fallback); ok && s.Stores.Shared != nil {
+		fb.Heartbeat(ctx, s.Stores.Shared, instanceID(), time.Second, s.deps.Config.RateLimitRedisTimeout)
 	}
 }
 
 // FollowEndedSessions keeps this instance's copy of the ended sessions
 // current from Redis until ctx ends (Run starts it).
-func (s *Server) FollowEndedSessions(ctx context.Context) { s.stores.Ended.Run(ctx) }
+func (s *Server) FollowEndedSessions(ctx context.Context) { s.Stores.Ended.Run(ctx) }
 
 // MetricsHandler serves the Prometheus exposition of this app's registry.
 func (s *Server) MetricsHandler() http.Handler {

@@ -236,7 +236,7 @@ func TestEndedSessionsAcrossInstances(t *testing.T) {
 	}
 	// An instance started afterwards reads what ended before it came.
 	third := first.sibling(t, "REDIS_URL", url, "RATE_LIMIT_KEY_PREFIX", prefix)
-	mustf(t, third.Server.Services.Ended.Resync(context.Background()) == nil, "resync")
+	mustf(t, third.Server.Stores.Ended.Resync(context.Background()) == nil, "resync")
 	mustf(t, !works(t, third, u), "a new instance accepts an ended session")
 }
 
