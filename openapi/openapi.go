@@ -26,14 +26,10 @@ import (
 // BearerScheme is the security scheme name the annotations use.
 const BearerScheme = "BearerAuth"
 
-// swaggerDoc is swag's Swagger 2.0 document, rendered once: swag's ReadDoc
-// writes to its Spec as it renders, so concurrent calls race.
-var swaggerDoc = sync.OnceValue(docs.SwaggerInfo.ReadDoc)
-
 // Document converts swag's Swagger 2.0 output to OpenAPI 3.0 and validates it.
 func Document() (*openapi3.T, error) {
 	var v2 openapi2.T
-	if err := json.Unmarshal([]byte(swaggerDoc()), &v2); err != nil {
+	if err := json.Unmarshal(docs.Swagger, &v2); err != nil {
 		return nil, fmt.Errorf("read swagger 2.0 document: %w", err)
 	}
 	doc, err := openapi2conv.ToV3(&v2)
