@@ -28,7 +28,7 @@ docs: ## regenerate docs/ from the annotations
 	go generate ./docs
 
 bench: ## benchmarks of the hot path (Redis and PostgreSQL ones need the TEST_ variables)
-	go test -run '^$$' -bench . -benchmem ./ratelimit ./services ./tests
+	go test -run '^$$' -bench . -benchmem ./tests
 
 bench-suite: ## wall time of the whole SQLite suite, warm (built once first), three runs
 	@go test -count=1 ./... >/dev/null

@@ -8,6 +8,8 @@
 package cache
 
 import (
+	"iter"
+	"maps"
 	"sync"
 	"time"
 
@@ -59,6 +61,9 @@ func (m *Map[K, V]) Len() int { return len(m.entries) }
 
 // Evicted is how many entries were dropped to stay under the bound.
 func (m *Map[K, V]) Evicted() int64 { return m.evicted }
+
+// All yields every entry held, expired or not, in no particular order.
+func (m *Map[K, V]) All() iter.Seq2[K, V] { return maps.All(m.entries) }
 
 // evict drops an expired entry if the sample holds one, else the sampled
 // entry that expires first.

@@ -195,6 +195,20 @@ func (m *Memory) Len() int {
 	return n
 }
 
+// Counters is how many window counters the store holds, its memory: at
+// most Slots+1 per key whatever the limit.
+func (m *Memory) Counters() int {
+	n := 0
+	for i := range m.shards {
+		m.shards[i].mu.Lock()
+		for _, e := range m.shards[i].keys.All() {
+			n += len(e.buckets)
+		}
+		m.shards[i].mu.Unlock()
+	}
+	return n
+}
+
 // Evicted is how many keys were dropped to stay under the bound.
 func (m *Memory) Evicted() int64 {
 	var n int64

@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -114,12 +115,16 @@ func newStores(d Deps, m *metrics.Metrics) Stores {
 		fb.OnChange(func(degraded bool) { m.RateLimitFallback.Set(map[bool]float64{false: 0, true: 1}[degraded]) })
 	}
 	m.Gauge("rate_limit_memory_keys", "Keys held by the per-instance rate-limit store.", func() float64 { return float64(st.Memory.Len()) })
+	m.Gauge("rate_limit_memory_counters", fmt.Sprintf("Window counters the per-instance rate-limit store holds (at most %d per key).", ratelimit.Slots+1),
+		func() float64 { return float64(st.Memory.Counters()) })
 	m.Gauge("rate_limit_memory_evictions", "Keys the per-instance store evicted to stay under RATE_LIMIT_MEMORY_MAX_KEYS.",
 		func() float64 { return float64(st.Memory.Evicted()) })
 	if cfg.RateLimitEnabled {
 		st.Accounts = st.Limits
 	}
 	st.Ended = services.NewEndedSessions(d.Redis, cfg.RateLimitKeyPrefix, d.Clock, cfg.AccessTokenTTL, cfg.RateLimitRedisTimeout, d.Log)
+	m.Gauge("ended_sessions_held", "Ended sessions and voided users this instance holds to refuse their access tokens.",
+		func() float64 { return float64(st.Ended.Len()) })
 	st.Revoked = services.NewRevocations(d.Redis, cfg.RateLimitKeyPrefix, d.Clock, cfg.RateLimitRedisTimeout, d.Log)
 	return st
 }

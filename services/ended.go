@@ -186,6 +186,13 @@ func (e *EndedSessions) apply(entries ...entry) {
 	}
 }
 
+// Len is how many ended sessions and voided users are held.
+func (e *EndedSessions) Len() int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return len(e.sessions) + len(e.notBefore)
+}
+
 // prune drops what no live token can need any more.
 func (e *EndedSessions) prune() {
 	now := e.clock.Now().UnixMilli()

@@ -361,6 +361,8 @@ func TestEveryLoginAttemptCountsPerIP(t *testing.T) {
 
 // With one hash slot and a short wait, a burst of logins is served or
 // told to come back: 200 or 503 server_busy with Retry-After, nothing else.
+// Not parallel: the one hash let through must finish within the request
+// timeout, at cost 10, under -race too.
 func TestPasswordHashingIsBounded(t *testing.T) {
 	a := newApp(t, "BCRYPT_COST", "10", "PASSWORD_HASH_CONCURRENCY", "1", "PASSWORD_HASH_MAX_WAIT", "5ms",
 		"RATE_LIMIT_LOGIN_IP", "1000/1m")

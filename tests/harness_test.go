@@ -67,6 +67,11 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	keyDir = dir
+	// The SQLite template migrates while the run's key pair is generated:
+	// both are on the path of every test.
+	if os.Getenv("TEST_DATABASE_URL") == "" {
+		go func() { _, _ = sqliteTemplate() }()
+	}
 	// One key pair for the whole run: RSA generation is slow.
 	if err := services.GenerateKeyPair(filepath.Join(dir, "private.pem"), filepath.Join(dir, "public.pem"), false); err != nil {
 		panic(err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,13 +28,40 @@ import (
 )
 
 // run starts the binary's command line with environ and returns its error.
+// Secrets environ does not name are the run's key pair and files in a
+// directory of the test: never config/ in the working directory, which
+// parallel tests would generate at once, and an RSA key per command.
 func run(t *testing.T, args []string, environ map[string]string) (string, error) {
 	t.Helper()
+	environ = maps.Clone(environ)
+	if environ["JWT_PRIVATE_KEY_FILE"] == "" && environ["JWT_PUBLIC_KEY_FILE"] == "" {
+		environ["JWT_PRIVATE_KEY_FILE"], environ["JWT_PUBLIC_KEY_FILE"] = filepath.Join(keyDir, "private.pem"), filepath.Join(keyDir, "public.pem")
+	}
+	dir := cliSecrets(t)
+	for name, file := range map[string]string{"API_KEY_PEPPER_FILE": "api-key-pepper", "AUDIT_KEY_FILE": "audit-key", "MFA_KEY_FILE": "mfa-key"} {
+		if _, set := environ[name]; !set {
+			environ[name] = filepath.Join(dir, file)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var out bytes.Buffer
 	err := cli.Run(ctx, args, environ, &out)
 	return out.String(), err
+}
+
+var cliSecretDirs sync.Map // *testing.T -> its directory for generated secrets
+
+// cliSecrets is the directory of t's generated secrets, the same for each
+// command t runs.
+func cliSecrets(t *testing.T) string {
+	if dir, ok := cliSecretDirs.Load(t); ok {
+		return dir.(string)
+	}
+	dir := t.TempDir()
+	cliSecretDirs.Store(t, dir)
+	t.Cleanup(func() { cliSecretDirs.Delete(t) })
+	return dir
 }
 
 func TestProductionRefusesToStart(t *testing.T) {
@@ -209,7 +238,7 @@ func TestServeStartsAndShutsDownGracefully(t *testing.T) {
 		"PORT": strconv.Itoa(port), "SQLITE_PATH": dir + "/data/app.db", "BCRYPT_COST": "4",
 		"JWT_PRIVATE_KEY_FILE": dir + "/config/jwt-private.pem", "JWT_PUBLIC_KEY_FILE": dir + "/config/jwt-public.pem",
 		"API_KEY_PEPPER_FILE": dir + "/config/api-key-pepper", "AUDIT_KEY_FILE": dir + "/config/audit-key", "MFA_KEY_FILE": dir + "/config/mfa-key",
-		"SHUTDOWN_DRAIN_DELAY": "1s", "HTTP_READ_HEADER_TIMEOUT": "200ms", "METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", metricsPort),
+		"SHUTDOWN_DRAIN_DELAY": "1500ms", "HTTP_READ_HEADER_TIMEOUT": "200ms", "METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", metricsPort),
 		// Nothing listens there: the instance serves, degraded, and go-redis'
 		// own complaints arrive in the structured log, not on stderr.
 		"REDIS_URL": "redis://127.0.0.1:1/0",

@@ -1,13 +1,16 @@
 package tests
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +19,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tollgate/tollgate/caller"
+	"github.com/tollgate/tollgate/clock"
+	"github.com/tollgate/tollgate/models"
 	"github.com/tollgate/tollgate/services"
 )
 
@@ -197,4 +202,80 @@ func TestPreviousKeyStillVerifies(t *testing.T) {
 
 	dropped := newApp(t, "JWT_PRIVATE_KEY_FILE", dir+"/new.pem", "JWT_PUBLIC_KEY_FILE", dir+"/new.pub")
 	mustf(t, dropped.do(t, Request{Method: "GET", URL: "/users/me", Headers: bearer(u)}).Status == 401, "retired key still accepted")
+}
+
+func testTokens(t testing.TB, clk clock.Clock) *services.Tokens { return testTokensEnding(t, clk, nil) }
+
+// testTokensEnding builds a Tokens on the run's key pair, apart from any
+// app: the cache and the ended-session check, without HTTP in the way.
+func testTokensEnding(t testing.TB, clk clock.Clock, ended *services.EndedSessions) *services.Tokens {
+	keys, err := services.LoadKeySet(filepath.Join(keyDir, "private.pem"), filepath.Join(keyDir, "public.pem"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return services.NewTokens(keys, clk, "tollgate", "tollgate-api", 15*time.Minute, ended)
+}
+
+// A cached token answers like a fresh verification: same claims, and
+// expiry is checked again on every hit.
+func TestVerifiedCacheRechecksExpiry(t *testing.T) {
+	parallelTest(t)
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	tokens := testTokens(t, clk)
+	raw, err := tokens.IssueSession(&models.User{ID: uuid.New(), Role: caller.Viewer, Tier: caller.Free}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := tokens.Verify(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Role = "admin" // callers get copies: the cache cannot be changed through them
+	again, err := tokens.Verify(raw)
+	if err != nil || caller.Role(again.Role) != caller.Viewer || again.Subject != first.Subject {
+		t.Fatalf("cached verify: %+v %v", again, err)
+	}
+	clk.Advance(15 * time.Minute)
+	if _, err := tokens.Verify(raw); err == nil {
+		t.Fatal("an expired token passed through the cache")
+	}
+	if _, err := tokens.Verify(raw[:len(raw)-2] + "xx"); err == nil {
+		t.Fatal("a tampered token verified")
+	}
+}
+
+// An ended session's tokens and a voided user's are refused; a token
+// issued in the second of the void, after it, lives.
+func TestEndedSessionsRefuseTokens(t *testing.T) {
+	parallelTest(t)
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 500_000_000, time.UTC))
+	ended := services.NewEndedSessions(nil, "", clk, 15*time.Minute, time.Second, slog.New(slog.DiscardHandler))
+	tokens := testTokensEnding(t, clk, ended)
+	u := &models.User{ID: uuid.New(), Role: caller.Viewer, Tier: caller.Free}
+	sid := uuid.NewString()
+	a, _ := tokens.IssueSession(u, sid)
+	b, _ := tokens.IssueSession(u, uuid.NewString())
+	ended.End(context.Background(), sid)
+	if _, err := tokens.Verify(a); err == nil {
+		t.Fatal("a token of an ended session verified")
+	}
+	if _, err := tokens.Verify(b); err != nil {
+		t.Fatalf("another session's token: %v", err)
+	}
+	ended.EndUser(context.Background(), u.ID.String())
+	if _, err := tokens.Verify(b); err == nil {
+		t.Fatal("a voided user's token verified")
+	}
+	fresh, _ := tokens.IssueSession(u, uuid.NewString())
+	if _, err := tokens.Verify(fresh); err != nil {
+		t.Fatalf("a token issued after the void, in its second: %v", err)
+	}
+	// Past the access-token lifetime nothing is kept.
+	if ended.Len() != 2 {
+		t.Fatalf("%d entries held, want the session and the user", ended.Len())
+	}
+	clk.Advance(16 * time.Minute)
+	if err := ended.Resync(context.Background()); err != nil || ended.Len() != 0 {
+		t.Fatalf("kept %d entries past their lifetime (%v)", ended.Len(), err)
+	}
 }

@@ -1,4 +1,4 @@
-package ratelimit
+package tests
 
 import (
 	"context"
@@ -14,15 +14,16 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/clock"
+	"github.com/tollgate/tollgate/ratelimit"
 )
 
-// stores returns every store to test, each driven by clk: memory always,
+// limitStores returns every rate-limit store to test, each driven by clk: memory always,
 // Redis when TEST_REDIS_URL is set (under a key prefix of its own).
-func stores(t *testing.T, clk clock.Clock) map[string]Store {
+func limitStores(t *testing.T, clk clock.Clock) map[string]ratelimit.Store {
 	t.Helper()
-	mem := NewMemory(clk, 0)
+	mem := ratelimit.NewMemory(clk, 0)
 	t.Cleanup(mem.Close)
-	out := map[string]Store{"memory": mem}
+	out := map[string]ratelimit.Store{"memory": mem}
 	if url := os.Getenv("TEST_REDIS_URL"); url != "" {
 		opts, err := redis.ParseURL(url)
 		if err != nil {
@@ -35,18 +36,19 @@ func stores(t *testing.T, clk clock.Clock) map[string]Store {
 		}
 		b := make([]byte, 6)
 		_, _ = crand.Read(b)
-		out["redis"] = NewRedis(client, "test:"+hex.EncodeToString(b)+":", time.Second).WithClock(clk)
+		out["redis"] = ratelimit.NewRedis(client, "test:"+hex.EncodeToString(b)+":", time.Second).WithClock(clk)
 	}
 	return out
 }
 
 func TestParsePolicy(t *testing.T) {
-	p, err := ParsePolicy("public", "100/1m")
+	parallelTest(t)
+	p, err := ratelimit.ParsePolicy("public", "100/1m")
 	if err != nil || p.Limit != 100 || p.Window != time.Minute {
 		t.Fatalf("%+v %v", p, err)
 	}
 	for _, bad := range []string{"", "100", "0/1m", "-1/1m", "x/1m", "10/0s", "10/500ms", "10/forever"} {
-		if _, err := ParsePolicy("x", bad); err == nil {
+		if _, err := ratelimit.ParsePolicy("x", bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}
@@ -55,15 +57,16 @@ func TestParsePolicy(t *testing.T) {
 // Bursts either side of a fixed-minute boundary: a fixed window would allow
 // 2x the limit within one minute.
 func TestWindowBoundary(t *testing.T) {
-	p := Policy{Name: "b", Limit: 10, Window: time.Minute}
+	parallelTest(t)
+	p := ratelimit.Policy{Name: "b", Limit: 10, Window: time.Minute}
 	start := time.Date(2026, 1, 1, 12, 0, 59, 0, time.UTC)
-	for name, s := range stores(t, clock.NewManual(start)) {
+	for name, s := range limitStores(t, clock.NewManual(start)) {
 		t.Run(name, func(t *testing.T) {
 			clk := clock.NewManual(start)
-			if r, ok := s.(*Redis); ok {
+			if r, ok := s.(*ratelimit.Redis); ok {
 				s = r.WithClock(clk)
 			} else {
-				s = NewMemory(clk, 0)
+				s = ratelimit.NewMemory(clk, 0)
 			}
 			allowed := 0
 			for range 15 {
@@ -87,12 +90,13 @@ func TestWindowBoundary(t *testing.T) {
 // Random traffic: in every interval one window long, never more than the
 // limit, and after a quiet window the full limit is back.
 func TestNeverMoreThanLimitInAnyWindow(t *testing.T) {
-	p := Policy{Name: "prop", Limit: 20, Window: 10 * time.Second}
+	parallelTest(t)
+	p := ratelimit.Policy{Name: "prop", Limit: 20, Window: 10 * time.Second}
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for name := range stores(t, clock.NewManual(start)) {
+	for name := range limitStores(t, clock.NewManual(start)) {
 		t.Run(name, func(t *testing.T) {
 			clk := clock.NewManual(start)
-			s := stores(t, clk)[name]
+			s := limitStores(t, clk)[name]
 			rng := rand.New(rand.NewPCG(1, 2))
 			var times []time.Time
 			for range 2000 {
@@ -120,11 +124,11 @@ func TestNeverMoreThanLimitInAnyWindow(t *testing.T) {
 			// Offered load is ~5x the limit, so a sound limiter allows close to
 			// limit per window+slot; far fewer means it is stricter than its policy.
 			elapsed := clk.Now().Sub(start)
-			floor := int(0.9 * float64(p.Limit) * float64(elapsed) / float64(p.Window+p.Window/Slots))
+			floor := int(0.9 * float64(p.Limit) * float64(elapsed) / float64(p.Window+p.Window/ratelimit.Slots))
 			if len(times) < floor {
 				t.Fatalf("only %d allowed in %v, want at least %d", len(times), elapsed, floor)
 			}
-			clk.Advance(p.Window + p.Window/Slots)
+			clk.Advance(p.Window + p.Window/ratelimit.Slots)
 			for i := range p.Limit {
 				if r, _ := s.Take(context.Background(), "k", p); !r.Allowed {
 					t.Fatalf("request %d refused after a quiet window", i)
@@ -137,12 +141,13 @@ func TestNeverMoreThanLimitInAnyWindow(t *testing.T) {
 // Retry-After is honest: just before it a retry fails, at it one succeeds;
 // Reset is when Remaining goes up.
 func TestRetryAfterAndResetAreHonest(t *testing.T) {
-	p := Policy{Name: "h", Limit: 3, Window: time.Minute}
+	parallelTest(t)
+	p := ratelimit.Policy{Name: "h", Limit: 3, Window: time.Minute}
 	start := time.Date(2026, 1, 1, 0, 0, 7, 300e6, time.UTC)
-	for name := range stores(t, clock.NewManual(start)) {
+	for name := range limitStores(t, clock.NewManual(start)) {
 		t.Run(name, func(t *testing.T) {
 			clk := clock.NewManual(start)
-			s := stores(t, clk)[name]
+			s := limitStores(t, clk)[name]
 			ctx := context.Background()
 			first, _ := s.Take(ctx, "k", p)
 			clk.Advance(20 * time.Second)
@@ -158,7 +163,7 @@ func TestRetryAfterAndResetAreHonest(t *testing.T) {
 			if got := clk.Now().Add(r.RetryAfter); !got.Equal(r.Reset) {
 				t.Fatalf("retry at %v, reset at %v", got, r.Reset)
 			}
-			if r.RetryAfter > p.Window+p.Window/Slots {
+			if r.RetryAfter > p.Window+p.Window/ratelimit.Slots {
 				t.Fatalf("retry after %v is longer than a window and a slot", r.RetryAfter)
 			}
 			clk.Advance(r.RetryAfter - time.Millisecond)
@@ -176,12 +181,13 @@ func TestRetryAfterAndResetAreHonest(t *testing.T) {
 // Peek answers like Take would but counts nothing: the failed-login
 // policy peeks before the password check and counts only failures.
 func TestPeekCountsNothing(t *testing.T) {
-	p := Policy{Name: "login", Limit: 2, Window: 15 * time.Minute}
+	parallelTest(t)
+	p := ratelimit.Policy{Name: "login", Limit: 2, Window: 15 * time.Minute}
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for name := range stores(t, clock.NewManual(start)) {
+	for name := range limitStores(t, clock.NewManual(start)) {
 		t.Run(name, func(t *testing.T) {
 			clk := clock.NewManual(start)
-			s := stores(t, clk)[name]
+			s := limitStores(t, clk)[name]
 			ctx := context.Background()
 			for range 5 {
 				r, err := s.Peek(ctx, "ip", p)
@@ -212,12 +218,13 @@ func TestPeekCountsNothing(t *testing.T) {
 // pruned the last bucket once left a stale sum in Redis, and the next call
 // failed with a script error (the per-account login limit found it).
 func TestPeekAfterTheWindowThenTake(t *testing.T) {
-	p := Policy{Name: "account", Limit: 3, Window: 15 * time.Minute}
+	parallelTest(t)
+	p := ratelimit.Policy{Name: "account", Limit: 3, Window: 15 * time.Minute}
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for name := range stores(t, clock.NewManual(start)) {
+	for name := range limitStores(t, clock.NewManual(start)) {
 		t.Run(name, func(t *testing.T) {
 			clk := clock.NewManual(start)
-			s := stores(t, clk)[name]
+			s := limitStores(t, clk)[name]
 			ctx := context.Background()
 			for range 3 {
 				s.Take(ctx, "k", p)
@@ -247,12 +254,13 @@ func TestPeekAfterTheWindowThenTake(t *testing.T) {
 // and nothing once that sub-window has left: reserve-then-give keeps a cap
 // exact while successes cost nothing.
 func TestGiveTakesBackOneRequest(t *testing.T) {
-	p := Policy{Name: "account", Limit: 3, Window: 15 * time.Minute}
+	parallelTest(t)
+	p := ratelimit.Policy{Name: "account", Limit: 3, Window: 15 * time.Minute}
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for name := range stores(t, clock.NewManual(start)) {
+	for name := range limitStores(t, clock.NewManual(start)) {
 		t.Run(name, func(t *testing.T) {
 			clk := clock.NewManual(start)
-			s := stores(t, clk)[name]
+			s := limitStores(t, clk)[name]
 			ctx := context.Background()
 			first, _ := s.Take(ctx, "k", p)
 			clk.Advance(time.Minute)
@@ -284,7 +292,7 @@ func TestGiveTakesBackOneRequest(t *testing.T) {
 				t.Fatalf("a give for a bucket already gone freed a slot: %+v", r)
 			}
 			// Everything given back: the key is empty, and full again.
-			fresh := Policy{Name: "fresh", Limit: 2, Window: time.Minute}
+			fresh := ratelimit.Policy{Name: "fresh", Limit: 2, Window: time.Minute}
 			a, _ := s.Take(ctx, "f", fresh)
 			b, _ := s.Take(ctx, "f", fresh)
 			s.Give(ctx, "f", fresh, a)
@@ -305,16 +313,17 @@ func TestGiveTakesBackOneRequest(t *testing.T) {
 // TakeAll counts one request under every limit or, when any refuses,
 // under none: a credential's bucket and its owner's budget together.
 func TestTakeAllCountsUnderEveryLimitOrNone(t *testing.T) {
-	owner := Policy{Name: "free", Limit: 5, Window: time.Minute}
-	key := Policy{Name: "key", Limit: 3, Window: time.Hour}
+	parallelTest(t)
+	owner := ratelimit.Policy{Name: "free", Limit: 5, Window: time.Minute}
+	key := ratelimit.Policy{Name: "key", Limit: 3, Window: time.Hour}
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for name := range stores(t, clock.NewManual(start)) {
+	for name := range limitStores(t, clock.NewManual(start)) {
 		t.Run(name, func(t *testing.T) {
 			clk := clock.NewManual(start)
-			s := stores(t, clk)[name]
+			s := limitStores(t, clk)[name]
 			ctx := context.Background()
-			both := func(cred string) []Limit {
-				return []Limit{{Key: cred, Policy: key, Tag: "u1"}, {Key: "u1", Policy: owner}}
+			both := func(cred string) []ratelimit.Limit {
+				return []ratelimit.Limit{{Key: cred, Policy: key, Tag: "u1"}, {Key: "u1", Policy: owner}}
 			}
 			for i := range 4 {
 				res, err := s.TakeAll(ctx, both("k1"))
@@ -354,10 +363,11 @@ func TestTakeAllCountsUnderEveryLimitOrNone(t *testing.T) {
 // instance from 40 MB to 859 MB) stays under the bound, evicting the keys
 // closest to expiry; swept shards give their memory back.
 func TestMemoryHoldsAtMostMaxKeys(t *testing.T) {
+	parallelTest(t)
 	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	m := NewMemory(clk, 64*50)
+	m := ratelimit.NewMemory(clk, 64*50)
 	defer m.Close()
-	p := Policy{Name: "public", Limit: 100, Window: time.Minute}
+	p := ratelimit.Policy{Name: "public", Limit: 100, Window: time.Minute}
 	ctx := context.Background()
 	for i := range 100_000 {
 		if i%1000 == 0 {
@@ -375,7 +385,7 @@ func TestMemoryHoldsAtMostMaxKeys(t *testing.T) {
 	if r, _ := m.Peek(ctx, "99999", p); r.Remaining != 99 {
 		t.Fatalf("newest key lost: %+v", r)
 	}
-	clk.Advance(p.Window + p.Window/Slots)
+	clk.Advance(p.Window + p.Window/ratelimit.Slots)
 	m.Sweep()
 	if m.Len() != 0 {
 		t.Fatalf("%d keys after sweep", m.Len())
@@ -384,20 +394,20 @@ func TestMemoryHoldsAtMostMaxKeys(t *testing.T) {
 
 // Memory per key stays at Slots+1 counters whatever the limit.
 func TestMemoryIsBoundedAndSwept(t *testing.T) {
+	parallelTest(t)
 	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	m := NewMemory(clk, 0)
+	m := ratelimit.NewMemory(clk, 0)
 	defer m.Close()
-	p := Policy{Name: "enterprise", Limit: 3000, Window: time.Minute}
+	p := ratelimit.Policy{Name: "enterprise", Limit: 3000, Window: time.Minute}
 	for range 3000 {
 		clk.Advance(20 * time.Millisecond)
 		m.Take(context.Background(), "k", p)
 	}
-	e, _ := m.shard("k").keys.Get(memKey{"enterprise", "k"})
-	if len(e.buckets) > Slots+1 {
-		t.Fatalf("%d buckets for one key", len(e.buckets))
+	if n := m.Counters(); n > ratelimit.Slots+1 {
+		t.Fatalf("%d counters for one key", n)
 	}
 	m.Take(context.Background(), "other", p)
-	clk.Advance(p.Window + p.Window/Slots)
+	clk.Advance(p.Window + p.Window/ratelimit.Slots)
 	m.Sweep()
 	if m.Len() != 0 {
 		t.Fatalf("%d idle keys left after sweep", m.Len())
@@ -405,9 +415,9 @@ func TestMemoryIsBoundedAndSwept(t *testing.T) {
 }
 
 func BenchmarkMemoryTake(b *testing.B) {
-	m := NewMemory(clock.System{}, 0)
+	m := ratelimit.NewMemory(clock.System{}, 0)
 	defer m.Close()
-	p := Policy{Name: "user", Limit: 1 << 40, Window: time.Minute}
+	p := ratelimit.Policy{Name: "user", Limit: 1 << 40, Window: time.Minute}
 	keys := make([]string, 1024)
 	for i := range keys {
 		keys[i] = "user-" + string(rune('a'+i%26)) + hex.EncodeToString([]byte{byte(i), byte(i >> 8)})
@@ -440,8 +450,8 @@ func benchRedis(b *testing.B) *redis.Client {
 
 func BenchmarkRedisTake(b *testing.B) {
 	client := benchRedis(b)
-	s := NewRedis(client, "bench:", time.Second)
-	p := Policy{Name: "user", Limit: 1 << 40, Window: time.Minute}
+	s := ratelimit.NewRedis(client, "bench:", time.Second)
+	p := ratelimit.Policy{Name: "user", Limit: 1 << 40, Window: time.Minute}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -460,10 +470,10 @@ func BenchmarkRedisScriptCPU(b *testing.B) {
 	ctx := context.Background()
 	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	prefix := "bench:" + hex.EncodeToString([]byte{byte(time.Now().UnixNano())}) + ":"
-	s := NewRedis(client, prefix, time.Second).WithClock(clk)
-	p := Policy{Name: "user", Limit: 1 << 40, Window: time.Minute}
-	for range 2 * Slots * 10 { // fill every sub-window first
-		clk.Advance(p.Window / Slots / 10)
+	s := ratelimit.NewRedis(client, prefix, time.Second).WithClock(clk)
+	p := ratelimit.Policy{Name: "user", Limit: 1 << 40, Window: time.Minute}
+	for range 2 * ratelimit.Slots * 10 { // fill every sub-window first
+		clk.Advance(p.Window / ratelimit.Slots / 10)
 		if _, err := s.Take(ctx, "k", p); err != nil {
 			b.Fatal(err)
 		}
