@@ -412,6 +412,7 @@ func TestMetrics(t *testing.T) {
 	a.do(t, Request{Method: "DELETE", URL: "/api-keys/" + "00000000-0000-4000-8000-000000000000", Headers: bearer(u)})
 	a.do(t, Request{Method: "GET", URL: "/scanner-probe-4f2a/wp-admin.php"})
 	a.do(t, Request{Method: "PUT", URL: "/scanner-probe-4f2a"})
+	mustf(t, a.do(t, Request{Method: "POST", URL: "/auth/logout", Body: map[string]string{"refresh_token": u.Refresh}}).Status == 204, "logout")
 	s := a.scrape(t)
 	for _, want := range []string{
 		`app_login_attempts_total{outcome="success"} 1`,
@@ -419,7 +420,8 @@ func TestMetrics(t *testing.T) {
 		`app_rate_limit_decisions_total{policy="login",result="allowed"} 1`,
 		`app_rate_limit_decisions_total{policy="user",result="allowed"} 1`,
 		`url="/api-keys/:id"`, `app_http_requests_total{code="404"`,
-		"app_refresh_token_reuse_total 0", "app_rate_limit_memory_keys ",
+		"app_refresh_token_reuse_total 0", "app_rate_limit_memory_keys ", "app_rate_limit_memory_counters ",
+		"app_ended_sessions_held 1", // the session logged out
 		"app_db_connections_max ", "app_db_connection_waits_total ", "app_password_hashes_in_flight 0", "go_goroutines ",
 	} {
 		mustf(t, strings.Contains(s, want), "scrape lacks %q:\n%s", want, grep(s, "app_"))
