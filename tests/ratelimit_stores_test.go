@@ -17,14 +17,22 @@ import (
 	"github.com/tollgate/tollgate/ratelimit"
 )
 
-// limitStores returns every rate-limit store to test, each driven by clk: memory always,
-// Redis when TEST_REDIS_URL is set (under a key prefix of its own).
-func limitStores(t *testing.T, clk clock.Clock) map[string]ratelimit.Store {
+// eachLimitStore runs test on every rate-limit store, each on a clock of
+// its own from start: memory always, Redis when TEST_REDIS_URL is set
+// (under a key prefix of its own).
+func eachLimitStore(t *testing.T, start time.Time, test func(t *testing.T, s ratelimit.Store, clk *clock.Manual)) {
 	t.Helper()
-	mem := ratelimit.NewMemory(clk, 0)
-	t.Cleanup(mem.Close)
-	out := map[string]ratelimit.Store{"memory": mem}
-	if url := os.Getenv("TEST_REDIS_URL"); url != "" {
+	t.Run("memory", func(t *testing.T) {
+		clk := clock.NewManual(start)
+		mem := ratelimit.NewMemory(clk, 0)
+		t.Cleanup(mem.Close)
+		test(t, mem, clk)
+	})
+	url := os.Getenv("TEST_REDIS_URL")
+	if url == "" {
+		return
+	}
+	t.Run("redis", func(t *testing.T) {
 		opts, err := redis.ParseURL(url)
 		if err != nil {
 			t.Fatal(err)
@@ -36,9 +44,9 @@ func limitStores(t *testing.T, clk clock.Clock) map[string]ratelimit.Store {
 		}
 		b := make([]byte, 6)
 		_, _ = crand.Read(b)
-		out["redis"] = ratelimit.NewRedis(client, "test:"+hex.EncodeToString(b)+":", time.Second).WithClock(clk)
-	}
-	return out
+		clk := clock.NewManual(start)
+		test(t, ratelimit.NewRedis(client, "test:"+hex.EncodeToString(b)+":", time.Second).WithClock(clk), clk)
+	})
 }
 
 func TestParsePolicy(t *testing.T) {
@@ -60,31 +68,23 @@ func TestWindowBoundary(t *testing.T) {
 	parallelTest(t)
 	p := ratelimit.Policy{Name: "b", Limit: 10, Window: time.Minute}
 	start := time.Date(2026, 1, 1, 12, 0, 59, 0, time.UTC)
-	for name, s := range limitStores(t, clock.NewManual(start)) {
-		t.Run(name, func(t *testing.T) {
-			clk := clock.NewManual(start)
-			if r, ok := s.(*ratelimit.Redis); ok {
-				s = r.WithClock(clk)
-			} else {
-				s = ratelimit.NewMemory(clk, 0)
+	eachLimitStore(t, start, func(t *testing.T, s ratelimit.Store, clk *clock.Manual) {
+		allowed := 0
+		for range 15 {
+			if r, _ := s.Take(context.Background(), "k", p); r.Allowed {
+				allowed++
 			}
-			allowed := 0
-			for range 15 {
-				if r, _ := s.Take(context.Background(), "k", p); r.Allowed {
-					allowed++
-				}
+		}
+		clk.Advance(2 * time.Second) // 12:01:01, a new fixed minute
+		for range 15 {
+			if r, _ := s.Take(context.Background(), "k", p); r.Allowed {
+				allowed++
 			}
-			clk.Advance(2 * time.Second) // 12:01:01, a new fixed minute
-			for range 15 {
-				if r, _ := s.Take(context.Background(), "k", p); r.Allowed {
-					allowed++
-				}
-			}
-			if allowed != 10 {
-				t.Fatalf("%d allowed within 2 seconds, limit 10", allowed)
-			}
-		})
-	}
+		}
+		if allowed != 10 {
+			t.Fatalf("%d allowed within 2 seconds, limit 10", allowed)
+		}
+	})
 }
 
 // Random traffic: in every interval one window long, never more than the
@@ -93,49 +93,45 @@ func TestNeverMoreThanLimitInAnyWindow(t *testing.T) {
 	parallelTest(t)
 	p := ratelimit.Policy{Name: "prop", Limit: 20, Window: 10 * time.Second}
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for name := range limitStores(t, clock.NewManual(start)) {
-		t.Run(name, func(t *testing.T) {
-			clk := clock.NewManual(start)
-			s := limitStores(t, clk)[name]
-			rng := rand.New(rand.NewPCG(1, 2))
-			var times []time.Time
-			for range 2000 {
-				clk.Advance(time.Duration(rng.IntN(200)) * time.Millisecond)
-				r, err := s.Take(context.Background(), "k", p)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if r.Allowed {
-					times = append(times, clk.Now())
-				}
-				if r.Remaining < 0 || r.Remaining > p.Limit {
-					t.Fatalf("remaining %d", r.Remaining)
-				}
+	eachLimitStore(t, start, func(t *testing.T, s ratelimit.Store, clk *clock.Manual) {
+		rng := rand.New(rand.NewPCG(1, 2))
+		var times []time.Time
+		for range 2000 {
+			clk.Advance(time.Duration(rng.IntN(200)) * time.Millisecond)
+			r, err := s.Take(context.Background(), "k", p)
+			if err != nil {
+				t.Fatal(err)
 			}
-			for i := range times {
-				j := i
-				for j < len(times) && times[j].Sub(times[i]) <= p.Window {
-					j++
-				}
-				if j-i > int(p.Limit) {
-					t.Fatalf("%d allowed in the window starting %v", j-i, times[i])
-				}
+			if r.Allowed {
+				times = append(times, clk.Now())
 			}
-			// Offered load is ~5x the limit, so a sound limiter allows close to
-			// limit per window+slot; far fewer means it is stricter than its policy.
-			elapsed := clk.Now().Sub(start)
-			floor := int(0.9 * float64(p.Limit) * float64(elapsed) / float64(p.Window+p.Window/ratelimit.Slots))
-			if len(times) < floor {
-				t.Fatalf("only %d allowed in %v, want at least %d", len(times), elapsed, floor)
+			if r.Remaining < 0 || r.Remaining > p.Limit {
+				t.Fatalf("remaining %d", r.Remaining)
 			}
-			clk.Advance(p.Window + p.Window/ratelimit.Slots)
-			for i := range p.Limit {
-				if r, _ := s.Take(context.Background(), "k", p); !r.Allowed {
-					t.Fatalf("request %d refused after a quiet window", i)
-				}
+		}
+		for i := range times {
+			j := i
+			for j < len(times) && times[j].Sub(times[i]) <= p.Window {
+				j++
 			}
-		})
-	}
+			if j-i > int(p.Limit) {
+				t.Fatalf("%d allowed in the window starting %v", j-i, times[i])
+			}
+		}
+		// Offered load is ~5x the limit, so a sound limiter allows close to
+		// limit per window+slot; far fewer means it is stricter than its policy.
+		elapsed := clk.Now().Sub(start)
+		floor := int(0.9 * float64(p.Limit) * float64(elapsed) / float64(p.Window+p.Window/ratelimit.Slots))
+		if len(times) < floor {
+			t.Fatalf("only %d allowed in %v, want at least %d", len(times), elapsed, floor)
+		}
+		clk.Advance(p.Window + p.Window/ratelimit.Slots)
+		for i := range p.Limit {
+			if r, _ := s.Take(context.Background(), "k", p); !r.Allowed {
+				t.Fatalf("request %d refused after a quiet window", i)
+			}
+		}
+	})
 }
 
 // Retry-After is honest: just before it a retry fails, at it one succeeds;
@@ -144,38 +140,34 @@ func TestRetryAfterAndResetAreHonest(t *testing.T) {
 	parallelTest(t)
 	p := ratelimit.Policy{Name: "h", Limit: 3, Window: time.Minute}
 	start := time.Date(2026, 1, 1, 0, 0, 7, 300e6, time.UTC)
-	for name := range limitStores(t, clock.NewManual(start)) {
-		t.Run(name, func(t *testing.T) {
-			clk := clock.NewManual(start)
-			s := limitStores(t, clk)[name]
-			ctx := context.Background()
-			first, _ := s.Take(ctx, "k", p)
-			clk.Advance(20 * time.Second)
-			s.Take(ctx, "k", p)
-			s.Take(ctx, "k", p)
-			r, _ := s.Take(ctx, "k", p)
-			if r.Allowed || r.Remaining != 0 || r.RetryAfter <= 0 {
-				t.Fatalf("4th request: %+v", r)
-			}
-			if !r.Reset.Equal(first.Reset) {
-				t.Fatalf("reset moved: %v vs %v", r.Reset, first.Reset)
-			}
-			if got := clk.Now().Add(r.RetryAfter); !got.Equal(r.Reset) {
-				t.Fatalf("retry at %v, reset at %v", got, r.Reset)
-			}
-			if r.RetryAfter > p.Window+p.Window/ratelimit.Slots {
-				t.Fatalf("retry after %v is longer than a window and a slot", r.RetryAfter)
-			}
-			clk.Advance(r.RetryAfter - time.Millisecond)
-			if again, _ := s.Take(ctx, "k", p); again.Allowed {
-				t.Fatalf("allowed before Retry-After")
-			}
-			clk.Advance(time.Millisecond)
-			if again, _ := s.Take(ctx, "k", p); !again.Allowed {
-				t.Fatalf("refused at Retry-After: %+v", again)
-			}
-		})
-	}
+	eachLimitStore(t, start, func(t *testing.T, s ratelimit.Store, clk *clock.Manual) {
+		ctx := context.Background()
+		first, _ := s.Take(ctx, "k", p)
+		clk.Advance(20 * time.Second)
+		s.Take(ctx, "k", p)
+		s.Take(ctx, "k", p)
+		r, _ := s.Take(ctx, "k", p)
+		if r.Allowed || r.Remaining != 0 || r.RetryAfter <= 0 {
+			t.Fatalf("4th request: %+v", r)
+		}
+		if !r.Reset.Equal(first.Reset) {
+			t.Fatalf("reset moved: %v vs %v", r.Reset, first.Reset)
+		}
+		if got := clk.Now().Add(r.RetryAfter); !got.Equal(r.Reset) {
+			t.Fatalf("retry at %v, reset at %v", got, r.Reset)
+		}
+		if r.RetryAfter > p.Window+p.Window/ratelimit.Slots {
+			t.Fatalf("retry after %v is longer than a window and a slot", r.RetryAfter)
+		}
+		clk.Advance(r.RetryAfter - time.Millisecond)
+		if again, _ := s.Take(ctx, "k", p); again.Allowed {
+			t.Fatalf("allowed before Retry-After")
+		}
+		clk.Advance(time.Millisecond)
+		if again, _ := s.Take(ctx, "k", p); !again.Allowed {
+			t.Fatalf("refused at Retry-After: %+v", again)
+		}
+	})
 }
 
 // Peek answers like Take would but counts nothing: the failed-login
@@ -184,34 +176,30 @@ func TestPeekCountsNothing(t *testing.T) {
 	parallelTest(t)
 	p := ratelimit.Policy{Name: "login", Limit: 2, Window: 15 * time.Minute}
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for name := range limitStores(t, clock.NewManual(start)) {
-		t.Run(name, func(t *testing.T) {
-			clk := clock.NewManual(start)
-			s := limitStores(t, clk)[name]
-			ctx := context.Background()
-			for range 5 {
-				r, err := s.Peek(ctx, "ip", p)
-				if err != nil || !r.Allowed || r.Remaining != 2 {
-					t.Fatalf("peek on a fresh key: %+v %v", r, err)
-				}
+	eachLimitStore(t, start, func(t *testing.T, s ratelimit.Store, clk *clock.Manual) {
+		ctx := context.Background()
+		for range 5 {
+			r, err := s.Peek(ctx, "ip", p)
+			if err != nil || !r.Allowed || r.Remaining != 2 {
+				t.Fatalf("peek on a fresh key: %+v %v", r, err)
 			}
-			s.Take(ctx, "ip", p)
-			clk.Advance(time.Minute)
-			s.Take(ctx, "ip", p)
-			r, _ := s.Peek(ctx, "ip", p)
-			if r.Allowed || r.Remaining != 0 || r.RetryAfter <= 0 {
-				t.Fatalf("peek at the limit: %+v", r)
-			}
-			taken, _ := s.Take(ctx, "ip", p)
-			if taken.Allowed || taken.RetryAfter != r.RetryAfter || !taken.Reset.Equal(r.Reset) {
-				t.Fatalf("peek %+v and take %+v disagree", r, taken)
-			}
-			clk.Advance(r.RetryAfter)
-			if r, _ := s.Peek(ctx, "ip", p); !r.Allowed || r.Remaining != 1 {
-				t.Fatalf("peek after Retry-After: %+v", r)
-			}
-		})
-	}
+		}
+		s.Take(ctx, "ip", p)
+		clk.Advance(time.Minute)
+		s.Take(ctx, "ip", p)
+		r, _ := s.Peek(ctx, "ip", p)
+		if r.Allowed || r.Remaining != 0 || r.RetryAfter <= 0 {
+			t.Fatalf("peek at the limit: %+v", r)
+		}
+		taken, _ := s.Take(ctx, "ip", p)
+		if taken.Allowed || taken.RetryAfter != r.RetryAfter || !taken.Reset.Equal(r.Reset) {
+			t.Fatalf("peek %+v and take %+v disagree", r, taken)
+		}
+		clk.Advance(r.RetryAfter)
+		if r, _ := s.Peek(ctx, "ip", p); !r.Allowed || r.Remaining != 1 {
+			t.Fatalf("peek after Retry-After: %+v", r)
+		}
+	})
 }
 
 // A peek that finds every bucket gone, then more use: a dry run that
@@ -221,33 +209,29 @@ func TestPeekAfterTheWindowThenTake(t *testing.T) {
 	parallelTest(t)
 	p := ratelimit.Policy{Name: "account", Limit: 3, Window: 15 * time.Minute}
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for name := range limitStores(t, clock.NewManual(start)) {
-		t.Run(name, func(t *testing.T) {
-			clk := clock.NewManual(start)
-			s := limitStores(t, clk)[name]
-			ctx := context.Background()
-			for range 3 {
-				s.Take(ctx, "k", p)
+	eachLimitStore(t, start, func(t *testing.T, s ratelimit.Store, clk *clock.Manual) {
+		ctx := context.Background()
+		for range 3 {
+			s.Take(ctx, "k", p)
+		}
+		clk.Advance(16 * time.Minute)
+		if r, err := s.Peek(ctx, "k", p); err != nil || !r.Allowed || r.Remaining != 3 {
+			t.Fatalf("peek after the window: %+v %v", r, err)
+		}
+		for i := range 4 {
+			r, err := s.Take(ctx, "k", p)
+			if err != nil || r.Allowed != (i < 3) {
+				t.Fatalf("take %d after the window: %+v %v", i, r, err)
 			}
-			clk.Advance(16 * time.Minute)
-			if r, err := s.Peek(ctx, "k", p); err != nil || !r.Allowed || r.Remaining != 3 {
-				t.Fatalf("peek after the window: %+v %v", r, err)
-			}
-			for i := range 4 {
-				r, err := s.Take(ctx, "k", p)
-				if err != nil || r.Allowed != (i < 3) {
-					t.Fatalf("take %d after the window: %+v %v", i, r, err)
-				}
-			}
-			clk.Advance(16 * time.Minute)
-			if r, err := s.Peek(ctx, "k", p); err != nil || !r.Allowed {
-				t.Fatalf("second peek after the window: %+v %v", r, err)
-			}
-			if r, err := s.Peek(ctx, "k", p); err != nil || !r.Allowed || r.Remaining != 3 {
-				t.Fatalf("third peek: %+v %v", r, err)
-			}
-		})
-	}
+		}
+		clk.Advance(16 * time.Minute)
+		if r, err := s.Peek(ctx, "k", p); err != nil || !r.Allowed {
+			t.Fatalf("second peek after the window: %+v %v", r, err)
+		}
+		if r, err := s.Peek(ctx, "k", p); err != nil || !r.Allowed || r.Remaining != 3 {
+			t.Fatalf("third peek: %+v %v", r, err)
+		}
+	})
 }
 
 // Give takes back exactly the request it names, in its own sub-window,
@@ -257,57 +241,53 @@ func TestGiveTakesBackOneRequest(t *testing.T) {
 	parallelTest(t)
 	p := ratelimit.Policy{Name: "account", Limit: 3, Window: 15 * time.Minute}
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for name := range limitStores(t, clock.NewManual(start)) {
-		t.Run(name, func(t *testing.T) {
-			clk := clock.NewManual(start)
-			s := limitStores(t, clk)[name]
-			ctx := context.Background()
-			first, _ := s.Take(ctx, "k", p)
-			clk.Advance(time.Minute)
-			second, _ := s.Take(ctx, "k", p)
-			clk.Advance(time.Minute)
-			s.Take(ctx, "k", p)
-			if r, _ := s.Peek(ctx, "k", p); r.Allowed {
-				t.Fatalf("3 of 3 taken, still allowed: %+v", r)
+	eachLimitStore(t, start, func(t *testing.T, s ratelimit.Store, clk *clock.Manual) {
+		ctx := context.Background()
+		first, _ := s.Take(ctx, "k", p)
+		clk.Advance(time.Minute)
+		second, _ := s.Take(ctx, "k", p)
+		clk.Advance(time.Minute)
+		s.Take(ctx, "k", p)
+		if r, _ := s.Peek(ctx, "k", p); r.Allowed {
+			t.Fatalf("3 of 3 taken, still allowed: %+v", r)
+		}
+		if err := s.Give(ctx, "k", p, second); err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := s.Peek(ctx, "k", p); !r.Allowed || r.Remaining != 1 {
+			t.Fatalf("after one give: %+v", r)
+		}
+		// The oldest bucket given back too: two left.
+		if err := s.Give(ctx, "k", p, first); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if r, _ := s.Take(ctx, "k", p); r.Allowed != (i < 2) {
+				t.Fatalf("take %d after two gives: %+v", i, r)
 			}
-			if err := s.Give(ctx, "k", p, second); err != nil {
-				t.Fatal(err)
+		}
+		// A request whose sub-window has left the window gives nothing.
+		clk.Advance(14*time.Minute + 30*time.Second)
+		s.Give(ctx, "k", p, first)
+		if r, _ := s.Peek(ctx, "k", p); r.Allowed {
+			t.Fatalf("a give for a bucket already gone freed a slot: %+v", r)
+		}
+		// Everything given back: the key is empty, and full again.
+		fresh := ratelimit.Policy{Name: "fresh", Limit: 2, Window: time.Minute}
+		a, _ := s.Take(ctx, "f", fresh)
+		b, _ := s.Take(ctx, "f", fresh)
+		s.Give(ctx, "f", fresh, a)
+		s.Give(ctx, "f", fresh, b)
+		s.Give(ctx, "f", fresh, b) // one too many: nothing to take back
+		if r, _ := s.Peek(ctx, "f", fresh); !r.Allowed || r.Remaining != 2 {
+			t.Fatalf("after giving everything back: %+v", r)
+		}
+		for i := range 3 {
+			if r, _ := s.Take(ctx, "f", fresh); r.Allowed != (i < 2) {
+				t.Fatalf("take %d on the emptied key: %+v", i, r)
 			}
-			if r, _ := s.Peek(ctx, "k", p); !r.Allowed || r.Remaining != 1 {
-				t.Fatalf("after one give: %+v", r)
-			}
-			// The oldest bucket given back too: two left.
-			if err := s.Give(ctx, "k", p, first); err != nil {
-				t.Fatal(err)
-			}
-			for i := range 3 {
-				if r, _ := s.Take(ctx, "k", p); r.Allowed != (i < 2) {
-					t.Fatalf("take %d after two gives: %+v", i, r)
-				}
-			}
-			// A request whose sub-window has left the window gives nothing.
-			clk.Advance(14*time.Minute + 30*time.Second)
-			s.Give(ctx, "k", p, first)
-			if r, _ := s.Peek(ctx, "k", p); r.Allowed {
-				t.Fatalf("a give for a bucket already gone freed a slot: %+v", r)
-			}
-			// Everything given back: the key is empty, and full again.
-			fresh := ratelimit.Policy{Name: "fresh", Limit: 2, Window: time.Minute}
-			a, _ := s.Take(ctx, "f", fresh)
-			b, _ := s.Take(ctx, "f", fresh)
-			s.Give(ctx, "f", fresh, a)
-			s.Give(ctx, "f", fresh, b)
-			s.Give(ctx, "f", fresh, b) // one too many: nothing to take back
-			if r, _ := s.Peek(ctx, "f", fresh); !r.Allowed || r.Remaining != 2 {
-				t.Fatalf("after giving everything back: %+v", r)
-			}
-			for i := range 3 {
-				if r, _ := s.Take(ctx, "f", fresh); r.Allowed != (i < 2) {
-					t.Fatalf("take %d on the emptied key: %+v", i, r)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // TakeAll counts one request under every limit or, when any refuses,
@@ -317,46 +297,42 @@ func TestTakeAllCountsUnderEveryLimitOrNone(t *testing.T) {
 	owner := ratelimit.Policy{Name: "free", Limit: 5, Window: time.Minute}
 	key := ratelimit.Policy{Name: "key", Limit: 3, Window: time.Hour}
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for name := range limitStores(t, clock.NewManual(start)) {
-		t.Run(name, func(t *testing.T) {
-			clk := clock.NewManual(start)
-			s := limitStores(t, clk)[name]
-			ctx := context.Background()
-			both := func(cred string) []ratelimit.Limit {
-				return []ratelimit.Limit{{Key: cred, Policy: key, Tag: "u1"}, {Key: "u1", Policy: owner}}
+	eachLimitStore(t, start, func(t *testing.T, s ratelimit.Store, clk *clock.Manual) {
+		ctx := context.Background()
+		both := func(cred string) []ratelimit.Limit {
+			return []ratelimit.Limit{{Key: cred, Policy: key, Tag: "u1"}, {Key: "u1", Policy: owner}}
+		}
+		for i := range 4 {
+			res, err := s.TakeAll(ctx, both("k1"))
+			if err != nil || len(res) != 2 || res[0].Allowed != (i < 3) || res[1].Allowed != (i < 3) {
+				t.Fatalf("take %d on k1: %+v %v", i, res, err)
 			}
-			for i := range 4 {
-				res, err := s.TakeAll(ctx, both("k1"))
-				if err != nil || len(res) != 2 || res[0].Allowed != (i < 3) || res[1].Allowed != (i < 3) {
-					t.Fatalf("take %d on k1: %+v %v", i, res, err)
-				}
-				if i == 3 && res[0].RetryAfter <= 0 {
-					t.Fatalf("the refusing limit names no wait: %+v", res)
-				}
+			if i == 3 && res[0].RetryAfter <= 0 {
+				t.Fatalf("the refusing limit names no wait: %+v", res)
 			}
-			// The refused fourth was not counted under the owner: 2 left.
-			if r, _ := s.Peek(ctx, "u1", owner); r.Remaining != 2 {
-				t.Fatalf("owner after a refusal: %+v", r)
+		}
+		// The refused fourth was not counted under the owner: 2 left.
+		if r, _ := s.Peek(ctx, "u1", owner); r.Remaining != 2 {
+			t.Fatalf("owner after a refusal: %+v", r)
+		}
+		// The owner's own requests and a second key share the budget.
+		s.Take(ctx, "u1", owner)
+		if res, _ := s.TakeAll(ctx, both("k2")); !res[0].Allowed {
+			t.Fatalf("k2's first: %+v", res)
+		}
+		res, _ := s.TakeAll(ctx, both("k3"))
+		if res[0].Allowed || res[1].Allowed || res[1].RetryAfter <= 0 {
+			t.Fatalf("past the owner's budget: %+v", res)
+		}
+		// Once the owner's window frees, k3 has its whole bucket: the
+		// refusal counted nothing under it.
+		clk.Advance(2 * time.Minute)
+		for i := range 4 {
+			if res, _ := s.TakeAll(ctx, both("k3")); res[0].Allowed != (i < 3) {
+				t.Fatalf("k3 take %d after the window: %+v", i, res)
 			}
-			// The owner's own requests and a second key share the budget.
-			s.Take(ctx, "u1", owner)
-			if res, _ := s.TakeAll(ctx, both("k2")); !res[0].Allowed {
-				t.Fatalf("k2's first: %+v", res)
-			}
-			res, _ := s.TakeAll(ctx, both("k3"))
-			if res[0].Allowed || res[1].Allowed || res[1].RetryAfter <= 0 {
-				t.Fatalf("past the owner's budget: %+v", res)
-			}
-			// Once the owner's window frees, k3 has its whole bucket: the
-			// refusal counted nothing under it.
-			clk.Advance(2 * time.Minute)
-			for i := range 4 {
-				if res, _ := s.TakeAll(ctx, both("k3")); res[0].Allowed != (i < 3) {
-					t.Fatalf("k3 take %d after the window: %+v", i, res)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // A flood of distinct keys (2 million client addresses once took an

@@ -34,6 +34,9 @@ import (
 func run(t *testing.T, args []string, environ map[string]string) (string, error) {
 	t.Helper()
 	environ = maps.Clone(environ)
+	if environ == nil {
+		environ = map[string]string{}
+	}
 	if environ["JWT_PRIVATE_KEY_FILE"] == "" && environ["JWT_PUBLIC_KEY_FILE"] == "" {
 		environ["JWT_PRIVATE_KEY_FILE"], environ["JWT_PUBLIC_KEY_FILE"] = filepath.Join(keyDir, "private.pem"), filepath.Join(keyDir, "public.pem")
 	}
