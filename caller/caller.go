@@ -13,7 +13,9 @@ import (
 	"github.com/google/uuid"
 )
 
-// Role decides what a caller may do, from least to most privileged.
+// Role decides what a member of an organization may do, from least to
+// most privileged. Routes name viewer, editor and admin; an owner is an
+// admin who also owns the organization (RouteRole).
 type Role string
 
 // The roles.
@@ -21,13 +23,30 @@ const (
 	Viewer Role = "viewer"
 	Editor Role = "editor"
 	Admin  Role = "admin"
+	Owner  Role = "owner"
 )
 
 // Roles lists every role, least privileged first.
-func Roles() []Role { return []Role{Viewer, Editor, Admin} }
+func Roles() []Role { return []Role{Viewer, Editor, Admin, Owner} }
 
 // Valid reports whether r is a known role.
 func (r Role) Valid() bool { return slices.Contains(Roles(), r) }
+
+// RouteRole is the role the route table knows r as (the access token's
+// role claim): an owner passes wherever an admin does.
+func (r Role) RouteRole() Role {
+	if r == Owner {
+		return Admin
+	}
+	return r
+}
+
+// Manages reports whether r may manage the organization's members and
+// invitations (owners and admins).
+func (r Role) Manages() bool { return r == Owner || r == Admin }
+
+// Rank orders roles from least (0) to most privileged; -1: unknown.
+func (r Role) Rank() int { return slices.Index(Roles(), r) }
 
 // Tier is the plan that decides a caller's rate limit.
 type Tier string
@@ -98,6 +117,7 @@ func (s Scope) Description() string {
 // Scopes are what r implies: today's role rules, as scopes.
 func (r Role) Scopes() []Scope {
 	var out []Scope
+	r = r.RouteRole()
 	for _, d := range scopes {
 		if slices.Contains(d.roles, r) {
 			out = append(out, d.scope)
@@ -178,16 +198,29 @@ type Limit struct {
 	Per      time.Duration
 }
 
-// Caller is who an authenticated request comes from. For an API key or an
-// OAuth client, ID, Role and Tier are its owner's as they are now, and
-// Scopes are the credential's, cut to what the owner's role still allows.
+// Caller is who an authenticated request comes from, acting in one
+// organization (OrgID). For an API key or an OAuth client, ID, Role and
+// Tier are its owner's in the credential's organization as they are now,
+// and Scopes are the credential's, cut to what that role still allows.
 type Caller struct {
-	Kind    Kind
-	ID      uuid.UUID // the user's id; for a key or a client, its owner's
+	Kind Kind
+	ID   uuid.UUID // the user's id; for a key or a client, its owner's
+	// OrgID is the organization the caller acts in (uuid.Nil: none, a
+	// person who belongs to no organization).
+	OrgID uuid.UUID
+	// OrgRole is the role in OrgID; Role is what the route table knows it
+	// as (OrgRole.RouteRole()).
+	OrgRole Role
 	Role    Role
 	Tier    Tier
-	Scopes  []Scope
-	TokenID string // the credential's id: the access token's jti, the key's id
+	// OrgTier is the organization's own tier, for its org-wide budget
+	// (empty: the organization has none, as the default one).
+	OrgTier Tier
+	// Platform: a platform operator (an owner or admin of the default
+	// organization), who may use the /admin routes.
+	Platform bool
+	Scopes   []Scope
+	TokenID  string // the credential's id: the access token's jti, the key's id
 	// SessionID is a user's session (refresh-token family), when known.
 	SessionID string
 	// ClientID is the OAuth client's client_id (Kind Client).

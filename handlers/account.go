@@ -40,7 +40,6 @@ type ChangePasswordRequest struct {
 //	@Param	body	body	ChangePasswordRequest	true	"current and new password"
 //	@Success	200	{object}	MessageResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, current_password_incorrect"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/users/me/password [post]
 func (h *Account) ChangePassword(c *echo.Context) error {
 	cl, err := who(c)
@@ -75,7 +74,6 @@ type SessionResponse struct {
 //	@Tags	users
 //	@Security	BearerAuth
 //	@Success	200	{array}	SessionResponse
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/users/me/sessions [get]
 func (h *Account) Sessions(c *echo.Context) error {
 	cl, err := who(c)
@@ -104,7 +102,6 @@ func (h *Account) Sessions(c *echo.Context) error {
 //	@Param	id	path	string	true	"session id (UUID)"	format(uuid)
 //	@Success	204
 //	@Failure	404	{object}	ErrorResponse	"session_not_found"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/users/me/sessions/{id} [delete]
 func (h *Account) EndSession(c *echo.Context) error {
 	cl, id, err := whoAndID(c)
@@ -140,7 +137,6 @@ type StartTOTPRequest struct {
 //	@Success	200	{object}	TOTPEnrolmentResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, current_password_incorrect"
 //	@Failure	409	{object}	ErrorResponse	"mfa_already_enabled"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/users/me/mfa/totp [post]
 func (h *Account) StartTOTP(c *echo.Context) error {
 	cl, err := who(c)
@@ -179,7 +175,6 @@ type RecoveryCodesResponse struct {
 //	@Success	200	{object}	RecoveryCodesResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, incorrect_mfa_code"
 //	@Failure	409	{object}	ErrorResponse	"mfa_not_started, mfa_already_enabled"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/users/me/mfa/totp/confirm [post]
 func (h *Account) ConfirmTOTP(c *echo.Context) error {
 	return newRecoveryCodes(c, h.mfa.ConfirmTOTP)
@@ -202,7 +197,6 @@ type DisableTOTPRequest struct {
 //	@Success	204
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, current_password_incorrect, incorrect_mfa_code"
 //	@Failure	409	{object}	ErrorResponse	"mfa_not_enabled"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/users/me/mfa/totp [delete]
 func (h *Account) DisableTOTP(c *echo.Context) error {
 	cl, err := who(c)
@@ -230,7 +224,6 @@ func (h *Account) DisableTOTP(c *echo.Context) error {
 //	@Success	200	{object}	RecoveryCodesResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, incorrect_mfa_code"
 //	@Failure	409	{object}	ErrorResponse	"mfa_not_enabled"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/users/me/mfa/recovery-codes [post]
 func (h *Account) RegenerateRecoveryCodes(c *echo.Context) error {
 	return newRecoveryCodes(c, h.mfa.RegenerateRecoveryCodes)

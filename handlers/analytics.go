@@ -40,10 +40,13 @@ func NewAnalytics(a *services.Analytics) *Analytics { return &Analytics{analytic
 //	@x-scope	"analytics:read"
 //	@Success	200	{object}	AnalyticsResponse
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/analytics [get]
 func (h *Analytics) Get(c *echo.Context) error {
-	r, err := h.analytics.Report(c.Request().Context())
+	cl, err := who(c)
+	if err != nil {
+		return err
+	}
+	r, err := h.analytics.Report(c.Request().Context(), cl)
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,7 @@ type RotateAPIKeyRequest struct {
 type APIKeyResponse struct {
 	ID           uuid.UUID  `json:"id" format:"uuid"`
 	UserID       uuid.UUID  `json:"user_id" format:"uuid"`
+	OrgID        uuid.UUID  `json:"org_id" format:"uuid"` // the one organization it acts in
 	Name         string     `json:"name" example:"nightly export"`
 	Start        string     `json:"start" example:"tg_live_3xAm"` // the first characters, to tell keys apart
 	Scopes       []string   `json:"scopes" example:"users:read"`
@@ -70,7 +71,7 @@ func toAPIKey(k *models.APIKey) APIKeyResponse {
 		cidrs = strings.Split(k.AllowedCIDRs, ",")
 	}
 	return APIKeyResponse{
-		ID: k.ID, UserID: k.UserID, Name: k.Name, Start: k.Start, Scopes: scopes, AllowedCIDRs: cidrs, RateLimit: k.RateLimit,
+		ID: k.ID, UserID: k.UserID, OrgID: k.OrgID, Name: k.Name, Start: k.Start, Scopes: scopes, AllowedCIDRs: cidrs, RateLimit: k.RateLimit,
 		CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt, ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt,
 		PreviousSecretExpiresAt: k.PreviousExpiresAt,
 	}
@@ -87,7 +88,6 @@ func toAPIKey(k *models.APIKey) APIKeyResponse {
 //	@Success	201	{object}	APIKeySecretResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json"
 //	@Failure	409	{object}	ErrorResponse	"api_key_limit: API_KEY_MAX_PER_USER live keys already"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/api-keys [post]
 func (h *APIKeys) Create(c *echo.Context) error {
 	cl, err := who(c)
@@ -118,19 +118,15 @@ func (h *APIKeys) Create(c *echo.Context) error {
 //	@ID	listAPIKeys
 //	@Tags	api-keys
 //	@Security	BearerAuth
-//	@Param	cursor	query	string	false	"next_cursor of the previous page"
-//	@Param	page	query	int	false	"page, from 1"	default(1)	minimum(1)
-//	@Param	per_page	query	int	false	"items per page, at most 100"	default(20)	minimum(1)	maximum(100)
 //	@Success	200	{object}	APIKeyPage
 //	@Failure	400	{object}	ErrorResponse	"validation_failed"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/api-keys [get]
 func (h *APIKeys) List(c *echo.Context) error {
 	cl, err := who(c)
 	if err != nil {
 		return err
 	}
-	return h.list(c, services.KeyFilter{UserID: &cl.ID})
+	return h.list(c, services.KeyFilter{UserID: &cl.ID, OrgID: &cl.OrgID})
 }
 
 // ListAll returns every user's keys, or one user's with ?user_id=.
@@ -141,13 +137,9 @@ func (h *APIKeys) List(c *echo.Context) error {
 //	@Tags	admin
 //	@Security	BearerAuth
 //	@Param	user_id	query	string	false	"only this user's keys"	format(uuid)
-//	@Param	cursor	query	string	false	"next_cursor of the previous page"
-//	@Param	page	query	int	false	"page, from 1"	default(1)	minimum(1)
-//	@Param	per_page	query	int	false	"items per page, at most 100"	default(20)	minimum(1)	maximum(100)
 //	@Success	200	{object}	APIKeyPage
 //	@Failure	400	{object}	ErrorResponse	"validation_failed"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, user_token_required"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/admin/api-keys [get]
 func (h *APIKeys) ListAll(c *echo.Context) error {
 	f := services.KeyFilter{}
@@ -183,7 +175,6 @@ func (h *APIKeys) list(c *echo.Context, f services.KeyFilter) error {
 //	@Param	id	path	string	true	"key id (UUID)"	format(uuid)
 //	@Success	204
 //	@Failure	404	{object}	ErrorResponse	"api_key_not_found"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/api-keys/{id} [delete]
 func (h *APIKeys) Revoke(c *echo.Context) error { return h.revoke(c, false) }
 
@@ -197,7 +188,6 @@ func (h *APIKeys) Revoke(c *echo.Context) error { return h.revoke(c, false) }
 //	@Success	204
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, user_token_required"
 //	@Failure	404	{object}	ErrorResponse	"api_key_not_found"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/admin/api-keys/{id} [delete]
 func (h *APIKeys) RevokeAny(c *echo.Context) error { return h.revoke(c, true) }
 
@@ -225,7 +215,6 @@ func (h *APIKeys) revoke(c *echo.Context, anyOwner bool) error {
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
 //	@Failure	404	{object}	ErrorResponse	"api_key_not_found"
 //	@Failure	409	{object}	ErrorResponse	"api_key_inactive"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/api-keys/{id}/rotate [post]
 func (h *APIKeys) Rotate(c *echo.Context) error {
 	cl, id, err := whoAndID(c)

@@ -13,11 +13,15 @@ import (
 	"github.com/tollgate/tollgate/services"
 )
 
-// Audit serves the audit log to admins.
-type Audit struct{ audit *services.Audit }
+// Audit serves the audit log: all of it to platform operators, an
+// organization's to its owners and admins.
+type Audit struct {
+	audit *services.Audit
+	orgs  *services.Orgs
+}
 
 // NewAudit builds the audit handlers.
-func NewAudit(a *services.Audit) *Audit { return &Audit{audit: a} }
+func NewAudit(a *services.Audit, o *services.Orgs) *Audit { return &Audit{audit: a, orgs: o} }
 
 // AuditEventResponse is one audit event.
 type AuditEventResponse struct {
@@ -33,6 +37,7 @@ type AuditEventResponse struct {
 	IP         string    `json:"ip,omitempty" example:"203.0.113.7"`
 	UserAgent  string    `json:"user_agent,omitempty"`
 	RequestID  string    `json:"request_id,omitempty"`
+	OrgID      string    `json:"org_id,omitempty" format:"uuid"` // the organization it happened in
 	Hash       string    `json:"hash"`
 }
 
@@ -46,7 +51,7 @@ type AuditPage struct {
 func toAuditEvent(e *models.AuditEvent) AuditEventResponse {
 	return AuditEventResponse{Seq: e.Seq, OccurredAt: e.OccurredAt, ActorType: e.ActorType, ActorID: e.ActorID, Action: e.Action,
 		Outcome: e.Outcome, Reason: e.Reason, TargetType: e.TargetType, TargetID: e.TargetID, IP: e.IP, UserAgent: e.UserAgent,
-		RequestID: e.RequestID, Hash: e.Hash}
+		RequestID: e.RequestID, OrgID: e.OrgID, Hash: e.Hash}
 }
 
 // List returns audit events, newest first, or all of them as NDJSON.
@@ -57,6 +62,7 @@ func toAuditEvent(e *models.AuditEvent) AuditEventResponse {
 //	@Tags	admin
 //	@Security	BearerAuth
 //	@Param	actor_id	query	string	false	"the actor's id"
+//	@Param	org_id	query	string	false	"one organization's events"
 //	@Param	action	query	string	false	"e.g. auth.login_failed"
 //	@Param	since	query	string	false	"from this time (RFC 3339)"	format(date-time)
 //	@Param	until	query	string	false	"before this time (RFC 3339)"	format(date-time)
@@ -66,10 +72,44 @@ func toAuditEvent(e *models.AuditEvent) AuditEventResponse {
 //	@Success	200	{object}	AuditPage
 //	@Failure	400	{object}	ErrorResponse	"validation_failed"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, user_token_required"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/admin/audit [get]
 func (h *Audit) List(c *echo.Context) error {
-	f := services.AuditFilter{ActorID: c.QueryParam("actor_id"), Action: c.QueryParam("action")}
+	return h.list(c, services.AuditFilter{OrgID: c.QueryParam("org_id")})
+}
+
+// OrgList returns one organization's audit events.
+//
+//	@Summary	Read an organization's audit log
+//	@Description	Owners and admins of the organization: its events only (those with its org_id), newest first, filtered as GET /admin/audit is.
+//	@ID	listOrgAuditEvents
+//	@Tags	orgs
+//	@Security	BearerAuth
+//	@Param	id	path	string	true	"organization id"	format(uuid)
+//	@Param	actor_id	query	string	false	"the actor's id"
+//	@Param	action	query	string	false	"e.g. org.member_added"
+//	@Param	since	query	string	false	"from this time (RFC 3339)"	format(date-time)
+//	@Param	until	query	string	false	"before this time (RFC 3339)"	format(date-time)
+//	@Param	cursor	query	string	false	"next_cursor of the previous page"
+//	@Param	per_page	query	int	false	"events per page, at most 100"	default(50)	minimum(1)	maximum(100)
+//	@Param	format	query	string	false	"ndjson for an export"	Enums(json, ndjson)
+//	@Success	200	{object}	AuditPage
+//	@Failure	400	{object}	ErrorResponse	"validation_failed or invalid_id"
+//	@Failure	403	{object}	ErrorResponse	"insufficient_permissions or user_token_required"
+//	@Failure	404	{object}	ErrorResponse	"org_not_found"
+//	@Router		/orgs/{id}/audit [get]
+func (h *Audit) OrgList(c *echo.Context) error {
+	cl, id, err := whoAndID(c)
+	if err != nil {
+		return err
+	}
+	if err := h.orgs.Manages(c.Request().Context(), cl, id); err != nil {
+		return err
+	}
+	return h.list(c, services.AuditFilter{OrgID: id.String()})
+}
+
+func (h *Audit) list(c *echo.Context, f services.AuditFilter) error {
+	f.ActorID, f.Action = c.QueryParam("actor_id"), c.QueryParam("action")
 	details := map[string]string{}
 	for name, into := range map[string]**time.Time{"since": &f.Since, "until": &f.Until} {
 		if raw := c.QueryParam(name); raw != "" {
@@ -153,7 +193,6 @@ func (h *Audit) List(c *echo.Context) error {
 //	@Success	200	{object}	services.Verification
 //	@Failure	400	{object}	ErrorResponse	"invalid_checkpoint"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, user_token_required"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/admin/audit/verify [get]
 func (h *Audit) Verify(c *echo.Context) error {
 	var cp *services.Checkpoint

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v5"
 
 	"github.com/tollgate/tollgate/services"
@@ -137,7 +138,7 @@ type TokenResponse struct {
 func toTokens(s *services.Session) TokenResponse {
 	return TokenResponse{
 		AccessToken: s.AccessToken, TokenType: "Bearer", ExpiresIn: int64(s.AccessExpiresIn.Seconds()),
-		RefreshToken: s.RefreshToken, RefreshExpiresIn: int64(s.RefreshExpiresIn.Seconds()), User: toUser(s.User),
+		RefreshToken: s.RefreshToken, RefreshExpiresIn: int64(s.RefreshExpiresIn.Seconds()), User: toUser(s.User, s.Standing.OrgID, s.Standing.Role),
 	}
 }
 
@@ -217,21 +218,25 @@ func (h *Auth) VerifyMFA(c *echo.Context) error {
 	return c.JSON(http.StatusOK, toTokens(s))
 }
 
-// RefreshRequest carries a refresh token.
+// RefreshRequest carries a refresh token and, to switch, an organization.
 type RefreshRequest struct {
 	RefreshToken string `json:"refresh_token" validate:"required,max=256" example:"3f9a...128 hex characters"`
+	// OrgID switches the session to another organization the user belongs
+	// to; absent: the session's own, while the user is still in it.
+	OrgID *uuid.UUID `json:"org_id,omitempty" format:"uuid" example:"3f1c2b9a-8d4e-4f6a-9b7c-2e5d8a1f0c34"`
 }
 
 // Refresh rotates a refresh token.
 //
 //	@Summary	Rotate a refresh token
-//	@Description	Returns a new pair and revokes the presented refresh token. Presenting an already rotated token within REFRESH_REUSE_GRACE (10 s) of its rotation answers 409 refresh_token_rotated and changes nothing (a second tab, a retried request); later it revokes every token of that login (reuse detection). Limited per client IP.
+//	@Description	Returns a new pair and revokes the presented refresh token. With org_id, the new pair acts in that organization (switching; 404 org_not_found unless the user is a member); without, in the session's organization while the user is still in it, else the default organization or the oldest membership. Memberships, roles and tiers are read afresh. Presenting an already rotated token within REFRESH_REUSE_GRACE (10 s) of its rotation answers 409 refresh_token_rotated and changes nothing (a second tab, a retried request); later it revokes every token of that login (reuse detection). Limited per client IP.
 //	@ID	refreshToken
 //	@x-order	6
 //	@Tags	auth
 //	@Param	body	body	RefreshRequest	true	"refresh token"
 //	@Success	200	{object}	TokenResponse
 //	@Failure	401	{object}	ErrorResponse	"invalid_refresh_token, refresh_token_expired or refresh_token_reused"
+//	@Failure	404	{object}	ErrorResponse	"org_not_found: org_id names no organization the user belongs to"
 //	@Failure	409	{object}	ErrorResponse	"refresh_token_rotated: presented again within REFRESH_REUSE_GRACE of its rotation; use the newest token"
 //	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/auth/refresh [post]
@@ -240,7 +245,11 @@ func (h *Auth) Refresh(c *echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	s, err := h.sessions.Refresh(c.Request().Context(), req.RefreshToken, client(c))
+	org := uuid.Nil
+	if req.OrgID != nil {
+		org = *req.OrgID
+	}
+	s, err := h.sessions.Refresh(c.Request().Context(), req.RefreshToken, org, client(c))
 	if err != nil {
 		return err
 	}

@@ -49,7 +49,7 @@ func (h *Dev) CreateUser(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, toUser(u))
+	return c.JSON(http.StatusCreated, toUserInOrg(u))
 }
 
 // DevMail is one message the server queued, with its delivery state.

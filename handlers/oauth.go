@@ -225,6 +225,7 @@ type ClientResponse struct {
 	ID                      uuid.UUID  `json:"id" format:"uuid"`
 	ClientID                string     `json:"client_id" example:"tgc_4kT0c2vLr8yQ1aZx9WmNpB"`
 	OwnerID                 uuid.UUID  `json:"owner_id" format:"uuid"`
+	OrgID                   uuid.UUID  `json:"org_id" format:"uuid"` // the one organization it acts in
 	Name                    string     `json:"name" example:"billing sync"`
 	Scopes                  []string   `json:"scopes" example:"users:read"`
 	Audience                string     `json:"audience" example:"tollgate-api"`
@@ -248,7 +249,7 @@ type ClientPage = Paginated[ClientResponse]
 
 func toClient(m *models.OAuthClient) ClientResponse {
 	scopes, _, _ := caller.ParseScopes(m.Scopes)
-	out := ClientResponse{ID: m.ID, ClientID: m.ClientID, OwnerID: m.OwnerID, Name: m.Name, Scopes: []string{}, Audience: m.Audience,
+	out := ClientResponse{ID: m.ID, ClientID: m.ClientID, OwnerID: m.OwnerID, OrgID: m.OrgID, Name: m.Name, Scopes: []string{}, Audience: m.Audience,
 		AccessTokenTTL: m.TokenTTLSeconds, TokenEndpointAuthMethod: m.AuthMethod, CreatedAt: m.CreatedAt, DisabledAt: m.DisabledAt,
 		PreviousSecretExpiresAt: m.PreviousExpiresAt}
 	for _, s := range scopes {
@@ -268,7 +269,6 @@ func toClient(m *models.OAuthClient) ClientResponse {
 //	@Success	201	{object}	ClientSecretResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, user_token_required"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/admin/oauth/clients [post]
 func (h *OAuth) CreateClient(c *echo.Context) error {
 	cl, err := who(c)
@@ -300,13 +300,9 @@ func (h *OAuth) CreateClient(c *echo.Context) error {
 //	@ID	listOAuthClients
 //	@Tags	admin
 //	@Security	BearerAuth
-//	@Param	cursor	query	string	false	"next_cursor of the previous page"
-//	@Param	page	query	int	false	"page, from 1"	default(1)	minimum(1)
-//	@Param	per_page	query	int	false	"items per page, at most 100"	default(20)	minimum(1)	maximum(100)
 //	@Success	200	{object}	ClientPage
 //	@Failure	400	{object}	ErrorResponse	"validation_failed"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, user_token_required"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/admin/oauth/clients [get]
 func (h *OAuth) ListClients(c *echo.Context) error {
 	p, err := pageParams(c)
@@ -334,7 +330,6 @@ func (h *OAuth) ListClients(c *echo.Context) error {
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, user_token_required"
 //	@Failure	404	{object}	ErrorResponse	"client_not_found"
 //	@Failure	409	{object}	ErrorResponse	"client_disabled"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/admin/oauth/clients/{id}/rotate-secret [post]
 func (h *OAuth) RotateClientSecret(c *echo.Context) error {
 	cl, id, err := whoAndID(c)
@@ -364,7 +359,6 @@ func (h *OAuth) RotateClientSecret(c *echo.Context) error {
 //	@Success	204
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, user_token_required"
 //	@Failure	404	{object}	ErrorResponse	"client_not_found"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/admin/oauth/clients/{id} [delete]
 func (h *OAuth) DisableClient(c *echo.Context) error {
 	cl, id, err := whoAndID(c)

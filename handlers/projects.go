@@ -18,6 +18,7 @@ type ProjectPage = Paginated[ProjectResponse]
 // ProjectResponse is a project as the API shows it.
 type ProjectResponse struct {
 	ID          uuid.UUID `json:"id" format:"uuid" example:"1b4e28ba-2fa1-11d2-883f-0016d3cca427"`
+	OrgID       uuid.UUID `json:"org_id" format:"uuid" example:"3f1c2b9a-8d4e-4f6a-9b7c-2e5d8a1f0c34"`
 	OwnerID     uuid.UUID `json:"owner_id" format:"uuid" example:"7c9e6679-7425-40de-944b-e07fc1f90ae7"`
 	Name        string    `json:"name" example:"Launch"`
 	Description string    `json:"description" example:"Everything for the launch"`
@@ -26,7 +27,7 @@ type ProjectResponse struct {
 }
 
 func toProject(p *models.Project) ProjectResponse {
-	return ProjectResponse{ID: p.ID, OwnerID: p.OwnerID, Name: p.Name, Description: p.Description, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
+	return ProjectResponse{ID: p.ID, OrgID: p.OrgID, OwnerID: p.OwnerID, Name: p.Name, Description: p.Description, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
 }
 
 // Projects serves the project endpoints.
@@ -43,19 +44,19 @@ func NewProjects(p *services.Projects) *Projects { return &Projects{projects: p}
 //	@Tags	projects
 //	@Security	BearerAuth
 //	@x-scope	"projects:read"
-//	@Param	cursor	query	string	false	"next_cursor of the previous page (keyset: fast at any depth); not with page"
-//	@Param	page	query	int	false	"page, from 1; at most 10,000 rows deep (follow next_cursor beyond)"	default(1)	minimum(1)
-//	@Param	per_page	query	int	false	"items per page, at most 100"	default(20)	minimum(1)	maximum(100)
 //	@Success	200	{object}	ProjectPage
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/projects [get]
 func (h *Projects) List(c *echo.Context) error {
 	p, err := pageParams(c)
 	if err != nil {
 		return err
 	}
-	page, err := h.projects.List(c.Request().Context(), p)
+	cl, err := who(c)
+	if err != nil {
+		return err
+	}
+	page, err := h.projects.List(c.Request().Context(), cl, p)
 	if err != nil {
 		return err
 	}
@@ -74,14 +75,17 @@ func (h *Projects) List(c *echo.Context) error {
 //	@Success	200	{object}	ProjectResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
 //	@Failure	404	{object}	ErrorResponse	"project_not_found"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/projects/{id} [get]
 func (h *Projects) Get(c *echo.Context) error {
 	id, err := pathID(c)
 	if err != nil {
 		return err
 	}
-	p, err := h.projects.Get(c.Request().Context(), id)
+	cl, err := who(c)
+	if err != nil {
+		return err
+	}
+	p, err := h.projects.Get(c.Request().Context(), cl, id)
 	if err != nil {
 		return err
 	}
@@ -107,7 +111,6 @@ type CreateProjectRequest struct {
 //	@Failure	400	{object}	ErrorResponse	"validation_failed (NUL characters included), invalid_json or invalid_id"
 //	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token, token_expired (see WWW-Authenticate) or account_not_found (the token's account was deleted)"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/projects [post]
 func (h *Projects) Create(c *echo.Context) error {
 	cl, err := who(c)
@@ -122,7 +125,7 @@ func (h *Projects) Create(c *echo.Context) error {
 	if req.Name == "" {
 		return validationError("name", "is required")
 	}
-	p, err := h.projects.Create(c.Request().Context(), cl.ID, req.Name, req.Description)
+	p, err := h.projects.Create(c.Request().Context(), cl, req.Name, req.Description)
 	if err != nil {
 		return err
 	}
@@ -149,7 +152,6 @@ type UpdateProjectRequest struct {
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
 //	@Failure	404	{object}	ErrorResponse	"project_not_found"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/projects/{id} [patch]
 func (h *Projects) Update(c *echo.Context) error {
 	cl, id, err := whoAndID(c)
@@ -190,14 +192,17 @@ func (h *Projects) Update(c *echo.Context) error {
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
 //	@Failure	404	{object}	ErrorResponse	"project_not_found"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/projects/{id} [delete]
 func (h *Projects) Delete(c *echo.Context) error {
 	id, err := pathID(c)
 	if err != nil {
 		return err
 	}
-	if err := h.projects.Delete(c.Request().Context(), id); err != nil {
+	cl, err := who(c)
+	if err != nil {
+		return err
+	}
+	if err := h.projects.Delete(c.Request().Context(), cl, id); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

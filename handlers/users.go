@@ -13,18 +13,30 @@ import (
 )
 
 // UserResponse is a user as the API shows it: never the password hash.
+// Role is the role in OrgID: for the caller, the organization its token
+// acts in; on the admin routes, the default organization. Tier is the
+// account's own plan (an organization with a tier of its own bills by it).
 type UserResponse struct {
-	ID            uuid.UUID `json:"id" format:"uuid" example:"7c9e6679-7425-40de-944b-e07fc1f90ae7"`
-	Email         string    `json:"email" example:"marta@example.com"`
-	Role          string    `json:"role" example:"viewer"`
-	Tier          string    `json:"tier" example:"free"`
-	EmailVerified bool      `json:"email_verified" example:"true"`
-	CreatedAt     time.Time `json:"created_at" format:"date-time"`
-	UpdatedAt     time.Time `json:"updated_at" format:"date-time"`
+	ID            uuid.UUID  `json:"id" format:"uuid" example:"7c9e6679-7425-40de-944b-e07fc1f90ae7"`
+	Email         string     `json:"email" example:"marta@example.com"`
+	OrgID         *uuid.UUID `json:"org_id,omitempty" format:"uuid" example:"00000000-0000-4000-8000-000000000001"`
+	Role          string     `json:"role,omitempty" example:"viewer"` // absent: no organization
+	Tier          string     `json:"tier" example:"free"`
+	EmailVerified bool       `json:"email_verified" example:"true"`
+	CreatedAt     time.Time  `json:"created_at" format:"date-time"`
+	UpdatedAt     time.Time  `json:"updated_at" format:"date-time"`
 }
 
-func toUser(u *models.User) UserResponse {
-	return UserResponse{ID: u.ID, Email: u.Email, Role: string(u.Role), Tier: string(u.Tier), EmailVerified: u.EmailVerified, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+func toUser(u *models.User, org uuid.UUID, role caller.Role) UserResponse {
+	out := UserResponse{ID: u.ID, Email: u.Email, Role: string(role), Tier: string(u.Tier), EmailVerified: u.EmailVerified, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+	if org != uuid.Nil && role != "" {
+		out.OrgID = &org
+	}
+	return out
+}
+
+func toUserInOrg(u *services.UserInOrg) UserResponse {
+	return toUser(&u.User, models.DefaultOrgID, u.Role)
 }
 
 // Users serves the caller's own profile and the admin user management.
@@ -49,7 +61,6 @@ func NewUsers(users *services.Users, a *services.Accounts) *Users {
 //	@x-scope	"users:read"
 //	@Success	200	{object}	UserResponse
 //	@Failure	401	{object}	ErrorResponse	"authentication_required, invalid_token, token_expired (see WWW-Authenticate) or account_not_found (the account was deleted)"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/users/me [get]
 func (h *Users) Me(c *echo.Context) error {
 	cl, err := who(c)
@@ -60,7 +71,7 @@ func (h *Users) Me(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toUser(u))
+	return c.JSON(http.StatusOK, toUser(u, cl.OrgID, cl.OrgRole))
 }
 
 // List returns a page of users.
@@ -71,13 +82,9 @@ func (h *Users) Me(c *echo.Context) error {
 //	@Tags	admin
 //	@Security	BearerAuth
 //	@x-scope	"admin"
-//	@Param	cursor	query	string	false	"next_cursor of the previous page (keyset: fast at any depth); not with page"
-//	@Param	page	query	int	false	"page, from 1; at most 10,000 rows deep (follow next_cursor beyond)"	default(1)	minimum(1)
-//	@Param	per_page	query	int	false	"items per page, at most 100"	default(20)	minimum(1)	maximum(100)
 //	@Success	200	{object}	UserPage
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/admin/users [get]
 func (h *Users) List(c *echo.Context) error {
 	p, err := pageParams(c)
@@ -88,12 +95,12 @@ func (h *Users) List(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, paginate(page, p, toUser))
+	return c.JSON(http.StatusOK, paginate(page, p, toUserInOrg))
 }
 
 // UpdateUserRequest changes a user's role or plan.
 type UpdateUserRequest struct {
-	Role *string `json:"role,omitempty" validate:"omitempty,role"`
+	Role *string `json:"role,omitempty" validate:"omitempty,oneof=viewer editor admin"` // in the default organization
 	Tier *string `json:"tier,omitempty" validate:"omitempty,tier"`
 }
 
@@ -112,7 +119,6 @@ type UpdateUserRequest struct {
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
 //	@Failure	404	{object}	ErrorResponse	"user_not_found"
 //	@Failure	409	{object}	ErrorResponse	"last_admin: the only admin cannot be demoted"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/admin/users/{id} [patch]
 func (h *Users) Update(c *echo.Context) error {
 	id, err := pathID(c)
@@ -127,7 +133,7 @@ func (h *Users) Update(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toUser(u))
+	return c.JSON(http.StatusOK, toUserInOrg(u))
 }
 
 // Delete removes a user (admins).
@@ -143,7 +149,6 @@ func (h *Users) Update(c *echo.Context) error {
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
 //	@Failure	404	{object}	ErrorResponse	"user_not_found"
 //	@Failure	409	{object}	ErrorResponse	"last_admin: the only admin cannot be deleted"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/admin/users/{id} [delete]
 func (h *Users) Delete(c *echo.Context) error {
 	id, err := pathID(c)
@@ -167,7 +172,6 @@ func (h *Users) Delete(c *echo.Context) error {
 //	@Success	204
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, user_token_required"
 //	@Failure	404	{object}	ErrorResponse	"user_not_found"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/admin/users/{id}/sessions [delete]
 func (h *Users) EndSessions(c *echo.Context) error {
 	id, err := pathID(c)
@@ -192,7 +196,6 @@ func (h *Users) EndSessions(c *echo.Context) error {
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, user_token_required"
 //	@Failure	404	{object}	ErrorResponse	"user_not_found"
 //	@Failure	409	{object}	ErrorResponse	"mfa_not_enabled"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/admin/users/{id}/mfa [delete]
 func (h *Users) ResetMFA(c *echo.Context) error {
 	id, err := pathID(c)

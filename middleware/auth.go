@@ -156,6 +156,25 @@ func RequireRole(roles ...caller.Role) echo.MiddlewareFunc {
 	}
 }
 
+// PlatformOnly lets only platform operators through (owners and admins of
+// the default organization, or a credential of theirs acting in it): the
+// routes over every organization's users, credentials and audit log. An
+// organization's admin is not one. It must come after RequireAuth.
+func PlatformOnly(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		who, ok := caller.From(c.Request().Context())
+		if !ok {
+			return apperror.ErrAuthRequired
+		}
+		if !who.Platform {
+			return errPlatformOnly
+		}
+		return next(c)
+	}
+}
+
+var errPlatformOnly = apperror.Define(apperror.Forbidden, "platform_admin_required", "This route is for the platform's operators (admins of the default organization), not an organization's admins")
+
 // ErrInsufficientScope: the credential lacks the route's scope.
 var ErrInsufficientScope = apperror.Define(apperror.Forbidden, "insufficient_scope", "The credential lacks the scope this route needs")
 

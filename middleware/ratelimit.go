@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v5"
 
 	"github.com/tollgate/tollgate/apperror"
@@ -132,9 +133,12 @@ func (l *RateLimiter) PerClientID(p, failures ratelimit.Policy) echo.MiddlewareF
 }
 
 // PerUser limits by the token's subject, at the policy of its tier claim
-// (fallback for tiers not listed). Admins are not limited. It must come
-// after RequireAuth.
-func (l *RateLimiter) PerUser(tiers map[string]ratelimit.Policy, fallback ratelimit.Policy) echo.MiddlewareFunc {
+// (fallback for tiers not listed), and, when the caller's organization has
+// a tier that orgTiers lists, by the organization's budget too, in the
+// same call: ten members never multiply the team's quota. Platform
+// operators' own tokens are not limited; an organization's admins are. It
+// must come after RequireAuth.
+func (l *RateLimiter) PerUser(tiers map[string]ratelimit.Policy, fallback ratelimit.Policy, orgTiers map[string]ratelimit.Policy) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		if !l.enabled {
 			return next
@@ -144,7 +148,7 @@ func (l *RateLimiter) PerUser(tiers map[string]ratelimit.Policy, fallback rateli
 			if !ok {
 				return apperror.ErrAuthRequired
 			}
-			if who.Kind == caller.User && who.Is(caller.Admin) {
+			if who.Kind == caller.User && who.Platform {
 				return next(c)
 			}
 			p, listed := tiers[string(who.Tier)]
@@ -152,8 +156,24 @@ func (l *RateLimiter) PerUser(tiers map[string]ratelimit.Policy, fallback rateli
 				p = fallback
 			}
 			owner := who.ID.String()
+			// With an org-wide budget, every key of the request counts in
+			// the organization's hash slot (tag), so one script reaches all
+			// on a Redis Cluster; a member's own budget is then theirs in
+			// that organization.
+			var team []ratelimit.Limit
+			tag := ""
+			if op, ok := orgTiers[string(who.OrgTier)]; ok && who.OrgTier != "" && who.OrgID != uuid.Nil {
+				tag = who.OrgID.String()
+				team = []ratelimit.Limit{{Key: "org", Policy: op, Tag: tag}}
+			}
 			if who.Bucket == "" {
-				if err := l.limit(c, owner, p); err != nil {
+				if len(team) == 0 {
+					if err := l.limit(c, owner, p); err != nil {
+						return err
+					}
+					return next(c)
+				}
+				if err := l.limitAll(c, append([]ratelimit.Limit{{Key: owner, Policy: p, Tag: tag}}, team...)); err != nil {
 					return err
 				}
 				return next(c)
@@ -167,7 +187,14 @@ func (l *RateLimiter) PerUser(tiers map[string]ratelimit.Policy, fallback rateli
 			if who.RateLimit != nil {
 				own = ratelimit.Policy{Name: "key", Limit: who.RateLimit.Requests, Window: who.RateLimit.Per}
 			}
-			if err := l.limitAll(c, []ratelimit.Limit{{Key: who.Bucket, Policy: own, Tag: owner}, {Key: owner, Policy: p}}); err != nil {
+			if tag == "" {
+				tag = owner
+			}
+			ownerKey := ratelimit.Limit{Key: owner, Policy: p}
+			if len(team) > 0 {
+				ownerKey.Tag = tag
+			}
+			if err := l.limitAll(c, append([]ratelimit.Limit{{Key: who.Bucket, Policy: own, Tag: tag}, ownerKey}, team...)); err != nil {
 				return err
 			}
 			return next(c)

@@ -11,12 +11,13 @@ import (
 	"github.com/tollgate/tollgate/caller"
 )
 
-// User is an account. Email is stored trimmed and lower-cased.
+// User is an account. Email is stored trimmed and lower-cased. What the
+// user may do is per organization (Membership); Tier is the account's own
+// plan, which applies in organizations without a tier of their own.
 type User struct {
 	ID            uuid.UUID `gorm:"type:uuid;primaryKey"`
 	Email         string
 	PasswordHash  string
-	Role          caller.Role
 	Tier          caller.Tier
 	EmailVerified bool
 	CreatedAt     time.Time
@@ -26,7 +27,7 @@ type User struct {
 	PasswordChangedAt *time.Time
 }
 
-var userColumns = []string{"id", "email", "password_hash", "role", "tier", "email_verified", "created_at", "updated_at", "password_changed_at"}
+var userColumns = []string{"id", "email", "password_hash", "tier", "email_verified", "created_at", "updated_at", "password_changed_at"}
 
 // Columns and Fields let hot reads (every /users/me) scan users without
 // reflection (see scan.Scannable).
@@ -34,7 +35,7 @@ func (*User) Columns() []string { return userColumns }
 
 // Fields are the scan targets of Columns, in order.
 func (u *User) Fields() []any {
-	return []any{&u.ID, &u.Email, &u.PasswordHash, &u.Role, &u.Tier, &u.EmailVerified, &u.CreatedAt, &u.UpdatedAt, &u.PasswordChangedAt}
+	return []any{&u.ID, &u.Email, &u.PasswordHash, &u.Tier, &u.EmailVerified, &u.CreatedAt, &u.UpdatedAt, &u.PasswordChangedAt}
 }
 
 // EmailVerificationToken is a single-use token mailed to a new account; only
@@ -61,6 +62,8 @@ type RefreshToken struct {
 	CreatedAt  time.Time
 	ClientIP   string
 	UserAgent  string
+	// OrgID is the session's active organization (nil: none).
+	OrgID *uuid.UUID `gorm:"type:uuid"`
 }
 
 // Secret is how a credential's secret is kept: an HMAC made with the
@@ -79,6 +82,7 @@ type Secret struct {
 type APIKey struct {
 	ID           uuid.UUID `gorm:"type:uuid;primaryKey"`
 	UserID       uuid.UUID `gorm:"type:uuid"`
+	OrgID        uuid.UUID `gorm:"type:uuid"` // the one organization it acts in
 	Name         string
 	Start        string // the key's first characters, to tell keys apart
 	Secret       `gorm:"embedded"`
@@ -98,6 +102,7 @@ type OAuthClient struct {
 	ID              uuid.UUID `gorm:"type:uuid;primaryKey"`
 	ClientID        string
 	OwnerID         uuid.UUID `gorm:"type:uuid"`
+	OrgID           uuid.UUID `gorm:"type:uuid"` // the one organization it acts in
 	Name            string
 	Secret          `gorm:"embedded"`
 	Scopes          string // space-separated
@@ -157,6 +162,7 @@ type AuditEvent struct {
 	IP         string `gorm:"column:ip"`
 	UserAgent  string
 	RequestID  string
+	OrgID      string // the organization it happened in ("": none)
 	PrevHash   string
 	Hash       string
 }

@@ -9,6 +9,7 @@ import (
 // Project is the example resource a fork replaces with its own.
 type Project struct {
 	ID          uuid.UUID `gorm:"type:uuid;primaryKey"`
+	OrgID       uuid.UUID `gorm:"type:uuid"`
 	OwnerID     uuid.UUID `gorm:"type:uuid"`
 	Name        string
 	Description string
@@ -16,7 +17,7 @@ type Project struct {
 	UpdatedAt   time.Time
 }
 
-var projectColumns = []string{"id", "owner_id", "name", "description", "created_at", "updated_at"}
+var projectColumns = []string{"id", "org_id", "owner_id", "name", "description", "created_at", "updated_at"}
 
 // Columns and Fields let lists scan projects without reflection (see
 // scan.Scannable); a test holds them to the struct's GORM schema.
@@ -24,5 +25,5 @@ func (*Project) Columns() []string { return projectColumns }
 
 // Fields are the scan targets of Columns, in order.
 func (p *Project) Fields() []any {
-	return []any{&p.ID, &p.OwnerID, &p.Name, &p.Description, &p.CreatedAt, &p.UpdatedAt}
+	return []any{&p.ID, &p.OrgID, &p.OwnerID, &p.Name, &p.Description, &p.CreatedAt, &p.UpdatedAt}
 }

@@ -53,6 +53,7 @@ func Document() (*openapi3.T, error) {
 	}
 	addScopes(doc)
 	addStandardFailures(doc)
+	addPageParams(doc)
 	addRateLimitHeaders(doc)
 	addFaultAnswers(doc)
 	addErrorExamples(doc)
@@ -203,7 +204,8 @@ func addFaultAnswers(doc *openapi3.T) {
 // addStandardFailures documents the answers that follow from an
 // operation's shape rather than its handler: a JSON body can be malformed,
 // too large or of another type (400, 413, 415), a protected operation can
-// be called without a valid token (401), one for people only with a key
+// be called without a valid token (401) and is limited per caller (429),
+// one for people only with a key
 // or client token (403 user_token_required), and one about an {id} with a
 // malformed one (400 invalid_id). A handler annotates these only to say
 // more (its own codes).
@@ -225,6 +227,9 @@ func addStandardFailures(doc *openapi3.T) {
 			}
 			if op.Security != nil && len(*op.Security) > 0 {
 				add(op, "401", "authentication_required, invalid_token or token_expired (see WWW-Authenticate)")
+				// Every route that takes a credential is limited per caller
+				// (g.Protected, g.PeopleOnly).
+				add(op, "429", "rate_limited (see Retry-After)")
 				// Without a scope the route takes a person's login only
 				// (g.PeopleOnly): a key or client token is refused.
 				if !slices.ContainsFunc(*op.Security, func(r openapi3.SecurityRequirement) bool { return r[OAuth2Scheme] != nil }) {
@@ -238,6 +243,42 @@ func addStandardFailures(doc *openapi3.T) {
 		}
 	}
 }
+
+// addPageParams gives every list answered with a page (Paginated: data,
+// page, next_cursor) the query parameters that choose it, the same for
+// all, so a handler annotates them only to say more.
+func addPageParams(doc *openapi3.T) {
+	min1 := 1.0
+	params := []*openapi3.Parameter{
+		openapi3.NewQueryParameter("cursor").WithDescription("next_cursor of the previous page (keyset: fast at any depth); not with page").
+			WithSchema(openapi3.NewStringSchema()),
+		openapi3.NewQueryParameter("page").WithDescription("page, from 1; at most 10,000 rows deep (follow next_cursor beyond)").
+			WithSchema(&openapi3.Schema{Type: &openapi3.Types{openapi3.TypeInteger}, Default: 1, Min: &min1}),
+		openapi3.NewQueryParameter("per_page").WithDescription("items per page, at most 100").
+			WithSchema(&openapi3.Schema{Type: &openapi3.Types{openapi3.TypeInteger}, Default: 20, Min: &min1, Max: ptr(100.0)}),
+	}
+	for _, item := range doc.Paths.Map() {
+		op := item.Get
+		if op == nil || op.Responses.Value("200") == nil || op.Responses.Value("200").Value == nil {
+			continue
+		}
+		media := op.Responses.Value("200").Value.Content.Get("application/json")
+		if media == nil || media.Schema == nil || media.Schema.Value == nil {
+			continue
+		}
+		props := media.Schema.Value.Properties
+		if props["next_cursor"] == nil || props["page"] == nil || props["data"] == nil {
+			continue
+		}
+		for _, p := range params {
+			if op.Parameters.GetByInAndName("query", p.Name) == nil {
+				op.Parameters = append(op.Parameters, &openapi3.ParameterRef{Value: p})
+			}
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // The security schemes beside BearerScheme.
 const (

@@ -12,11 +12,11 @@ import (
 var adminScope = c.DefineScope("admin", "list and change users", c.Admin)
 
 func admin(e *echo.Echo, h *handlers.Users, g Guards) {
-	e.GET("/admin/users", h.List, g.Protected(adminScope, c.Admin)...)
-	e.PATCH("/admin/users/:id", h.Update, g.Protected(adminScope, c.Admin)...)
-	e.DELETE("/admin/users/:id", h.Delete, g.Protected(adminScope, c.Admin)...)
+	e.GET("/admin/users", h.List, g.Platform(adminScope)...)
+	e.PATCH("/admin/users/:id", h.Update, g.Platform(adminScope)...)
+	e.DELETE("/admin/users/:id", h.Delete, g.Platform(adminScope)...)
 	// Ending a user's sessions and resetting their second factor take an
 	// admin's login.
-	e.DELETE("/admin/users/:id/sessions", h.EndSessions, g.PeopleOnly(c.Admin)...)
-	e.DELETE("/admin/users/:id/mfa", h.ResetMFA, g.PeopleOnly(c.Admin)...)
+	e.DELETE("/admin/users/:id/sessions", h.EndSessions, g.PlatformPeople()...)
+	e.DELETE("/admin/users/:id/mfa", h.ResetMFA, g.PlatformPeople()...)
 }

@@ -21,6 +21,8 @@ package routes
 //	@tag.description			The caller's own account: profile, password, sessions, two-factor authentication.
 //	@tag.name					projects
 //	@tag.description			Projects: any user reads, editors and admins write, admins delete.
+//	@tag.name					orgs
+//	@tag.description			Organizations (tenants): create, switch (POST /auth/refresh with org_id), members and roles (owner, admin, editor, viewer), invitations, the organization's audit log. A person's login only.
 //	@tag.name					analytics
 //	@tag.description			Usage report for admins.
 //	@tag.name					api-keys

@@ -3,7 +3,6 @@ package routes
 import (
 	"github.com/labstack/echo/v5"
 
-	c "github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/handlers"
 )
 
@@ -14,6 +13,6 @@ func apiKeys(e *echo.Echo, h *handlers.APIKeys, g Guards) {
 	e.GET("/api-keys", h.List, g.PeopleOnly()...)
 	e.DELETE("/api-keys/:id", h.Revoke, g.PeopleOnly()...)
 	e.POST("/api-keys/:id/rotate", h.Rotate, g.PeopleOnly()...)
-	e.GET("/admin/api-keys", h.ListAll, g.PeopleOnly(c.Admin)...)
-	e.DELETE("/admin/api-keys/:id", h.RevokeAny, g.PeopleOnly(c.Admin)...)
+	e.GET("/admin/api-keys", h.ListAll, g.PlatformPeople()...)
+	e.DELETE("/admin/api-keys/:id", h.RevokeAny, g.PlatformPeople()...)
 }

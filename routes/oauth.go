@@ -3,7 +3,6 @@ package routes
 import (
 	"github.com/labstack/echo/v5"
 
-	c "github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/handlers"
 	mw "github.com/tollgate/tollgate/middleware"
 )
@@ -18,8 +17,8 @@ func oauth(e *echo.Echo, h *handlers.OAuth, g Guards) {
 	e.POST("/oauth/introspect", h.Introspect, mw.NoStore, g.TokenIP, g.Login, g.TokenClient)
 	e.GET("/.well-known/oauth-authorization-server", h.Metadata, g.Public)
 
-	e.POST("/admin/oauth/clients", h.CreateClient, g.PeopleOnly(c.Admin)...)
-	e.GET("/admin/oauth/clients", h.ListClients, g.PeopleOnly(c.Admin)...)
-	e.POST("/admin/oauth/clients/:id/rotate-secret", h.RotateClientSecret, g.PeopleOnly(c.Admin)...)
-	e.DELETE("/admin/oauth/clients/:id", h.DisableClient, g.PeopleOnly(c.Admin)...)
+	e.POST("/admin/oauth/clients", h.CreateClient, g.PlatformPeople()...)
+	e.GET("/admin/oauth/clients", h.ListClients, g.PlatformPeople()...)
+	e.POST("/admin/oauth/clients/:id/rotate-secret", h.RotateClientSecret, g.PlatformPeople()...)
+	e.DELETE("/admin/oauth/clients/:id", h.DisableClient, g.PlatformPeople()...)
 }

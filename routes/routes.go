@@ -23,6 +23,7 @@ type Handlers struct {
 	APIKeys   *handlers.APIKeys
 	OAuth     *handlers.OAuth
 	Audit     *handlers.Audit
+	Orgs      *handlers.Orgs
 }
 
 // Limits are the per-IP and per-client limits of the routes that need no
@@ -75,6 +76,18 @@ func (g Guards) PeopleOnly(roles ...caller.Role) []echo.MiddlewareFunc {
 	return out
 }
 
+// Platform is for the platform operators' routes over every organization
+// (users, credentials, the whole audit log): Protected with the admin role
+// and scope, and the caller must be a platform operator.
+func (g Guards) Platform(scope caller.Scope) []echo.MiddlewareFunc {
+	return append(g.Protected(scope, caller.Admin), mw.PlatformOnly)
+}
+
+// PlatformPeople is Platform for routes that need the operator's login.
+func (g Guards) PlatformPeople() []echo.MiddlewareFunc {
+	return append(g.PeopleOnly(caller.Admin), mw.PlatformOnly)
+}
+
 // Register adds every route to e.
 func Register(e *echo.Echo, h Handlers, g Guards) {
 	system(e, h.System, g)
@@ -85,6 +98,7 @@ func Register(e *echo.Echo, h Handlers, g Guards) {
 	analytics(e, h.Analytics, g)
 	admin(e, h.Users, g)
 	audit(e, h.Audit, g)
+	orgs(e, h.Orgs, h.Audit, g)
 	apiKeys(e, h.APIKeys, g)
 	oauth(e, h.OAuth, g)
 	docs(e, h.Docs)

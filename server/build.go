@@ -61,6 +61,7 @@ type Services struct {
 	Accounts  *services.Accounts
 	APIKeys   *services.APIKeys
 	Clients   *services.Clients
+	Orgs      *services.Orgs
 	Projects  *services.Projects
 	Analytics *services.Analytics
 	Health    *services.Health
@@ -143,9 +144,12 @@ func newServices(d Deps, st Stores, m *metrics.Metrics) (Services, error) {
 		MaxAttempts: cfg.MailMaxAttempts, Backoff: cfg.MailRetryBackoff, MaxBackoff: cfg.MailMaxBackoff,
 		SendTimeout: cfg.MailSendTimeout, Batch: 20, Keys: d.Secrets.MFAKeys, KeepBodies: cfg.DevRoutes,
 	})
+	s.Orgs = services.NewOrgs(db, d.Clock, s.Audit, s.Outbox, services.OrgsConfig{
+		Signup: cfg.OrgSignup, InvitationTTL: cfg.InvitationTTL, BaseURL: cfg.AppBaseURL, Ended: st.Ended,
+	})
 	var err error
 	s.Accounts, err = services.NewAccounts(services.AccountDeps{
-		DB: db, Clock: d.Clock, Users: s.Users, Tokens: s.Tokens, Hasher: s.Hasher, Outbox: s.Outbox, Audit: s.Audit, Log: d.Log, Metrics: m,
+		DB: db, Clock: d.Clock, Users: s.Users, Orgs: s.Orgs, Tokens: s.Tokens, Hasher: s.Hasher, Outbox: s.Outbox, Audit: s.Audit, Log: d.Log, Metrics: m,
 		Config: services.AuthConfig{
 			BaseURL: cfg.AppBaseURL, RefreshTTL: cfg.RefreshTokenTTL, VerificationTTL: cfg.EmailVerificationTTL,
 			ReuseGrace: cfg.RefreshReuseGrace, ResetTTL: cfg.PasswordResetTTL,

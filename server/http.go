@@ -100,10 +100,11 @@ func newHTTP(d Deps, st Stores, svc Services, monitor *database.Monitor, m *metr
 		Dev:       dev,
 		APIKeys:   handlers.NewAPIKeys(svc.APIKeys),
 		OAuth:     handlers.NewOAuth(svc.Clients, cfg.AppBaseURL),
-		Audit:     handlers.NewAudit(svc.Audit),
+		Audit:     handlers.NewAudit(svc.Audit, svc.Orgs),
+		Orgs:      handlers.NewOrgs(svc.Orgs, svc.Users, d.Clock.Now),
 	}, routes.NewGuards(
 		chain(middleware.NoStore, chain(limiter.FailedAuth(rl.Public), middleware.NewAuth(svc.Tokens, svc.APIKeys, svc.Clients, svc.Users).RequireAuth)),
-		limiter.PerUser(rl.Tiers, rl.User),
+		limiter.PerUser(rl.Tiers, rl.User, rl.OrgTiers),
 		routes.Limits{
 			Public:        limiter.PerIP(rl.Public),
 			Register:      limiter.PerIP(rl.Register),

@@ -23,6 +23,7 @@ type AccountDeps struct {
 	DB      *gorm.DB
 	Clock   clock.Clock
 	Users   *Users
+	Orgs    *Orgs
 	Tokens  *Tokens
 	Hasher  *Hasher
 	Outbox  *Outbox
@@ -37,6 +38,7 @@ type accountDeps struct {
 	db      *gorm.DB
 	clock   clock.Clock
 	users   *Users
+	orgs    *Orgs
 	tokens  *Tokens
 	hasher  *Hasher
 	outbox  *Outbox
@@ -64,7 +66,7 @@ func NewAccounts(d AccountDeps) (*Accounts, error) {
 	if err != nil {
 		return nil, err
 	}
-	deps := &accountDeps{db: d.DB, clock: d.Clock, users: d.Users, tokens: d.Tokens, hasher: d.Hasher, outbox: d.Outbox,
+	deps := &accountDeps{db: d.DB, clock: d.Clock, users: d.Users, orgs: d.Orgs, tokens: d.Tokens, hasher: d.Hasher, outbox: d.Outbox,
 		audit: d.Audit, log: d.Log, metrics: d.Metrics, cfg: d.Config}
 	cfg := d.Config
 	throttle := &loginThrottle{accountDeps: deps, dummyHash: dummy, accountThrottle: accountThrottle{store: cfg.AccountStore,

@@ -37,9 +37,13 @@ func NewAnalytics(db *gorm.DB, clk clock.Clock) *Analytics {
 	return &Analytics{db: db, clock: clk}
 }
 
-// Report counts users (one grouped scan, where it was four queries one
-// after another), live sessions and the example's projects.
-func (s *Analytics) Report(ctx context.Context) (*Report, error) {
+// Report counts the caller's organization: its members (one grouped
+// scan), its live sessions and the example's projects.
+func (s *Analytics) Report(ctx context.Context, who *caller.Caller) (*Report, error) {
+	org, err := orgOf(who)
+	if err != nil {
+		return nil, err
+	}
 	db := s.db.WithContext(ctx)
 	r := &Report{
 		UsersByRole: map[string]int64{},
@@ -57,8 +61,9 @@ func (s *Analytics) Report(ctx context.Context) (*Report, error) {
 		EmailVerified bool
 		N             int64
 	}
-	if err := db.Model(&models.User{}).Select("role, tier, email_verified, COUNT(*) AS n").
-		Group("role, tier, email_verified").Scan(&groups).Error; err != nil {
+	if err := db.Table("memberships").Select("memberships.role, users.tier, users.email_verified, COUNT(*) AS n").
+		Joins("JOIN users ON users.id = memberships.user_id").Where("memberships.org_id = ?", org).
+		Group("memberships.role, users.tier, users.email_verified").Scan(&groups).Error; err != nil {
 		return nil, apperror.Wrap(err, "count users")
 	}
 	for _, g := range groups {
@@ -71,13 +76,13 @@ func (s *Analytics) Report(ctx context.Context) (*Report, error) {
 		}
 	}
 	now := s.clock.Now()
-	if err := db.Model(&models.RefreshToken{}).Where("revoked_at IS NULL AND expires_at > ?", now).
+	if err := db.Model(&models.RefreshToken{}).Where("org_id = ? AND revoked_at IS NULL AND expires_at > ?", org, now).
 		Count(&r.ActiveRefreshSession).Error; err != nil {
 		return nil, apperror.Wrap(err, "count sessions")
 	}
 	// The example resource's counts, in one row.
-	if err := db.Raw(`SELECT (SELECT COUNT(*) FROM projects), (SELECT COUNT(*) FROM projects WHERE created_at >= ?)`,
-		now.Add(-recentWindow)).Row().Scan(&r.ProjectsTotal, &r.ProjectsLast7Days); err != nil {
+	if err := db.Raw(`SELECT (SELECT COUNT(*) FROM projects WHERE org_id = ?), (SELECT COUNT(*) FROM projects WHERE org_id = ? AND created_at >= ?)`,
+		org, org, now.Add(-recentWindow)).Row().Scan(&r.ProjectsTotal, &r.ProjectsLast7Days); err != nil {
 		return nil, apperror.Wrap(err, "count projects")
 	}
 	return r, nil

@@ -180,7 +180,7 @@ func (s *APIKeys) Create(ctx context.Context, owner *caller.Caller, in NewAPIKey
 		return nil, "", apperror.Wrap(err, "make api key")
 	}
 	k := &models.APIKey{
-		ID: uuid.New(), UserID: owner.ID, Name: in.Name, Start: secret[:apiKeyStartLen],
+		ID: uuid.New(), UserID: owner.ID, OrgID: owner.OrgID, Name: in.Name, Start: secret[:apiKeyStartLen],
 		Secret: s.cfg.Peppers.secret(secret), Scopes: caller.FormatScopes(caller.SortScopes(slices.Clone(in.Scopes))), AllowedCIDRs: strings.Join(cidrs, ","),
 		RateLimit: in.RateLimit, ExpiresAt: in.ExpiresAt, CreatedAt: now,
 	}
@@ -267,6 +267,7 @@ func (s *APIKeys) checkLimit(tier caller.Tier, raw string) string {
 // KeyFilter narrows a key list.
 type KeyFilter struct {
 	UserID *uuid.UUID // nil: every user's (admins)
+	OrgID  *uuid.UUID // nil: every organization's (admins)
 }
 
 // List returns one page of keys, newest first. Pending last-use times are
@@ -276,6 +277,9 @@ func (s *APIKeys) List(ctx context.Context, f KeyFilter, p Page) (PageOf[models.
 	q := s.db.WithContext(ctx)
 	if f.UserID != nil {
 		q = q.Where("user_id = ?", *f.UserID)
+	}
+	if f.OrgID != nil {
+		q = q.Where("org_id = ?", *f.OrgID)
 	}
 	page, err := listPage(q, p, true, func(m *models.APIKey) Cursor { return Cursor{CreatedAt: m.CreatedAt, ID: m.ID} })
 	if err != nil {
@@ -290,7 +294,7 @@ func (s *APIKeys) find(ctx context.Context, who *caller.Caller, id uuid.UUID, an
 	var k models.APIKey
 	q := s.db.WithContext(ctx).Where("id = ?", id)
 	if !anyOwner {
-		q = q.Where("user_id = ?", who.ID)
+		q = q.Where("user_id = ? AND org_id = ?", who.ID, who.OrgID)
 	}
 	if err := q.Take(&k).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -349,11 +353,10 @@ func (s *APIKeys) Rotate(ctx context.Context, who *caller.Caller, id uuid.UUID, 
 	return k, secret, nil
 }
 
-// keyRow is a key with its owner's current role and tier.
+// keyRow is a key with its owner's current standing in its organization.
 type keyRow struct {
 	models.APIKey
-	OwnerRole caller.Role
-	OwnerTier caller.Tier
+	OwnerStanding
 }
 
 // Authenticate turns a presented key into its caller: the owner as it is
@@ -367,8 +370,7 @@ func (s *APIKeys) Authenticate(ctx context.Context, raw string, ip net.IP) (*cal
 		h := s.cfg.Peppers.hash(v, raw)
 		var rows []keyRow
 		err := s.db.WithContext(ctx).Table("api_keys").
-			Select("api_keys.*, users.role AS owner_role, users.tier AS owner_tier").
-			Joins("JOIN users ON users.id = api_keys.user_id").
+			Select("api_keys.*, "+ownerColumns).Scopes(ownerJoins("api_keys", "user_id")).
 			Where("(api_keys.secret_hash = ? AND api_keys.pepper_version = ?) OR (api_keys.previous_hash = ? AND api_keys.previous_pepper = ?)", h, v, h, v).
 			Limit(1).Scan(&rows).Error
 		if err != nil {
@@ -393,10 +395,8 @@ func (s *APIKeys) Authenticate(ctx context.Context, raw string, ip net.IP) (*cal
 		}
 		s.touch(k.ID, now)
 		scopes, _, _ := caller.ParseScopes(k.Scopes)
-		who := &caller.Caller{
-			Kind: caller.APIKey, ID: k.UserID, Role: k.OwnerRole, Tier: k.OwnerTier,
-			Scopes: caller.Intersect(scopes, k.OwnerRole.Scopes()), TokenID: k.ID.String(), Bucket: "api_key:" + k.ID.String(),
-		}
+		who := k.caller(caller.APIKey, k.UserID, k.OrgID, scopes)
+		who.TokenID, who.Bucket = k.ID.String(), "api_key:"+k.ID.String()
 		if s.cfg.SharesUserLimit {
 			who.Bucket = ""
 		}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -37,6 +38,7 @@ type Event struct {
 	TargetID   string
 	ActorType  string // default: the request's caller, else anonymous
 	ActorID    string
+	OrgID      string // default: the organization the caller acts in
 }
 
 // Audit writes the audit log as a hash chain, in the caller's transaction,
@@ -74,7 +76,7 @@ func (a *Audit) Record(ctx context.Context, tx *gorm.DB, e Event) error {
 	row := models.AuditEvent{
 		Seq: head.LastSeq + 1, OccurredAt: a.clock.Now().UTC().Truncate(time.Microsecond),
 		ActorType: e.ActorType, ActorID: e.ActorID, Action: e.Action, Outcome: e.Outcome, Reason: e.Reason,
-		TargetType: e.TargetType, TargetID: e.TargetID,
+		TargetType: e.TargetType, TargetID: e.TargetID, OrgID: e.OrgID,
 		IP: CleanText(req.IP, 64), UserAgent: CleanText(req.UserAgent, 512), RequestID: auditRequestID(req),
 		PrevHash: head.LastHash,
 	}
@@ -92,6 +94,9 @@ func (a *Audit) Record(ctx context.Context, tx *gorm.DB, e Event) error {
 				row.ActorID = who.ClientID
 			}
 		}
+	}
+	if who, ok := caller.From(ctx); ok && row.OrgID == "" && who.OrgID != uuid.Nil {
+		row.OrgID = who.OrgID.String()
 	}
 	row.Hash = a.hash(&row)
 	if err := tx.Create(&row).Error; err != nil {
@@ -114,10 +119,16 @@ func (a *Audit) RecordAlone(ctx context.Context, e Event) {
 	}
 }
 
-// hash is the HMAC over the previous hash and the row's content.
+// hash is the HMAC over the previous hash and the row's content. org_id
+// joins the content only when set, so rows from before organizations keep
+// their hashes.
 func (a *Audit) hash(r *models.AuditEvent) string {
-	content, _ := json.Marshal([]any{r.Seq, r.OccurredAt.UTC().Format(time.RFC3339Nano), r.ActorType, r.ActorID, r.Action, r.Outcome,
-		r.Reason, r.TargetType, r.TargetID, r.IP, r.UserAgent, r.RequestID})
+	fields := []any{r.Seq, r.OccurredAt.UTC().Format(time.RFC3339Nano), r.ActorType, r.ActorID, r.Action, r.Outcome,
+		r.Reason, r.TargetType, r.TargetID, r.IP, r.UserAgent, r.RequestID}
+	if r.OrgID != "" {
+		fields = append(fields, r.OrgID)
+	}
+	content, _ := json.Marshal(fields)
 	m := hmac.New(sha256.New, a.key)
 	m.Write([]byte(r.PrevHash))
 	m.Write([]byte{'\n'})
@@ -128,6 +139,7 @@ func (a *Audit) hash(r *models.AuditEvent) string {
 // AuditFilter narrows a listing.
 type AuditFilter struct {
 	ActorID, Action string
+	OrgID           string // "": every organization's
 	Since, Until    *time.Time
 	Before          int64 // cursor: only rows with seq below it (0: from the newest)
 }
@@ -140,6 +152,9 @@ func (a *Audit) List(ctx context.Context, f AuditFilter, limit int) ([]models.Au
 	}
 	if f.Action != "" {
 		q = q.Where("action = ?", f.Action)
+	}
+	if f.OrgID != "" {
+		q = q.Where("org_id = ?", f.OrgID)
 	}
 	if f.Since != nil {
 		q = q.Where("occurred_at >= ?", *f.Since)

@@ -28,13 +28,21 @@ type Session struct {
 	RefreshToken     string
 	RefreshExpiresIn time.Duration
 	User             *models.User
+	// Standing is the organization the session acts in, and the role.
+	Standing Standing
 	// MFAToken, when set, is all a login gives: the account needs a second
 	// factor at POST /auth/mfa/verify before any token.
 	MFAToken string
 }
 
-// issue stores a refresh token with id in family and signs an access token.
-func (a *sessionIssuer) issue(tx *gorm.DB, u *models.User, id, family uuid.UUID, client Client) (*Session, error) {
+// issue stores a refresh token with id in family and signs an access
+// token, in the organization want (uuid.Nil: the family's current one,
+// prefer, while u is still in it; else as standing chooses).
+func (a *sessionIssuer) issue(tx *gorm.DB, u *models.User, want, prefer, id, family uuid.UUID, client Client) (*Session, error) {
+	st, err := standing(tx, u, want, prefer)
+	if err != nil {
+		return nil, err
+	}
 	raw, err := newOpaqueToken(refreshTokenBytes)
 	if err != nil {
 		return nil, apperror.Wrap(err, "generate refresh token")
@@ -45,16 +53,19 @@ func (a *sessionIssuer) issue(tx *gorm.DB, u *models.User, id, family uuid.UUID,
 		ExpiresAt: now.Add(a.cfg.RefreshTTL), CreatedAt: now,
 		ClientIP: client.IP, UserAgent: CleanText(client.UserAgent, 512),
 	}
+	if st.OrgID != uuid.Nil {
+		rt.OrgID = &st.OrgID
+	}
 	if err := tx.Create(&rt).Error; err != nil {
 		return nil, apperror.Wrap(err, "store refresh token")
 	}
-	access, err := a.tokens.IssueSession(u, family.String())
+	access, err := a.tokens.IssueSession(u, st, family.String())
 	if err != nil {
 		return nil, apperror.Wrap(err, "sign access token")
 	}
 	return &Session{
 		AccessToken: access, AccessExpiresIn: a.tokens.TTL(),
-		RefreshToken: raw, RefreshExpiresIn: a.cfg.RefreshTTL, User: u,
+		RefreshToken: raw, RefreshExpiresIn: a.cfg.RefreshTTL, User: u, Standing: st,
 	}, nil
 }
 

@@ -84,7 +84,7 @@ func (a *Login) Login(ctx context.Context, email, password string, client Client
 	var s *Session
 	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
-		if s, err = a.issuer.issue(tx, u, uuid.New(), uuid.New(), client); err != nil {
+		if s, err = a.issuer.issue(tx, u, uuid.Nil, uuid.Nil, uuid.New(), uuid.New(), client); err != nil {
 			return err
 		}
 		return a.audit.Record(ctx, tx, Event{Action: "auth.login", ActorType: "user", ActorID: u.ID.String(), TargetType: "user", TargetID: u.ID.String()})
@@ -146,7 +146,7 @@ func (a *Login) VerifyMFA(ctx context.Context, token, code string, client Client
 		if res.RowsAffected == 0 {
 			return errMFATokenDead // a concurrent verify used it
 		}
-		if s, err = a.issuer.issue(tx, u, uuid.New(), uuid.New(), client); err != nil {
+		if s, err = a.issuer.issue(tx, u, uuid.Nil, uuid.Nil, uuid.New(), uuid.New(), client); err != nil {
 			return err
 		}
 		return a.audit.Record(ctx, tx, Event{Action: "auth.login", Reason: "mfa", ActorType: "user", ActorID: u.ID.String(), TargetType: "user", TargetID: u.ID.String()})

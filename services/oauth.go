@@ -107,7 +107,7 @@ func (s *Clients) Register(ctx context.Context, owner *caller.Caller, in NewClie
 		return nil, "", apperror.Wrap(err, "make client secret")
 	}
 	c := &models.OAuthClient{
-		ID: uuid.New(), ClientID: product.ClientIDPrefix + id, OwnerID: owner.ID, Name: in.Name,
+		ID: uuid.New(), ClientID: product.ClientIDPrefix + id, OwnerID: owner.ID, OrgID: owner.OrgID, Name: in.Name,
 		Secret: s.cfg.Peppers.secret(secret), Scopes: caller.FormatScopes(caller.SortScopes(slices.Clone(in.Scopes))), Audience: in.Audience,
 		TokenTTLSeconds: int(in.TokenTTL / time.Second), AuthMethod: in.AuthMethod, CreatedAt: s.clock.Now(),
 	}
@@ -187,11 +187,11 @@ func (s *Clients) Disable(ctx context.Context, who *caller.Caller, id uuid.UUID,
 	return nil
 }
 
-// clientRow is a client with its owner's current role and tier.
+// clientRow is a client with its owner's current standing in its
+// organization.
 type clientRow struct {
 	models.OAuthClient
-	OwnerRole caller.Role
-	OwnerTier caller.Tier
+	OwnerStanding
 }
 
 // AuthenticatedClient is a client whose credentials checked out.
@@ -203,8 +203,7 @@ func (a *AuthenticatedClient) ClientID() string { return a.row.ClientID }
 func (s *Clients) load(ctx context.Context, clientID string) (*clientRow, error) {
 	var rows []clientRow
 	err := s.db.WithContext(ctx).Table("oauth_clients").
-		Select("oauth_clients.*, users.role AS owner_role, users.tier AS owner_tier").
-		Joins("JOIN users ON users.id = oauth_clients.owner_id").
+		Select("oauth_clients.*, "+ownerColumns).Scopes(ownerJoins("oauth_clients", "owner_id")).
 		Where("oauth_clients.client_id = ?", clientID).Limit(1).Scan(&rows).Error
 	if err != nil {
 		return nil, apperror.Wrap(err, "load oauth client")
@@ -355,10 +354,9 @@ func (s *Clients) Caller(ctx context.Context, cc *ClientClaims) (*caller.Caller,
 		return nil, errClientTokenDead
 	}
 	asked, _, _ := caller.ParseScopes(cc.Scope)
-	return &caller.Caller{
-		Kind: caller.Client, ID: c.OwnerID, Role: c.OwnerRole, Tier: c.OwnerTier,
-		Scopes: caller.Intersect(asked, c.allowedScopes()), TokenID: cc.ID, ClientID: c.ClientID, Bucket: "client:" + c.ClientID,
-	}, nil
+	who := c.caller(caller.Client, c.OwnerID, c.OrgID, caller.Intersect(asked, c.allowedScopes()))
+	who.TokenID, who.ClientID, who.Bucket = cc.ID, c.ClientID, "client:"+c.ClientID
+	return who, nil
 }
 
 // Metadata is RFC 8414's authorization server metadata.

@@ -76,15 +76,21 @@ type PageOf[M any] struct {
 // desc, in ONE query: it asks for one row more than the page to learn
 // whether another page follows, instead of counting the whole table.
 func listPage[M any](db *gorm.DB, p Page, desc bool, position func(*M) Cursor) (PageOf[M], error) {
-	order, cmp := "created_at, id", ">"
+	return listPageOn(db, p, desc, "created_at", "id", position)
+}
+
+// listPageOn is listPage over the columns created and id (named with their
+// table in a join).
+func listPageOn[M any](db *gorm.DB, p Page, desc bool, created, id string, position func(*M) Cursor) (PageOf[M], error) {
+	order, cmp := created+", "+id, ">"
 	if desc {
-		order, cmp = "created_at DESC, id DESC", "<"
+		order, cmp = created+" DESC, "+id+" DESC", "<"
 	}
 	q := db.Order(order).Limit(p.PerPage + 1)
 	if p.After != nil {
 		// Row-value comparison: PostgreSQL and SQLite (3.15+) both have it,
 		// and it walks the (created_at, id) index.
-		q = q.Where("(created_at, id) "+cmp+" (?, ?)", p.After.CreatedAt, p.After.ID)
+		q = q.Where("("+created+", "+id+") "+cmp+" (?, ?)", p.After.CreatedAt, p.After.ID)
 	} else {
 		q = q.Offset(p.offset())
 	}

@@ -26,9 +26,17 @@ func NewProjects(db *gorm.DB, clk clock.Clock) *Projects {
 	return &Projects{db: db, clock: clk}
 }
 
-// List returns one page of projects, newest first.
-func (s *Projects) List(ctx context.Context, p Page) (PageOf[models.Project], error) {
-	page, err := listPage(s.db.WithContext(ctx), p, true, func(m *models.Project) Cursor {
+// Every project belongs to one organization: each method reads and writes
+// only the caller's (orgOf), so another organization's project is simply
+// not found (404, never 403: no existence oracle).
+
+// List returns one page of the organization's projects, newest first.
+func (s *Projects) List(ctx context.Context, who *caller.Caller, p Page) (PageOf[models.Project], error) {
+	org, err := orgOf(who)
+	if err != nil {
+		return PageOf[models.Project]{}, err
+	}
+	page, err := listPage(s.db.WithContext(ctx).Where("org_id = ?", org), p, true, func(m *models.Project) Cursor {
 		return Cursor{CreatedAt: m.CreatedAt, ID: m.ID}
 	})
 	if err != nil {
@@ -37,10 +45,14 @@ func (s *Projects) List(ctx context.Context, p Page) (PageOf[models.Project], er
 	return page, nil
 }
 
-// Get returns one project.
-func (s *Projects) Get(ctx context.Context, id uuid.UUID) (*models.Project, error) {
+// Get returns one of the organization's projects.
+func (s *Projects) Get(ctx context.Context, who *caller.Caller, id uuid.UUID) (*models.Project, error) {
+	org, err := orgOf(who)
+	if err != nil {
+		return nil, err
+	}
 	var p models.Project
-	if err := s.db.WithContext(ctx).First(&p, "id = ?", id).Error; err != nil {
+	if err := s.db.WithContext(ctx).First(&p, "id = ? AND org_id = ?", id, org).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return nil, errProjectNotFound
 		}
@@ -49,10 +61,14 @@ func (s *Projects) Get(ctx context.Context, id uuid.UUID) (*models.Project, erro
 	return &p, nil
 }
 
-// Create stores a project owned by owner.
-func (s *Projects) Create(ctx context.Context, owner uuid.UUID, name, description string) (*models.Project, error) {
+// Create stores a project owned by the caller, in its organization.
+func (s *Projects) Create(ctx context.Context, who *caller.Caller, name, description string) (*models.Project, error) {
+	org, err := orgOf(who)
+	if err != nil {
+		return nil, err
+	}
 	now := s.clock.Now()
-	p := &models.Project{ID: uuid.New(), OwnerID: owner, Name: name, Description: description, CreatedAt: now, UpdatedAt: now}
+	p := &models.Project{ID: uuid.New(), OrgID: org, OwnerID: who.ID, Name: name, Description: description, CreatedAt: now, UpdatedAt: now}
 	if err := s.db.WithContext(ctx).Create(p).Error; err != nil {
 		if errors.Is(err, gorm.ErrForeignKeyViolated) {
 			return nil, errAccountGone
@@ -71,7 +87,7 @@ type ProjectChanges struct {
 // Update changes a project. Admins may change any project; everyone else
 // only their own.
 func (s *Projects) Update(ctx context.Context, actor *caller.Caller, id uuid.UUID, ch ProjectChanges) (*models.Project, error) {
-	p, err := s.Get(ctx, id)
+	p, err := s.Get(ctx, actor, id)
 	if err != nil {
 		return nil, err
 	}
@@ -85,15 +101,19 @@ func (s *Projects) Update(ctx context.Context, actor *caller.Caller, id uuid.UUI
 		p.Description = *ch.Description
 	}
 	p.UpdatedAt = s.clock.Now()
-	if err := s.db.WithContext(ctx).Model(p).Select("name", "description", "updated_at").Updates(p).Error; err != nil {
+	if err := s.db.WithContext(ctx).Model(p).Where("org_id = ?", p.OrgID).Select("name", "description", "updated_at").Updates(p).Error; err != nil {
 		return nil, apperror.Wrap(err, "update project")
 	}
 	return p, nil
 }
 
-// Delete removes a project.
-func (s *Projects) Delete(ctx context.Context, id uuid.UUID) error {
-	res := s.db.WithContext(ctx).Delete(&models.Project{}, "id = ?", id)
+// Delete removes one of the organization's projects.
+func (s *Projects) Delete(ctx context.Context, who *caller.Caller, id uuid.UUID) error {
+	org, err := orgOf(who)
+	if err != nil {
+		return err
+	}
+	res := s.db.WithContext(ctx).Delete(&models.Project{}, "id = ? AND org_id = ?", id, org)
 	if res.Error != nil {
 		return apperror.Wrap(res.Error, "delete project")
 	}

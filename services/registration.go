@@ -60,10 +60,15 @@ func (a *Registration) Register(ctx context.Context, email, password string) err
 		now := a.clock.Now()
 		switch {
 		case errors.Is(err, gorm.ErrRecordNotFound):
-			u = models.User{ID: uuid.New(), Email: email, PasswordHash: string(hash), Role: caller.Viewer, Tier: caller.Free,
+			u = models.User{ID: uuid.New(), Email: email, PasswordHash: string(hash), Tier: caller.Free,
 				CreatedAt: now, UpdatedAt: now}
 			if err := tx.Create(&u).Error; err != nil {
 				return apperror.Wrap(err, "insert user")
+			}
+			// ORG_SIGNUP: the default organization as viewer, one of its
+			// own as owner, or none (invitations only).
+			if err := a.orgs.joinOnSignup(ctx, tx, &u); err != nil {
+				return err
 			}
 			if err := a.audit.Record(ctx, tx, registered(&u, "new")); err != nil {
 				return err

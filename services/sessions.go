@@ -31,8 +31,12 @@ type SessionInfo struct {
 
 // Refresh rotates a refresh token: the presented one is revoked and points to
 // its replacement. Presenting a token that was already rotated or revoked is
-// treated as theft: the whole family is revoked.
-func (a *Sessions) Refresh(ctx context.Context, raw string, client Client) (*Session, error) {
+// treated as theft: the whole family is revoked. With org (not uuid.Nil)
+// the new pair is for that organization (404 org_not_found unless the user
+// is a member); without, for the session's organization while the user is
+// still in it. Memberships are read afresh: a member removed from an
+// organization is not in it after the refresh.
+func (a *Sessions) Refresh(ctx context.Context, raw string, org uuid.UUID, client Client) (*Session, error) {
 	db := a.db.WithContext(ctx)
 	var old models.RefreshToken
 	err := db.Where("token_hash = ?", hashToken(raw)).First(&old).Error
@@ -83,7 +87,11 @@ func (a *Sessions) Refresh(ctx context.Context, raw string, client Client) (*Ses
 			return errRefreshReused
 		}
 		var ierr error
-		s, ierr = a.issuer.issue(tx, u, next, old.FamilyID, client)
+		prefer := uuid.Nil
+		if old.OrgID != nil {
+			prefer = *old.OrgID
+		}
+		s, ierr = a.issuer.issue(tx, u, org, prefer, next, old.FamilyID, client)
 		return ierr
 	})
 	if lostRace {

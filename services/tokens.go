@@ -22,8 +22,19 @@ import (
 // Claims are the access token's claims: the token's wire format. Requests
 // carry the caller they describe (Caller), not the claims.
 type Claims struct {
+	// Role is what the route table knows the user as in the organization
+	// (viewer, editor, admin: an owner is an admin); OrgRole is the role
+	// itself. Tier is the organization's, or the user's where it has none.
 	Role string `json:"role"`
 	Tier string `json:"tier"`
+	// OrgID is the active organization (absent: none); OrgTier its own
+	// tier, which its org-wide budget follows (absent: it has none).
+	OrgID   string `json:"org_id,omitempty"`
+	OrgRole string `json:"org_role,omitempty"`
+	OrgTier string `json:"org_tier,omitempty"`
+	// Platform marks a platform operator (an owner or admin of the default
+	// organization): the /admin routes.
+	Platform bool `json:"platform_admin,omitempty"`
 	// Scope is what the role implies, space-separated (RFC 8693 / 9068).
 	Scope string `json:"scope"`
 	// Sid is the session (refresh-token family) the token was issued in.
@@ -36,8 +47,10 @@ type Claims struct {
 // token names, so they can never exceed it.
 func (c *Claims) Caller() *caller.Caller {
 	id, _ := uuid.Parse(c.Subject)
+	org, _ := uuid.Parse(c.OrgID)
 	role := caller.Role(c.Role)
-	return &caller.Caller{Kind: caller.User, ID: id, Role: role, Tier: caller.Tier(c.Tier), Scopes: role.Scopes(), TokenID: c.ID, SessionID: c.Sid}
+	return &caller.Caller{Kind: caller.User, ID: id, OrgID: org, OrgRole: caller.Role(c.OrgRole), Role: role, Tier: caller.Tier(c.Tier),
+		OrgTier: caller.Tier(c.OrgTier), Platform: c.Platform, Scopes: role.Scopes(), TokenID: c.ID, SessionID: c.Sid}
 }
 
 // Tokens issues and verifies RS256 access tokens.
@@ -79,16 +92,22 @@ func (t *Tokens) TTL() time.Duration { return t.ttl }
 // JWKS returns the public keys clients can verify tokens with.
 func (t *Tokens) JWKS() JWKS { return t.keys.JWKS() }
 
-// IssueSession signs an access token for u in session (its refresh-token
-// family), so the session can be told apart ("current", "others").
-func (t *Tokens) IssueSession(u *models.User, session string) (string, error) {
+// IssueSession signs an access token for u with standing st, in session
+// (its refresh-token family), so the session can be told apart
+// ("current", "others"). Without an organization the token is a viewer's
+// of none: the org-scoped routes answer 403 no_organization.
+func (t *Tokens) IssueSession(u *models.User, st Standing, session string) (string, error) {
 	now := t.clock.Now()
 	issued := t.ended.IssuedAfter(u.ID.String(), now)
+	role := st.Role.RouteRole()
 	claims := Claims{
-		Sid:   session,
-		Role:  string(u.Role),
-		Tier:  string(u.Tier),
-		Scope: caller.FormatScopes(u.Role.Scopes()),
+		Sid:      session,
+		Role:     string(role),
+		Tier:     string(st.Tier),
+		OrgRole:  string(st.Role),
+		OrgTier:  string(st.OrgTier),
+		Platform: st.Platform,
+		Scope:    caller.FormatScopes(role.Scopes()),
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   u.ID.String(),
 			Issuer:    t.issuer,
@@ -97,6 +116,12 @@ func (t *Tokens) IssueSession(u *models.User, session string) (string, error) {
 			ExpiresAt: jwt.NewNumericDate(now.Add(t.ttl)),
 			ID:        uuid.NewString(),
 		},
+	}
+	if st.OrgID == uuid.Nil {
+		claims.Role = string(caller.Viewer)
+		claims.Scope = caller.FormatScopes(caller.Viewer.Scopes())
+	} else {
+		claims.OrgID = st.OrgID.String()
 	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
 	tok.Header["kid"] = t.keys.SigningKID()
@@ -175,6 +200,9 @@ func (t *Tokens) verify(raw string) (*Claims, error) {
 		return nil, apperror.ErrInvalidToken
 	}
 	if _, err := uuid.Parse(claims.Subject); err != nil || claims.Role == "" {
+		return nil, apperror.ErrInvalidToken
+	}
+	if _, err := uuid.Parse(claims.OrgID); claims.OrgID != "" && err != nil {
 		return nil, apperror.ErrInvalidToken
 	}
 	return &claims, nil

@@ -3,12 +3,12 @@ package services
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 	"unicode"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/tollgate/tollgate/apperror"
 	"github.com/tollgate/tollgate/cache"
@@ -28,7 +28,7 @@ const (
 var (
 	errUserNotFound = apperror.Define(apperror.NotFound, "user_not_found", "User not found")
 	errEmailTaken   = apperror.Define(apperror.Conflict, "email_taken", "An account with this email already exists")
-	errLastAdmin    = apperror.Define(apperror.Conflict, "last_admin", "This is the last admin; make another user admin first")
+	errLastAdmin    = apperror.Define(apperror.Conflict, "last_admin", "This is the last admin of the default organization (the platform's); make another user admin first")
 )
 
 // Users holds the account rules shared by registration, the admin API and
@@ -115,18 +115,33 @@ func CheckPassword(p string) string {
 // NewUser is what Create needs.
 type NewUser struct {
 	Email, Password string
-	Role            caller.Role
+	Role            caller.Role // in the default organization
 	Tier            caller.Tier
 	EmailVerified   bool
 }
 
-// Create validates and stores a user. Registration always passes viewer/free
-// and unverified; only the CLI makes verified admins.
-func (s *Users) Create(ctx context.Context, in NewUser) (*models.User, error) {
-	return s.create(ctx, s.db, in)
+// UserInOrg is a user with their role in one organization (for the admin
+// routes, the default one; "" : not a member).
+type UserInOrg struct {
+	models.User
+	Role caller.Role
 }
 
-func (s *Users) create(ctx context.Context, db *gorm.DB, in NewUser) (*models.User, error) {
+// defaultRoles are the roles a user may hold in the default organization:
+// it has no owners (the platform owns it).
+func defaultRoles() []caller.Role { return []caller.Role{caller.Viewer, caller.Editor, caller.Admin} }
+
+func checkDefaultRole(r caller.Role) string {
+	if !slices.Contains(defaultRoles(), r) {
+		return "must be one of: " + caller.Join(defaultRoles(), ", ")
+	}
+	return ""
+}
+
+// Create validates and stores a user, a member of the default organization
+// with in.Role. Registration has its own path (ORG_SIGNUP); this is for
+// the CLI and the development routes.
+func (s *Users) Create(ctx context.Context, in NewUser) (*UserInOrg, error) {
 	email := NormalizeEmail(in.Email)
 	details := map[string]string{}
 	if msg := CheckEmail(email); msg != "" {
@@ -135,11 +150,11 @@ func (s *Users) create(ctx context.Context, db *gorm.DB, in NewUser) (*models.Us
 	if msg := CheckPassword(in.Password); msg != "" {
 		details["password"] = msg
 	}
-	if !in.Role.Valid() {
-		details["role"] = "must be viewer, editor or admin"
+	if msg := checkDefaultRole(in.Role); msg != "" {
+		details["role"] = msg
 	}
 	if !in.Tier.Valid() {
-		details["tier"] = "must be free, paid or enterprise"
+		details["tier"] = "must be one of: " + caller.Join(caller.Tiers(), ", ")
 	}
 	if len(details) > 0 {
 		return nil, apperror.Validation(details)
@@ -150,16 +165,22 @@ func (s *Users) create(ctx context.Context, db *gorm.DB, in NewUser) (*models.Us
 	}
 	now := s.clock.Now()
 	u := &models.User{
-		ID: uuid.New(), Email: email, PasswordHash: string(hash), Role: in.Role, Tier: in.Tier,
+		ID: uuid.New(), Email: email, PasswordHash: string(hash), Tier: in.Tier,
 		EmailVerified: in.EmailVerified, CreatedAt: now, UpdatedAt: now,
 	}
-	if err := db.WithContext(ctx).Create(u).Error; err != nil {
-		if errors.Is(err, gorm.ErrDuplicatedKey) {
-			return nil, errEmailTaken
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(u).Error; err != nil {
+			if errors.Is(err, gorm.ErrDuplicatedKey) {
+				return errEmailTaken
+			}
+			return apperror.Wrap(err, "insert user")
 		}
-		return nil, apperror.Wrap(err, "insert user")
+		return joinDefault(tx, u.ID, in.Role, now)
+	})
+	if err != nil {
+		return nil, err
 	}
-	return u, nil
+	return &UserInOrg{User: *u, Role: in.Role}, nil
 }
 
 // Current returns the user an access token was issued to; a deleted
@@ -196,33 +217,69 @@ func (s *Users) byEmail(ctx context.Context, email string) (*models.User, error)
 	return &u, nil
 }
 
-// List returns one page of users, oldest first.
-func (s *Users) List(ctx context.Context, p Page) (PageOf[models.User], error) {
+// List returns one page of users, oldest first, each with their role in
+// the default organization.
+func (s *Users) List(ctx context.Context, p Page) (PageOf[UserInOrg], error) {
 	page, err := listPage(s.db.WithContext(ctx), p, false, func(m *models.User) Cursor {
 		return Cursor{CreatedAt: m.CreatedAt, ID: m.ID}
 	})
 	if err != nil {
-		return page, apperror.Wrap(err, "list users")
+		return PageOf[UserInOrg]{}, apperror.Wrap(err, "list users")
 	}
-	return page, nil
+	ids := make([]uuid.UUID, len(page.Items))
+	for i, u := range page.Items {
+		ids[i] = u.ID
+	}
+	var ms []models.Membership
+	if err := s.db.WithContext(ctx).Where("org_id = ? AND user_id IN ?", models.DefaultOrgID, ids).Find(&ms).Error; err != nil {
+		return PageOf[UserInOrg]{}, apperror.Wrap(err, "list roles")
+	}
+	roles := make(map[uuid.UUID]caller.Role, len(ms))
+	for _, m := range ms {
+		roles[m.UserID] = m.Role
+	}
+	out := PageOf[UserInOrg]{Items: make([]UserInOrg, len(page.Items)), Next: page.Next}
+	for i, u := range page.Items {
+		out.Items[i] = UserInOrg{User: u, Role: roles[u.ID]}
+	}
+	return out, nil
+}
+
+// DefaultRole is id's role in the default organization ("": not a member).
+func (s *Users) DefaultRole(ctx context.Context, id uuid.UUID) (caller.Role, error) {
+	return roleIn(s.db.WithContext(ctx), models.DefaultOrgID, id)
+}
+
+func roleIn(db *gorm.DB, org, user uuid.UUID) (caller.Role, error) {
+	var roles []caller.Role
+	if err := db.Model(&models.Membership{}).Where("org_id = ? AND user_id = ?", org, user).Limit(1).Pluck("role", &roles).Error; err != nil {
+		return "", apperror.Wrap(err, "load membership")
+	}
+	if len(roles) == 0 {
+		return "", nil
+	}
+	return roles[0], nil
 }
 
 // UserChanges are the fields an admin may change; nil leaves a field alone.
 type UserChanges struct {
-	Role *caller.Role
-	Tier *caller.Tier
+	Role *caller.Role // in the default organization
+	Tier *caller.Tier // the account's own
 }
 
-// Update changes a user's role or tier. Access tokens already issued are
-// refused from now on (they carry the old claims); the next refresh gives
-// one with the new ones.
-func (s *Users) Update(ctx context.Context, id uuid.UUID, ch UserChanges) (*models.User, error) {
+// Update changes a user's role in the default organization (joining it if
+// need be) or their own tier. Access tokens already issued are refused
+// from now on (they carry the old claims); the next refresh gives one with
+// the new ones.
+func (s *Users) Update(ctx context.Context, id uuid.UUID, ch UserChanges) (*UserInOrg, error) {
 	details := map[string]string{}
-	if ch.Role != nil && !ch.Role.Valid() {
-		details["role"] = "must be viewer, editor or admin"
+	if ch.Role != nil {
+		if msg := checkDefaultRole(*ch.Role); msg != "" {
+			details["role"] = msg
+		}
 	}
 	if ch.Tier != nil && !ch.Tier.Valid() {
-		details["tier"] = "must be free, paid or enterprise"
+		details["tier"] = "must be one of: " + caller.Join(caller.Tiers(), ", ")
 	}
 	if ch.Role == nil && ch.Tier == nil {
 		details["body"] = "give role or tier"
@@ -230,40 +287,45 @@ func (s *Users) Update(ctx context.Context, id uuid.UUID, ch UserChanges) (*mode
 	if len(details) > 0 {
 		return nil, apperror.Validation(details)
 	}
-	var u *models.User
+	var out *UserInOrg
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var err error
-		if u, err = (&Users{db: tx, clock: s.clock}).Get(ctx, id); err != nil {
+		u, err := (&Users{db: tx, clock: s.clock}).Get(ctx, id)
+		if err != nil {
 			return err
 		}
-		before := *u
-		if ch.Role != nil && u.Role == caller.Admin && *ch.Role != caller.Admin {
-			if err := notLastAdmin(tx); err != nil {
+		ms, err := lockMembers(tx, models.DefaultOrgID)
+		if err != nil {
+			return err
+		}
+		var role caller.Role
+		if m := findMember(ms, id); m != nil {
+			role = m.Role
+		}
+		out = &UserInOrg{User: *u, Role: role}
+		if ch.Role != nil && *ch.Role != role {
+			if role.Manages() && !ch.Role.Manages() {
+				if err := keepsAnOwner(models.DefaultOrgID, ms, id); err != nil {
+					return err
+				}
+			}
+			if err := joinDefault(tx, id, *ch.Role, s.clock.Now()); err != nil {
+				return err
+			}
+			out.Role = *ch.Role
+			if err := s.record(ctx, tx, Event{Action: "user.role_changed", Reason: string(role) + "->" + string(*ch.Role),
+				OrgID: models.DefaultOrgID.String(), TargetType: "user", TargetID: id.String()}); err != nil {
 				return err
 			}
 		}
-		if ch.Role != nil {
-			u.Role = *ch.Role
-		}
-		if ch.Tier != nil {
-			u.Tier = *ch.Tier
-		}
-		u.UpdatedAt = s.clock.Now()
-		if err := tx.Model(u).Select("role", "tier", "updated_at").Updates(u).Error; err != nil {
-			return apperror.Wrap(err, "update user")
-		}
-		if s.audit != nil {
-			if before.Role != u.Role {
-				if err := s.audit.Record(ctx, tx, Event{Action: "user.role_changed", Reason: string(before.Role) + "->" + string(u.Role),
-					TargetType: "user", TargetID: u.ID.String()}); err != nil {
-					return err
-				}
+		if ch.Tier != nil && *ch.Tier != u.Tier {
+			before := u.Tier
+			out.Tier, out.UpdatedAt = *ch.Tier, s.clock.Now()
+			if err := tx.Model(&out.User).Select("tier", "updated_at").Updates(&out.User).Error; err != nil {
+				return apperror.Wrap(err, "update user")
 			}
-			if before.Tier != u.Tier {
-				if err := s.audit.Record(ctx, tx, Event{Action: "user.tier_changed", Reason: string(before.Tier) + "->" + string(u.Tier),
-					TargetType: "user", TargetID: u.ID.String()}); err != nil {
-					return err
-				}
+			if err := s.record(ctx, tx, Event{Action: "user.tier_changed", Reason: string(before) + "->" + string(*ch.Tier),
+				TargetType: "user", TargetID: id.String()}); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -271,54 +333,57 @@ func (s *Users) Update(ctx context.Context, id uuid.UUID, ch UserChanges) (*mode
 	if err != nil {
 		return nil, err
 	}
-	s.ended.EndUser(ctx, u.ID.String())
-	return u, nil
+	s.ended.EndUser(ctx, id.String())
+	return out, nil
+}
+
+func (s *Users) record(ctx context.Context, tx *gorm.DB, e Event) error {
+	if s.audit == nil {
+		return nil
+	}
+	return s.audit.Record(ctx, tx, e)
 }
 
 // Delete removes a user and everything of theirs (projects, keys, clients,
-// sessions: the foreign keys cascade), and refuses their access tokens at
-// once. The last admin cannot be deleted.
+// sessions, memberships: the foreign keys cascade), and refuses their
+// access tokens at once. The default organization's last admin cannot be
+// deleted, nor another organization's last owner while it has other
+// members (409: transfer ownership or delete the organization first); an
+// organization with no other member goes with its owner.
 func (s *Users) Delete(ctx context.Context, id uuid.UUID) error {
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		u, err := (&Users{db: tx, clock: s.clock}).Get(ctx, id)
-		if err != nil {
+		if _, err := (&Users{db: tx, clock: s.clock}).Get(ctx, id); err != nil {
 			return err
 		}
-		if u.Role == caller.Admin {
-			if err := notLastAdmin(tx); err != nil {
+		var mine []models.Membership
+		if err := tx.Where("user_id = ?", id).Find(&mine).Error; err != nil {
+			return apperror.Wrap(err, "load memberships")
+		}
+		for _, m := range mine {
+			if !m.Role.Manages() {
+				continue
+			}
+			ms, err := lockMembers(tx, m.OrgID)
+			if err != nil {
 				return err
+			}
+			if err := keepsAnOwner(m.OrgID, ms, id); err != nil {
+				if len(ms) > 1 || m.OrgID == models.DefaultOrgID {
+					return err
+				}
+				if err := tx.Delete(&models.Organization{}, "id = ?", m.OrgID).Error; err != nil {
+					return apperror.Wrap(err, "delete organization")
+				}
 			}
 		}
 		if err := tx.Delete(&models.User{}, "id = ?", id).Error; err != nil {
 			return apperror.Wrap(err, "delete user")
 		}
-		if s.audit != nil {
-			return s.audit.Record(ctx, tx, Event{Action: "user.deleted", TargetType: "user", TargetID: id.String()})
-		}
-		return nil
+		return s.record(ctx, tx, Event{Action: "user.deleted", TargetType: "user", TargetID: id.String()})
 	})
 	if err != nil {
 		return err
 	}
 	s.ended.EndUser(ctx, id.String())
-	return nil
-}
-
-// notLastAdmin refuses, in tx, to lose an admin when only one is left. It
-// locks every admin row first (PostgreSQL; SQLite transactions already take
-// the write lock), so two admins demoting each other at once cannot both
-// see the other still admin.
-func notLastAdmin(tx *gorm.DB) error {
-	q := tx.Model(&models.User{}).Where("role = ?", caller.Admin)
-	if tx.Dialector.Name() == "postgres" {
-		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
-	}
-	var admins []uuid.UUID
-	if err := q.Pluck("id", &admins).Error; err != nil {
-		return apperror.Wrap(err, "count admins")
-	}
-	if len(admins) <= 1 {
-		return errLastAdmin
-	}
 	return nil
 }

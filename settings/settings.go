@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"reflect"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -100,6 +101,14 @@ type Config struct {
 	APIKeySharesUserLimit bool `env:"API_KEY_SHARES_USER_LIMIT" envDefault:"false"`
 	// How long a password reset link works.
 	PasswordResetTTL time.Duration `env:"PASSWORD_RESET_TTL" envDefault:"30m"`
+	// ORG_SIGNUP is what registration does with a new account:
+	// join-default (the default organization, as viewer: a single-tenant
+	// app), create-own (an organization of its own, as owner: a SaaS) or
+	// invite-only (none until it accepts an invitation; only platform
+	// operators make organizations).
+	OrgSignup string `env:"ORG_SIGNUP" envDefault:"join-default"`
+	// How long an invitation to an organization works.
+	InvitationTTL time.Duration `env:"INVITATION_TTL" envDefault:"168h"`
 	// Default lifetime of OAuth client access tokens (a client may set its own).
 	OAuthTokenTTL time.Duration `env:"OAUTH_TOKEN_TTL" envDefault:"15m"`
 
@@ -198,6 +207,10 @@ type RateLimits struct {
 	// send to one address, whoever asks (silently: the answer is the same).
 	MailAddress ratelimit.Policy `env:"RATE_LIMIT_MAIL_ADDRESS" envDefault:"3/15m"`
 	Tiers       TierPolicies     `env:"RATE_LIMIT_TIERS" envDefault:"free=60/1m,paid=600/1m,enterprise=3000/1m"` // by tier claim
+	// RATE_LIMIT_ORG_TIERS is an organization's budget, all its members,
+	// keys and clients together, by the organization's tier (a tier not
+	// listed, or the default organization, which has none: no budget).
+	OrgTiers TierPolicies `env:"RATE_LIMIT_ORG_TIERS" envDefault:"free=200/1m,paid=2000/1m,enterprise=10000/1m"`
 }
 
 // name gives each policy the name it is counted and reported under.
@@ -210,6 +223,10 @@ func (r *RateLimits) name() {
 	}
 	for i := range r.LoginAccount {
 		r.LoginAccount[i].Name = fmt.Sprintf("login_account_%d", i+1)
+	}
+	for tier, p := range r.OrgTiers {
+		p.Name = "org"
+		r.OrgTiers[tier] = p
 	}
 }
 
@@ -340,6 +357,12 @@ func (c *Config) validateTokens() error {
 	}
 	if c.PasswordResetTTL < time.Minute || c.PasswordResetTTL > 24*time.Hour {
 		return bad("PASSWORD_RESET_TTL", "must be between 1m and 24h")
+	}
+	if !slices.Contains([]string{"join-default", "create-own", "invite-only"}, c.OrgSignup) {
+		return bad("ORG_SIGNUP", "must be join-default, create-own or invite-only")
+	}
+	if c.InvitationTTL < time.Hour || c.InvitationTTL > 30*24*time.Hour {
+		return bad("INVITATION_TTL", "must be between 1h and 720h")
 	}
 	if c.OAuthTokenTTL < time.Minute || c.OAuthTokenTTL > 24*time.Hour {
 		return bad("OAUTH_TOKEN_TTL", "must be between 1m and 24h")

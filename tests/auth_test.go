@@ -37,7 +37,7 @@ func TestRegister(t *testing.T) {
 			After: func(t testing.TB, a *App, _ *Response) {
 				var u models.User
 				mustf(t, a.DB.Where("email = ?", "marta@example.com").First(&u).Error == nil, "no user stored")
-				mustf(t, u.Role == "viewer" && u.Tier == "free" && !u.EmailVerified, "stored %+v", u)
+				mustf(t, defaultRole(t, a, u.ID) == "viewer" && u.Tier == "free" && !u.EmailVerified, "stored %+v", u)
 			},
 		},
 		{
@@ -128,7 +128,7 @@ func TestRegister(t *testing.T) {
 			After: func(t testing.TB, a *App, _ *Response) {
 				var u models.User
 				a.DB.Where("email = ?", "sneaky@example.com").First(&u)
-				mustf(t, u.Role == "viewer" && u.Tier == "free" && !u.EmailVerified, "stored %+v", u)
+				mustf(t, defaultRole(t, a, u.ID) == "viewer" && u.Tier == "free" && !u.EmailVerified, "stored %+v", u)
 			},
 		},
 		{
@@ -474,7 +474,7 @@ func TestRaisedBcryptCostRehashesAtLoginWithTheSameWork(t *testing.T) {
 	parallelTest(t)
 	a := newApp(t, "BCRYPT_COST", "5")
 	now := a.Clock.Now()
-	u := &models.User{ID: uuid.New(), Email: randomName("old-") + "@example.com", PasswordHash: fixtureHash(t, 4), Role: caller.Viewer, Tier: caller.Free,
+	u := &models.User{ID: uuid.New(), Email: randomName("old-") + "@example.com", PasswordHash: fixtureHash(t, 4), Tier: caller.Free,
 		EmailVerified: true, CreatedAt: now, UpdatedAt: now}
 	mustf(t, a.DB.Create(u).Error == nil, "insert")
 	login := func(password string) *Response {

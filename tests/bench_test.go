@@ -38,8 +38,8 @@ func BenchmarkAuthenticatedChain(b *testing.B) {
 	e := echo.New()
 	e.GET("/trivial", func(c *echo.Context) error { return c.NoContent(http.StatusNoContent) },
 		middleware.NewAuth(tokens, nil, nil, nil).RequireAuth,
-		limiter.PerUser(map[string]ratelimit.Policy{}, ratelimit.Policy{Name: "user", Limit: 1 << 40, Window: 60e9}))
-	tok, err := tokens.IssueSession(&models.User{ID: [16]byte{1}, Role: caller.Viewer, Tier: caller.Free}, "")
+		limiter.PerUser(map[string]ratelimit.Policy{}, ratelimit.Policy{Name: "user", Limit: 1 << 40, Window: 60e9}, nil))
+	tok, err := tokens.IssueSession(&models.User{ID: [16]byte{1}, Tier: caller.Free}, services.Standing{OrgID: models.DefaultOrgID, Role: caller.Viewer, Tier: caller.Free}, "")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func BenchmarkAuthenticatedChain(b *testing.B) {
 // BenchmarkVerify compares a full RS256 verification with a cache hit.
 func BenchmarkVerify(b *testing.B) {
 	tokens := testTokens(b, clock.System{})
-	raw, err := tokens.IssueSession(&models.User{ID: uuid.New(), Role: caller.Viewer, Tier: caller.Free}, "")
+	raw, err := tokens.IssueSession(&models.User{ID: uuid.New(), Tier: caller.Free}, services.Standing{OrgID: models.DefaultOrgID, Role: caller.Viewer, Tier: caller.Free}, "")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func BenchmarkVerify(b *testing.B) {
 		ended.EndUser(context.Background(), uuid.NewString())
 	}
 	checked := testTokensEnding(b, clock.System{}, ended)
-	raw, err = checked.IssueSession(&models.User{ID: uuid.New(), Role: caller.Viewer, Tier: caller.Free}, "")
+	raw, err = checked.IssueSession(&models.User{ID: uuid.New(), Tier: caller.Free}, services.Standing{OrgID: models.DefaultOrgID, Role: caller.Viewer, Tier: caller.Free}, "")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -681,9 +681,14 @@ func (a *App) user(t testing.TB, role caller.Role, tier caller.Tier) *User {
 	// hashing it afresh for each of the suite's users was an eighth of its
 	// CPU. Creating users for real is what the register and CLI tests test.
 	now := a.Clock.Now()
-	created := &models.User{ID: uuid.New(), Email: email, PasswordHash: fixtureHash(t, a.Config.BcryptCost), Role: role, Tier: tier,
+	created := &models.User{ID: uuid.New(), Email: email, PasswordHash: fixtureHash(t, a.Config.BcryptCost), Tier: tier,
 		EmailVerified: true, CreatedAt: now, UpdatedAt: now}
 	if err := a.DB.Create(created).Error; err != nil {
+		t.Fatal(err)
+	}
+	// A member of the default organization with role, as `user create`
+	// makes one.
+	if err := a.DB.Create(&models.Membership{OrgID: models.DefaultOrgID, UserID: created.ID, Role: role, CreatedAt: now}).Error; err != nil {
 		t.Fatal(err)
 	}
 	u := &User{ID: created.ID.String(), Email: email, Password: testPassword}
@@ -778,4 +783,17 @@ func mustf(t testing.TB, cond bool, format string, args ...any) {
 	if !cond {
 		t.Fatalf(format, args...)
 	}
+}
+
+// defaultRole is user's role in the default organization ("": none).
+func defaultRole(t testing.TB, a *App, user uuid.UUID) caller.Role {
+	t.Helper()
+	var roles []caller.Role
+	if err := a.DB.Model(&models.Membership{}).Where("org_id = ? AND user_id = ?", models.DefaultOrgID, user).Pluck("role", &roles).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(roles) == 0 {
+		return ""
+	}
+	return roles[0]
 }

@@ -41,7 +41,7 @@ func forge(t testing.TB, method jwt.SigningMethod, key any, kid string, claims j
 func goodClaims(a *App, sub string) jwt.MapClaims {
 	now := a.Clock.Now()
 	return jwt.MapClaims{
-		"sub": sub, "role": "admin", "tier": "enterprise", "iss": a.Config.JWTIssuer, "aud": a.Config.JWTAudience,
+		"sub": sub, "role": "admin", "org_id": models.DefaultOrgID.String(), "tier": "enterprise", "iss": a.Config.JWTIssuer, "aud": a.Config.JWTAudience,
 		"iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(), "jti": uuid.NewString(),
 	}
 }
@@ -222,7 +222,7 @@ func TestVerifiedCacheRechecksExpiry(t *testing.T) {
 	parallelTest(t)
 	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	tokens := testTokens(t, clk)
-	raw, err := tokens.IssueSession(&models.User{ID: uuid.New(), Role: caller.Viewer, Tier: caller.Free}, "")
+	raw, err := tokens.IssueSession(&models.User{ID: uuid.New(), Tier: caller.Free}, services.Standing{OrgID: models.DefaultOrgID, Role: caller.Viewer, Tier: caller.Free}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,10 +251,10 @@ func TestEndedSessionsRefuseTokens(t *testing.T) {
 	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 500_000_000, time.UTC))
 	ended := services.NewEndedSessions(nil, "", clk, 15*time.Minute, time.Second, slog.New(slog.DiscardHandler))
 	tokens := testTokensEnding(t, clk, ended)
-	u := &models.User{ID: uuid.New(), Role: caller.Viewer, Tier: caller.Free}
+	u := &models.User{ID: uuid.New(), Tier: caller.Free}
 	sid := uuid.NewString()
-	a, _ := tokens.IssueSession(u, sid)
-	b, _ := tokens.IssueSession(u, uuid.NewString())
+	a, _ := tokens.IssueSession(u, services.Standing{OrgID: models.DefaultOrgID, Role: caller.Viewer, Tier: caller.Free}, sid)
+	b, _ := tokens.IssueSession(u, services.Standing{OrgID: models.DefaultOrgID, Role: caller.Viewer, Tier: caller.Free}, uuid.NewString())
 	ended.End(context.Background(), sid)
 	if _, err := tokens.Verify(a); err == nil {
 		t.Fatal("a token of an ended session verified")
@@ -266,7 +266,7 @@ func TestEndedSessionsRefuseTokens(t *testing.T) {
 	if _, err := tokens.Verify(b); err == nil {
 		t.Fatal("a voided user's token verified")
 	}
-	fresh, _ := tokens.IssueSession(u, uuid.NewString())
+	fresh, _ := tokens.IssueSession(u, services.Standing{OrgID: models.DefaultOrgID, Role: caller.Viewer, Tier: caller.Free}, uuid.NewString())
 	if _, err := tokens.Verify(fresh); err != nil {
 		t.Fatalf("a token issued after the void, in its second: %v", err)
 	}
