@@ -32,6 +32,12 @@ func Roles() []Role { return []Role{Viewer, Editor, Admin, Owner} }
 // Valid reports whether r is a known role.
 func (r Role) Valid() bool { return slices.Contains(Roles(), r) }
 
+// DefaultOrgRoles are the roles one may hold in the default organization:
+// every role but owner (the platform owns it).
+func DefaultOrgRoles() []Role {
+	return slices.DeleteFunc(Roles(), func(r Role) bool { return r == Owner })
+}
+
 // RouteRole is the role the route table knows r as (the access token's
 // role claim): an owner passes wherever an admin does.
 func (r Role) RouteRole() Role {

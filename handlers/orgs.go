@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -138,7 +139,7 @@ func (h *Orgs) Create(c *echo.Context) error {
 }
 
 func cleanName(raw string) (string, error) {
-	name := services.CleanText(raw, 100)
+	name := strings.TrimSpace(services.CleanText(raw, 100))
 	if name == "" {
 		return "", validationError("name", "must not be blank")
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"reflect"
 	"strconv"
+	"slices"
 	"strings"
 
 	"github.com/go-playground/validator/v10"
@@ -48,6 +49,9 @@ func NewValidator() *Validator {
 	// role and tier accept what caller.Roles and caller.Tiers list, so a
 	// role or tier added there is accepted everywhere at once.
 	_ = v.RegisterValidation("role", func(fl validator.FieldLevel) bool { return caller.Role(fl.Field().String()).Valid() })
+	_ = v.RegisterValidation("default_role", func(fl validator.FieldLevel) bool {
+		return slices.Contains(caller.DefaultOrgRoles(), caller.Role(fl.Field().String()))
+	})
 	_ = v.RegisterValidation("tier", func(fl validator.FieldLevel) bool { return caller.Tier(fl.Field().String()).Valid() })
 	return &Validator{v: v}
 }
@@ -83,6 +87,8 @@ func message(fe validator.FieldError) string {
 		return "must be one of: " + strings.ReplaceAll(fe.Param(), " ", ", ")
 	case "role":
 		return "must be one of: " + caller.Join(caller.Roles(), ", ")
+	case "default_role":
+		return "must be one of: " + caller.Join(caller.DefaultOrgRoles(), ", ")
 	case "tier":
 		return "must be one of: " + caller.Join(caller.Tiers(), ", ")
 	default:

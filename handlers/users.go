@@ -100,7 +100,7 @@ func (h *Users) List(c *echo.Context) error {
 
 // UpdateUserRequest changes a user's role or plan.
 type UpdateUserRequest struct {
-	Role *string `json:"role,omitempty" validate:"omitempty,oneof=viewer editor admin"` // in the default organization
+	Role *string `json:"role,omitempty" validate:"omitempty,default_role"` // in the default organization
 	Tier *string `json:"tier,omitempty" validate:"omitempty,tier"`
 }
 

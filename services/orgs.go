@@ -164,11 +164,9 @@ func (s *Orgs) Create(ctx context.Context, who *caller.Caller, name, slug string
 		out, err = s.create(ctx, tx, who.ID, name, slug)
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	s.endUser(ctx, who.ID)
-	return out, nil
+	// The creator's tokens stay: they act where they did until they
+	// switch (POST /auth/refresh with org_id).
+	return out, err
 }
 
 func (s *Orgs) create(ctx context.Context, tx *gorm.DB, owner uuid.UUID, name, slug string) (*OrgWithRole, error) {
@@ -755,11 +753,8 @@ func (s *Orgs) Accept(ctx context.Context, u *models.User, raw string) (*OrgWith
 		out = &OrgWithRole{Organization: o, Role: inv.Role}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	s.endUser(ctx, u.ID)
-	return out, nil
+	// As with Create, u's tokens stay where they act until u switches.
+	return out, err
 }
 
 // OwnerStanding is a credential's owner's current standing in the

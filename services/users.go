@@ -129,7 +129,7 @@ type UserInOrg struct {
 
 // defaultRoles are the roles a user may hold in the default organization:
 // it has no owners (the platform owns it).
-func defaultRoles() []caller.Role { return []caller.Role{caller.Viewer, caller.Editor, caller.Admin} }
+func defaultRoles() []caller.Role { return caller.DefaultOrgRoles() }
 
 func checkDefaultRole(r caller.Role) string {
 	if !slices.Contains(defaultRoles(), r) {
