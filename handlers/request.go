@@ -9,8 +9,8 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/go-playground/validator/v10"
