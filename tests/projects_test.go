@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -247,4 +248,47 @@ func BenchmarkProjectsList(b *testing.B) {
 			}
 		}
 	})
+}
+
+// Another organization's projects are not found, whoever asks (a member, an
+// admin, an API key of the other organization), and a removed member
+// loses the organization at once and at the next refresh.
+func TestTenantIsolation(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t)
+	mine, theirs := a.team(t, randomSlug()), a.team(t, randomSlug())
+	r := a.do(t, Request{Method: "POST", URL: "/projects", Headers: bearer(theirs.Editor), Body: map[string]string{"name": "Secret plan"}})
+	mustf(t, r.Status == 201 && strings.Contains(r.Body, `"org_id":"`+theirs.ID+`"`), "their project: %d %s", r.Status, r.Body)
+	project := field(t, r, "id")
+	key, _ := a.makeKey(t, mine.Admin, map[string]any{"name": "k", "scopes": []string{"projects:read", "projects:write", "projects:delete"}})
+	for name, h := range map[string]map[string]string{"member": bearer(mine.Viewer), "admin": bearer(mine.Admin), "owner": bearer(mine.Owner),
+		"api key": {"X-API-Key": key}} {
+		for _, req := range []Request{{Method: "GET", URL: "/projects/" + project}, {Method: "PATCH", URL: "/projects/" + project, Body: `{"name":"x"}`},
+			{Method: "DELETE", URL: "/projects/" + project}} {
+			req.Headers = h
+			got := a.do(t, req)
+			if name == "member" && req.Method != "GET" {
+				mustf(t, got.Status == 403 || got.Status == 404, "%s %s %s: %d %s", name, req.Method, req.URL, got.Status, got.Body)
+				continue
+			}
+			mustf(t, got.Status == 404 && strings.Contains(got.Body, "project_not_found"), "%s %s %s: %d %s", name, req.Method, req.URL, got.Status, got.Body)
+		}
+		list := a.do(t, Request{Method: "GET", URL: "/projects", Headers: h})
+		mustf(t, list.Status == 200 && !strings.Contains(list.Body, "Secret plan"), "%s lists: %d %s", name, list.Status, list.Body)
+	}
+	// The owning organization still has it.
+	r = a.do(t, Request{Method: "GET", URL: "/projects/" + project, Headers: bearer(theirs.Viewer)})
+	mustf(t, r.Status == 200, "own project: %d %s", r.Status, r.Body)
+	// Removed: the token stops at once; the key loses its scopes; the next
+	// refresh lands in the default organization.
+	r = a.do(t, Request{Method: "DELETE", URL: "/orgs/" + mine.ID + "/members/" + mine.Admin.ID, Headers: bearer(mine.Owner)})
+	mustf(t, r.Status == 204, "remove: %d %s", r.Status, r.Body)
+	r = a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(mine.Admin)})
+	mustf(t, r.Status == 401 && strings.Contains(r.Body, "session_ended"), "removed member's token: %d %s", r.Status, r.Body)
+	r = a.do(t, Request{Method: "GET", URL: "/projects", Headers: map[string]string{"X-API-Key": key}})
+	mustf(t, r.Status == 403 && strings.Contains(r.Body, "insufficient_scope"), "removed member's key: %d %s", r.Status, r.Body)
+	r = refresh(t, a, mine.Admin.Refresh)
+	mustf(t, r.Status == 200, "refresh after removal: %d %s", r.Status, r.Body)
+	claims := decodeClaims(t, field(t, r, "access_token"))
+	mustf(t, claims["org_id"] == models.DefaultOrgID.String(), "after removal: %v", claims)
 }
