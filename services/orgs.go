@@ -143,7 +143,10 @@ type OrgWithRole struct {
 	Role caller.Role
 }
 
-var slugRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$`)
+var (
+	slugRE    = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$`)
+	notSlugRE = regexp.MustCompile(`[^a-z0-9]+`)
+)
 
 // CheckSlug reports a problem with a slug, or "".
 func CheckSlug(s string) string {
@@ -195,7 +198,7 @@ func (s *Orgs) create(ctx context.Context, tx *gorm.DB, owner uuid.UUID, name, s
 // named after the address, with a slug made unique by the user id.
 func (s *Orgs) ownOrgFor(ctx context.Context, tx *gorm.DB, u *models.User) error {
 	local, _, _ := strings.Cut(u.Email, "@")
-	slug := strings.Trim(regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(strings.ToLower(local), "-"), "-")
+	slug := strings.Trim(notSlugRE.ReplaceAllString(strings.ToLower(local), "-"), "-")
 	if len(slug) > 27 {
 		slug = strings.Trim(slug[:27], "-")
 	}
@@ -467,8 +470,8 @@ func (s *Orgs) SetRole(ctx context.Context, who *caller.Caller, org, user uuid.U
 			return errOwnersOnly
 		}
 		if m.Role == role {
-			out = s.memberOut(tx, m)
-			return nil
+			out, err = s.memberOut(tx, m)
+			return err
 		}
 		if role.Rank() < m.Role.Rank() {
 			if err := keepsAnOwner(org, ms, user); err != nil {
@@ -480,7 +483,9 @@ func (s *Orgs) SetRole(ctx context.Context, who *caller.Caller, org, user uuid.U
 			return apperror.Wrap(err, "change role")
 		}
 		m.Role = role
-		out = s.memberOut(tx, m)
+		if out, err = s.memberOut(tx, m); err != nil {
+			return err
+		}
 		return s.audit.Record(ctx, tx, Event{Action: "org.member_role_changed", Reason: string(before) + "->" + string(role),
 			OrgID: org.String(), TargetType: "user", TargetID: user.String()})
 	})
@@ -491,10 +496,12 @@ func (s *Orgs) SetRole(ctx context.Context, who *caller.Caller, org, user uuid.U
 	return out, nil
 }
 
-func (s *Orgs) memberOut(tx *gorm.DB, m *models.Membership) *Member {
-	out := &Member{UserID: m.UserID, Role: m.Role, CreatedAt: m.CreatedAt}
-	_ = tx.Model(&models.User{}).Where("id = ?", m.UserID).Pluck("email", &out.Email)
-	return out
+func (s *Orgs) memberOut(tx *gorm.DB, m *models.Membership) (*Member, error) {
+	var u models.User
+	if err := tx.Select("email").Take(&u, "id = ?", m.UserID).Error; err != nil {
+		return nil, apperror.Wrap(err, "load member")
+	}
+	return &Member{UserID: m.UserID, Email: u.Email, Role: m.Role, CreatedAt: m.CreatedAt}, nil
 }
 
 // Remove takes a member out of an organization (owners and admins; only

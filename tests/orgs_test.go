@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -132,7 +133,7 @@ func TestOrgs(t *testing.T) {
 		{Name: "members list the members", Method: "GET", URL: "/orgs/{org}/members", Headers: auth, Setup: asTeam("viewer"),
 			ExpectedStatus: 200, ExpectedContent: []string{`"user_id":"{owner_id}"`, `"role":"owner"`, `"user_id":"{editor_id}"`, `"has_more":false`}},
 		{Name: "an admin changes a role", Method: "PATCH", URL: "/orgs/{org}/members/{viewer_id}", Headers: auth, Setup: asTeam("admin"),
-			Body: map[string]string{"role": "editor"}, ExpectedStatus: 200, ExpectedContent: []string{`"role":"editor"`}},
+			Body: map[string]string{"role": "editor"}, ExpectedStatus: 200, ExpectedContent: []string{`"role":"editor"`, `"user_id":"{viewer_id}"`, `"email":"viewer-`}},
 		{Name: "an admin cannot make an owner", Method: "PATCH", URL: "/orgs/{org}/members/{viewer_id}", Headers: auth, Setup: asTeam("admin"),
 			Body: map[string]string{"role": "owner"}, ExpectedStatus: 403, ExpectedContent: []string{`"code":"owner_required"`}},
 		{Name: "the last owner cannot step down", Method: "PATCH", URL: "/orgs/{org}/members/{owner_id}", Headers: auth, Setup: asTeam("owner"),
@@ -290,25 +291,13 @@ func TestOrgBudgetIsShared(t *testing.T) {
 			mustf(t, r.Status == 429 && r.Header.Get("Retry-After") != "", "over budget: %d %v", r.Status, r.Header)
 		}
 	}
-	mustf(t, slicesEqual(statuses, []int{200, 200, 200, 200, 429}), "statuses %v", statuses)
+	mustf(t, slices.Equal(statuses, []int{200, 200, 200, 200, 429}), "statuses %v", statuses)
 	// The default organization has no tier, so no team budget.
 	solo := a.user(t, caller.Viewer, caller.Free)
 	for range 5 {
 		r := a.do(t, Request{Method: "GET", URL: "/users/me", Headers: bearer(solo)})
 		mustf(t, r.Status == 200 && len(r.Header.Values("RateLimit-Policy")) == 1, "default org: %d %v", r.Status, r.Header.Values("RateLimit-Policy"))
 	}
-}
-
-func slicesEqual(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // ORG_SIGNUP=create-own gives a new account an organization of its own.
