@@ -121,15 +121,26 @@ func migrate(ctx context.Context, cfg settings.Config, args []string, out io.Wri
 		return err
 	}
 	defer db.Close()
+	if args[0] == "up" {
+		if _, err := server.Migrate(ctx, cfg, db); err != nil {
+			return err
+		}
+	}
+	// down and status run as the tables' owner too, when it is named.
+	if cfg.DatabaseOwnerURL != "" {
+		owner, err := server.OpenOwnerDB(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer owner.Close()
+		db = owner
+	}
 	sqlDB, err := db.DB.DB()
 	if err != nil {
 		return err
 	}
 	switch args[0] {
 	case "up":
-		if _, err := migrations.Up(ctx, sqlDB, db.Dialect); err != nil {
-			return err
-		}
 	case "down":
 		if err := migrations.Down(ctx, sqlDB, db.Dialect); err != nil {
 			return err

@@ -45,13 +45,16 @@ func Open(ctx context.Context, cfg settings.Config, log *slog.Logger) (d Deps, c
 		return Deps{}, nil, err
 	}
 	closers = append(closers, func() { db.Close() })
-	applied, err := db.Migrate(ctx)
+	applied, err := Migrate(ctx, cfg, db)
 	if err != nil {
 		return Deps{}, nil, err
 	}
 	log.Info("database", "using", db.Description)
 	if len(applied) > 0 {
 		log.Info("migrations applied", "versions", applied)
+	}
+	if err := checkRowSecurity(ctx, cfg, db, log); err != nil {
+		return Deps{}, nil, err
 	}
 	var rdb redis.UniversalClient
 	if cfg.RedisURL != "" {
@@ -88,6 +91,67 @@ func OpenDB(ctx context.Context, cfg settings.Config) (*database.DB, error) {
 		return nil, fmt.Errorf("database %s unreachable: %w", db.Description, err)
 	}
 	return db, nil
+}
+
+// Migrate applies pending migrations. With DATABASE_OWNER_URL they run as
+// that role, which owns the tables, and then grant app's role the rows of
+// them (docs/deploying.md); without, as app's own role.
+func Migrate(ctx context.Context, cfg settings.Config, app *database.DB) ([]int64, error) {
+	if cfg.DatabaseOwnerURL == "" {
+		return app.Migrate(ctx)
+	}
+	owner, err := OpenOwnerDB(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer owner.Close()
+	applied, err := owner.Migrate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	them, _, err := app.Role(ctx)
+	if err != nil {
+		return applied, err
+	}
+	me, _, err := owner.Role(ctx)
+	if err != nil {
+		return applied, err
+	}
+	if them.Name != me.Name {
+		err = owner.Grant(ctx, them.Name)
+	}
+	return applied, err
+}
+
+// OpenOwnerDB connects as DATABASE_OWNER_URL's role, one connection.
+func OpenOwnerDB(ctx context.Context, cfg settings.Config) (*database.DB, error) {
+	cfg.DatabaseURL, cfg.DBMaxOpenConns, cfg.DBMaxIdleConns = cfg.DatabaseOwnerURL, 1, 1
+	db, err := OpenDB(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_OWNER_URL: %w", err)
+	}
+	return db, nil
+}
+
+// checkRowSecurity refuses, in production, a PostgreSQL role that
+// row-level security does not bind (a superuser, BYPASSRLS, the tables'
+// owner): tenant isolation would rest on the queries alone. Development
+// only warns, so `DATABASE_URL=postgres://postgres@...` still runs.
+func checkRowSecurity(ctx context.Context, cfg settings.Config, db *database.DB, log *slog.Logger) error {
+	r, ok, err := db.Role(ctx)
+	if err != nil || !ok {
+		return err
+	}
+	why := r.Unbound()
+	if why == "" {
+		return nil
+	}
+	fix := "connect DATABASE_URL as a role that owns nothing, and run migrations with DATABASE_OWNER_URL (docs/deploying.md)"
+	if cfg.IsProduction() {
+		return fmt.Errorf("%s: row-level security would not isolate organizations; %s", why, fix)
+	}
+	log.Warn(why+": row-level security does not bind it (production refuses this)", "fix", fix)
+	return nil
 }
 
 // NewMailer is the transport mail leaves by: the SMTP relay of SMTP_URL,

@@ -81,8 +81,11 @@ func (s *Analytics) Report(ctx context.Context, who *caller.Caller) (*Report, er
 		return nil, apperror.Wrap(err, "count sessions")
 	}
 	// The example resource's counts, in one row.
-	if err := db.Raw(`SELECT (SELECT COUNT(*) FROM projects WHERE org_id = ?), (SELECT COUNT(*) FROM projects WHERE org_id = ? AND created_at >= ?)`,
-		org, org, now.Add(-recentWindow)).Row().Scan(&r.ProjectsTotal, &r.ProjectsLast7Days); err != nil {
+	err = inOrg(ctx, s.db, org, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT (SELECT COUNT(*) FROM projects WHERE org_id = ?), (SELECT COUNT(*) FROM projects WHERE org_id = ? AND created_at >= ?)`,
+			org, org, now.Add(-recentWindow)).Row().Scan(&r.ProjectsTotal, &r.ProjectsLast7Days)
+	})
+	if err != nil {
 		return nil, apperror.Wrap(err, "count projects")
 	}
 	return r, nil

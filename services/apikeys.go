@@ -185,29 +185,8 @@ func (s *APIKeys) Create(ctx context.Context, owner *caller.Caller, in NewAPIKey
 		RateLimit: in.RateLimit, ExpiresAt: in.ExpiresAt, CreatedAt: now,
 	}
 	err = s.audit.Do(ctx, s.db, keyEvent("api_key.created", k), func(tx *gorm.DB) error {
-		// The owner's row, locked (PostgreSQL; SQLite transactions hold the
-		// write lock already), serialises concurrent creations, so the cap
-		// holds exactly.
-		q := tx.Model(&models.User{}).Where("id = ?", owner.ID)
-		if tx.Dialector.Name() == "postgres" {
-			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
-		}
-		var ids []uuid.UUID
-		if err := q.Pluck("id", &ids).Error; err != nil {
-			return err
-		}
-		if len(ids) == 0 {
-			return errAccountGone
-		}
-		var live int64
-		if err := tx.Model(&models.APIKey{}).Where("user_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)", owner.ID, now).
-			Count(&live).Error; err != nil {
-			return err
-		}
-		if s.cfg.MaxPerUser > 0 && live >= int64(s.cfg.MaxPerUser) {
-			return errTooManyKeys.WithMessage(fmt.Sprintf("At most %d live API keys per user: revoke one first", s.cfg.MaxPerUser))
-		}
-		return tx.Create(k).Error
+		// The cap counts the owner's keys in every organization.
+		return acrossOrgs(ctx, tx, func(tx *gorm.DB) error { return s.insert(tx, owner.ID, now, k) })
 	})
 	if err != nil {
 		if errors.Is(err, gorm.ErrForeignKeyViolated) {
@@ -220,6 +199,33 @@ func (s *APIKeys) Create(ctx context.Context, owner *caller.Caller, in NewAPIKey
 	}
 	s.event("api_key.created", owner, k, ip)
 	return k, secret, nil
+}
+
+// insert stores k unless its owner is gone or has the most live keys allowed.
+func (s *APIKeys) insert(tx *gorm.DB, owner uuid.UUID, now time.Time, k *models.APIKey) error {
+	// The owner's row, locked (PostgreSQL; SQLite transactions hold the
+	// write lock already), serialises concurrent creations, so the cap
+	// holds exactly.
+	q := tx.Model(&models.User{}).Where("id = ?", owner)
+	if tx.Dialector.Name() == "postgres" {
+		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	var ids []uuid.UUID
+	if err := q.Pluck("id", &ids).Error; err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return errAccountGone
+	}
+	var live int64
+	if err := tx.Model(&models.APIKey{}).Where("user_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)", owner, now).
+		Count(&live).Error; err != nil {
+		return err
+	}
+	if s.cfg.MaxPerUser > 0 && live >= int64(s.cfg.MaxPerUser) {
+		return errTooManyKeys.WithMessage(fmt.Sprintf("At most %d live API keys per user: revoke one first", s.cfg.MaxPerUser))
+	}
+	return tx.Create(k).Error
 }
 
 // normalizeCIDRs accepts addresses and ranges and returns them as ranges.
@@ -274,14 +280,23 @@ type KeyFilter struct {
 // written first, so the list is exact although requests do not write.
 func (s *APIKeys) List(ctx context.Context, f KeyFilter, p Page) (PageOf[models.APIKey], error) {
 	s.Flush(ctx)
-	q := s.db.WithContext(ctx)
-	if f.UserID != nil {
-		q = q.Where("user_id = ?", *f.UserID)
+	var page PageOf[models.APIKey]
+	list := func(q *gorm.DB) (err error) {
+		if f.UserID != nil {
+			q = q.Where("user_id = ?", *f.UserID)
+		}
+		if f.OrgID != nil {
+			q = q.Where("org_id = ?", *f.OrgID)
+		}
+		page, err = listPage(q, p, true, func(m *models.APIKey) Cursor { return Cursor{CreatedAt: m.CreatedAt, ID: m.ID} })
+		return err
 	}
+	var err error
 	if f.OrgID != nil {
-		q = q.Where("org_id = ?", *f.OrgID)
+		err = inOrg(ctx, s.db, *f.OrgID, list)
+	} else {
+		err = acrossOrgs(ctx, s.db, list)
 	}
-	page, err := listPage(q, p, true, func(m *models.APIKey) Cursor { return Cursor{CreatedAt: m.CreatedAt, ID: m.ID} })
 	if err != nil {
 		return page, apperror.Wrap(err, "list api keys")
 	}
@@ -292,11 +307,14 @@ func (s *APIKeys) List(ctx context.Context, f KeyFilter, p Page) (PageOf[models.
 // acting as one. Others' keys are simply not found.
 func (s *APIKeys) find(ctx context.Context, who *caller.Caller, id uuid.UUID, anyOwner bool) (*models.APIKey, error) {
 	var k models.APIKey
-	q := s.db.WithContext(ctx).Where("id = ?", id)
-	if !anyOwner {
-		q = q.Where("user_id = ? AND org_id = ?", who.ID, who.OrgID)
+	take := func(q *gorm.DB) error { return q.Where("id = ?", id).Take(&k).Error }
+	var err error
+	if anyOwner {
+		err = acrossOrgs(ctx, s.db, take)
+	} else {
+		err = inOrg(ctx, s.db, who.OrgID, func(q *gorm.DB) error { return take(q.Where("user_id = ? AND org_id = ?", who.ID, who.OrgID)) })
 	}
-	if err := q.Take(&k).Error; err != nil {
+	if err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return nil, errAPIKeyGone
 		}
@@ -317,7 +335,9 @@ func (s *APIKeys) Revoke(ctx context.Context, who *caller.Caller, id uuid.UUID, 
 	}
 	now := s.clock.Now()
 	if err := s.audit.Do(ctx, s.db, keyEvent("api_key.revoked", k), func(tx *gorm.DB) error {
-		return tx.Model(k).Updates(map[string]any{"revoked_at": now, "previous_expires_at": nil}).Error
+		return inOrg(ctx, tx, k.OrgID, func(tx *gorm.DB) error {
+			return tx.Model(k).Updates(map[string]any{"revoked_at": now, "previous_expires_at": nil}).Error
+		})
 	}); err != nil {
 		return apperror.Wrap(err, "revoke api key")
 	}
@@ -346,7 +366,7 @@ func (s *APIKeys) Rotate(ctx context.Context, who *caller.Caller, id uuid.UUID, 
 		return nil, "", apperror.Wrap(err, "make api key")
 	}
 	k.Start = secret[:apiKeyStartLen]
-	if err := rotateSecret(ctx, s.db, s.audit, s.cfg.Peppers, k, &k.Secret, secret, now.Add(g), keyEvent("api_key.rotated", k), "start"); err != nil {
+	if err := rotateSecret(ctx, s.db, s.audit, s.cfg.Peppers, k.OrgID, k, &k.Secret, secret, now.Add(g), keyEvent("api_key.rotated", k), "start"); err != nil {
 		return nil, "", apperror.Wrap(err, "rotate api key")
 	}
 	s.event("api_key.rotated", who, k, ip)
@@ -369,10 +389,13 @@ func (s *APIKeys) Authenticate(ctx context.Context, raw string, ip net.IP) (*cal
 	for _, v := range s.cfg.Peppers.versions() {
 		h := s.cfg.Peppers.hash(v, raw)
 		var rows []keyRow
-		err := s.db.WithContext(ctx).Table("api_keys").
-			Select("api_keys.*, "+ownerColumns).Scopes(ownerJoins("api_keys", "user_id")).
-			Where("(api_keys.secret_hash = ? AND api_keys.pepper_version = ?) OR (api_keys.previous_hash = ? AND api_keys.previous_pepper = ?)", h, v, h, v).
-			Limit(1).Scan(&rows).Error
+		// The key names its organization: the one lookup across them all.
+		err := acrossOrgs(ctx, s.db, func(tx *gorm.DB) error {
+			return tx.Table("api_keys").
+				Select("api_keys.*, "+ownerColumns).Scopes(ownerJoins("api_keys", "user_id")).
+				Where("(api_keys.secret_hash = ? AND api_keys.pepper_version = ?) OR (api_keys.previous_hash = ? AND api_keys.previous_pepper = ?)", h, v, h, v).
+				Limit(1).Scan(&rows).Error
+		})
 		if err != nil {
 			return nil, apperror.Wrap(err, "look up api key")
 		}
@@ -389,7 +412,7 @@ func (s *APIKeys) Authenticate(ctx context.Context, raw string, ip net.IP) (*cal
 			return nil, errInvalidAPIKey
 		}
 		if current && k.PepperVersion != s.cfg.Peppers.Current {
-			if err := s.cfg.Peppers.moveToCurrent(ctx, s.db, &models.APIKey{}, k.ID, raw); err != nil {
+			if err := s.cfg.Peppers.moveToCurrent(ctx, s.db, &models.APIKey{}, k.OrgID, k.ID, raw); err != nil {
 				s.log.Warn("api key: moving to the current pepper failed", "key_id", k.ID, "error", err)
 			}
 		}
@@ -436,8 +459,10 @@ func (s *APIKeys) Flush(ctx context.Context) {
 	s.used = map[uuid.UUID]time.Time{}
 	s.mu.Unlock()
 	for id, at := range pending {
-		err := s.db.WithContext(ctx).Model(&models.APIKey{}).
-			Where("id = ? AND (last_used_at IS NULL OR last_used_at < ?)", id, at).Update("last_used_at", at).Error
+		err := acrossOrgs(ctx, s.db, func(tx *gorm.DB) error {
+			return tx.Model(&models.APIKey{}).
+				Where("id = ? AND (last_used_at IS NULL OR last_used_at < ?)", id, at).Update("last_used_at", at).Error
+		})
 		if err != nil {
 			s.log.Warn("api key: writing last use failed", "key_id", id, "error", err)
 		}

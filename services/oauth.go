@@ -111,7 +111,9 @@ func (s *Clients) Register(ctx context.Context, owner *caller.Caller, in NewClie
 		Secret: s.cfg.Peppers.secret(secret), Scopes: caller.FormatScopes(caller.SortScopes(slices.Clone(in.Scopes))), Audience: in.Audience,
 		TokenTTLSeconds: int(in.TokenTTL / time.Second), AuthMethod: in.AuthMethod, CreatedAt: s.clock.Now(),
 	}
-	if err := s.audit.Do(ctx, s.db, clientEvent("oauth_client.registered", c), func(tx *gorm.DB) error { return tx.Create(c).Error }); err != nil {
+	if err := s.audit.Do(ctx, s.db, clientEvent("oauth_client.registered", c), func(tx *gorm.DB) error {
+		return inOrg(ctx, tx, c.OrgID, func(tx *gorm.DB) error { return tx.Create(c).Error })
+	}); err != nil {
 		if errors.Is(err, gorm.ErrForeignKeyViolated) {
 			return nil, "", errAccountGone
 		}
@@ -123,7 +125,11 @@ func (s *Clients) Register(ctx context.Context, owner *caller.Caller, in NewClie
 
 // List returns one page of clients, newest first.
 func (s *Clients) List(ctx context.Context, p Page) (PageOf[models.OAuthClient], error) {
-	page, err := listPage(s.db.WithContext(ctx), p, true, func(m *models.OAuthClient) Cursor { return Cursor{CreatedAt: m.CreatedAt, ID: m.ID} })
+	var page PageOf[models.OAuthClient]
+	err := acrossOrgs(ctx, s.db, func(tx *gorm.DB) (err error) {
+		page, err = listPage(tx, p, true, func(m *models.OAuthClient) Cursor { return Cursor{CreatedAt: m.CreatedAt, ID: m.ID} })
+		return err
+	})
 	if err != nil {
 		return page, apperror.Wrap(err, "list oauth clients")
 	}
@@ -132,7 +138,8 @@ func (s *Clients) List(ctx context.Context, p Page) (PageOf[models.OAuthClient],
 
 func (s *Clients) find(ctx context.Context, id uuid.UUID) (*models.OAuthClient, error) {
 	var c models.OAuthClient
-	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&c).Error; err != nil {
+	err := acrossOrgs(ctx, s.db, func(tx *gorm.DB) error { return tx.Where("id = ?", id).Take(&c).Error })
+	if err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return nil, errClientGone
 		}
@@ -159,7 +166,7 @@ func (s *Clients) RotateSecret(ctx context.Context, who *caller.Caller, id uuid.
 	if err != nil {
 		return nil, "", apperror.Wrap(err, "make client secret")
 	}
-	if err := rotateSecret(ctx, s.db, s.audit, s.cfg.Peppers, c, &c.Secret, secret, s.clock.Now().Add(g), clientEvent("oauth_client.secret_rotated", c)); err != nil {
+	if err := rotateSecret(ctx, s.db, s.audit, s.cfg.Peppers, c.OrgID, c, &c.Secret, secret, s.clock.Now().Add(g), clientEvent("oauth_client.secret_rotated", c)); err != nil {
 		return nil, "", apperror.Wrap(err, "rotate client secret")
 	}
 	s.event("oauth_client.secret_rotated", who, c, ip)
@@ -178,7 +185,7 @@ func (s *Clients) Disable(ctx context.Context, who *caller.Caller, id uuid.UUID,
 	}
 	now := s.clock.Now()
 	if err := s.audit.Do(ctx, s.db, clientEvent("oauth_client.disabled", c), func(tx *gorm.DB) error {
-		return tx.Model(c).Update("disabled_at", now).Error
+		return inOrg(ctx, tx, c.OrgID, func(tx *gorm.DB) error { return tx.Model(c).Update("disabled_at", now).Error })
 	}); err != nil {
 		return apperror.Wrap(err, "disable oauth client")
 	}
@@ -202,9 +209,12 @@ func (a *AuthenticatedClient) ClientID() string { return a.row.ClientID }
 
 func (s *Clients) load(ctx context.Context, clientID string) (*clientRow, error) {
 	var rows []clientRow
-	err := s.db.WithContext(ctx).Table("oauth_clients").
-		Select("oauth_clients.*, "+ownerColumns).Scopes(ownerJoins("oauth_clients", "owner_id")).
-		Where("oauth_clients.client_id = ?", clientID).Limit(1).Scan(&rows).Error
+	// The client names its organization: looked up across them all.
+	err := acrossOrgs(ctx, s.db, func(tx *gorm.DB) error {
+		return tx.Table("oauth_clients").
+			Select("oauth_clients.*, "+ownerColumns).Scopes(ownerJoins("oauth_clients", "owner_id")).
+			Where("oauth_clients.client_id = ?", clientID).Limit(1).Scan(&rows).Error
+	})
 	if err != nil {
 		return nil, apperror.Wrap(err, "load oauth client")
 	}
@@ -234,7 +244,7 @@ func (s *Clients) Authenticate(ctx context.Context, clientID, secret, method str
 		return nil, errInvalidClient
 	}
 	if current && c.PepperVersion != s.cfg.Peppers.Current {
-		if err := s.cfg.Peppers.moveToCurrent(ctx, s.db, &models.OAuthClient{}, c.ID, secret); err != nil {
+		if err := s.cfg.Peppers.moveToCurrent(ctx, s.db, &models.OAuthClient{}, c.OrgID, c.ID, secret); err != nil {
 			s.log.Warn("oauth client: moving to the current pepper failed", "client_id", c.ClientID, "error", err)
 		}
 	}

@@ -638,6 +638,9 @@ func (s *Orgs) Invite(ctx context.Context, who *caller.Caller, org uuid.UUID, em
 		if err != nil {
 			return err
 		}
+		if err := enterOrg(tx, org); err != nil {
+			return err
+		}
 		if role == caller.Owner && o.Role != caller.Owner && !who.Platform {
 			return errOwnersOnly
 		}
@@ -675,8 +678,12 @@ func (s *Orgs) Invitations(ctx context.Context, who *caller.Caller, org uuid.UUI
 	if _, err := s.manager(ctx, s.db, who, org); err != nil {
 		return PageOf[models.Invitation]{}, err
 	}
-	page, err := listPage(s.db.WithContext(ctx).Where("org_id = ?", org), p, true, func(m *models.Invitation) Cursor {
-		return Cursor{CreatedAt: m.CreatedAt, ID: m.ID}
+	var page PageOf[models.Invitation]
+	err := inOrg(ctx, s.db, org, func(tx *gorm.DB) (err error) {
+		page, err = listPage(tx.Where("org_id = ?", org), p, true, func(m *models.Invitation) Cursor {
+			return Cursor{CreatedAt: m.CreatedAt, ID: m.ID}
+		})
+		return err
 	})
 	if err != nil {
 		return page, apperror.Wrap(err, "list invitations")
@@ -688,6 +695,9 @@ func (s *Orgs) Invitations(ctx context.Context, who *caller.Caller, org uuid.UUI
 func (s *Orgs) Revoke(ctx context.Context, who *caller.Caller, org, inv uuid.UUID) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if _, err := s.manager(ctx, tx, who, org); err != nil {
+			return err
+		}
+		if err := enterOrg(tx, org); err != nil {
 			return err
 		}
 		res := tx.Model(&models.Invitation{}).Where("id = ? AND org_id = ? AND accepted_at IS NULL AND revoked_at IS NULL", inv, org).
@@ -711,6 +721,10 @@ func (s *Orgs) Accept(ctx context.Context, u *models.User, raw string) (*OrgWith
 	ctx, cancel := durable(ctx)
 	defer cancel()
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// The token names the organization: find it across all of them.
+		if err := enterAllOrgs(tx); err != nil {
+			return err
+		}
 		var inv models.Invitation
 		err := tx.Where("token_hash = ?", hashToken(raw)).Take(&inv).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) {

@@ -226,6 +226,10 @@ type credentials struct {
 // what is still live.
 func (a *Passwords) endCredentials(ctx context.Context, tx *gorm.DB, userID uuid.UUID, since *time.Time) (credentials, error) {
 	var out credentials
+	// A person's keys and clients live in every organization they joined.
+	if err := enterAllOrgs(tx); err != nil {
+		return out, err
+	}
 	now := a.clock.Now()
 	var keys []models.APIKey
 	if err := tx.Where("user_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)", userID, now).

@@ -63,9 +63,11 @@ func (p Peppers) check(sec models.Secret, raw string, now time.Time) (current, p
 // moveToCurrent re-hashes the current secret of the row of model with id
 // under the current pepper, so an old pepper can be retired once no
 // credential uses it.
-func (p Peppers) moveToCurrent(ctx context.Context, db *gorm.DB, model any, id uuid.UUID, raw string) error {
-	return db.WithContext(ctx).Model(model).Where("id = ?", id).
-		Updates(map[string]any{"secret_hash": p.hash(p.Current, raw), "pepper_version": p.Current}).Error
+func (p Peppers) moveToCurrent(ctx context.Context, db *gorm.DB, model any, org, id uuid.UUID, raw string) error {
+	return inOrg(ctx, db, org, func(tx *gorm.DB) error {
+		return tx.Model(model).Where("id = ?", id).
+			Updates(map[string]any{"secret_hash": p.hash(p.Current, raw), "pepper_version": p.Current}).Error
+	})
 }
 
 // MaxRotationGrace bounds the grace a rotation may ask for.
@@ -89,11 +91,13 @@ var secretColumns = []string{"previous_hash", "previous_pepper", "previous_expir
 // rotateSecret makes raw the current secret of row (whose models.Secret is
 // sec), keeps the one it replaces valid until ends, and writes both with
 // the columns in also and the audit event e, in one transaction.
-func rotateSecret(ctx context.Context, db *gorm.DB, audit *Audit, p Peppers, row any, sec *models.Secret, raw string, ends time.Time, e Event, also ...string) error {
+func rotateSecret(ctx context.Context, db *gorm.DB, audit *Audit, p Peppers, org uuid.UUID, row any, sec *models.Secret, raw string, ends time.Time, e Event, also ...string) error {
 	prevHash, prevPepper := sec.SecretHash, sec.PepperVersion
 	*sec = p.secret(raw)
 	sec.PreviousHash, sec.PreviousPepper, sec.PreviousExpiresAt = &prevHash, &prevPepper, &ends
 	return audit.Do(ctx, db, e, func(tx *gorm.DB) error {
-		return tx.Select(append(slices.Clone(secretColumns), also...)).Updates(row).Error
+		return inOrg(ctx, tx, org, func(tx *gorm.DB) error {
+			return tx.Select(append(slices.Clone(secretColumns), also...)).Updates(row).Error
+		})
 	})
 }

@@ -36,8 +36,12 @@ func (s *Projects) List(ctx context.Context, who *caller.Caller, p Page) (PageOf
 	if err != nil {
 		return PageOf[models.Project]{}, err
 	}
-	page, err := listPage(s.db.WithContext(ctx).Where("org_id = ?", org), p, true, func(m *models.Project) Cursor {
-		return Cursor{CreatedAt: m.CreatedAt, ID: m.ID}
+	var page PageOf[models.Project]
+	err = inOrg(ctx, s.db, org, func(tx *gorm.DB) (err error) {
+		page, err = listPage(tx.Where("org_id = ?", org), p, true, func(m *models.Project) Cursor {
+			return Cursor{CreatedAt: m.CreatedAt, ID: m.ID}
+		})
+		return err
 	})
 	if err != nil {
 		return page, apperror.Wrap(err, "list projects")
@@ -52,7 +56,8 @@ func (s *Projects) Get(ctx context.Context, who *caller.Caller, id uuid.UUID) (*
 		return nil, err
 	}
 	var p models.Project
-	if err := s.db.WithContext(ctx).First(&p, "id = ? AND org_id = ?", id, org).Error; err != nil {
+	err = inOrg(ctx, s.db, org, func(tx *gorm.DB) error { return tx.First(&p, "id = ? AND org_id = ?", id, org).Error })
+	if err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return nil, errProjectNotFound
 		}
@@ -69,7 +74,7 @@ func (s *Projects) Create(ctx context.Context, who *caller.Caller, name, descrip
 	}
 	now := s.clock.Now()
 	p := &models.Project{ID: uuid.New(), OrgID: org, OwnerID: who.ID, Name: name, Description: description, CreatedAt: now, UpdatedAt: now}
-	if err := s.db.WithContext(ctx).Create(p).Error; err != nil {
+	if err := inOrg(ctx, s.db, org, func(tx *gorm.DB) error { return tx.Create(p).Error }); err != nil {
 		if errors.Is(err, gorm.ErrForeignKeyViolated) {
 			return nil, errAccountGone
 		}
@@ -101,7 +106,10 @@ func (s *Projects) Update(ctx context.Context, actor *caller.Caller, id uuid.UUI
 		p.Description = *ch.Description
 	}
 	p.UpdatedAt = s.clock.Now()
-	if err := s.db.WithContext(ctx).Model(p).Where("org_id = ?", p.OrgID).Select("name", "description", "updated_at").Updates(p).Error; err != nil {
+	err = inOrg(ctx, s.db, p.OrgID, func(tx *gorm.DB) error {
+		return tx.Model(p).Where("org_id = ?", p.OrgID).Select("name", "description", "updated_at").Updates(p).Error
+	})
+	if err != nil {
 		return nil, apperror.Wrap(err, "update project")
 	}
 	return p, nil
@@ -113,11 +121,16 @@ func (s *Projects) Delete(ctx context.Context, who *caller.Caller, id uuid.UUID)
 	if err != nil {
 		return err
 	}
-	res := s.db.WithContext(ctx).Delete(&models.Project{}, "id = ? AND org_id = ?", id, org)
-	if res.Error != nil {
-		return apperror.Wrap(res.Error, "delete project")
+	var deleted int64
+	err = inOrg(ctx, s.db, org, func(tx *gorm.DB) error {
+		res := tx.Delete(&models.Project{}, "id = ? AND org_id = ?", id, org)
+		deleted = res.RowsAffected
+		return res.Error
+	})
+	if err != nil {
+		return apperror.Wrap(err, "delete project")
 	}
-	if res.RowsAffected == 0 {
+	if deleted == 0 {
 		return errProjectNotFound
 	}
 	return nil

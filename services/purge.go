@@ -104,12 +104,18 @@ func (p *Purge) Run(ctx context.Context) (Purged, error) {
 		{"mfa_challenges", &out.MFAChallenges, &models.MFAChallenge{}, "(used_at IS NOT NULL AND used_at <= ?) OR expires_at <= ?", []any{spent, spent}},
 		{"api_keys", &out.APIKeys, &models.APIKey{}, "revoked_at <= ? OR expires_at <= ?", []any{oldKey, oldKey}},
 	} {
-		res := db.Where(step.where, step.args...).Delete(step.model)
-		if res.Error != nil {
-			return out, apperror.Wrap(res.Error, "purge "+step.table)
+		var n int64
+		// Purging spans every organization (api_keys is one of theirs).
+		err := acrossOrgs(ctx, db, func(tx *gorm.DB) error {
+			res := tx.Where(step.where, step.args...).Delete(step.model)
+			n = res.RowsAffected
+			return res.Error
+		})
+		if err != nil {
+			return out, apperror.Wrap(err, "purge "+step.table)
 		}
-		*step.into += res.RowsAffected
-		p.metrics.PurgedRows.WithLabelValues(step.table).Add(float64(res.RowsAffected))
+		*step.into += n
+		p.metrics.PurgedRows.WithLabelValues(step.table).Add(float64(n))
 	}
 	if p.audit != nil && p.auditRetention > 0 {
 		n, err := p.audit.Purge(ctx, p.auditRetention)

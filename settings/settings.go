@@ -45,8 +45,13 @@ type Config struct {
 	AllowHTTPBaseURL bool `env:"ALLOW_HTTP_BASE_URL"`
 
 	DatabaseURL string `env:"DATABASE_URL"`
-	SQLitePath  string `env:"SQLITE_PATH"` // unset: data/<product.ID>.db
-	RedisURL    string `env:"REDIS_URL"`
+	// DATABASE_OWNER_URL is the role that owns the tables (PostgreSQL):
+	// migrations run as it and grant DATABASE_URL's role what the app
+	// needs, so the app's role owns nothing and row-level security binds
+	// it. Unset: migrations run as DATABASE_URL's role.
+	DatabaseOwnerURL string `env:"DATABASE_OWNER_URL"`
+	SQLitePath       string `env:"SQLITE_PATH"` // unset: data/<product.ID>.db
+	RedisURL         string `env:"REDIS_URL"`
 	// RedisMode says what REDIS_URL names: one server, a Cluster (seed
 	// nodes as addr= parameters) or Sentinels (master_name=).
 	RedisMode string `env:"REDIS_MODE" envDefault:"single"`
@@ -314,6 +319,12 @@ func (c *Config) validateStorage() error {
 	c.SQLitePath = cmp.Or(c.SQLitePath, "data/"+product.ID+".db")
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		return bad("DATABASE_URL", "must start with postgres:// (leave it unset for the embedded SQLite file)")
+	}
+	if c.DatabaseOwnerURL != "" && c.DatabaseURL == "" {
+		return bad("DATABASE_OWNER_URL", "needs DATABASE_URL (it names the role that owns PostgreSQL's tables)")
+	}
+	if c.DatabaseOwnerURL != "" && !strings.HasPrefix(c.DatabaseOwnerURL, "postgres://") && !strings.HasPrefix(c.DatabaseOwnerURL, "postgresql://") {
+		return bad("DATABASE_OWNER_URL", "must start with postgres://")
 	}
 	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
 		return bad("REDIS_URL", "must start with redis:// or rediss://")

@@ -331,7 +331,7 @@ func TestAPIKeyPepperRotation(t *testing.T) {
 	next := a.sibling(t, "API_KEY_PEPPER", testPepper+"-next", "API_KEY_PEPPER_VERSION", "2", "API_KEY_PREVIOUS_PEPPERS", "1:"+testPepper)
 	mustf(t, next.do(t, Request{Method: "GET", URL: "/users/me", Headers: keyHeader(key)}).Status == 200, "old-pepper key on the new pepper")
 	var version int
-	mustf(t, next.DB.DB.Raw("SELECT pepper_version FROM api_keys WHERE id = ?", id).Scan(&version).Error == nil && version == 2, "moved to pepper 2: %d", version)
+	mustf(t, next.Rows(t).Raw("SELECT pepper_version FROM api_keys WHERE id = ?", id).Scan(&version).Error == nil && version == 2, "moved to pepper 2: %d", version)
 	// Without the old pepper it would no longer be found; with only the new
 	// one it is, because it moved.
 	only := a.sibling(t, "API_KEY_PEPPER", testPepper+"-next", "API_KEY_PEPPER_VERSION", "2")
@@ -365,7 +365,7 @@ func TestLiveKeysPerUserAreCapped(t *testing.T) {
 	r := a.do(t, Request{Method: "POST", URL: "/api-keys", Headers: bearer(u), Body: readKey})
 	mustf(t, r.Status == 409 && strings.Contains(r.Body, `"code":"api_key_limit"`), "the fourth: %d %s", r.Status, r.Body)
 	var id string
-	a.DB.Model(&models.APIKey{}).Where("user_id = ?", u.ID).Limit(1).Pluck("id", &id)
+	a.Rows(t).Model(&models.APIKey{}).Where("user_id = ?", u.ID).Limit(1).Pluck("id", &id)
 	mustf(t, a.do(t, Request{Method: "DELETE", URL: "/api-keys/" + id, Headers: bearer(u)}).Status == 204, "revoke")
 	r = a.do(t, Request{Method: "POST", URL: "/api-keys", Headers: bearer(u), Body: readKey})
 	mustf(t, r.Status == 201, "after a revocation: %d %s", r.Status, r.Body)

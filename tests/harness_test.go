@@ -33,6 +33,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", for the admin pool
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/crypto/bcrypt"
+	"gorm.io/gorm"
 
 	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/clock"
@@ -98,6 +99,35 @@ type App struct {
 	// Redis and RedisPrefix are set when the limits run on TEST_REDIS_URL.
 	Redis       *redis.Client
 	RedisPrefix string
+
+	owner     sync.Once
+	ownerView *gorm.DB
+}
+
+// testAppRole is the PostgreSQL role the tests' apps connect as: it owns
+// nothing, so row-level security binds it as it binds a deployment's
+// (TEST_DATABASE_URL's role, a superuser, migrates and owns the tables).
+const testAppRole = "tollgate_app"
+
+// Rows is the database as the tables' owner sees it, past row-level
+// security: for a test that seeds or inspects rows the app's own role
+// may not see outside an organization's scope. On SQLite it is a.DB.
+func (a *App) Rows(t testing.TB) *gorm.DB {
+	t.Helper()
+	a.owner.Do(func() {
+		a.ownerView = a.DB.DB
+		if a.DB.Dialect != "postgres" {
+			return
+		}
+		var name string
+		mustf(t, a.DB.Raw("SELECT current_database()").Row().Scan(&name) == nil, "current database")
+		db, err := database.Open(database.Options{PostgresURL: postgresURL(t, name), MaxOpenConns: 2})
+		mustf(t, err == nil, "open as owner: %v", err)
+
+		t.Cleanup(func() { db.Close() })
+		a.ownerView = db.DB
+	})
+	return a.ownerView
 }
 
 // redisClient connects like the binary does and fails the test when the
@@ -304,7 +334,12 @@ func openTestDBURL(t testing.TB) string {
 	}
 	// Registered first, so it runs after the app closed its pool.
 	t.Cleanup(func() { postgresDatabases().drop(name) })
-	return postgresURL(t, name)
+	u, err := url.Parse(postgresURL(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(testAppRole)
+	return u.String()
 }
 
 // postgresURL is TEST_DATABASE_URL pointing at another database.
@@ -315,6 +350,16 @@ func postgresURL(t testing.TB, name string) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// ownerURL is a test database's URL as the tables' owner
+// (TEST_DATABASE_URL's role) instead of testAppRole.
+func ownerURL(t testing.TB, appURL string) string {
+	u, err := url.Parse(appURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return postgresURL(t, strings.TrimPrefix(u.Path, "/"))
 }
 
 // databaseFactory makes the tests' databases a few ahead of need and drops
@@ -343,6 +388,9 @@ var postgresDatabases = sync.OnceValue(func() *databaseFactory {
 	}
 	if f.err == nil {
 		f.sweep()
+		f.err = f.ensureAppRole()
+	}
+	if f.err == nil {
 		f.template, f.err = f.migrateTemplate()
 	}
 	if f.err != nil {
@@ -436,17 +484,31 @@ func (f *databaseFactory) migrateTemplate() (string, error) {
 		return name, err
 	}
 	u.Path = "/" + name
+	owner := u.String()
+	u.User = url.User(testAppRole)
 	db, err := database.Open(database.Options{PostgresURL: u.String(), MaxOpenConns: 1})
 	if err != nil {
 		return name, err
 	}
-	_, err = db.Migrate(context.Background())
+	// As a deployment does: migrations as the owner, then the grants to
+	// the app's role.
+	_, err = server.Migrate(context.Background(), settings.Config{DatabaseOwnerURL: owner}, db)
 	// A template must have no connections while it is copied: Close waits
 	// for the pool's to end.
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}
 	return name, err
+}
+
+// ensureAppRole creates testAppRole once per server (roles are not per
+// database); two runs racing to create it both succeed.
+func (f *databaseFactory) ensureAppRole() error {
+	_, err := f.admin.Exec(`DO $$ BEGIN
+		CREATE ROLE ` + testAppRole + ` LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+	EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+	END $$`)
+	return err
 }
 
 // closePostgres drops what the run made: the databases the tests gave back,

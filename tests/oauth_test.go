@@ -420,7 +420,7 @@ func TestOAuthClientPepperRotation(t *testing.T) {
 	next := a.sibling(t, "API_KEY_PEPPER", testPepper+"-next", "API_KEY_PEPPER_VERSION", "2", "API_KEY_PREVIOUS_PEPPERS", "1:"+testPepper)
 	next.token(t, id, secret, "")
 	var version int
-	mustf(t, next.DB.DB.Raw("SELECT pepper_version FROM oauth_clients WHERE id = ?", row).Scan(&version).Error == nil && version == 2, "moved: %d", version)
+	mustf(t, next.Rows(t).Raw("SELECT pepper_version FROM oauth_clients WHERE id = ?", row).Scan(&version).Error == nil && version == 2, "moved: %d", version)
 	only := a.sibling(t, "API_KEY_PEPPER", testPepper+"-next", "API_KEY_PEPPER_VERSION", "2")
 	only.token(t, id, secret, "")
 }

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"gorm.io/gorm"
 
 	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/models"
@@ -311,4 +313,49 @@ func TestSignupCreatesOwnOrganization(t *testing.T) {
 	var ms []models.Membership
 	a.DB.Where("user_id = ?", u.ID).Find(&ms)
 	mustf(t, len(ms) == 1 && ms[0].Role == caller.Owner && ms[0].OrgID != models.DefaultOrgID, "memberships %+v", ms)
+}
+
+// On PostgreSQL, row-level security is the second wall behind the
+// services' own org filters: a query through the app's own database handle
+// that names no organization sees no organization's rows, one scoped to an
+// organization sees only that one's, and it cannot write a row into
+// another. The app's role (as in a deployment) owns nothing.
+func TestRowLevelSecurity(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t)
+	if a.DB.Dialect != "postgres" {
+		t.Skip("row-level security is PostgreSQL's (CI runs this on it)")
+	}
+	role, _, err := a.DB.Role(context.Background())
+	mustf(t, err == nil && role.Unbound() == "", "the app's role is not bound by row-level security: %+v %v", role, err)
+	mine, theirs := a.team(t, randomSlug()), a.team(t, randomSlug())
+	a.makeKey(t, mine.Admin, readKey)
+	a.makeKey(t, theirs.Admin, readKey)
+	var all int64
+	mustf(t, a.Rows(t).Model(&models.APIKey{}).Count(&all).Error == nil && all == 2, "the owner sees %d keys, want 2", all)
+
+	// Deliberately unscoped, through the app's own handle.
+	var n int64
+	mustf(t, a.DB.Model(&models.APIKey{}).Count(&n).Error == nil && n == 0, "an unscoped query saw %d keys", n)
+	res := a.DB.Exec("UPDATE api_keys SET name = 'taken'")
+	mustf(t, res.Error == nil && res.RowsAffected == 0, "an unscoped update touched %d keys: %v", res.RowsAffected, res.Error)
+
+	// Scoped to one organization: its rows only, and no moving them out.
+	err = a.DB.Transaction(func(tx *gorm.DB) error {
+		mustf(t, tx.Exec("SELECT set_config('app.org_id', ?, true)", mine.ID).Error == nil, "scope")
+		var orgs []string
+		mustf(t, tx.Model(&models.APIKey{}).Pluck("org_id", &orgs).Error == nil && slices.Equal(orgs, []string{mine.ID}), "scoped: %v", orgs)
+		res := tx.Exec("UPDATE api_keys SET name = 'taken' WHERE org_id = ?", theirs.ID)
+		mustf(t, res.Error == nil && res.RowsAffected == 0, "updated another org's key: %d %v", res.RowsAffected, res.Error)
+		return tx.Exec("UPDATE api_keys SET org_id = ?", theirs.ID).Error
+	})
+	mustf(t, err != nil && strings.Contains(err.Error(), "row-level security"), "moved a key into another org: %v", err)
+	// The scope ended with its transaction: the pool's connections carry
+	// nothing on.
+	for range 8 {
+		mustf(t, a.DB.Model(&models.APIKey{}).Count(&n).Error == nil && n == 0, "a pooled connection kept the scope: %d keys", n)
+	}
+	// And the app itself still works across it: each admin lists their own.
+	r := a.do(t, Request{Method: "GET", URL: "/api-keys", Headers: bearer(mine.Admin)})
+	mustf(t, r.Status == 200 && strings.Count(r.Body, `"org_id":"`+mine.ID+`"`) == 1 && !strings.Contains(r.Body, theirs.ID), "list: %d %s", r.Status, r.Body)
 }

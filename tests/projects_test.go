@@ -53,7 +53,7 @@ func TestProjects(t *testing.T) {
 		{Name: "admin can delete", Method: "DELETE", URL: "/projects/{project}", Headers: auth, Setup: withProject("admin"), ExpectedStatus: 204,
 			After: func(t testing.TB, a *App, _ *Response) {
 				var n int64
-				a.DB.Model(&models.Project{}).Count(&n)
+				a.Rows(t).Model(&models.Project{}).Count(&n)
 				mustf(t, n == 0, "project still stored")
 			}},
 		{Name: "deleting an unknown project is 404", Method: "DELETE", URL: "/projects/00000000-0000-4000-8000-000000000000", Headers: auth,

@@ -183,6 +183,13 @@ func TestUserCreateAndMigrateCommands(t *testing.T) {
 	mustf(t, n >= 3, "only %d migrations found", n)
 	out, err = run(t, []string{"migrate", "status"}, env)
 	mustf(t, err == nil && strings.Count(out, "applied") == n, "status: %v %s", err, out)
+	if env["DATABASE_URL"] != "" {
+		// The app's role owns nothing: it cannot undo the schema (nor
+		// switch row-level security off); the owner's role can.
+		_, err = run(t, []string{"migrate", "down"}, env)
+		mustf(t, err != nil && strings.Contains(err.Error(), "must be owner"), "down as the app's role: %v", err)
+		env["DATABASE_OWNER_URL"] = ownerURL(t, env["DATABASE_URL"])
+	}
 	out, err = run(t, []string{"migrate", "down"}, env)
 	mustf(t, err == nil && strings.Count(out, "applied") == n-1 && strings.Count(out, "pending") == 1, "down: %v %s", err, out)
 	out, err = run(t, []string{"migrate", "up"}, env)
