@@ -111,6 +111,10 @@ func openPostgres(o Options, cfg *gorm.Config) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
+	if err := refuseScopedGORM(gdb); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
 	return &DB{DB: gdb, Dialect: migrations.Postgres, Description: "postgres " + redact(o.PostgresURL), pool: pool}, nil
 }
 

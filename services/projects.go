@@ -10,6 +10,7 @@ import (
 	"github.com/tollgate/tollgate/apperror"
 	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/clock"
+	"github.com/tollgate/tollgate/database/scan"
 	"github.com/tollgate/tollgate/models"
 )
 
@@ -37,7 +38,7 @@ func (s *Projects) List(ctx context.Context, who *caller.Caller, p Page) (PageOf
 		return PageOf[models.Project]{}, err
 	}
 	var page PageOf[models.Project]
-	err = inOrg(ctx, s.db, org, func(tx *gorm.DB) (err error) {
+	err = readInOrg(ctx, s.db, org, func(tx *gorm.DB) (err error) {
 		page, err = listPage(tx.Where("org_id = ?", org), p, true, func(m *models.Project) Cursor {
 			return Cursor{CreatedAt: m.CreatedAt, ID: m.ID}
 		})
@@ -56,7 +57,7 @@ func (s *Projects) Get(ctx context.Context, who *caller.Caller, id uuid.UUID) (*
 		return nil, err
 	}
 	var p models.Project
-	err = inOrg(ctx, s.db, org, func(tx *gorm.DB) error { return tx.First(&p, "id = ? AND org_id = ?", id, org).Error })
+	err = readInOrg(ctx, s.db, org, func(tx *gorm.DB) error { return scan.FindOne(tx.Where("id = ? AND org_id = ?", id, org), &p) })
 	if err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return nil, errProjectNotFound

@@ -8,6 +8,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tollgate/tollgate/apperror"
+	"github.com/tollgate/tollgate/database/scan"
 )
 
 // Row-level security on PostgreSQL (migration 00016) confines the
@@ -22,6 +23,19 @@ import (
 // setting is transaction-local, so a pooled connection never carries it on).
 func inOrg(ctx context.Context, db *gorm.DB, org uuid.UUID, fn func(*gorm.DB) error) error {
 	return scoped(ctx, db, "app.org_id", org.String(), fn)
+}
+
+// readInOrg is inOrg for a read that fn makes with scan.Find or
+// scan.FindOne only: outside a transaction on PostgreSQL the org is set in
+// the read's own batch (one round trip, no BEGIN and COMMIT); GORM's own
+// queries are refused there, so a read that strays fails loudly instead of
+// seeing no rows.
+func readInOrg(ctx context.Context, db *gorm.DB, org uuid.UUID, fn func(*gorm.DB) error) error {
+	db = db.WithContext(ctx)
+	if _, native := db.Statement.ConnPool.(scan.NativeQuerier); native && db.Dialector.Name() == "postgres" {
+		return fn(db.WithContext(scan.Scoped(ctx, scan.Scope{Setting: "app.org_id", Value: org.String()})))
+	}
+	return inOrg(ctx, db, org, fn)
 }
 
 // acrossOrgs runs fn with every organization's rows visible: for the reads

@@ -109,3 +109,25 @@ type Rows = interface {
 type NativeQuerier interface {
 	QueryNative(ctx context.Context, query string, args ...any) (Rows, error)
 }
+
+// A Scope is a transaction-local setting (set_config(Setting, Value, true))
+// that a read must run under: on PostgreSQL, the organization row-level
+// security confines it to. The native querier sends the setting and the
+// read in one pipelined batch, one implicit transaction and one round trip,
+// where BEGIN, set_config, the read and COMMIT took four.
+type Scope struct{ Setting, Value string }
+
+type scopeKey struct{}
+
+// Scoped returns ctx carrying scope for the reads made with it. Only Find
+// and FindOne on a NativeQuerier honor it; GORM's own queries do not, and
+// the database package refuses them (a scoped context is not a transaction).
+func Scoped(ctx context.Context, scope Scope) context.Context {
+	return context.WithValue(ctx, scopeKey{}, scope)
+}
+
+// ScopeOf returns the scope ctx carries, if any.
+func ScopeOf(ctx context.Context) (Scope, bool) {
+	s, ok := ctx.Value(scopeKey{}).(Scope)
+	return s, ok
+}
