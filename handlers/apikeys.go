@@ -119,7 +119,6 @@ func (h *APIKeys) Create(c *echo.Context) error {
 //	@Tags	api-keys
 //	@Security	BearerAuth
 //	@Success	200	{object}	APIKeyPage
-//	@Failure	400	{object}	ErrorResponse	"validation_failed"
 //	@Router		/api-keys [get]
 func (h *APIKeys) List(c *echo.Context) error {
 	cl, err := who(c)
@@ -138,7 +137,6 @@ func (h *APIKeys) List(c *echo.Context) error {
 //	@Security	BearerAuth
 //	@Param	user_id	query	string	false	"only this user's keys"	format(uuid)
 //	@Success	200	{object}	APIKeyPage
-//	@Failure	400	{object}	ErrorResponse	"validation_failed"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, user_token_required"
 //	@Router		/admin/api-keys [get]
 func (h *APIKeys) ListAll(c *echo.Context) error {

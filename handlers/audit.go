@@ -95,7 +95,6 @@ func (h *Audit) List(c *echo.Context) error {
 //	@Success	200	{object}	AuditPage
 //	@Failure	400	{object}	ErrorResponse	"validation_failed or invalid_id"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions or user_token_required"
-//	@Failure	404	{object}	ErrorResponse	"org_not_found"
 //	@Router		/orgs/{id}/audit [get]
 func (h *Audit) OrgList(c *echo.Context) error {
 	cl, id, err := whoAndID(c)

@@ -275,23 +275,36 @@ func (h *OAuth) CreateClient(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var req CreateClientRequest
-	if err := bind(c, &req); err != nil {
-		return err
-	}
-	scopes, err := parseScopes(req.Scopes)
+	in, err := newClient(c)
 	if err != nil {
 		return err
 	}
-	m, secret, err := h.clients.Register(c.Request().Context(), cl, services.NewClient{
+	m, secret, err := h.clients.Register(c.Request().Context(), cl, in, c.RealIP())
+	return withSecret(c, http.StatusCreated, m, secret, err)
+}
+
+func newClient(c *echo.Context) (services.NewClient, error) {
+	var req CreateClientRequest
+	if err := bind(c, &req); err != nil {
+		return services.NewClient{}, err
+	}
+	scopes, err := parseScopes(req.Scopes)
+	if err != nil {
+		return services.NewClient{}, err
+	}
+	return services.NewClient{
 		Name: req.Name, Scopes: scopes, Audience: req.Audience, TokenTTL: time.Duration(req.AccessTokenTTL) * time.Second,
 		AuthMethod: req.TokenEndpointAuthMethod,
-	}, c.RealIP())
+	}, nil
+}
+
+// withSecret answers a new or rotated secret: once, never cached.
+func withSecret(c *echo.Context, status int, m *models.OAuthClient, secret string, err error) error {
 	if err != nil {
 		return err
 	}
 	noStore(c)
-	return c.JSON(http.StatusCreated, ClientSecretResponse{ClientResponse: toClient(m), ClientSecret: secret})
+	return c.JSON(status, ClientSecretResponse{ClientResponse: toClient(m), ClientSecret: secret})
 }
 
 // ListClients lists every client, newest first.
@@ -301,7 +314,6 @@ func (h *OAuth) CreateClient(c *echo.Context) error {
 //	@Tags	admin
 //	@Security	BearerAuth
 //	@Success	200	{object}	ClientPage
-//	@Failure	400	{object}	ErrorResponse	"validation_failed"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, user_token_required"
 //	@Router		/admin/oauth/clients [get]
 func (h *OAuth) ListClients(c *echo.Context) error {
@@ -341,11 +353,7 @@ func (h *OAuth) RotateClientSecret(c *echo.Context) error {
 		return err
 	}
 	m, secret, err := h.clients.RotateSecret(c.Request().Context(), cl, id, grace, c.RealIP())
-	if err != nil {
-		return err
-	}
-	noStore(c)
-	return c.JSON(http.StatusOK, ClientSecretResponse{ClientResponse: toClient(m), ClientSecret: secret})
+	return withSecret(c, http.StatusOK, m, secret, err)
 }
 
 // DisableClient stops a client and its tokens.
@@ -366,6 +374,126 @@ func (h *OAuth) DisableClient(c *echo.Context) error {
 		return err
 	}
 	if err := h.clients.Disable(c.Request().Context(), cl, id, c.RealIP()); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// orgAndClient reads the caller, the organization ({id}) and its client
+// ({client}).
+func orgAndClient(c *echo.Context) (*caller.Caller, uuid.UUID, uuid.UUID, error) {
+	cl, org, err := whoAndID(c)
+	if err != nil {
+		return nil, uuid.Nil, uuid.Nil, err
+	}
+	id, err := uuid.Parse(c.Param("client"))
+	if err != nil {
+		return nil, uuid.Nil, uuid.Nil, errMalformedID
+	}
+	return cl, org, id, nil
+}
+
+// CreateOrgClient registers a client of the organization.
+//
+//	@Summary	Register an organization's OAuth client
+//	@Description	Owners and admins. The client acts in this organization only, for you, with a subset of the scopes of your role here, cut at every use to what that role still allows. client_secret is shown once, in this answer.
+//	@ID	createOrgClient
+//	@Tags	orgs
+//	@Security	BearerAuth
+//	@Param	id	path	string	true	"organization id"	format(uuid)
+//	@Param	body	body	CreateClientRequest	true	"the client"
+//	@Success	201	{object}	ClientSecretResponse
+//	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
+//	@Failure	403	{object}	ErrorResponse	"insufficient_permissions or user_token_required"
+//	@Router		/orgs/{id}/clients [post]
+func (h *OAuth) CreateOrgClient(c *echo.Context) error {
+	cl, org, err := whoAndID(c)
+	if err != nil {
+		return err
+	}
+	in, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	m, secret, err := h.clients.RegisterIn(c.Request().Context(), cl, org, in, c.RealIP())
+	return withSecret(c, http.StatusCreated, m, secret, err)
+}
+
+// ListOrgClients lists the organization's clients.
+//
+//	@Summary	List an organization's OAuth clients
+//	@Description	Owners and admins; newest first.
+//	@ID	listOrgClients
+//	@Tags	orgs
+//	@Security	BearerAuth
+//	@Param	id	path	string	true	"organization id"	format(uuid)
+//	@Success	200	{object}	ClientPage
+//	@Failure	403	{object}	ErrorResponse	"insufficient_permissions or user_token_required"
+//	@Router		/orgs/{id}/clients [get]
+func (h *OAuth) ListOrgClients(c *echo.Context) error {
+	cl, org, err := whoAndID(c)
+	if err != nil {
+		return err
+	}
+	p, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	page, err := h.clients.ListIn(c.Request().Context(), cl, org, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, paginate(page, p, toClient))
+}
+
+// RotateOrgClientSecret gives the organization's client a new secret.
+//
+//	@Summary	Rotate an organization's OAuth client secret
+//	@Description	Owners and admins. Answers the new secret, once; the old one keeps working for grace_period seconds (default 24 h).
+//	@ID	rotateOrgClientSecret
+//	@Tags	orgs
+//	@Security	BearerAuth
+//	@Param	id	path	string	true	"organization id"	format(uuid)
+//	@Param	client	path	string	true	"client row id"	format(uuid)
+//	@Param	body	body	RotateAPIKeyRequest	false	"grace period"
+//	@Success	200	{object}	ClientSecretResponse
+//	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
+//	@Failure	403	{object}	ErrorResponse	"insufficient_permissions or user_token_required"
+//	@Failure	404	{object}	ErrorResponse	"org_not_found or client_not_found"
+//	@Failure	409	{object}	ErrorResponse	"client_disabled"
+//	@Router		/orgs/{id}/clients/{client}/rotate-secret [post]
+func (h *OAuth) RotateOrgClientSecret(c *echo.Context) error {
+	cl, org, id, err := orgAndClient(c)
+	if err != nil {
+		return err
+	}
+	grace, err := graceParam(c)
+	if err != nil {
+		return err
+	}
+	m, secret, err := h.clients.RotateSecretIn(c.Request().Context(), cl, org, id, grace, c.RealIP())
+	return withSecret(c, http.StatusOK, m, secret, err)
+}
+
+// DisableOrgClient stops the organization's client and its tokens.
+//
+//	@Summary	Disable an organization's OAuth client
+//	@Description	Owners and admins. At once: no new tokens, and its tokens are refused. Disabling twice answers 204 again.
+//	@ID	disableOrgClient
+//	@Tags	orgs
+//	@Security	BearerAuth
+//	@Param	id	path	string	true	"organization id"	format(uuid)
+//	@Param	client	path	string	true	"client row id"	format(uuid)
+//	@Success	204
+//	@Failure	403	{object}	ErrorResponse	"insufficient_permissions or user_token_required"
+//	@Failure	404	{object}	ErrorResponse	"org_not_found or client_not_found"
+//	@Router		/orgs/{id}/clients/{client} [delete]
+func (h *OAuth) DisableOrgClient(c *echo.Context) error {
+	cl, org, id, err := orgAndClient(c)
+	if err != nil {
+		return err
+	}
+	if err := h.clients.DisableIn(c.Request().Context(), cl, org, id, c.RealIP()); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

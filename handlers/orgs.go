@@ -154,7 +154,6 @@ func cleanName(raw string) (string, error) {
 //	@Tags	orgs
 //	@Security	BearerAuth
 //	@Success	200	{object}	OrgPage
-//	@Failure	400	{object}	ErrorResponse	"validation_failed"
 //	@Router		/orgs [get]
 func (h *Orgs) List(c *echo.Context) error {
 	cl, err := who(c)
@@ -181,7 +180,6 @@ func (h *Orgs) List(c *echo.Context) error {
 //	@Security	BearerAuth
 //	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Success	200	{object}	OrgResponse
-//	@Failure	404	{object}	ErrorResponse	"org_not_found"
 //	@Router		/orgs/{id} [get]
 func (h *Orgs) Get(c *echo.Context) error {
 	cl, id, err := whoAndID(c)
@@ -214,7 +212,6 @@ type UpdateOrgRequest struct {
 //	@Param	body	body	UpdateOrgRequest	true	"fields to change"
 //	@Success	200	{object}	OrgResponse
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, tier_platform_only or user_token_required"
-//	@Failure	404	{object}	ErrorResponse	"org_not_found"
 //	@Failure	409	{object}	ErrorResponse	"slug_taken"
 //	@Router		/orgs/{id} [patch]
 func (h *Orgs) Update(c *echo.Context) error {
@@ -259,7 +256,6 @@ func (h *Orgs) Update(c *echo.Context) error {
 //	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Success	204
 //	@Failure	403	{object}	ErrorResponse	"owner_required or user_token_required"
-//	@Failure	404	{object}	ErrorResponse	"org_not_found"
 //	@Failure	409	{object}	ErrorResponse	"default_organization"
 //	@Router		/orgs/{id} [delete]
 func (h *Orgs) Delete(c *echo.Context) error {
@@ -282,8 +278,6 @@ func (h *Orgs) Delete(c *echo.Context) error {
 //	@Security	BearerAuth
 //	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Success	200	{object}	MemberPage
-//	@Failure	400	{object}	ErrorResponse	"validation_failed or invalid_id"
-//	@Failure	404	{object}	ErrorResponse	"org_not_found"
 //	@Router		/orgs/{id}/members [get]
 func (h *Orgs) Members(c *echo.Context) error {
 	cl, id, err := whoAndID(c)
@@ -383,7 +377,6 @@ func (h *Orgs) RemoveMember(c *echo.Context) error {
 //	@Security	BearerAuth
 //	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Success	204
-//	@Failure	404	{object}	ErrorResponse	"org_not_found"
 //	@Failure	409	{object}	ErrorResponse	"last_owner or last_admin"
 //	@Router		/orgs/{id}/leave [post]
 func (h *Orgs) Leave(c *echo.Context) error {
@@ -448,7 +441,6 @@ type InviteRequest struct {
 //	@Param	body	body	InviteRequest	true	"address and role"
 //	@Success	201	{object}	InvitationResponse
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, owner_required or user_token_required"
-//	@Failure	404	{object}	ErrorResponse	"org_not_found"
 //	@Failure	409	{object}	ErrorResponse	"default_organization (it has no owners)"
 //	@Router		/orgs/{id}/invitations [post]
 func (h *Orgs) Invite(c *echo.Context) error {
@@ -476,9 +468,7 @@ func (h *Orgs) Invite(c *echo.Context) error {
 //	@Security	BearerAuth
 //	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Success	200	{object}	InvitationPage
-//	@Failure	400	{object}	ErrorResponse	"validation_failed or invalid_id"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions or user_token_required"
-//	@Failure	404	{object}	ErrorResponse	"org_not_found"
 //	@Router		/orgs/{id}/invitations [get]
 func (h *Orgs) Invitations(c *echo.Context) error {
 	cl, id, err := whoAndID(c)

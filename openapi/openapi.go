@@ -240,13 +240,19 @@ func addStandardFailures(doc *openapi3.T) {
 			if strings.Contains(path, "{id}") {
 				add(op, "400", "invalid_id")
 			}
+			// An organization's routes answer a non-member as if it did not
+			// exist (no existence oracle).
+			if strings.HasPrefix(path, "/orgs/{id}") {
+				add(op, "404", "org_not_found")
+			}
 		}
 	}
 }
 
 // addPageParams gives every list answered with a page (Paginated: data,
 // page, next_cursor) the query parameters that choose it, the same for
-// all, so a handler annotates them only to say more.
+// all (and the 400 a bad one answers), so a handler annotates them only to
+// say more.
 func addPageParams(doc *openapi3.T) {
 	min1 := 1.0
 	params := []*openapi3.Parameter{
@@ -274,6 +280,14 @@ func addPageParams(doc *openapi3.T) {
 			if op.Parameters.GetByInAndName("query", p.Name) == nil {
 				op.Parameters = append(op.Parameters, &openapi3.ParameterRef{Value: p})
 			}
+		}
+		// The parameters are validated: a bad one is 400 validation_failed,
+		// beside a malformed {id}.
+		switch bad := op.Responses.Value("400"); {
+		case bad == nil:
+			op.Responses.Set("400", errorAnswer(doc, "validation_failed"))
+		case bad.Value != nil && bad.Value.Description != nil && *bad.Value.Description == "invalid_id":
+			op.Responses.Set("400", errorAnswer(doc, "validation_failed or invalid_id"))
 		}
 	}
 }

@@ -168,7 +168,7 @@ func newServices(d Deps, st Stores, m *metrics.Metrics) (Services, error) {
 		Env: env, MaxLifetime: cfg.APIKeyMaxLifetime, RotationGrace: cfg.APIKeyRotationGrace, Peppers: d.Secrets.Peppers,
 		Tiers: rl.Tiers, Fallback: rl.User, SharesUserLimit: cfg.APIKeySharesUserLimit, MaxPerUser: cfg.APIKeyMaxPerUser,
 	})
-	s.Clients = services.NewClients(db, d.Clock, d.Log, s.Tokens, st.Revoked, s.Audit, services.OAuthConfig{
+	s.Clients = services.NewClients(db, d.Clock, d.Log, s.Tokens, st.Revoked, s.Audit, s.Orgs, services.OAuthConfig{
 		Audience: cfg.JWTAudience, TokenTTL: cfg.OAuthTokenTTL, RotationGrace: cfg.APIKeyRotationGrace, Peppers: d.Secrets.Peppers,
 	})
 	s.Projects = services.NewProjects(db, d.Clock)

@@ -58,12 +58,13 @@ type Clients struct {
 	tokens      *Tokens
 	revocations *Revocations
 	audit       *Audit
+	orgs        *Orgs // who manages an organization, for its own clients
 	cfg         OAuthConfig
 }
 
 // NewClients builds the OAuth client service.
-func NewClients(db *gorm.DB, clk clock.Clock, log *slog.Logger, tokens *Tokens, rev *Revocations, audit *Audit, cfg OAuthConfig) *Clients {
-	return &Clients{db: db, clock: clk, log: log, tokens: tokens, revocations: rev, audit: audit, cfg: cfg}
+func NewClients(db *gorm.DB, clk clock.Clock, log *slog.Logger, tokens *Tokens, rev *Revocations, audit *Audit, orgs *Orgs, cfg OAuthConfig) *Clients {
+	return &Clients{db: db, clock: clk, log: log, tokens: tokens, revocations: rev, audit: audit, orgs: orgs, cfg: cfg}
 }
 
 // NewClient is what Register needs.
@@ -159,6 +160,10 @@ func (s *Clients) RotateSecret(ctx context.Context, who *caller.Caller, id uuid.
 	if err != nil {
 		return nil, "", err
 	}
+	return s.rotate(ctx, who, c, g, ip)
+}
+
+func (s *Clients) rotate(ctx context.Context, who *caller.Caller, c *models.OAuthClient, g time.Duration, ip string) (*models.OAuthClient, string, error) {
 	if c.DisabledAt != nil {
 		return nil, "", errClientDisabled
 	}
@@ -180,6 +185,10 @@ func (s *Clients) Disable(ctx context.Context, who *caller.Caller, id uuid.UUID,
 	if err != nil {
 		return err
 	}
+	return s.disable(ctx, who, c, ip)
+}
+
+func (s *Clients) disable(ctx context.Context, who *caller.Caller, c *models.OAuthClient, ip string) error {
 	if c.DisabledAt != nil {
 		return nil
 	}
@@ -192,6 +201,87 @@ func (s *Clients) Disable(ctx context.Context, who *caller.Caller, id uuid.UUID,
 	c.DisabledAt = &now
 	s.event("oauth_client.disabled", who, c, ip)
 	return nil
+}
+
+// An organization's own clients (/orgs/{id}/clients): its owners and
+// admins register and manage them, each acting only in that organization;
+// another organization's client is not found (404). Platform operators
+// manage every organization's through the methods above.
+
+// manages loads who's role in org: 404 for a non-member, 403 unless the
+// role manages it.
+func (s *Clients) manages(ctx context.Context, who *caller.Caller, org uuid.UUID) (caller.Role, error) {
+	o, err := s.orgs.manager(ctx, s.db, who, org)
+	if err != nil {
+		return "", err
+	}
+	return o.Role, nil
+}
+
+// RegisterIn registers a client of org owned by who, with a subset of the
+// scopes of who's role there (at every use, cut to that role as it is then).
+func (s *Clients) RegisterIn(ctx context.Context, who *caller.Caller, org uuid.UUID, in NewClient, ip string) (*models.OAuthClient, string, error) {
+	role, err := s.manages(ctx, who, org)
+	if err != nil {
+		return nil, "", err
+	}
+	acting := *who
+	acting.OrgID, acting.OrgRole, acting.Role = org, role, role.RouteRole()
+	return s.Register(ctx, &acting, in, ip)
+}
+
+// ListIn returns one page of org's clients, newest first.
+func (s *Clients) ListIn(ctx context.Context, who *caller.Caller, org uuid.UUID, p Page) (PageOf[models.OAuthClient], error) {
+	var page PageOf[models.OAuthClient]
+	if _, err := s.manages(ctx, who, org); err != nil {
+		return page, err
+	}
+	err := inOrg(ctx, s.db, org, func(tx *gorm.DB) (err error) {
+		page, err = listPage(tx.Where("org_id = ?", org), p, true, func(m *models.OAuthClient) Cursor { return Cursor{CreatedAt: m.CreatedAt, ID: m.ID} })
+		return err
+	})
+	if err != nil {
+		return page, apperror.Wrap(err, "list oauth clients")
+	}
+	return page, nil
+}
+
+// findIn loads org's client id, for who (who must manage org).
+func (s *Clients) findIn(ctx context.Context, who *caller.Caller, org, id uuid.UUID) (*models.OAuthClient, error) {
+	if _, err := s.manages(ctx, who, org); err != nil {
+		return nil, err
+	}
+	var c models.OAuthClient
+	err := inOrg(ctx, s.db, org, func(tx *gorm.DB) error { return tx.Where("id = ? AND org_id = ?", id, org).Take(&c).Error })
+	if err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, errClientGone
+		}
+		return nil, apperror.Wrap(err, "load oauth client")
+	}
+	return &c, nil
+}
+
+// RotateSecretIn is RotateSecret for org's own client.
+func (s *Clients) RotateSecretIn(ctx context.Context, who *caller.Caller, org, id uuid.UUID, grace *time.Duration, ip string) (*models.OAuthClient, string, error) {
+	g, err := rotationGrace(grace, s.cfg.RotationGrace)
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := s.findIn(ctx, who, org, id)
+	if err != nil {
+		return nil, "", err
+	}
+	return s.rotate(ctx, who, c, g, ip)
+}
+
+// DisableIn is Disable for org's own client.
+func (s *Clients) DisableIn(ctx context.Context, who *caller.Caller, org, id uuid.UUID, ip string) error {
+	c, err := s.findIn(ctx, who, org, id)
+	if err != nil {
+		return err
+	}
+	return s.disable(ctx, who, c, ip)
 }
 
 // clientRow is a client with its owner's current standing in its

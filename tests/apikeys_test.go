@@ -370,3 +370,23 @@ func TestLiveKeysPerUserAreCapped(t *testing.T) {
 	r = a.do(t, Request{Method: "POST", URL: "/api-keys", Headers: bearer(u), Body: readKey})
 	mustf(t, r.Status == 201, "after a revocation: %d %s", r.Status, r.Body)
 }
+
+// An owner demoted in an organization (not removed): their keys there keep
+// only what the new role allows, at the next use.
+func TestAPIKeyNarrowsWithItsOwnersRole(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t)
+	tm := a.team(t, randomSlug())
+	key, _ := a.makeKey(t, tm.Admin, map[string]any{"name": "writer", "scopes": []string{"projects:read", "projects:write"}})
+	write := func() *Response {
+		return a.do(t, Request{Method: "POST", URL: "/projects", Headers: keyHeader(key), Body: map[string]string{"name": "by key"}})
+	}
+	r := write()
+	mustf(t, r.Status == 201 && strings.Contains(r.Body, `"org_id":"`+tm.ID+`"`), "before: %d %s", r.Status, r.Body)
+	r = a.do(t, Request{Method: "PATCH", URL: "/orgs/" + tm.ID + "/members/" + tm.Admin.ID, Headers: bearer(tm.Owner), Body: map[string]string{"role": "viewer"}})
+	mustf(t, r.Status == 200, "demote: %d %s", r.Status, r.Body)
+	r = write()
+	mustf(t, r.Status == 403 && strings.Contains(r.Body, `"code":"insufficient_scope"`), "a viewer's key wrote: %d %s", r.Status, r.Body)
+	r = a.do(t, Request{Method: "GET", URL: "/projects", Headers: keyHeader(key)})
+	mustf(t, r.Status == 200 && strings.Contains(r.Body, "by key"), "a viewer's key reads: %d %s", r.Status, r.Body)
+}
