@@ -377,16 +377,14 @@ func TestAPIKeyNarrowsWithItsOwnersRole(t *testing.T) {
 	parallelTest(t)
 	a := newApp(t)
 	tm := a.team(t, randomSlug())
-	key, _ := a.makeKey(t, tm.Admin, map[string]any{"name": "writer", "scopes": []string{"projects:read", "projects:write"}})
-	write := func() *Response {
-		return a.do(t, Request{Method: "POST", URL: "/projects", Headers: keyHeader(key), Body: map[string]string{"name": "by key"}})
-	}
-	r := write()
-	mustf(t, r.Status == 201 && strings.Contains(r.Body, `"org_id":"`+tm.ID+`"`), "before: %d %s", r.Status, r.Body)
+	key, _ := a.makeKey(t, tm.Admin, map[string]any{"name": "reports", "scopes": []string{"analytics:read", "users:read"}})
+	report := func() *Response { return a.do(t, Request{Method: "GET", URL: "/analytics", Headers: keyHeader(key)}) }
+	r := report()
+	mustf(t, r.Status == 200, "before: %d %s", r.Status, r.Body)
 	r = a.do(t, Request{Method: "PATCH", URL: "/orgs/" + tm.ID + "/members/" + tm.Admin.ID, Headers: bearer(tm.Owner), Body: map[string]string{"role": "viewer"}})
 	mustf(t, r.Status == 200, "demote: %d %s", r.Status, r.Body)
-	r = write()
-	mustf(t, r.Status == 403 && strings.Contains(r.Body, `"code":"insufficient_scope"`), "a viewer's key wrote: %d %s", r.Status, r.Body)
-	r = a.do(t, Request{Method: "GET", URL: "/projects", Headers: keyHeader(key)})
-	mustf(t, r.Status == 200 && strings.Contains(r.Body, "by key"), "a viewer's key reads: %d %s", r.Status, r.Body)
+	r = report()
+	mustf(t, r.Status == 403 && strings.Contains(r.Body, `"code":"insufficient_scope"`), "a viewer's key read the report: %d %s", r.Status, r.Body)
+	r = a.do(t, Request{Method: "GET", URL: "/users/me", Headers: keyHeader(key)})
+	mustf(t, r.Status == 200 && strings.Contains(r.Body, `"org_id":"`+tm.ID+`"`) && strings.Contains(r.Body, `"role":"viewer"`), "a viewer's key reads the account: %d %s", r.Status, r.Body)
 }

@@ -485,33 +485,33 @@ func withOrgClient(role string, body map[string]any) func(t testing.TB, a *App) 
 	}
 }
 
-var projectsClient = map[string]any{"name": "sync", "scopes": []string{"projects:read", "projects:write"}}
+var orgClient = map[string]any{"name": "sync", "scopes": []string{"analytics:read", "users:read"}}
 
 func TestOrgClients(t *testing.T) {
 	parallelTest(t)
 	ctoken := map[string]string{"Authorization": "Bearer {ctoken}"}
 	scenarios := []Scenario{
 		{Name: "an org admin registers a client of the org", Method: "POST", URL: "/orgs/{org}/clients", Headers: auth, Setup: asTeam("admin"),
-			Body: projectsClient, ExpectedStatus: 201, ExpectedContent: []string{`"org_id":"{org}"`, `"owner_id":"{user_id}"`, `"client_secret":"`, `"scopes":["projects:read","projects:write"]`},
+			Body: orgClient, ExpectedStatus: 201, ExpectedContent: []string{`"org_id":"{org}"`, `"owner_id":"{user_id}"`, `"client_secret":"`, `"scopes":["analytics:read","users:read"]`},
 			ExpectedHeaders: map[string]string{"Cache-Control": "no-store"}},
 		{Name: "so does its owner", Method: "POST", URL: "/orgs/{org}/clients", Headers: auth, Setup: asTeam("owner"),
-			Body: projectsClient, ExpectedStatus: 201, ExpectedContent: []string{`"org_id":"{org}"`}},
+			Body: orgClient, ExpectedStatus: 201, ExpectedContent: []string{`"org_id":"{org}"`}},
 		{Name: "an editor may not", Method: "POST", URL: "/orgs/{org}/clients", Headers: auth, Setup: asTeam("editor"),
-			Body: projectsClient, ExpectedStatus: 403, ExpectedContent: []string{`"code":"insufficient_permissions"`}},
-		{Name: "a non-member gets 404", Method: "POST", URL: "/orgs/{their_org}/clients", Headers: auth, Setup: withOrgClient("admin", projectsClient),
-			Body: projectsClient, ExpectedStatus: 404, ExpectedContent: []string{`"code":"org_not_found"`}},
+			Body: orgClient, ExpectedStatus: 403, ExpectedContent: []string{`"code":"insufficient_permissions"`}},
+		{Name: "a non-member gets 404", Method: "POST", URL: "/orgs/{their_org}/clients", Headers: auth, Setup: withOrgClient("admin", orgClient),
+			Body: orgClient, ExpectedStatus: 404, ExpectedContent: []string{`"code":"org_not_found"`}},
 		{Name: "an unknown scope is 400", Method: "POST", URL: "/orgs/{org}/clients", Headers: auth, Setup: asTeam("admin"),
 			Body: map[string]any{"name": "x", "scopes": []string{"projects:everything"}}, ExpectedStatus: 400, ExpectedContent: []string{`"code":"validation_failed"`}},
-		{Name: "a client token cannot register clients", Method: "POST", URL: "/orgs/{org}/clients", Headers: ctoken, Setup: withOrgClient("admin", projectsClient),
-			Body: projectsClient, ExpectedStatus: 403, ExpectedContent: []string{`"code":"user_token_required"`}},
-		{Name: "admins list the org's clients, not another org's", Method: "GET", URL: "/orgs/{org}/clients", Headers: auth, Setup: withOrgClient("admin", projectsClient),
+		{Name: "a client token cannot register clients", Method: "POST", URL: "/orgs/{org}/clients", Headers: ctoken, Setup: withOrgClient("admin", orgClient),
+			Body: orgClient, ExpectedStatus: 403, ExpectedContent: []string{`"code":"user_token_required"`}},
+		{Name: "admins list the org's clients, not another org's", Method: "GET", URL: "/orgs/{org}/clients", Headers: auth, Setup: withOrgClient("admin", orgClient),
 			ExpectedStatus: 200, ExpectedContent: []string{`"id":"{client}"`, `"has_more":false`}, NotExpected: []string{"{their_client}", `"client_secret"`}},
-		{Name: "viewers may not list them", Method: "GET", URL: "/orgs/{org}/clients", Headers: auth, Setup: withOrgClient("viewer", projectsClient),
+		{Name: "viewers may not list them", Method: "GET", URL: "/orgs/{org}/clients", Headers: auth, Setup: withOrgClient("viewer", orgClient),
 			ExpectedStatus: 403, ExpectedContent: []string{`"code":"insufficient_permissions"`}},
 		{Name: "another org's client through one's own org is 404", Method: "POST", URL: "/orgs/{org}/clients/{their_client}/rotate-secret", Headers: auth,
-			Setup: withOrgClient("admin", projectsClient), ExpectedStatus: 404, ExpectedContent: []string{`"code":"client_not_found"`}},
+			Setup: withOrgClient("admin", orgClient), ExpectedStatus: 404, ExpectedContent: []string{`"code":"client_not_found"`}},
 		{Name: "an admin rotates the secret", Method: "POST", URL: "/orgs/{org}/clients/{client}/rotate-secret", Headers: auth,
-			Setup: withOrgClient("admin", projectsClient), Body: map[string]int{"grace_period": 0}, ExpectedStatus: 200,
+			Setup: withOrgClient("admin", orgClient), Body: map[string]int{"grace_period": 0}, ExpectedStatus: 200,
 			ExpectedContent: []string{`"client_secret":"`}, NotExpected: []string{`"client_secret":"{secret}"`},
 			After: func(t testing.TB, a *App, r *Response) {
 				old := a.do(t, formRequest("/oauth/token", url.Values{"grant_type": {"client_credentials"}}, map[string]string{"Authorization": basicAuth(r.vals["client_id"], r.vals["secret"])}))
@@ -521,32 +521,26 @@ func TestOrgClients(t *testing.T) {
 		{Name: "a malformed client id is 400", Method: "DELETE", URL: "/orgs/{org}/clients/not-a-uuid", Headers: auth,
 			Setup: asTeam("admin"), ExpectedStatus: 400, ExpectedContent: []string{`"code":"invalid_id"`}},
 		{Name: "an admin disables it, and its tokens stop", Method: "DELETE", URL: "/orgs/{org}/clients/{client}", Headers: auth,
-			Setup: withOrgClient("admin", projectsClient), ExpectedStatus: 204,
+			Setup: withOrgClient("admin", orgClient), ExpectedStatus: 204,
 			After: func(t testing.TB, a *App, r *Response) {
-				got := a.do(t, Request{Method: "GET", URL: "/projects", Headers: map[string]string{"Authorization": "Bearer " + r.vals["ctoken"]}})
+				got := a.do(t, Request{Method: "GET", URL: "/users/me", Headers: map[string]string{"Authorization": "Bearer " + r.vals["ctoken"]}})
 				mustf(t, got.Status == 401, "a disabled client's token: %d %s", got.Status, got.Body)
 			}},
-		{Name: "its token acts in its org only", Method: "GET", URL: "/projects", Headers: ctoken,
+		{Name: "its token acts in its org, for its owner", Method: "GET", URL: "/users/me", Headers: ctoken, Setup: withOrgClient("admin", orgClient),
+			ExpectedStatus: 200, ExpectedContent: []string{`"id":"{admin_id}"`, `"org_id":"{org}"`, `"role":"admin"`}},
+		{Name: "its owner demoted in the org: the client loses what the role lost", Method: "GET", URL: "/analytics", Headers: ctoken,
 			Setup: func(t testing.TB, a *App) map[string]string {
-				v := withOrgClient("admin", projectsClient)(t, a)
-				for _, p := range []struct{ token, name string }{{v["token"], "ours"}, {a.user(t, caller.Editor, caller.Free).Access, "default org's"}} {
-					r := a.do(t, Request{Method: "POST", URL: "/projects", Headers: map[string]string{"Authorization": "Bearer " + p.token}, Body: map[string]string{"name": p.name}})
-					mustf(t, r.Status == 201, "create %s: %d %s", p.name, r.Status, r.Body)
-				}
-				return v
-			},
-			ExpectedStatus: 200, ExpectedContent: []string{`"name":"ours"`, `"org_id":"{org}"`}, NotExpected: []string{"default org's"}},
-		{Name: "its owner demoted in the org: the client loses what the role lost", Method: "POST", URL: "/projects", Headers: ctoken,
-			Setup: func(t testing.TB, a *App) map[string]string {
-				v := withOrgClient("admin", projectsClient)(t, a)
+				v := withOrgClient("admin", orgClient)(t, a)
+				got := a.do(t, Request{Method: "GET", URL: "/analytics", Headers: map[string]string{"Authorization": "Bearer " + v["ctoken"]}})
+				mustf(t, got.Status == 200, "an admin's client reads the report: %d %s", got.Status, got.Body)
 				r := a.do(t, Request{Method: "PATCH", URL: "/orgs/" + v["org"] + "/members/" + v["admin_id"], Headers: map[string]string{"Authorization": "Bearer " + v["owner"]},
 					Body: map[string]string{"role": "viewer"}})
 				mustf(t, r.Status == 200, "demote: %d %s", r.Status, r.Body)
-				got := a.do(t, Request{Method: "GET", URL: "/projects", Headers: map[string]string{"Authorization": "Bearer " + v["ctoken"]}})
-				mustf(t, got.Status == 200, "a viewer's client still reads: %d %s", got.Status, got.Body)
+				got = a.do(t, Request{Method: "GET", URL: "/users/me", Headers: map[string]string{"Authorization": "Bearer " + v["ctoken"]}})
+				mustf(t, got.Status == 200 && strings.Contains(got.Body, `"role":"viewer"`), "a viewer's client still reads the account: %d %s", got.Status, got.Body)
 				return v
 			},
-			Body: map[string]string{"name": "after"}, ExpectedStatus: 403, ExpectedContent: []string{`"code":"insufficient_scope"`}},
+			ExpectedStatus: 403, ExpectedContent: []string{`"code":"insufficient_scope"`}},
 	}
 	for _, s := range scenarios {
 		s.Run(t)

@@ -292,3 +292,25 @@ func TestTenantIsolation(t *testing.T) {
 	claims := decodeClaims(t, field(t, r, "access_token"))
 	mustf(t, claims["org_id"] == models.DefaultOrgID.String(), "after removal: %v", claims)
 }
+
+// The projects routes in the cross-tenant matrix (tests/tenancy_test.go).
+func init() {
+	crossTenantIDs["/projects/{id}"] = theirProject
+	crossTenantBodies["PATCH /projects/{id}"] = `{"name":"taken"}`
+	notAboutAnotherOrg["POST /projects"] = "creates in the caller's organization"
+}
+
+// theirProject is another organization's project; the matrix checks
+// afterwards that it is unchanged.
+func theirProject(t *testing.T, a *App, w *tenants) []map[string]string {
+	name := randomName("their-project-")
+	r := a.do(t, Request{Method: "POST", URL: "/projects", Headers: bearer(w.theirs.Editor), Body: map[string]string{"name": name}})
+	mustf(t, r.Status == http.StatusCreated, "their project: %d %s", r.Status, r.Body)
+	id := field(t, r, "id")
+	w.forbid(name)
+	w.afterwards(func(t *testing.T) {
+		r := a.do(t, Request{Method: "GET", URL: "/projects/" + id, Headers: bearer(w.theirs.Editor)})
+		mustf(t, r.Status == http.StatusOK && strings.Contains(r.Body, `"name":"`+name+`"`), "their project after the matrix: %d %s", r.Status, r.Body)
+	})
+	return one("id", id)
+}
