@@ -210,7 +210,6 @@ func (h *APIKeys) revoke(c *echo.Context, anyOwner bool) error {
 //	@Param	id	path	string	true	"key id (UUID)"	format(uuid)
 //	@Param	body	body	RotateAPIKeyRequest	false	"grace period"
 //	@Success	200	{object}	APIKeySecretResponse
-//	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
 //	@Failure	404	{object}	ErrorResponse	"api_key_not_found"
 //	@Failure	409	{object}	ErrorResponse	"api_key_inactive"
 //	@Router		/api-keys/{id}/rotate [post]

@@ -338,7 +338,6 @@ func (h *OAuth) ListClients(c *echo.Context) error {
 //	@Param	id	path	string	true	"client row id (UUID)"	format(uuid)
 //	@Param	body	body	RotateAPIKeyRequest	false	"grace period"
 //	@Success	200	{object}	ClientSecretResponse
-//	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, user_token_required"
 //	@Failure	404	{object}	ErrorResponse	"client_not_found"
 //	@Failure	409	{object}	ErrorResponse	"client_disabled"
@@ -403,7 +402,6 @@ func orgAndClient(c *echo.Context) (*caller.Caller, uuid.UUID, uuid.UUID, error)
 //	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Param	body	body	CreateClientRequest	true	"the client"
 //	@Success	201	{object}	ClientSecretResponse
-//	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions or user_token_required"
 //	@Router		/orgs/{id}/clients [post]
 func (h *OAuth) CreateOrgClient(c *echo.Context) error {
@@ -457,7 +455,6 @@ func (h *OAuth) ListOrgClients(c *echo.Context) error {
 //	@Param	client	path	string	true	"client row id"	format(uuid)
 //	@Param	body	body	RotateAPIKeyRequest	false	"grace period"
 //	@Success	200	{object}	ClientSecretResponse
-//	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions or user_token_required"
 //	@Failure	404	{object}	ErrorResponse	"org_not_found or client_not_found"
 //	@Failure	409	{object}	ErrorResponse	"client_disabled"

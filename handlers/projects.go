@@ -149,7 +149,6 @@ type UpdateProjectRequest struct {
 //	@Param	id	path	string	true	"project id (UUID)"	format(uuid)
 //	@Param	body	body	UpdateProjectRequest	true	"fields to change"
 //	@Success	200	{object}	ProjectResponse
-//	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
 //	@Failure	404	{object}	ErrorResponse	"project_not_found"
 //	@Router		/projects/{id} [patch]

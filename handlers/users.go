@@ -115,7 +115,6 @@ type UpdateUserRequest struct {
 //	@Param	id	path	string	true	"user id (UUID)"	format(uuid)
 //	@Param	body	body	UpdateUserRequest	true	"fields to change"
 //	@Success	200	{object}	UserResponse
-//	@Failure	400	{object}	ErrorResponse	"validation_failed, invalid_json or invalid_id"
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions: the role may not do this"
 //	@Failure	404	{object}	ErrorResponse	"user_not_found"
 //	@Failure	409	{object}	ErrorResponse	"last_admin: the only admin cannot be demoted"

@@ -221,8 +221,14 @@ func addStandardFailures(doc *openapi3.T) {
 			if op.RequestBody != nil || slices.Contains([]string{"POST", "PATCH", "PUT"}, method) {
 				add(op, "413", "request_too_large (1 MiB)")
 			}
-			if op.RequestBody != nil && op.RequestBody.Value.Content.Get("application/json") != nil {
+			jsonBody := op.RequestBody != nil && op.RequestBody.Value.Content.Get("application/json") != nil
+			switch id := strings.Contains(path, "{id}"); {
+			case jsonBody && id:
+				add(op, "400", "validation_failed, invalid_json or invalid_id")
+			case jsonBody:
 				add(op, "400", "validation_failed or invalid_json")
+			}
+			if jsonBody {
 				add(op, "415", "unsupported_media_type: send application/json")
 			}
 			if op.Security != nil && len(*op.Security) > 0 {
