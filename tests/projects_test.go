@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -313,4 +314,38 @@ func theirProject(t *testing.T, a *App, w *tenants) []map[string]string {
 		mustf(t, r.Status == http.StatusOK && strings.Contains(r.Body, `"name":"`+name+`"`), "their project after the matrix: %d %s", r.Status, r.Body)
 	})
 	return one("id", id)
+}
+
+// Project reads set the organization in the read's own pgx batch (no
+// transaction, readInOrg): many at once, for two organizations, each sees
+// its own, and the pooled connections keep nothing afterwards.
+func TestProjectReadsScopeTheirOwnBatch(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t)
+	if a.DB.Dialect != "postgres" {
+		t.Skip("row-level security is PostgreSQL's (CI runs this on it)")
+	}
+	mine, theirs := a.team(t, randomSlug()), a.team(t, randomSlug())
+	for _, team := range []*Team{mine, theirs} {
+		r := a.do(t, Request{Method: "POST", URL: "/projects", Headers: bearer(team.Admin), Body: `{"name":"of ` + team.ID + `"}`})
+		mustf(t, r.Status == 201, "create: %d %s", r.Status, r.Body)
+	}
+	var wg sync.WaitGroup
+	for i := range 24 {
+		team, other := mine, theirs
+		if i%2 == 1 {
+			team, other = theirs, mine
+		}
+		wg.Go(func() {
+			r := a.do(t, Request{Method: "GET", URL: "/projects", Headers: bearer(team.Admin)})
+			if r.Status != 200 || !strings.Contains(r.Body, "of "+team.ID) || strings.Contains(r.Body, other.ID) {
+				t.Errorf("list of %s: %d %s", team.ID, r.Status, r.Body)
+			}
+		})
+	}
+	wg.Wait()
+	var n int64
+	for range 8 {
+		mustf(t, a.DB.Model(&models.Project{}).Count(&n).Error == nil && n == 0, "a pooled connection kept a read's scope: %d projects", n)
+	}
 }
