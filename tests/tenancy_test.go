@@ -136,7 +136,7 @@ func (a *App) tenants(t *testing.T) *tenants {
 	t.Helper()
 	w := &tenants{mine: a.team(t, randomSlug()), theirs: a.team(t, randomSlug())}
 	them := w.theirs
-	_, w.key = a.makeKey(t, them.Admin, map[string]any{"name": "theirs", "scopes": []string{"projects:read"}})
+	_, w.key = a.makeKey(t, them.Admin, map[string]any{"name": "theirs", "scopes": []string{"users:read"}})
 	r := a.do(t, Request{Method: "POST", URL: "/orgs/" + them.ID + "/clients", Headers: bearer(them.Admin), Body: map[string]any{"name": "theirs", "scopes": []string{"users:read"}}})
 	mustf(t, r.Status == http.StatusCreated, "their client: %d %s", r.Status, r.Body)
 	w.client, w.clientID, w.secret = field(t, r, "id"), field(t, r, "client_id"), field(t, r, "client_secret")
