@@ -268,8 +268,8 @@ func TestCrossTenantMatrix(t *testing.T) {
 			}
 			continue
 		}
-		if op.Credentials {
-			credentialLookups++
+		if op.Credentials && !strings.HasPrefix(op.Path, "/admin/") {
+			credentialLookups++ // a lookup a key may reach (the platform's routes refuse it first)
 		}
 		sets, ok := theirs[op.Path]
 		if !ok {
