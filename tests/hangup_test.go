@@ -17,9 +17,10 @@ import (
 
 // hangUp sends one request over a real socket and closes the connection as
 // soon as the status line arrives, as curl does once it has its answer,
-// and returns that status line. What the answer promises must be durable
+// and returns that status line (token: sent as a bearer token). What the
+// answer promises must be durable
 // by then: the caller checks the database right after, without waiting.
-func hangUp(t *testing.T, addr, method, path string, body any) string {
+func hangUp(t *testing.T, addr, method, path string, body any, token ...string) string {
 	t.Helper()
 	raw, err := json.Marshal(body)
 	mustf(t, err == nil, "%v", err)
@@ -27,8 +28,12 @@ func hangUp(t *testing.T, addr, method, path string, body any) string {
 	mustf(t, err == nil, "dial: %v", err)
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	_, err = fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: tollgate.test\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
-		method, path, len(raw), raw)
+	auth := ""
+	if len(token) > 0 {
+		auth = "Authorization: Bearer " + token[0] + "\r\n"
+	}
+	_, err = fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: tollgate.test\r\n%sContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		method, path, auth, len(raw), raw)
 	mustf(t, err == nil, "write: %v", err)
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	mustf(t, err == nil, "read status line: %v", err)
@@ -98,6 +103,39 @@ func TestAnswerAfterTheWriteSurvivesHangUp(t *testing.T) {
 			var live int64
 			mustf(t, a.DB.Model(&models.PasswordResetToken{}).Where("user_id = ? AND used_at IS NULL", u.ID).Count(&live).Error == nil, "count")
 			mustf(t, live == 1, "round %d: %d live reset tokens, want 1", i, live)
+		}
+	})
+	// An organization's writes: made, invited and joined once the answer
+	// is out, whoever hangs up.
+	t.Run("organizations", func(t *testing.T) {
+		parallelTest(t)
+		a := newApp(t)
+		srv := httptest.NewServer(a.Handler)
+		defer srv.Close()
+		addr := strings.TrimPrefix(srv.URL, "http://")
+		for i := range rounds {
+			owner, invited := a.user(t, caller.Viewer, caller.Free), a.user(t, caller.Viewer, caller.Free)
+			slug := randomSlug()
+			line := hangUp(t, addr, "POST", "/orgs", map[string]string{"name": "Hung up", "slug": slug}, owner.Access)
+			mustf(t, strings.HasPrefix(line, "HTTP/1.1 201"), "create: status line %q", line)
+			var org models.Organization
+			mustf(t, a.DB.Where("slug = ?", slug).Take(&org).Error == nil, "round %d: organization lost after the 201", i)
+			var owners int64
+			mustf(t, a.DB.Model(&models.Membership{}).Where("org_id = ? AND user_id = ? AND role = ?", org.ID, owner.ID, caller.Owner).Count(&owners).Error == nil && owners == 1,
+				"round %d: its owner lost after the 201", i)
+
+			line = hangUp(t, addr, "POST", "/orgs/"+org.ID.String()+"/invitations", map[string]string{"email": invited.Email, "role": "editor"}, owner.Access)
+			mustf(t, strings.HasPrefix(line, "HTTP/1.1 201"), "invite: status line %q", line)
+			var pending int64
+			mustf(t, a.Rows(t).Model(&models.Invitation{}).Where("org_id = ? AND email = ?", org.ID, invited.Email).Count(&pending).Error == nil && pending == 1,
+				"round %d: invitation lost after the 201", i)
+			mustf(t, mailTo(t, a, invited.Email) == 1, "round %d: invitation mail lost after the 201", i)
+
+			line = hangUp(t, addr, "POST", "/invitations/accept", map[string]string{"token": invitationToken(t, a, invited.Email)}, invited.Access)
+			mustf(t, strings.HasPrefix(line, "HTTP/1.1 200"), "accept: status line %q", line)
+			var joined int64
+			mustf(t, a.DB.Model(&models.Membership{}).Where("org_id = ? AND user_id = ? AND role = ?", org.ID, invited.ID, caller.Editor).Count(&joined).Error == nil && joined == 1,
+				"round %d: membership lost after the 200", i)
 		}
 	})
 }
