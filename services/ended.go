@@ -99,12 +99,19 @@ func (e *EndedSessions) End(ctx context.Context, sids ...string) {
 // EndUser voids every access token user holds now, those issued in this
 // second too (a JWT's iat counts seconds); tokens issued after it in the
 // same second carry the next second as iat (IssuedAfter), so they live.
+// A second void within that second covers those pushed tokens as well.
 func (e *EndedSessions) EndUser(ctx context.Context, user string) {
 	if e == nil {
 		return
 	}
 	now := e.clock.Now()
-	e.record(ctx, []entry{{member: "u:" + user + ":" + strconv.FormatInt(now.Unix(), 10), until: now.Add(e.ttl).UnixMilli()}})
+	at := now.Unix()
+	e.mu.RLock()
+	if cur, ok := e.notBefore[user]; ok && cur.at >= at {
+		at = cur.at + 1 // the iat IssuedAfter gave tokens issued since that void
+	}
+	e.mu.RUnlock()
+	e.record(ctx, []entry{{member: "u:" + user + ":" + strconv.FormatInt(at, 10), until: now.Add(e.ttl).UnixMilli()}})
 }
 
 // IssuedAfter is the iat a token for user issued at now must carry to

@@ -270,6 +270,16 @@ func TestEndedSessionsRefuseTokens(t *testing.T) {
 	if _, err := tokens.Verify(fresh); err != nil {
 		t.Fatalf("a token issued after the void, in its second: %v", err)
 	}
+	// A second void in the same second (two membership changes at once)
+	// voids that token too, and one issued after it lives again.
+	ended.EndUser(context.Background(), u.ID.String())
+	if _, err := tokens.Verify(fresh); err == nil {
+		t.Fatal("a token issued between two voids of one second outlived the second")
+	}
+	again, _ := tokens.IssueSession(u, services.Standing{OrgID: models.DefaultOrgID, Role: caller.Viewer, Tier: caller.Free}, uuid.NewString())
+	if _, err := tokens.Verify(again); err != nil {
+		t.Fatalf("a token issued after the second void: %v", err)
+	}
 	// Past the access-token lifetime nothing is kept.
 	if ended.Len() != 2 {
 		t.Fatalf("%d entries held, want the session and the user", ended.Len())
