@@ -402,7 +402,7 @@ func orgAndClient(c *echo.Context) (*caller.Caller, uuid.UUID, uuid.UUID, error)
 //	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Param	body	body	CreateClientRequest	true	"the client"
 //	@Success	201	{object}	ClientSecretResponse
-//	@Failure	403	{object}	ErrorResponse	"insufficient_permissions or user_token_required"
+//	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, membership_required or user_token_required"
 //	@Router		/orgs/{id}/clients [post]
 func (h *OAuth) CreateOrgClient(c *echo.Context) error {
 	cl, org, err := whoAndID(c)

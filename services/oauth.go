@@ -33,12 +33,14 @@ const MaxClientTokenTTL = 24 * time.Hour
 
 // Errors of the OAuth endpoints, in RFC 6749 section 5.2's shape.
 var (
-	errInvalidClient   = apperror.NewOAuth(apperror.Unauthenticated, "invalid_client", "Client authentication failed")
-	errInvalidScope    = apperror.NewOAuth(apperror.Invalid, "invalid_scope", "The requested scope is unknown or not allowed for this client")
-	errNoAuthority     = apperror.NewOAuth(apperror.Invalid, "invalid_grant", "The client's owner no longer holds any of its scopes")
-	errClientGone      = apperror.Define(apperror.NotFound, "client_not_found", "OAuth client not found")
-	errClientDisabled  = apperror.Define(apperror.Conflict, "client_disabled", "This OAuth client is disabled")
-	errClientTokenDead = apperror.Define(apperror.Unauthenticated, "invalid_token", "Invalid token")
+	errInvalidClient = apperror.NewOAuth(apperror.Unauthenticated, "invalid_client", "Client authentication failed")
+	errInvalidScope  = apperror.NewOAuth(apperror.Invalid, "invalid_scope", "The requested scope is unknown or not allowed for this client")
+	errNoAuthority   = apperror.NewOAuth(apperror.Invalid, "invalid_grant", "The client's owner no longer holds any of its scopes")
+	errClientGone    = apperror.Define(apperror.NotFound, "client_not_found", "OAuth client not found")
+	// errClientOwnerNotMember: a client acts for its owner's membership.
+	errClientOwnerNotMember = apperror.Define(apperror.Forbidden, "membership_required", "A client acts for its owner in the organization: join it first")
+	errClientDisabled       = apperror.Define(apperror.Conflict, "client_disabled", "This OAuth client is disabled")
+	errClientTokenDead      = apperror.Define(apperror.Unauthenticated, "invalid_token", "Invalid token")
 )
 
 // OAuthConfig holds the client credentials rules.
@@ -224,6 +226,16 @@ func (s *Clients) RegisterIn(ctx context.Context, who *caller.Caller, org uuid.U
 	role, err := s.manages(ctx, who, org)
 	if err != nil {
 		return nil, "", err
+	}
+	// A client acts for its owner's membership: a platform operator who
+	// manages org without belonging to it would register a client with
+	// no scopes at all.
+	var member int64
+	if err := s.db.WithContext(ctx).Model(&models.Membership{}).Where("org_id = ? AND user_id = ?", org, who.ID).Count(&member).Error; err != nil {
+		return nil, "", apperror.Wrap(err, "check membership")
+	}
+	if member == 0 {
+		return nil, "", errClientOwnerNotMember
 	}
 	acting := *who
 	acting.OrgID, acting.OrgRole, acting.Role = org, role, role.RouteRole()

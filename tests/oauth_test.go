@@ -500,6 +500,13 @@ func TestOrgClients(t *testing.T) {
 			Body: orgClient, ExpectedStatus: 403, ExpectedContent: []string{`"code":"insufficient_permissions"`}},
 		{Name: "a non-member gets 404", Method: "POST", URL: "/orgs/{their_org}/clients", Headers: auth, Setup: withOrgClient("admin", orgClient),
 			Body: orgClient, ExpectedStatus: 404, ExpectedContent: []string{`"code":"org_not_found"`}},
+		{Name: "a platform operator outside the org cannot own its client", Method: "POST", URL: "/orgs/{org}/clients",
+			Headers: map[string]string{"Authorization": "Bearer {platform}"},
+			Setup: func(t testing.TB, a *App) map[string]string {
+				v := asTeam("owner")(t, a)
+				v["platform"] = a.user(t, caller.Admin, caller.Free).Access
+				return v
+			}, Body: orgClient, ExpectedStatus: 403, ExpectedContent: []string{`"code":"membership_required"`}},
 		{Name: "an unknown scope is 400", Method: "POST", URL: "/orgs/{org}/clients", Headers: auth, Setup: asTeam("admin"),
 			Body: map[string]any{"name": "x", "scopes": []string{"projects:everything"}}, ExpectedStatus: 400, ExpectedContent: []string{`"code":"validation_failed"`}},
 		{Name: "a client token cannot register clients", Method: "POST", URL: "/orgs/{org}/clients", Headers: ctoken, Setup: withOrgClient("admin", orgClient),
