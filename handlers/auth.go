@@ -41,7 +41,6 @@ type RegisterRequest struct {
 //	@Tags	auth
 //	@Param	body	body	RegisterRequest	true	"email and password"
 //	@Success	202	{object}	MessageResponse
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/auth/register [post]
 func (h *Auth) Register(c *echo.Context) error {
 	var req RegisterRequest
@@ -69,7 +68,6 @@ type MessageResponse struct {
 //	@Param	token	query	string	true	"token from the verification link"
 //	@Success	200	{object}	MessageResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, verification_token_invalid, verification_token_used or verification_token_expired"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/auth/verify [get]
 func (h *Auth) Verify(c *echo.Context) error {
 	token := c.QueryParam("token")
@@ -96,7 +94,6 @@ type ResendRequest struct {
 //	@Tags	auth
 //	@Param	body	body	ResendRequest	true	"email"
 //	@Success	202	{object}	MessageResponse
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/auth/verify/resend [post]
 func (h *Auth) Resend(c *echo.Context) error {
 	return acceptEmail(c, "If that account exists and is not verified, a new link is on its way", h.registration.ResendVerification)
@@ -238,7 +235,6 @@ type RefreshRequest struct {
 //	@Failure	401	{object}	ErrorResponse	"invalid_refresh_token, refresh_token_expired or refresh_token_reused"
 //	@Failure	404	{object}	ErrorResponse	"org_not_found: org_id names no organization the user belongs to"
 //	@Failure	409	{object}	ErrorResponse	"refresh_token_rotated: presented again within REFRESH_REUSE_GRACE of its rotation; use the newest token"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/auth/refresh [post]
 func (h *Auth) Refresh(c *echo.Context) error {
 	var req RefreshRequest
@@ -274,7 +270,6 @@ type LogoutRequest struct {
 //	@Param	body	body	LogoutRequest	true	"refresh token and scope"
 //	@Success	204	"logged out"
 //	@Failure	401	{object}	ErrorResponse	"invalid_refresh_token (scope others with a dead session)"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/auth/logout [post]
 func (h *Auth) Logout(c *echo.Context) error {
 	var req LogoutRequest
@@ -301,7 +296,6 @@ type ForgotRequest struct {
 //	@Tags	auth
 //	@Param	body	body	ForgotRequest	true	"email"
 //	@Success	202	{object}	MessageResponse
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/auth/password/forgot [post]
 func (h *Auth) Forgot(c *echo.Context) error {
 	return acceptEmail(c, "If that account exists, a reset link is on its way", h.passwords.Forgot)
@@ -326,7 +320,6 @@ type ResetRequest struct {
 //	@Param	body	body	ResetRequest	true	"token and new password"
 //	@Success	200	{object}	MessageResponse
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, reset_token_invalid, reset_token_used or reset_token_expired"
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/auth/password/reset [post]
 func (h *Auth) Reset(c *echo.Context) error {
 	var req ResetRequest

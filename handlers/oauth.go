@@ -201,7 +201,6 @@ func (h *OAuth) Introspect(c *echo.Context) error {
 //	@ID	oauthMetadata
 //	@Tags	oauth
 //	@Success	200	{object}	services.Metadata
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/.well-known/oauth-authorization-server [get]
 func (h *OAuth) Metadata(c *echo.Context) error {
 	return c.JSON(http.StatusOK, h.clients.Metadata(h.baseURL))

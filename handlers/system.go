@@ -41,7 +41,6 @@ type IndexResponse struct {
 //	@ID	getIndex
 //	@Tags	public
 //	@Success	200	{object}	IndexResponse
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/ [get]
 func (h *System) Index(c *echo.Context) error {
 	out := IndexResponse{Name: product.Name + " API", Version: h.version, Health: "/healthz"}
@@ -64,7 +63,6 @@ type StatusResponse struct {
 //	@ID	getStatus
 //	@Tags	public
 //	@Success	200	{object}	StatusResponse
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router		/public/status [get]
 func (h *System) Status(c *echo.Context) error {
 	return c.JSON(http.StatusOK, StatusResponse{Status: "ok", Version: h.version})
@@ -129,7 +127,6 @@ func (h *System) Readyz(c *echo.Context) error {
 //	@ID	getJWKS
 //	@Tags	public
 //	@Success	200	{object}	services.JWKS
-//	@Failure	429	{object}	ErrorResponse	"rate_limited (see Retry-After)"
 //	@Router			/.well-known/jwks.json [get]
 func (h *System) JWKS(c *echo.Context) error {
 	c.Response().Header().Set("Cache-Control", "public, max-age=300")

@@ -209,6 +209,10 @@ func addFaultAnswers(doc *openapi3.T) {
 // or client token (403 user_token_required), and one about an {id} with a
 // malformed one (400 invalid_id). A handler annotates these only to say
 // more (its own codes).
+// unlimitedPaths are the probes load balancers and orchestrators call,
+// which no rate limit guards (routes/system.go).
+var unlimitedPaths = []string{"/healthz", "/readyz"}
+
 func addStandardFailures(doc *openapi3.T) {
 	add := func(op *openapi3.Operation, status, desc string) {
 		if op.Responses.Value(status) == nil {
@@ -231,11 +235,14 @@ func addStandardFailures(doc *openapi3.T) {
 			if jsonBody {
 				add(op, "415", "unsupported_media_type: send application/json")
 			}
+			// Every route is limited: per caller when it takes a credential
+			// (g.Protected, g.PeopleOnly), per IP otherwise (g.Public), but
+			// the probes (routes/system.go).
+			if !slices.Contains(unlimitedPaths, path) {
+				add(op, "429", "rate_limited (see Retry-After)")
+			}
 			if op.Security != nil && len(*op.Security) > 0 {
 				add(op, "401", "authentication_required, invalid_token or token_expired (see WWW-Authenticate)")
-				// Every route that takes a credential is limited per caller
-				// (g.Protected, g.PeopleOnly).
-				add(op, "429", "rate_limited (see Retry-After)")
 				// Without a scope the route takes a person's login only
 				// (g.PeopleOnly): a key or client token is refused.
 				if !slices.ContainsFunc(*op.Security, func(r openapi3.SecurityRequirement) bool { return r[OAuth2Scheme] != nil }) {

@@ -6,9 +6,11 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -147,6 +149,19 @@ func newServices(d Deps, st Stores, m *metrics.Metrics) (Services, error) {
 	s.Orgs = services.NewOrgs(db, d.Clock, s.Audit, s.Outbox, services.OrgsConfig{
 		Signup: cfg.OrgSignup, InvitationTTL: cfg.InvitationTTL, BaseURL: cfg.AppBaseURL, Ended: st.Ended,
 	})
+	fed := services.FederationConfig{RedirectURIs: cfg.OAuthRedirectURIs, BaseURL: cfg.AppBaseURL}
+	if cfg.OIDCProvidersFile != "" {
+		raw, err := os.ReadFile(cfg.OIDCProvidersFile)
+		if err != nil {
+			return Services{}, fmt.Errorf("OIDC_PROVIDERS_FILE: %w", err)
+		}
+		if fed.Providers, err = services.ParseProviders(raw); err != nil {
+			return Services{}, fmt.Errorf("OIDC_PROVIDERS_FILE %s: %w", cfg.OIDCProvidersFile, err)
+		}
+		if len(fed.Providers) > 0 && len(fed.RedirectURIs) == 0 {
+			return Services{}, errors.New("OIDC_PROVIDERS_FILE lists providers but OAUTH_REDIRECT_URIS names no page to return to")
+		}
+	}
 	var err error
 	s.Accounts, err = services.NewAccounts(services.AccountDeps{
 		DB: db, Clock: d.Clock, Users: s.Users, Orgs: s.Orgs, Tokens: s.Tokens, Hasher: s.Hasher, Outbox: s.Outbox, Audit: s.Audit, Log: d.Log, Metrics: m,
@@ -156,6 +171,7 @@ func newServices(d Deps, st Stores, m *metrics.Metrics) (Services, error) {
 			AccountStore: st.Accounts, LoginAccount: rl.LoginAccount, ForgotAccount: rl.ForgotAccount, MailAddress: rl.MailAddress,
 			Issuer: cfg.MFAIssuer, MFAKeys: d.Secrets.MFAKeys, Ended: st.Ended,
 		},
+		Federation: fed,
 	})
 	if err != nil {
 		return Services{}, err

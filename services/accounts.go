@@ -31,6 +31,8 @@ type AccountDeps struct {
 	Log     *slog.Logger
 	Metrics *metrics.Metrics
 	Config  AuthConfig
+	// Federation: the OpenID Connect providers people may sign in with.
+	Federation FederationConfig
 }
 
 // accountDeps is AccountDeps as the flows read it.
@@ -56,6 +58,7 @@ type Accounts struct {
 	Sessions     *Sessions
 	Passwords    *Passwords
 	MFA          *MFA
+	Federation   *Federation
 }
 
 // NewAccounts builds the account flows. It hashes a random password once
@@ -73,9 +76,11 @@ func NewAccounts(d AccountDeps) (*Accounts, error) {
 		logins: cfg.LoginAccount, forgot: cfg.ForgotAccount, mail: cfg.MailAddress, wait: d.Hasher.MaxWait(), inflight: newInflight()}}
 	issuer := &sessionIssuer{deps}
 	mfa := &MFA{accountDeps: deps, throttle: throttle, issuer: issuer}
+	login := &Login{accountDeps: deps, throttle: throttle, issuer: issuer, mfa: mfa}
 	return &Accounts{
 		Registration: &Registration{accountDeps: deps, throttle: throttle},
-		Login:        &Login{accountDeps: deps, throttle: throttle, issuer: issuer, mfa: mfa},
+		Login:        login,
+		Federation:   &Federation{accountDeps: deps, login: login, cfg: d.Federation},
 		Sessions:     &Sessions{accountDeps: deps, issuer: issuer},
 		Passwords:    &Passwords{accountDeps: deps, throttle: throttle, issuer: issuer},
 		MFA:          mfa,

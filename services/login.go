@@ -72,6 +72,13 @@ func (a *Login) Login(ctx context.Context, email, password string, client Client
 	if !u.EmailVerified {
 		return refuse("email_not_verified", errEmailNotVerified)
 	}
+	return a.begin(ctx, u, client, "")
+}
+
+// begin starts a session for u, whose first factor checked out (a
+// password, or a provider's sign-in: reason names it): the mfa_token of a
+// second step when u has a second factor, else a token pair.
+func (a *Login) begin(ctx context.Context, u *models.User, client Client, reason string) (*Session, error) {
 	if on, err := a.mfaEnabled(ctx, u); err != nil {
 		return nil, err
 	} else if on {
@@ -82,12 +89,12 @@ func (a *Login) Login(ctx context.Context, email, password string, client Client
 		return &Session{MFAToken: token, User: u}, nil
 	}
 	var s *Session
-	err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
 		if s, err = a.issuer.issue(tx, u, uuid.Nil, uuid.Nil, uuid.New(), uuid.New(), client); err != nil {
 			return err
 		}
-		return a.audit.Record(ctx, tx, Event{Action: "auth.login", ActorType: "user", ActorID: u.ID.String(), TargetType: "user", TargetID: u.ID.String()})
+		return a.audit.Record(ctx, tx, Event{Action: "auth.login", Reason: reason, ActorType: "user", ActorID: u.ID.String(), TargetType: "user", TargetID: u.ID.String()})
 	})
 	return s, err
 }

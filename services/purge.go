@@ -50,6 +50,7 @@ type Purged struct {
 	ResetTokens        int64
 	MFAChallenges      int64
 	APIKeys            int64
+	SignIns            int64 // provider sign-ins and their one-time codes
 }
 
 // Retentions: what is kept, and how long, after it can no longer be used.
@@ -76,6 +77,7 @@ const (
 //   - password reset tokens and MFA challenges used or expired more than a
 //     day ago;
 //   - API keys revoked or expired more than 30 days ago;
+//   - provider sign-ins and one-time codes expired more than a day ago;
 //   - with WithAudit, audit events past their retention.
 //
 // Every statement is idempotent, so instances may run it at the same time.
@@ -103,6 +105,8 @@ func (p *Purge) Run(ctx context.Context) (Purged, error) {
 		{"password_reset_tokens", &out.ResetTokens, &models.PasswordResetToken{}, "(used_at IS NOT NULL AND used_at <= ?) OR expires_at <= ?", []any{spent, spent}},
 		{"mfa_challenges", &out.MFAChallenges, &models.MFAChallenge{}, "(used_at IS NOT NULL AND used_at <= ?) OR expires_at <= ?", []any{spent, spent}},
 		{"api_keys", &out.APIKeys, &models.APIKey{}, "revoked_at <= ? OR expires_at <= ?", []any{oldKey, oldKey}},
+		{"oauth_flows", &out.SignIns, &models.OAuthFlow{}, "expires_at <= ?", []any{spent}},
+		{"oauth_codes", &out.SignIns, &models.OAuthCode{}, "expires_at <= ?", []any{spent}},
 	} {
 		var n int64
 		// Purging spans every organization (api_keys is one of theirs).

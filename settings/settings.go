@@ -114,6 +114,14 @@ type Config struct {
 	OrgSignup string `env:"ORG_SIGNUP" envDefault:"join-default"`
 	// How long an invitation to an organization works.
 	InvitationTTL time.Duration `env:"INVITATION_TTL" envDefault:"168h"`
+	// OIDC_PROVIDERS_FILE is a JSON list of OpenID Connect providers
+	// people may sign in with ({name, display_name, issuer, client_id,
+	// client_secret, scopes}); it holds secrets, so it lives in config/.
+	// Unset: none.
+	OIDCProvidersFile string `env:"OIDC_PROVIDERS_FILE"`
+	// OAUTH_REDIRECT_URIS are the front end's pages a finished sign-in may
+	// be sent back to (exact match).
+	OAuthRedirectURIs []string `env:"OAUTH_REDIRECT_URIS" envSeparator:","`
 	// Default lifetime of OAuth client access tokens (a client may set its own).
 	OAuthTokenTTL time.Duration `env:"OAUTH_TOKEN_TTL" envDefault:"15m"`
 
@@ -486,6 +494,11 @@ func (c *Config) validateHTTP() error {
 	}
 	if c.HTTPMaxHeaderBytes < 1 {
 		return bad("HTTP_MAX_HEADER_BYTES", "must be a whole number from 1")
+	}
+	for _, r := range c.OAuthRedirectURIs {
+		if u, err := url.Parse(r); err != nil || u.Host == "" || u.Fragment != "" || (u.Scheme != "https" && u.Scheme != "http" && !strings.Contains(u.Scheme, ".")) {
+			return bad("OAUTH_REDIRECT_URIS", fmt.Sprintf("%q is not an absolute URL such as https://app.example.com/auth/done (or an app's reverse-DNS scheme)", r))
+		}
 	}
 	for i, o := range c.CORSAllowedOrigins {
 		o = strings.TrimSpace(o)

@@ -1,0 +1,158 @@
+package handlers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/tollgate/tollgate/services"
+)
+
+// Federation serves sign-in through OpenID Connect providers.
+type Federation struct {
+	fed     *services.Federation
+	baseURL string
+	secure  bool // cookies only over https (APP_BASE_URL says)
+}
+
+// NewFederation builds the federated sign-in handlers.
+func NewFederation(a *services.Accounts, baseURL string) *Federation {
+	return &Federation{fed: a.Federation, baseURL: baseURL, secure: strings.HasPrefix(baseURL, "https://")}
+}
+
+// ProviderResponse is a sign-in provider as a login screen shows it.
+type ProviderResponse struct {
+	Name        string `json:"name" example:"google"`
+	DisplayName string `json:"display_name" example:"Google"`
+	// Where the login button sends the browser (add redirect_uri).
+	StartURL string `json:"start_url" example:"https://api.example.com/auth/oauth/google/start"`
+}
+
+// ProviderList is the configured providers.
+type ProviderList struct {
+	Data []ProviderResponse `json:"data"`
+}
+
+// Providers lists the sign-in providers.
+//
+//	@Summary	List sign-in providers
+//	@Description	The OpenID Connect providers configured (OIDC_PROVIDERS_FILE), for a login screen's buttons.
+//	@ID	listProviders
+//	@Tags	auth
+//	@Success	200	{object}	ProviderList
+//	@Router		/auth/providers [get]
+func (h *Federation) Providers(c *echo.Context) error {
+	out := ProviderList{Data: []ProviderResponse{}}
+	for _, p := range h.fed.Providers() {
+		out.Data = append(out.Data, ProviderResponse{Name: p.Name, DisplayName: p.DisplayName, StartURL: h.baseURL + "/auth/oauth/" + p.Name + "/start"})
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// The browser binding: a cookie per sign-in (named after its state, so
+// two tabs signing in at once keep theirs), sent back on the callback.
+func flowCookie(state string) string {
+	sum := sha256.Sum256([]byte(state))
+	return "tollgate_oauth_" + hex.EncodeToString(sum[:8])
+}
+
+// Start begins a sign-in with a provider.
+//
+//	@Summary	Sign in with a provider
+//	@Description	Redirects (302) to the provider with state, nonce and PKCE S256. redirect_uri must be one of OAUTH_REDIRECT_URIS; the sign-in ends there with ?code= (one time, one minute, for POST /auth/oauth/token) or ?error=. A mobile app adds code_challenge (S256) and sends its verifier with the code.
+//	@ID	startProviderSignIn
+//	@Tags	auth
+//	@Param	provider	path	string	true	"provider name"
+//	@Param	redirect_uri	query	string	true	"the front end's page to return to"
+//	@Param	code_challenge	query	string	false	"base64url SHA-256 of the app's own verifier"
+//	@Success	302
+//	@Failure	400	{object}	ErrorResponse	"redirect_uri_not_allowed, invalid_code_challenge"
+//	@Failure	404	{object}	ErrorResponse	"provider_not_found"
+//	@Failure	503	{object}	ErrorResponse	"provider_unavailable"
+//	@Router		/auth/oauth/{provider}/start [get]
+func (h *Federation) Start(c *echo.Context) error {
+	q := c.Request().URL.Query()
+	st, err := h.fed.Start(c.Request().Context(), c.Param("provider"), q.Get("redirect_uri"), q.Get("code_challenge"))
+	if err != nil {
+		return err
+	}
+	state := stateOf(st.AuthURL)
+	c.SetCookie(&http.Cookie{Name: flowCookie(state), Value: st.Browser, Path: "/auth/oauth/", MaxAge: int((10 * time.Minute).Seconds()),
+		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode})
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.Redirect(http.StatusFound, st.AuthURL)
+}
+
+func stateOf(authURL string) string {
+	_, q, _ := strings.Cut(authURL, "?")
+	for _, kv := range strings.Split(q, "&") {
+		if v, ok := strings.CutPrefix(kv, "state="); ok {
+			return v // base64url/hex: nothing to unescape
+		}
+	}
+	return ""
+}
+
+// Callback is where the provider sends the browser back.
+//
+//	@Summary	Provider sign-in callback
+//	@Description	For the provider, not for clients: checks the state (and that this browser started the sign-in), exchanges the code with the PKCE verifier, verifies the ID token, then redirects (302) to the redirect_uri given at the start with ?code= or ?error= (provider_error, code_exchange_failed, id_token_invalid, provider_email_unverified, identity_link_required). A state that does not check out is 400: nothing is redirected.
+//	@ID	providerCallback
+//	@Tags	auth
+//	@Param	provider	path	string	true	"provider name"
+//	@Success	302
+//	@Failure	400	{object}	ErrorResponse	"oauth_state_invalid"
+//	@Router		/auth/oauth/{provider}/callback [get]
+func (h *Federation) Callback(c *echo.Context) error {
+	q := c.Request().URL.Query()
+	in := services.Callback{Provider: c.Param("provider"), State: q.Get("state"), Code: q.Get("code"), Error: q.Get("error")}
+	if in.State != "" {
+		name := flowCookie(in.State)
+		if ck, err := c.Cookie(name); err == nil {
+			in.Browser = ck.Value
+		}
+		c.SetCookie(&http.Cookie{Name: name, Value: "", Path: "/auth/oauth/", MaxAge: -1, HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode})
+	}
+	to, err := h.fed.Callback(c.Request().Context(), in)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.Redirect(http.StatusFound, to)
+}
+
+// ProviderTokenRequest trades a sign-in's one-time code for tokens.
+type ProviderTokenRequest struct {
+	Code string `json:"code" validate:"required,max=200" example:"the code from the redirect"`
+	// The app's PKCE verifier, when it sent code_challenge at the start.
+	CodeVerifier string `json:"code_verifier,omitempty" validate:"max=200"`
+}
+
+// Token trades the one-time code for a token pair.
+//
+//	@Summary	Finish a provider sign-in
+//	@Description	The answer of a password login: a token pair, or for an account with two-factor authentication MFAChallengeResponse, to finish at POST /auth/mfa/verify. A code works once, for a minute.
+//	@ID	providerToken
+//	@Tags	auth
+//	@Param	body	body	ProviderTokenRequest	true	"the code"
+//	@Success	200	{object}	TokenResponse
+//	@Failure	400	{object}	ErrorResponse	"oauth_code_invalid, validation_failed or invalid_json"
+//	@Router		/auth/oauth/token [post]
+func (h *Federation) Token(c *echo.Context) error {
+	var req ProviderTokenRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	s, err := h.fed.Exchange(c.Request().Context(), req.Code, req.CodeVerifier, client(c))
+	if err != nil {
+		return err
+	}
+	if s.MFAToken != "" {
+		return c.JSON(http.StatusOK, MFAChallengeResponse{MFARequired: true, MFAToken: s.MFAToken, ExpiresIn: 300})
+	}
+	return c.JSON(http.StatusOK, toTokens(s))
+}

@@ -1,0 +1,18 @@
+package routes
+
+import (
+	"github.com/labstack/echo/v5"
+
+	"github.com/tollgate/tollgate/handlers"
+	mw "github.com/tollgate/tollgate/middleware"
+)
+
+// Sign-in through an OpenID Connect provider: anyone may call these (they
+// are how a caller gets a token), limited per IP; the token exchange
+// counts like a login attempt.
+func federation(e *echo.Echo, h *handlers.Federation, g Guards) {
+	e.GET("/auth/providers", h.Providers, g.Public)
+	e.GET("/auth/oauth/:provider/start", h.Start, g.Public)
+	e.GET("/auth/oauth/:provider/callback", h.Callback, g.Public)
+	e.POST("/auth/oauth/token", h.Token, mw.NoStore, g.LoginAttempts)
+}

@@ -1,0 +1,472 @@
+package services
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/google/uuid"
+	"golang.org/x/oauth2"
+	"gorm.io/gorm"
+
+	"github.com/tollgate/tollgate/apperror"
+	"github.com/tollgate/tollgate/caller"
+	"github.com/tollgate/tollgate/models"
+)
+
+// Sign-in with an OpenID Connect provider (Google, Microsoft, Okta,
+// Keycloak, any issuer with discovery), as a relying party:
+//
+//  1. Start: a state (single use, expiring, bound by a cookie to the
+//     browser that started it), a nonce and a PKCE S256 verifier are
+//     stored; the browser goes to the provider.
+//  2. Callback: the state, its browser and the provider are checked, the
+//     code is exchanged with the verifier, the ID token is verified
+//     (signature by the provider's JWKS, iss, aud, exp, nonce), the person
+//     is found or made (resolve), and the browser goes back to the front
+//     end with a one-time code: never a token in a URL.
+//  3. The front end trades the code (once, within a minute; with its own
+//     PKCE verifier when it sent a challenge at the start, as a mobile app
+//     does) for the same answer as a password login.
+
+var (
+	errProviderUnknown   = apperror.Define(apperror.NotFound, "provider_not_found", "No such sign-in provider")
+	errRedirectNotListed = apperror.Define(apperror.Invalid, "redirect_uri_not_allowed", "redirect_uri is not one of OAUTH_REDIRECT_URIS")
+	errChallengeFormat   = apperror.Define(apperror.Invalid, "invalid_code_challenge", "code_challenge must be the base64url SHA-256 of a verifier (43 characters)")
+	errStateInvalid      = apperror.Define(apperror.Invalid, "oauth_state_invalid", "This sign-in was not started here, was used already or has expired; start again")
+	errOAuthCodeInvalid  = apperror.Define(apperror.Invalid, "oauth_code_invalid", "This sign-in code is unknown, used, expired, or its code_verifier does not match")
+	errProviderDown      = apperror.Define(apperror.Unavailable, "provider_unavailable", "The sign-in provider cannot be reached; try again")
+)
+
+// Why a callback failed after its state checked out: sent to the front
+// end as ?error=, never as a token.
+const (
+	failProvider       = "provider_error"            // the provider answered an error (the person declined)
+	failExchange       = "code_exchange_failed"      // the code or the PKCE verifier was refused
+	failIDToken        = "id_token_invalid"          // signature, issuer, audience, expiry or nonce
+	failUnverified     = "provider_email_unverified" // no address the provider vouches for
+	failLinkFirst      = "identity_link_required"    // an account has the address; sign in to it first
+	federationFlowTTL  = 10 * time.Minute
+	federationCodeTTL  = time.Minute
+	federationTokenLen = 32
+)
+
+// Provider is an OpenID Connect provider people may sign in with.
+type Provider struct {
+	Name         string   `json:"name"`          // in URLs: /auth/oauth/{name}/start
+	DisplayName  string   `json:"display_name"`  // for a login screen
+	Issuer       string   `json:"issuer"`        // discovery at {issuer}/.well-known/openid-configuration
+	ClientID     string   `json:"client_id"`     // registered with the provider
+	ClientSecret string   `json:"client_secret"` // ditto; from a file in config/ or the environment
+	Scopes       []string `json:"scopes"`        // beyond openid; default email, profile
+}
+
+// FederationConfig holds the providers and where sign-ins may end.
+type FederationConfig struct {
+	Providers []Provider
+	// RedirectURIs are the front end's pages a finished sign-in may be
+	// sent to, matched exactly (no open redirect).
+	RedirectURIs []string
+	BaseURL      string       // this API's public URL, for the callback
+	HTTPClient   *http.Client // discovery, JWKS and code exchange (nil: a 10 s default)
+}
+
+// Federation signs people in through OpenID Connect providers.
+type Federation struct {
+	*accountDeps
+	login *Login
+	cfg   FederationConfig
+
+	mu      sync.Mutex
+	parties map[string]*relyingParty // by provider, discovered on first use
+}
+
+type relyingParty struct {
+	oauth    *oauth2.Config
+	verifier *oidc.IDTokenVerifier
+}
+
+// ProviderInfo is a provider as a login screen lists it.
+type ProviderInfo struct{ Name, DisplayName string }
+
+// Providers lists the configured providers.
+func (s *Federation) Providers() []ProviderInfo {
+	out := make([]ProviderInfo, 0, len(s.cfg.Providers))
+	for _, p := range s.cfg.Providers {
+		out = append(out, ProviderInfo{Name: p.Name, DisplayName: p.DisplayName})
+	}
+	return out
+}
+
+func (s *Federation) provider(name string) (*Provider, error) {
+	for i := range s.cfg.Providers {
+		if s.cfg.Providers[i].Name == name {
+			return &s.cfg.Providers[i], nil
+		}
+	}
+	return nil, errProviderUnknown
+}
+
+func (s *Federation) httpContext(ctx context.Context) context.Context {
+	c := s.cfg.HTTPClient
+	if c == nil {
+		c = &http.Client{Timeout: 10 * time.Second}
+	}
+	return oidc.ClientContext(ctx, c)
+}
+
+// party discovers p once; a failed discovery is tried again next time.
+func (s *Federation) party(ctx context.Context, p *Provider) (*relyingParty, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rp := s.parties[p.Name]; rp != nil {
+		return rp, nil
+	}
+	op, err := oidc.NewProvider(s.httpContext(ctx), p.Issuer)
+	if err != nil {
+		s.log.Warn("oidc discovery failed", "provider", p.Name, "error", err)
+		return nil, errProviderDown
+	}
+	scopes := p.Scopes
+	if len(scopes) == 0 {
+		scopes = []string{"email", "profile"}
+	}
+	rp := &relyingParty{
+		oauth: &oauth2.Config{ClientID: p.ClientID, ClientSecret: p.ClientSecret, Endpoint: op.Endpoint(),
+			RedirectURL: s.cfg.BaseURL + "/auth/oauth/" + p.Name + "/callback", Scopes: append([]string{oidc.ScopeOpenID}, scopes...)},
+		verifier: op.VerifierContext(s.httpContext(context.WithoutCancel(ctx)), &oidc.Config{ClientID: p.ClientID, Now: s.clock.Now}),
+	}
+	if s.parties == nil {
+		s.parties = map[string]*relyingParty{}
+	}
+	s.parties[p.Name] = rp
+	return rp, nil
+}
+
+// Started is a sign-in begun: where to send the browser, and the value the
+// browser must bring back (its cookie).
+type Started struct {
+	AuthURL string
+	Browser string
+}
+
+// Start begins a sign-in with provider that ends at redirectURI;
+// codeChallenge (optional) is the front end's PKCE S256 challenge for the
+// one-time code.
+func (s *Federation) Start(ctx context.Context, provider, redirectURI, codeChallenge string) (*Started, error) {
+	p, err := s.provider(provider)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(s.cfg.RedirectURIs, redirectURI) {
+		return nil, errRedirectNotListed
+	}
+	if codeChallenge != "" {
+		if raw, err := base64.RawURLEncoding.DecodeString(codeChallenge); err != nil || len(raw) != sha256.Size {
+			return nil, errChallengeFormat
+		}
+	}
+	rp, err := s.party(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	var state, browser, nonce string
+	for _, v := range []*string{&state, &browser, &nonce} {
+		if *v, err = newOpaqueToken(federationTokenLen); err != nil {
+			return nil, apperror.Wrap(err, "make sign-in secrets")
+		}
+	}
+	verifier := oauth2.GenerateVerifier()
+	now := s.clock.Now()
+	flow := &models.OAuthFlow{ID: uuid.New(), StateHash: hashToken(state), BrowserHash: hashToken(browser), Provider: p.Name, Nonce: nonce,
+		Verifier: verifier, RedirectURI: redirectURI, CodeChallenge: codeChallenge, ExpiresAt: now.Add(federationFlowTTL), CreatedAt: now}
+	if err := s.db.WithContext(ctx).Create(flow).Error; err != nil {
+		return nil, apperror.Wrap(err, "store sign-in")
+	}
+	return &Started{AuthURL: rp.oauth.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), Browser: browser}, nil
+}
+
+// Callback is what the provider sends the browser back with.
+type Callback struct {
+	Provider, State, Code, Error string
+	Browser                      string // the cookie Start set ("" when the browser sent none)
+}
+
+// Callback finishes a sign-in and answers where to send the browser: the
+// front end's redirect_uri with ?code= (one time) or ?error=. A state that
+// does not check out is an error, not a redirect: where it would send the
+// browser cannot be trusted.
+func (s *Federation) Callback(ctx context.Context, in Callback) (string, error) {
+	if in.State == "" || in.Browser == "" {
+		return "", errStateInvalid
+	}
+	var flow models.OAuthFlow
+	err := s.db.WithContext(ctx).Where("state_hash = ?", hashToken(in.State)).Take(&flow).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return "", errStateInvalid
+	}
+	if err != nil {
+		return "", apperror.Wrap(err, "load sign-in")
+	}
+	now := s.clock.Now()
+	if flow.Provider != in.Provider || subtle.ConstantTimeCompare([]byte(flow.BrowserHash), []byte(hashToken(in.Browser))) != 1 {
+		return "", errStateInvalid // another provider's callback, or another browser
+	}
+	res := s.db.WithContext(ctx).Model(&models.OAuthFlow{}).Where("id = ? AND used_at IS NULL AND expires_at > ?", flow.ID, now).Update("used_at", now)
+	if res.Error != nil {
+		return "", apperror.Wrap(res.Error, "use sign-in")
+	}
+	if res.RowsAffected == 0 {
+		return "", errStateInvalid // used (a replay) or expired
+	}
+	fail := func(reason string) (string, error) {
+		s.audit.RecordAlone(ctx, Event{Action: "auth.oidc_failed", Outcome: Failure, Reason: reason, TargetType: "provider", TargetID: flow.Provider})
+		return withQuery(flow.RedirectURI, "error", reason), nil
+	}
+	if in.Error != "" || in.Code == "" {
+		return fail(failProvider)
+	}
+	p, err := s.provider(flow.Provider)
+	if err != nil {
+		return "", err
+	}
+	rp, err := s.party(ctx, p)
+	if err != nil {
+		return "", err
+	}
+	tok, err := rp.oauth.Exchange(s.httpContext(ctx), in.Code, oauth2.VerifierOption(flow.Verifier))
+	if err != nil {
+		s.log.Info("oidc code exchange refused", "provider", p.Name, "error", err)
+		return fail(failExchange)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := rp.verifier.Verify(s.httpContext(ctx), raw)
+	if err != nil || subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(flow.Nonce)) != 1 {
+		s.log.Info("oidc id token refused", "provider", p.Name, "error", err)
+		return fail(failIDToken)
+	}
+	var claims struct {
+		Email         string `json:"email"`
+		EmailVerified bool   `json:"email_verified"`
+	}
+	if err := idt.Claims(&claims); err != nil {
+		return fail(failIDToken)
+	}
+	u, reason, err := s.resolve(ctx, p.Name, idt.Subject, claims.Email, claims.EmailVerified)
+	if err != nil {
+		return "", err
+	}
+	if reason != "" {
+		return fail(reason)
+	}
+	code, err := newOpaqueToken(federationTokenLen)
+	if err != nil {
+		return "", apperror.Wrap(err, "make sign-in code")
+	}
+	oc := &models.OAuthCode{ID: uuid.New(), CodeHash: hashToken(code), UserID: u.ID, Provider: p.Name, CodeChallenge: flow.CodeChallenge,
+		ExpiresAt: now.Add(federationCodeTTL), CreatedAt: now}
+	if err := s.db.WithContext(ctx).Create(oc).Error; err != nil {
+		return "", apperror.Wrap(err, "store sign-in code")
+	}
+	return withQuery(flow.RedirectURI, "code", code), nil
+}
+
+func withQuery(raw, key, value string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw // allowlisted at the start: parsed then
+	}
+	q := u.Query()
+	q.Set(key, value)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// resolve finds or makes the user a provider's subject signs in as. A
+// reason ("" for none) says why nobody: the person must do something first.
+//
+//   - A known subject is its user.
+//   - Otherwise the address decides, and only when the provider says it is
+//     verified: an unverified claim never reaches an account (anyone can
+//     put any address in some providers' profiles).
+//   - A verified local account with that address gets the identity linked.
+//   - An unverified local account with that address is claimed: whoever
+//     registered it never proved the address, the person signing in just
+//     did. Its password is removed (else a squatter who registered the
+//     address first, waiting for its owner, would keep a way in: the
+//     pre-account takeover), its sessions and keys end, and it is marked
+//     verified.
+//   - No account: one is made, verified, in the organization ORG_SIGNUP
+//     says, without a password (a reset can set one).
+func (s *Federation) resolve(ctx context.Context, provider, subject, email string, verified bool) (*models.User, string, error) {
+	var u *models.User
+	reason := ""
+	now := s.clock.Now()
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var id models.Identity
+		err := tx.Where("provider = ? AND subject = ?", provider, subject).Take(&id).Error
+		if err == nil {
+			var known models.User
+			if err := tx.Take(&known, "id = ?", id.UserID).Error; err != nil {
+				return apperror.Wrap(err, "load user")
+			}
+			u = &known
+			return tx.Model(&id).Updates(map[string]any{"last_used_at": now, "email": NormalizeEmail(email), "email_verified": verified}).Error
+		}
+		if !errors.Is(err, gorm.ErrRecordNotFound) {
+			return apperror.Wrap(err, "load identity")
+		}
+		email = NormalizeEmail(email)
+		var local models.User
+		err = tx.Where("lower(email) = ?", email).Take(&local).Error
+		found := err == nil
+		if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+			return apperror.Wrap(err, "load user by email")
+		}
+		switch {
+		case email == "" || CheckEmail(email) != "":
+			reason = failUnverified
+			return nil
+		case !verified && found:
+			reason = failLinkFirst
+			return nil
+		case !verified:
+			reason = failUnverified
+			return nil
+		case found && !local.EmailVerified:
+			if err := s.claim(ctx, tx, &local, provider); err != nil {
+				return err
+			}
+		case !found:
+			local = models.User{ID: uuid.New(), Email: email, Tier: caller.Free, EmailVerified: true, CreatedAt: now, UpdatedAt: now}
+			if err := tx.Create(&local).Error; err != nil {
+				return apperror.Wrap(err, "insert user")
+			}
+			if err := s.orgs.joinOnSignup(ctx, tx, &local); err != nil {
+				return err
+			}
+			if err := s.audit.Record(ctx, tx, Event{Action: "auth.registered", Reason: "oidc:" + provider, ActorType: "user", ActorID: local.ID.String(),
+				TargetType: "user", TargetID: local.ID.String()}); err != nil {
+				return err
+			}
+		}
+		u = &local
+		if err := tx.Create(&models.Identity{ID: uuid.New(), UserID: local.ID, Provider: provider, Subject: subject, Email: email,
+			EmailVerified: verified, CreatedAt: now, LastUsedAt: now}).Error; err != nil {
+			return apperror.Wrap(err, "insert identity")
+		}
+		return s.audit.Record(ctx, tx, Event{Action: "identity.linked", Reason: provider, ActorType: "user", ActorID: local.ID.String(),
+			TargetType: "user", TargetID: local.ID.String()})
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return u, reason, nil
+}
+
+// claim takes over an unverified account for the person who just proved
+// its address with provider (see resolve).
+func (s *Federation) claim(ctx context.Context, tx *gorm.DB, u *models.User, provider string) error {
+	now := s.clock.Now()
+	if err := tx.Model(u).Updates(map[string]any{"password_hash": "", "email_verified": true, "updated_at": now}).Error; err != nil {
+		return apperror.Wrap(err, "claim account")
+	}
+	if err := tx.Model(&models.RefreshToken{}).Where("user_id = ? AND revoked_at IS NULL", u.ID).Update("revoked_at", now).Error; err != nil {
+		return apperror.Wrap(err, "end sessions")
+	}
+	if err := tx.Model(&models.EmailVerificationToken{}).Where("user_id = ? AND used_at IS NULL", u.ID).Update("used_at", now).Error; err != nil {
+		return apperror.Wrap(err, "void verification links")
+	}
+	u.PasswordHash, u.EmailVerified = "", true
+	return s.audit.Record(ctx, tx, Event{Action: "identity.account_claimed", Reason: provider, TargetType: "user", TargetID: u.ID.String()})
+}
+
+// Exchange trades a one-time code for a token pair (or, for an account
+// with a second factor, the mfa_token a password login would give).
+// verifier is the front end's PKCE verifier, when it sent a challenge.
+func (s *Federation) Exchange(ctx context.Context, code, verifier string, client Client) (*Session, error) {
+	if code == "" || len(code) > 200 || len(verifier) > 200 {
+		return nil, errOAuthCodeInvalid
+	}
+	var oc models.OAuthCode
+	err := s.db.WithContext(ctx).Where("code_hash = ?", hashToken(code)).Take(&oc).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, errOAuthCodeInvalid
+	}
+	if err != nil {
+		return nil, apperror.Wrap(err, "load sign-in code")
+	}
+	now := s.clock.Now()
+	// Claimed before the verifier is checked: a stolen code tried with a
+	// guessed verifier is spent, not left for another guess.
+	res := s.db.WithContext(ctx).Model(&models.OAuthCode{}).Where("id = ? AND used_at IS NULL AND expires_at > ?", oc.ID, now).Update("used_at", now)
+	if res.Error != nil {
+		return nil, apperror.Wrap(res.Error, "use sign-in code")
+	}
+	if res.RowsAffected == 0 {
+		return nil, errOAuthCodeInvalid
+	}
+	if oc.CodeChallenge != "" {
+		sum := sha256.Sum256([]byte(verifier))
+		if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(oc.CodeChallenge)) != 1 {
+			return nil, errOAuthCodeInvalid
+		}
+	}
+	u, err := s.users.Get(ctx, oc.UserID)
+	if errors.Is(err, errUserNotFound) {
+		return nil, errOAuthCodeInvalid
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.login.begin(ctx, u, client, "oidc:"+oc.Provider)
+}
+
+var providerName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+
+// ParseProviders reads OIDC_PROVIDERS_FILE: a JSON list of providers.
+func ParseProviders(raw []byte) ([]Provider, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var ps []Provider
+	if err := dec.Decode(&ps); err != nil {
+		return nil, fmt.Errorf("not a JSON list of providers: %w", err)
+	}
+	seen := map[string]bool{}
+	for i, p := range ps {
+		u, err := url.Parse(p.Issuer)
+		switch {
+		case !providerName.MatchString(p.Name):
+			return nil, fmt.Errorf("provider %d: name %q must be 1-32 lowercase letters, digits or dashes", i+1, p.Name)
+		case seen[p.Name]:
+			return nil, fmt.Errorf("provider %q is listed twice", p.Name)
+		case err != nil || u.Host == "" || (u.Scheme != "https" && (u.Scheme != "http" || !isLoopback(u.Hostname()))):
+			return nil, fmt.Errorf("provider %q: issuer %q must be an https URL (http only on loopback, for tests)", p.Name, p.Issuer)
+		case p.ClientID == "":
+			return nil, fmt.Errorf("provider %q: client_id is required", p.Name)
+		}
+		if p.DisplayName == "" {
+			ps[i].DisplayName = p.Name
+		}
+		seen[p.Name] = true
+	}
+	return ps, nil
+}
+
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
+}

@@ -1,0 +1,345 @@
+package tests
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oauth2-proxy/mockoidc"
+
+	"github.com/tollgate/tollgate/models"
+)
+
+// Sign-in through an OpenID Connect provider, against an in-process one
+// (mockoidc: discovery, JWKS, code exchange with its PKCE check, signed ID
+// tokens) on its own loopback port.
+
+const frontEnd = "https://app.test/auth/done"
+
+// provider starts an identity provider on the app's clock and returns it
+// with the settings that configure it as "mock".
+func provider(t *testing.T) (*mockoidc.MockOIDC, []string) {
+	t.Helper()
+	m, err := mockoidc.Run()
+	mustf(t, err == nil, "mockoidc: %v", err)
+	t.Cleanup(func() { _ = m.Shutdown() })
+	m.FastForward(time.Until(Start)) // its tokens on the tests' clock
+	raw, _ := json.Marshal([]map[string]string{{"name": "mock", "display_name": "Mock IdP", "issuer": m.Issuer(),
+		"client_id": m.ClientID, "client_secret": m.ClientSecret}})
+	file := filepath.Join(t.TempDir(), "oidc-providers.json")
+	mustf(t, os.WriteFile(file, raw, 0o600) == nil, "write providers")
+	return m, []string{"OIDC_PROVIDERS_FILE", file, "OAUTH_REDIRECT_URIS", frontEnd + ",com.example.app://auth"}
+}
+
+// signIn is one browser's sign-in up to the front end's page: start, the
+// provider (which signs in whoever is queued), the callback with the
+// browser's cookie. It returns where the callback sent the browser.
+type signIn struct {
+	start    string // query of /start
+	cookie   bool   // the browser brings its cookie back (false: another browser)
+	tamper   func(q url.Values)
+	location *url.URL
+	callback string // the callback URL the provider sent, as sent
+	cookies  string
+}
+
+var noFollow = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func (a *App) startSignIn(t *testing.T, s *signIn) {
+	t.Helper()
+	query := s.start
+	if query == "" {
+		query = "redirect_uri=" + url.QueryEscape(frontEnd)
+	}
+	r := a.do(t, Request{Method: "GET", URL: "/auth/oauth/mock/start?" + query})
+	mustf(t, r.Status == http.StatusFound, "start: %d %s", r.Status, r.Body)
+	for _, c := range r.Header.Values("Set-Cookie") {
+		mustf(t, strings.Contains(c, "HttpOnly") && strings.Contains(c, "SameSite=Lax"), "the browser binding cookie: %s", c)
+		name, _, _ := strings.Cut(c, ";")
+		s.cookies = name
+	}
+	// The provider signs in whoever is queued and sends the browser back.
+	resp, err := noFollow.Get(r.Header.Get("Location"))
+	mustf(t, err == nil, "provider: %v", err)
+	_ = resp.Body.Close()
+	mustf(t, resp.StatusCode == http.StatusFound, "provider: %d", resp.StatusCode)
+	s.callback = resp.Header.Get("Location")
+}
+
+func (a *App) finishSignIn(t *testing.T, s *signIn) *Response {
+	t.Helper()
+	u, err := url.Parse(s.callback)
+	mustf(t, err == nil && u.Path == "/auth/oauth/mock/callback", "callback URL %q", s.callback)
+	q := u.Query()
+	if s.tamper != nil {
+		s.tamper(q)
+	}
+	h := map[string]string{}
+	if s.cookie {
+		h["Cookie"] = s.cookies
+	}
+	r := a.do(t, Request{Method: "GET", URL: u.Path + "?" + q.Encode(), Headers: h})
+	if r.Status == http.StatusFound {
+		s.location, _ = url.Parse(r.Header.Get("Location"))
+	}
+	return r
+}
+
+// oidcSignIn runs a whole sign-in as who and answers POST /auth/oauth/token's.
+func (a *App) oidcSignIn(t *testing.T, m *mockoidc.MockOIDC, who *mockoidc.MockUser) *Response {
+	t.Helper()
+	m.QueueUser(who)
+	s := &signIn{cookie: true}
+	a.startSignIn(t, s)
+	r := a.finishSignIn(t, s)
+	mustf(t, r.Status == http.StatusFound && s.location.Query().Get("code") != "", "callback: %d %s %v", r.Status, r.Body, s.location)
+	mustf(t, strings.HasPrefix(s.location.String(), frontEnd+"?"), "sent to %s", s.location)
+	return a.do(t, Request{Method: "POST", URL: "/auth/oauth/token", Body: map[string]string{"code": s.location.Query().Get("code")}})
+}
+
+func googleUser(email string, verified bool) *mockoidc.MockUser {
+	return &mockoidc.MockUser{Subject: randomName("sub-"), Email: email, EmailVerified: verified}
+}
+
+func identities(t *testing.T, a *App, user string) int64 {
+	var n int64
+	mustf(t, a.DB.Model(&models.Identity{}).Where("user_id = ?", user).Count(&n).Error == nil, "count identities")
+	return n
+}
+
+func TestProviderSignIn(t *testing.T) {
+	parallelTest(t)
+	m, env := provider(t)
+	a := newApp(t, env...)
+
+	r := a.do(t, Request{Method: "GET", URL: "/auth/providers"})
+	mustf(t, r.Status == 200 && strings.Contains(r.Body, `"name":"mock","display_name":"Mock IdP","start_url":"http://tollgate.test/auth/oauth/mock/start"`),
+		"providers: %d %s", r.Status, r.Body)
+
+	// A first sign-in makes a verified account, in the default
+	// organization (ORG_SIGNUP=join-default), without a password.
+	who := googleUser(randomName("new-")+"@example.com", true)
+	r = a.oidcSignIn(t, m, who)
+	mustf(t, r.Status == 200, "token: %d %s", r.Status, r.Body)
+	me := a.do(t, Request{Method: "GET", URL: "/users/me", Headers: map[string]string{"Authorization": "Bearer " + field(t, r, "access_token")}})
+	mustf(t, me.Status == 200 && strings.Contains(me.Body, `"email":"`+who.Email+`"`) && strings.Contains(me.Body, `"email_verified":true`) &&
+		strings.Contains(me.Body, `"role":"viewer"`), "me: %d %s", me.Status, me.Body)
+	id := field(t, me, "id")
+	mustf(t, identities(t, a, id) == 1, "one identity")
+
+	// The same subject again is the same account, whatever address it now
+	// gives.
+	again := *who
+	again.Email = randomName("renamed-") + "@example.com"
+	r = a.oidcSignIn(t, m, &again)
+	mustf(t, r.Status == 200 && field(t, r, "access_token") != "", "again: %d %s", r.Status, r.Body)
+	mustf(t, strings.Contains(r.Body, `"id":"`+id+`"`), "again, another account: %s", r.Body)
+	mustf(t, identities(t, a, id) == 1, "still one identity")
+
+	// No password was set: none logs in.
+	r = a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": who.Email, "password": ""}})
+	mustf(t, r.Status == 400 || r.Status == 401, "an empty password: %d %s", r.Status, r.Body)
+}
+
+func TestProviderSignInLinking(t *testing.T) {
+	parallelTest(t)
+	m, env := provider(t)
+
+	t.Run("a verified account is linked by a verified address", func(t *testing.T) {
+		a := newApp(t, env...)
+		u := a.user(t, "editor", "free")
+		r := a.oidcSignIn(t, m, googleUser(u.Email, true))
+		mustf(t, r.Status == 200 && strings.Contains(r.Body, `"id":"`+u.ID+`"`), "linked: %d %s", r.Status, r.Body)
+		mustf(t, identities(t, a, u.ID) == 1, "identity")
+		a.login(t, u) // the password still works
+	})
+	t.Run("an account's second factor still applies", func(t *testing.T) {
+		a := newApp(t, env...)
+		u, secret, _ := enrolled(t, a)
+		r := a.oidcSignIn(t, m, googleUser(u.Email, true))
+		mustf(t, r.Status == 200 && strings.Contains(r.Body, `"mfa_required":true`) && !strings.Contains(r.Body, "access_token"), "token: %d %s", r.Status, r.Body)
+		r = a.do(t, Request{Method: "POST", URL: "/auth/mfa/verify", Body: map[string]string{"mfa_token": field(t, r, "mfa_token"), "code": code(t, a, secret)}})
+		mustf(t, r.Status == 200 && field(t, r, "access_token") != "", "second step: %d %s", r.Status, r.Body)
+	})
+	t.Run("an unverified address never reaches an account", func(t *testing.T) {
+		a := newApp(t, env...)
+		u := a.user(t, "editor", "free")
+		m.QueueUser(googleUser(u.Email, false))
+		s := &signIn{cookie: true}
+		a.startSignIn(t, s)
+		r := a.finishSignIn(t, s)
+		mustf(t, r.Status == 302 && s.location.Query().Get("error") == "identity_link_required" && s.location.Query().Get("code") == "",
+			"callback: %d %v", r.Status, s.location)
+		mustf(t, identities(t, a, u.ID) == 0, "linked by an unverified address")
+	})
+	t.Run("nor makes one", func(t *testing.T) {
+		a := newApp(t, env...)
+		email := randomName("nobody-") + "@example.com"
+		m.QueueUser(googleUser(email, false))
+		s := &signIn{cookie: true}
+		a.startSignIn(t, s)
+		r := a.finishSignIn(t, s)
+		mustf(t, r.Status == 302 && s.location.Query().Get("error") == "provider_email_unverified", "callback: %d %v", r.Status, s.location)
+		var n int64
+		a.DB.Model(&models.User{}).Where("email = ?", email).Count(&n)
+		mustf(t, n == 0, "an account made for an unverified address")
+	})
+	// Pre-account takeover: someone registers the victim's address with a
+	// password of theirs and waits. When the victim signs in with the
+	// provider (which vouches for the address), the account is theirs and
+	// the squatter's password is gone.
+	t.Run("a squatted, unverified account is claimed, its password removed", func(t *testing.T) {
+		a := newApp(t, env...)
+		victim := randomName("victim-") + "@example.com"
+		r := a.do(t, Request{Method: "POST", URL: "/auth/register", Body: map[string]string{"email": victim, "password": "Squatters-Pass-9"}})
+		mustf(t, r.Status == 202, "register: %d %s", r.Status, r.Body)
+		r = a.oidcSignIn(t, m, googleUser(victim, true))
+		mustf(t, r.Status == 200, "the victim signs in: %d %s", r.Status, r.Body)
+		r = a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": victim, "password": "Squatters-Pass-9"}})
+		mustf(t, r.Status == 401 && strings.Contains(r.Body, "invalid_credentials"), "the squatter's password: %d %s", r.Status, r.Body)
+		// Nor does the squatter's verification link (mailed to the victim,
+		// but still) do anything.
+		var live int64
+		a.DB.Model(&models.EmailVerificationToken{}).Where("used_at IS NULL AND user_id = (SELECT id FROM users WHERE email = ?)", victim).Count(&live)
+		mustf(t, live == 0, "%d live verification links", live)
+	})
+}
+
+func TestProviderSignInAttacks(t *testing.T) {
+	parallelTest(t)
+	m, env := provider(t)
+	a := newApp(t, env...)
+	refused := func(t *testing.T, r *Response, code string) {
+		t.Helper()
+		mustf(t, r.Status == 400 && strings.Contains(r.Body, `"code":"`+code+`"`), "want 400 %s: %d %s", code, r.Status, r.Body)
+	}
+	t.Run("a redirect_uri not allowlisted", func(t *testing.T) {
+		for _, bad := range []string{"https://evil.test/auth/done", frontEnd + "/../x", frontEnd + "?x=1", "//evil.test"} {
+			r := a.do(t, Request{Method: "GET", URL: "/auth/oauth/mock/start?redirect_uri=" + url.QueryEscape(bad)})
+			refused(t, r, "redirect_uri_not_allowed")
+		}
+	})
+	t.Run("an unknown provider", func(t *testing.T) {
+		r := a.do(t, Request{Method: "GET", URL: "/auth/oauth/nope/start?redirect_uri=" + url.QueryEscape(frontEnd)})
+		mustf(t, r.Status == 404 && strings.Contains(r.Body, "provider_not_found"), "%d %s", r.Status, r.Body)
+	})
+	t.Run("state missing", func(t *testing.T) {
+		m.QueueUser(googleUser(randomName("a-")+"@example.com", true))
+		s := &signIn{cookie: true, tamper: func(q url.Values) { q.Del("state") }}
+		a.startSignIn(t, s)
+		refused(t, a.finishSignIn(t, s), "oauth_state_invalid")
+	})
+	t.Run("state made up", func(t *testing.T) {
+		m.QueueUser(googleUser(randomName("a-")+"@example.com", true))
+		s := &signIn{cookie: true, tamper: func(q url.Values) { q.Set("state", strings.Repeat("a", 64)) }}
+		a.startSignIn(t, s)
+		refused(t, a.finishSignIn(t, s), "oauth_state_invalid")
+	})
+	t.Run("state from another browser", func(t *testing.T) {
+		m.QueueUser(googleUser(randomName("a-")+"@example.com", true))
+		s := &signIn{cookie: false} // a victim's browser sent the attacker's callback URL
+		a.startSignIn(t, s)
+		refused(t, a.finishSignIn(t, s), "oauth_state_invalid")
+	})
+	t.Run("state reused", func(t *testing.T) {
+		m.QueueUser(googleUser(randomName("a-")+"@example.com", true))
+		s := &signIn{cookie: true}
+		a.startSignIn(t, s)
+		mustf(t, a.finishSignIn(t, s).Status == 302, "first callback")
+		refused(t, a.finishSignIn(t, s), "oauth_state_invalid")
+	})
+	t.Run("state expired", func(t *testing.T) {
+		b := newApp(t, env...)
+		m.QueueUser(googleUser(randomName("a-")+"@example.com", true))
+		s := &signIn{cookie: true}
+		b.startSignIn(t, s)
+		b.Clock.Advance(11 * time.Minute)
+		refused(t, b.finishSignIn(t, s), "oauth_state_invalid")
+	})
+	t.Run("the provider answered an error", func(t *testing.T) {
+		m.QueueUser(googleUser(randomName("a-")+"@example.com", true))
+		s := &signIn{cookie: true, tamper: func(q url.Values) { q.Del("code"); q.Set("error", "access_denied") }}
+		a.startSignIn(t, s)
+		r := a.finishSignIn(t, s)
+		mustf(t, r.Status == 302 && s.location.Query().Get("error") == "provider_error", "%d %v", r.Status, s.location)
+	})
+	t.Run("a code the provider never issued", func(t *testing.T) {
+		m.QueueUser(googleUser(randomName("a-")+"@example.com", true))
+		s := &signIn{cookie: true, tamper: func(q url.Values) { q.Set("code", "forged") }}
+		a.startSignIn(t, s)
+		r := a.finishSignIn(t, s)
+		mustf(t, r.Status == 302 && s.location.Query().Get("error") == "code_exchange_failed", "%d %v", r.Status, s.location)
+	})
+	t.Run("an expired ID token", func(t *testing.T) {
+		late, lenv := provider(t)
+		late.FastForward(-time.Hour) // it signs tokens that ran out before now
+		b := newApp(t, lenv...)
+		late.QueueUser(googleUser(randomName("a-")+"@example.com", true))
+		s := &signIn{cookie: true}
+		b.startSignIn(t, s)
+		r := b.finishSignIn(t, s)
+		mustf(t, r.Status == 302 && s.location.Query().Get("error") == "id_token_invalid", "%d %v", r.Status, s.location)
+	})
+	t.Run("the one-time code replayed", func(t *testing.T) {
+		m.QueueUser(googleUser(randomName("a-")+"@example.com", true))
+		s := &signIn{cookie: true}
+		a.startSignIn(t, s)
+		a.finishSignIn(t, s)
+		body := map[string]string{"code": s.location.Query().Get("code")}
+		mustf(t, a.do(t, Request{Method: "POST", URL: "/auth/oauth/token", Body: body}).Status == 200, "first exchange")
+		refused(t, a.do(t, Request{Method: "POST", URL: "/auth/oauth/token", Body: body}), "oauth_code_invalid")
+	})
+	t.Run("the one-time code after its minute", func(t *testing.T) {
+		b := newApp(t, env...)
+		m.QueueUser(googleUser(randomName("a-")+"@example.com", true))
+		s := &signIn{cookie: true}
+		b.startSignIn(t, s)
+		b.finishSignIn(t, s)
+		b.Clock.Advance(61 * time.Second)
+		refused(t, b.do(t, Request{Method: "POST", URL: "/auth/oauth/token", Body: map[string]string{"code": s.location.Query().Get("code")}}), "oauth_code_invalid")
+	})
+	t.Run("a mobile app's code needs its verifier", func(t *testing.T) {
+		verifier := strings.Repeat("v", 50)
+		sum := sha256.Sum256([]byte(verifier))
+		challenge := base64.RawURLEncoding.EncodeToString(sum[:])
+		code := func() string {
+			m.QueueUser(googleUser(randomName("a-")+"@example.com", true))
+			s := &signIn{cookie: true, start: "redirect_uri=" + url.QueryEscape("com.example.app://auth") + "&code_challenge=" + challenge}
+			a.startSignIn(t, s)
+			r := a.finishSignIn(t, s)
+			mustf(t, r.Status == 302 && s.location.Scheme == "com.example.app", "%d %v", r.Status, s.location)
+			return s.location.Query().Get("code")
+		}
+		refused(t, a.do(t, Request{Method: "POST", URL: "/auth/oauth/token", Body: map[string]string{"code": code()}}), "oauth_code_invalid")
+		refused(t, a.do(t, Request{Method: "POST", URL: "/auth/oauth/token", Body: map[string]string{"code": code(), "code_verifier": "wrong"}}), "oauth_code_invalid")
+		r := a.do(t, Request{Method: "POST", URL: "/auth/oauth/token", Body: map[string]string{"code": code(), "code_verifier": verifier}})
+		mustf(t, r.Status == 200 && field(t, r, "access_token") != "", "with its verifier: %d %s", r.Status, r.Body)
+		r = a.do(t, Request{Method: "GET", URL: "/auth/oauth/mock/start?redirect_uri=" + url.QueryEscape(frontEnd) + "&code_challenge=short"})
+		refused(t, r, "invalid_code_challenge")
+	})
+	t.Run("no token ever in a URL", func(t *testing.T) {
+		m.QueueUser(googleUser(randomName("a-")+"@example.com", true))
+		s := &signIn{cookie: true}
+		a.startSignIn(t, s)
+		a.finishSignIn(t, s)
+		q := s.location.Query()
+		mustf(t, len(q) == 1 && q.Get("code") != "" && !strings.Contains(s.location.String(), "eyJ"), "front end URL %s", s.location)
+	})
+}
+
+// Without providers configured, the list is empty and a start is 404.
+func TestNoProviders(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t)
+	r := a.do(t, Request{Method: "GET", URL: "/auth/providers"})
+	mustf(t, r.Status == 200 && r.Body == `{"data":[]}`+"\n", "providers: %d %q", r.Status, r.Body)
+	r = a.do(t, Request{Method: "GET", URL: "/auth/oauth/google/start?redirect_uri=x"})
+	mustf(t, r.Status == 404, "start: %d %s", r.Status, r.Body)
+}
