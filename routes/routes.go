@@ -12,19 +12,19 @@ import (
 
 // Handlers are the resource handlers the routes point at.
 type Handlers struct {
-	System     *handlers.System
-	Auth       *handlers.Auth
-	Account    *handlers.Account
-	Users      *handlers.Users
-	Projects   *handlers.Projects
-	Analytics  *handlers.Analytics
-	Docs       *handlers.Docs // nil: Swagger UI and /openapi.json are off
-	Dev        *handlers.Dev  // nil: DEV_ROUTES is off (always in production)
-	APIKeys    *handlers.APIKeys
-	OAuth      *handlers.OAuth
-	Audit      *handlers.Audit
-	Orgs       *handlers.Orgs
-	Federation *handlers.Federation
+	System    *handlers.System
+	Auth      *handlers.Auth
+	Account   *handlers.Account
+	Users     *handlers.Users
+	Projects  *handlers.Projects
+	Analytics *handlers.Analytics
+	Docs      *handlers.Docs // nil: Swagger UI and /openapi.json are off
+	Dev       *handlers.Dev  // nil: DEV_ROUTES is off (always in production)
+	APIKeys   *handlers.APIKeys
+	OAuth     *handlers.OAuth
+	Audit     *handlers.Audit
+	Orgs      *handlers.Orgs
+	Federated *handlers.Federation
 }
 
 // Limits are the per-IP and per-client limits of the routes that need no
@@ -93,7 +93,7 @@ func (g Guards) PlatformPeople() []echo.MiddlewareFunc {
 func Register(e *echo.Echo, h Handlers, g Guards) {
 	system(e, h.System, g)
 	auth(e, h.Auth, g)
-	federation(e, h.Federation, g)
+	federation(e, h.Federated, g)
 	account(e, h.Account, g)
 	users(e, h.Users, g)
 	projects(e, h.Projects, g)
