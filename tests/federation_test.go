@@ -1,17 +1,23 @@
 package tests
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/tollgate/tollgate/models"
@@ -342,4 +348,137 @@ func TestNoProviders(t *testing.T) {
 	mustf(t, r.Status == 200 && r.Body == `{"data":[]}`+"\n", "providers: %d %q", r.Status, r.Body)
 	r = a.do(t, Request{Method: "GET", URL: "/auth/oauth/google/start?redirect_uri=x"})
 	mustf(t, r.Status == 404, "start: %d %s", r.Status, r.Body)
+}
+
+// fakeIdP is an OpenID Connect provider of the test's own making, for the
+// ID tokens mockoidc will not sign: another audience or issuer, expired,
+// unsigned, signed by a key it does not publish, another nonce. Untampered,
+// it signs in like any provider (the baseline that makes its refusals
+// mean something).
+type fakeIdP struct {
+	srv       *httptest.Server
+	clock     func() time.Time
+	published *rsa.PrivateKey // in its JWKS
+	signer    *rsa.PrivateKey // what it signs with (published, unless a test says otherwise)
+	none      bool            // alg none: no signature at all
+	tamper    func(claims jwt.MapClaims)
+	email     string
+	mu        sync.Mutex
+	nonces    map[string]string // code -> the nonce its authorization asked for
+}
+
+var idpKeys = sync.OnceValues(func() (*rsa.PrivateKey, *rsa.PrivateKey) {
+	a, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	b, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return a, b
+})
+
+func newFakeIdP(t *testing.T, clock func() time.Time) (*fakeIdP, []string) {
+	t.Helper()
+	published, _ := idpKeys()
+	p := &fakeIdP{clock: clock, published: published, signer: published, nonces: map[string]string{}}
+	mux := http.NewServeMux()
+	p.srv = httptest.NewServer(mux)
+	t.Cleanup(p.srv.Close)
+	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": p.srv.URL, "authorization_endpoint": p.srv.URL + "/authorize",
+			"token_endpoint": p.srv.URL + "/token", "jwks_uri": p.srv.URL + "/jwks", "id_token_signing_alg_values_supported": []string{"RS256"}})
+	})
+	mux.HandleFunc("/jwks", func(w http.ResponseWriter, _ *http.Request) {
+		b64 := base64.RawURLEncoding.EncodeToString
+		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{{"kty": "RSA", "kid": "k1", "use": "sig", "alg": "RS256",
+			"n": b64(p.published.N.Bytes()), "e": b64(big.NewInt(int64(p.published.E)).Bytes())}}})
+	})
+	mux.HandleFunc("/authorize", func(w http.ResponseWriter, r *http.Request) {
+		code := randomName("code-")
+		p.mu.Lock()
+		p.nonces[code] = r.URL.Query().Get("nonce")
+		p.mu.Unlock()
+		back, _ := url.Parse(r.URL.Query().Get("redirect_uri"))
+		q := back.Query()
+		q.Set("code", code)
+		q.Set("state", r.URL.Query().Get("state"))
+		back.RawQuery = q.Encode()
+		http.Redirect(w, r, back.String(), http.StatusFound)
+	})
+	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		p.mu.Lock()
+		nonce, ok := p.nonces[r.Form.Get("code")]
+		delete(p.nonces, r.Form.Get("code"))
+		p.mu.Unlock()
+		if !ok || r.Form.Get("code_verifier") == "" {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"error":"invalid_grant"}`))
+			return
+		}
+		now := p.clock()
+		claims := jwt.MapClaims{"iss": p.srv.URL, "sub": "fake-" + p.email, "aud": "fake-client", "iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(),
+			"nonce": nonce, "email": p.email, "email_verified": true}
+		if p.tamper != nil {
+			p.tamper(claims)
+		}
+		var idToken string
+		if p.none {
+			idToken, _ = jwt.NewWithClaims(jwt.SigningMethodNone, claims).SignedString(jwt.UnsafeAllowNoneSignatureType)
+		} else {
+			tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+			tok.Header["kid"] = "k1"
+			idToken, _ = tok.SignedString(p.signer)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "at", "token_type": "Bearer", "expires_in": 600, "id_token": idToken})
+	})
+	raw, _ := json.Marshal([]map[string]string{{"name": "mock", "issuer": p.srv.URL, "client_id": "fake-client", "client_secret": "fake-secret"}})
+	file := filepath.Join(t.TempDir(), "oidc-providers.json")
+	mustf(t, os.WriteFile(file, raw, 0o600) == nil, "write providers")
+	return p, []string{"OIDC_PROVIDERS_FILE", file, "OAUTH_REDIRECT_URIS", frontEnd}
+}
+
+func TestProviderIDTokensThatMustNotPass(t *testing.T) {
+	parallelTest(t)
+	_, other := idpKeys()
+	for _, c := range []struct {
+		name  string
+		setup func(p *fakeIdP)
+		want  string // the front end's ?error=, "" for a code
+	}{
+		{"untampered, it signs in", func(*fakeIdP) {}, ""},
+		{"another audience", func(p *fakeIdP) { p.tamper = func(c jwt.MapClaims) { c["aud"] = "another-client" } }, "id_token_invalid"},
+		{"another issuer", func(p *fakeIdP) { p.tamper = func(c jwt.MapClaims) { c["iss"] = "https://evil.test" } }, "id_token_invalid"},
+		{"expired", func(p *fakeIdP) {
+			p.tamper = func(c jwt.MapClaims) { c["exp"] = p.clock().Add(-time.Minute).Unix() }
+		}, "id_token_invalid"},
+		{"another nonce", func(p *fakeIdP) { p.tamper = func(c jwt.MapClaims) { c["nonce"] = "replayed-from-elsewhere" } }, "id_token_invalid"},
+		{"no nonce", func(p *fakeIdP) { p.tamper = func(c jwt.MapClaims) { delete(c, "nonce") } }, "id_token_invalid"},
+		{"unsigned (alg none)", func(p *fakeIdP) { p.none = true }, "id_token_invalid"},
+		{"signed by a key it does not publish", func(p *fakeIdP) { p.signer = other }, "id_token_invalid"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			parallelTest(t)
+			var a *App
+			p, env := newFakeIdP(t, func() time.Time { return a.Clock.Now() })
+			a = newApp(t, env...)
+			p.email = randomName("fake-") + "@example.com"
+			c.setup(p)
+			s := &signIn{cookie: true}
+			a.startSignIn(t, s)
+			r := a.finishSignIn(t, s)
+			mustf(t, r.Status == http.StatusFound, "callback: %d %s", r.Status, r.Body)
+			if c.want == "" {
+				mustf(t, s.location.Query().Get("code") != "", "no code: %v", s.location)
+				return
+			}
+			mustf(t, s.location.Query().Get("error") == c.want && s.location.Query().Get("code") == "", "sent to %v, want error=%s", s.location, c.want)
+			var n int64
+			a.DB.Model(&models.User{}).Where("email = ?", p.email).Count(&n)
+			mustf(t, n == 0, "an account was made from a token that must not pass")
+		})
+	}
 }
