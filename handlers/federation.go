@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v5"
 
 	"github.com/tollgate/tollgate/services"
@@ -155,4 +156,62 @@ func (h *Federation) Token(c *echo.Context) error {
 		return c.JSON(http.StatusOK, MFAChallengeResponse{MFARequired: true, MFAToken: s.MFAToken, ExpiresIn: 300})
 	}
 	return c.JSON(http.StatusOK, toTokens(s))
+}
+
+// IdentityResponse is a provider sign-in linked to the account.
+type IdentityResponse struct {
+	ID            uuid.UUID `json:"id" format:"uuid"`
+	Provider      string    `json:"provider" example:"google"`
+	Email         string    `json:"email" example:"marta@example.com"` // as the provider last gave it
+	EmailVerified bool      `json:"email_verified"`
+	CreatedAt     time.Time `json:"created_at" format:"date-time"`
+	LastUsedAt    time.Time `json:"last_used_at" format:"date-time"`
+}
+
+// Identities lists the caller's linked provider sign-ins.
+//
+//	@Summary	List your linked sign-ins
+//	@Description	The providers you sign in with (Google, Okta...), oldest first.
+//	@ID	listIdentities
+//	@Tags	users
+//	@Security	BearerAuth
+//	@Success	200	{array}	IdentityResponse
+//	@Router		/users/me/identities [get]
+func (h *Federation) Identities(c *echo.Context) error {
+	cl, err := who(c)
+	if err != nil {
+		return err
+	}
+	list, err := h.fed.Identities(c.Request().Context(), cl.ID)
+	if err != nil {
+		return err
+	}
+	out := make([]IdentityResponse, 0, len(list))
+	for _, i := range list {
+		out = append(out, IdentityResponse{ID: i.ID, Provider: i.Provider, Email: i.Email, EmailVerified: i.EmailVerified, CreatedAt: i.CreatedAt, LastUsedAt: i.LastUsedAt})
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// Unlink removes one of the caller's provider sign-ins.
+//
+//	@Summary	Unlink a sign-in
+//	@Description	Not the last way in: without a password, the only linked sign-in stays (409).
+//	@ID	unlinkIdentity
+//	@Tags	users
+//	@Security	BearerAuth
+//	@Param	id	path	string	true	"identity id"	format(uuid)
+//	@Success	204
+//	@Failure	404	{object}	ErrorResponse	"identity_not_found"
+//	@Failure	409	{object}	ErrorResponse	"last_sign_in_method"
+//	@Router		/users/me/identities/{id} [delete]
+func (h *Federation) Unlink(c *echo.Context) error {
+	cl, id, err := whoAndID(c)
+	if err != nil {
+		return err
+	}
+	if err := h.fed.Unlink(c.Request().Context(), cl.ID, id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
 }

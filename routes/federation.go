@@ -15,4 +15,7 @@ func federation(e *echo.Echo, h *handlers.Federation, g Guards) {
 	e.GET("/auth/oauth/:provider/start", h.Start, g.Public)
 	e.GET("/auth/oauth/:provider/callback", h.Callback, g.Public)
 	e.POST("/auth/oauth/token", h.Token, mw.NoStore, g.LoginAttempts)
+	// Which providers a person signs in with: their own login only.
+	e.GET("/users/me/identities", h.Identities, g.PeopleOnly()...)
+	e.DELETE("/users/me/identities/:id", h.Unlink, g.PeopleOnly()...)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/oauth2"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/tollgate/tollgate/apperror"
 	"github.com/tollgate/tollgate/caller"
@@ -469,4 +470,69 @@ func ParseProviders(raw []byte) ([]Provider, error) {
 func isLoopback(host string) bool {
 	ip := net.ParseIP(host)
 	return host == "localhost" || (ip != nil && ip.IsLoopback())
+}
+
+var (
+	errIdentityGone    = apperror.Define(apperror.NotFound, "identity_not_found", "No such linked sign-in")
+	errLastWayIn       = apperror.Define(apperror.Conflict, "last_sign_in_method", "This is your only way to sign in: set a password (forgot password) or link another provider first")
+	errIdentityMissing = errors.New("identity vanished")
+)
+
+// Identities lists the provider sign-ins linked to user.
+func (s *Federation) Identities(ctx context.Context, user uuid.UUID) ([]models.Identity, error) {
+	out := []models.Identity{}
+	if err := s.db.WithContext(ctx).Where("user_id = ?", user).Order("created_at, id").Find(&out).Error; err != nil {
+		return nil, apperror.Wrap(err, "list identities")
+	}
+	return out, nil
+}
+
+// Unlink removes one of user's provider sign-ins, unless it is the last
+// way in (no password and no other identity): 409.
+func (s *Federation) Unlink(ctx context.Context, user, id uuid.UUID) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var u models.User
+		// The user's row, locked where the database can: two unlinks at
+		// once cannot each leave the other as the last way in.
+		if err := lockUser(tx, user, &u); err != nil {
+			return err
+		}
+		var ids []models.Identity
+		if err := tx.Where("user_id = ?", user).Find(&ids).Error; err != nil {
+			return apperror.Wrap(err, "list identities")
+		}
+		i := slices.IndexFunc(ids, func(x models.Identity) bool { return x.ID == id })
+		if i < 0 {
+			return errIdentityGone
+		}
+		if u.PasswordHash == "" && len(ids) == 1 {
+			return errLastWayIn
+		}
+		res := tx.Delete(&models.Identity{}, "id = ? AND user_id = ?", id, user)
+		if res.Error != nil {
+			return apperror.Wrap(res.Error, "unlink identity")
+		}
+		if res.RowsAffected == 0 {
+			return apperror.Wrap(errIdentityMissing, "unlink identity")
+		}
+		return s.audit.Record(ctx, tx, Event{Action: "identity.unlinked", Reason: ids[i].Provider, ActorType: "user", ActorID: user.String(),
+			TargetType: "user", TargetID: user.String()})
+	})
+}
+
+// lockUser loads user into u, locking its row for the rest of tx
+// (PostgreSQL; SQLite transactions hold the write lock already).
+func lockUser(tx *gorm.DB, user uuid.UUID, u *models.User) error {
+	q := tx.Where("id = ?", user)
+	if tx.Dialector.Name() == "postgres" {
+		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	err := q.Take(u).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return errUserNotFound
+	}
+	if err != nil {
+		return apperror.Wrap(err, "load user")
+	}
+	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
 	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/tollgate/tollgate/models"
@@ -481,4 +482,52 @@ func TestProviderIDTokensThatMustNotPass(t *testing.T) {
 			mustf(t, n == 0, "an account was made from a token that must not pass")
 		})
 	}
+}
+
+// Linked sign-ins in the cross-tenant matrix: another person's identity.
+func init() {
+	crossTenantIDs["/users/me/identities/{id}"] = func(t *testing.T, a *App, w *tenants) []map[string]string {
+		id := models.Identity{ID: uuid.New(), UserID: uuid.MustParse(w.theirs.Admin.ID), Provider: "mock", Subject: randomName("their-sub-"),
+			Email: w.theirs.Admin.Email, EmailVerified: true, CreatedAt: a.Clock.Now(), LastUsedAt: a.Clock.Now()}
+		mustf(t, a.DB.Create(&id).Error == nil, "their identity")
+		w.forbid(id.Subject)
+		w.afterwards(func(t *testing.T) {
+			var n int64
+			mustf(t, a.DB.Model(&models.Identity{}).Where("id = ?", id.ID).Count(&n).Error == nil && n == 1, "their identity was unlinked")
+		})
+		return one("id", id.ID.String())
+	}
+}
+
+func TestIdentities(t *testing.T) {
+	parallelTest(t)
+	m, env := provider(t)
+	a := newApp(t, env...)
+	u := a.user(t, "viewer", "free")
+	r := a.oidcSignIn(t, m, googleUser(u.Email, true)) // linked to the password account
+	mustf(t, r.Status == 200, "sign in: %d %s", r.Status, r.Body)
+	list := a.do(t, Request{Method: "GET", URL: "/users/me/identities", Headers: bearer(u)})
+	var ids []struct{ ID, Provider, Email string }
+	list.JSON(t, &ids)
+	mustf(t, list.Status == 200 && len(ids) == 1 && ids[0].Provider == "mock" && ids[0].Email == u.Email, "list: %d %s", list.Status, list.Body)
+	// A key cannot see or change how its owner signs in.
+	k, _ := a.makeKey(t, u, readKey)
+	r = a.do(t, Request{Method: "GET", URL: "/users/me/identities", Headers: keyHeader(k)})
+	mustf(t, r.Status == 403 && strings.Contains(r.Body, "user_token_required"), "a key: %d %s", r.Status, r.Body)
+	// With a password, the identity may go.
+	r = a.do(t, Request{Method: "DELETE", URL: "/users/me/identities/" + ids[0].ID, Headers: bearer(u)})
+	mustf(t, r.Status == 204, "unlink: %d %s", r.Status, r.Body)
+	r = a.do(t, Request{Method: "DELETE", URL: "/users/me/identities/" + ids[0].ID, Headers: bearer(u)})
+	mustf(t, r.Status == 404 && strings.Contains(r.Body, "identity_not_found"), "again: %d %s", r.Status, r.Body)
+
+	// An account made by a provider has no password: its only identity
+	// is the last way in, and stays.
+	r = a.oidcSignIn(t, m, googleUser(randomName("only-")+"@example.com", true))
+	mustf(t, r.Status == 200, "sign in: %d %s", r.Status, r.Body)
+	only := map[string]string{"Authorization": "Bearer " + field(t, r, "access_token")}
+	list = a.do(t, Request{Method: "GET", URL: "/users/me/identities", Headers: only})
+	list.JSON(t, &ids)
+	mustf(t, len(ids) == 1, "list: %s", list.Body)
+	r = a.do(t, Request{Method: "DELETE", URL: "/users/me/identities/" + ids[0].ID, Headers: only})
+	mustf(t, r.Status == 409 && strings.Contains(r.Body, "last_sign_in_method"), "unlink the last way in: %d %s", r.Status, r.Body)
 }
