@@ -16,11 +16,28 @@ import (
 type Dev struct {
 	users  *services.Users
 	outbox *services.Outbox
+	// IdP is the development sign-in provider (package devidp).
+	IdP http.Handler
 }
 
 // NewDev builds the development handlers.
-func NewDev(users *services.Users, outbox *services.Outbox) *Dev {
-	return &Dev{users: users, outbox: outbox}
+func NewDev(users *services.Users, outbox *services.Outbox, idp http.Handler) *Dev {
+	return &Dev{users: users, outbox: outbox, IdP: idp}
+}
+
+// DevSignedIn is where a development sign-in ends: the one-time code,
+// and what to do with it.
+type DevSignedIn struct {
+	Code  string `json:"code,omitempty"`
+	Error string `json:"error,omitempty"`
+	Next  string `json:"next"`
+}
+
+// SignedIn shows the one-time code a sign-in with a provider ended with.
+func (h *Dev) SignedIn(c *echo.Context) error {
+	q := c.Request().URL.Query()
+	return c.JSON(http.StatusOK, DevSignedIn{Code: q.Get("code"), Error: q.Get("error"),
+		Next: `POST /auth/oauth/token {"code": "<code>"} answers the token pair (within a minute, once)`})
 }
 
 // DevUserRequest makes a verified user of any role and tier.

@@ -70,6 +70,7 @@ func flowCookie(state string) string {
 //	@Param	provider	path	string	true	"provider name"
 //	@Param	redirect_uri	query	string	true	"the front end's page to return to"
 //	@Param	code_challenge	query	string	false	"base64url SHA-256 of the app's own verifier"
+//	@Param	login_hint	query	string	false	"the address to sign in as, passed on to the provider"
 //	@Success	302
 //	@Failure	400	{object}	ErrorResponse	"redirect_uri_not_allowed, invalid_code_challenge"
 //	@Failure	404	{object}	ErrorResponse	"provider_not_found"
@@ -77,7 +78,8 @@ func flowCookie(state string) string {
 //	@Router		/auth/oauth/{provider}/start [get]
 func (h *Federation) Start(c *echo.Context) error {
 	q := c.Request().URL.Query()
-	st, err := h.fed.Start(c.Request().Context(), c.Param("provider"), q.Get("redirect_uri"), q.Get("code_challenge"))
+	st, err := h.fed.Start(c.Request().Context(), services.StartRequest{Provider: c.Param("provider"), RedirectURI: q.Get("redirect_uri"),
+		CodeChallenge: q.Get("code_challenge"), LoginHint: q.Get("login_hint")})
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/database"
+	"github.com/tollgate/tollgate/devidp"
 	"github.com/tollgate/tollgate/mail"
 	"github.com/tollgate/tollgate/metrics"
 	"github.com/tollgate/tollgate/ratelimit"
@@ -68,7 +69,12 @@ type Services struct {
 	Analytics *services.Analytics
 	Health    *services.Health
 	Purge     *services.Purge
+	DevIdP    *devidp.Provider // DEV_ROUTES only: the development sign-in provider
 }
+
+// DevSignedIn is the development page a sign-in with a provider ends at
+// (it shows the one-time code), allowed as a redirect_uri with DEV_ROUTES.
+const DevSignedIn = "/dev/signed-in"
 
 // Server is the built application; its Stores and Services are the parts
 // the commands and the tests use directly.
@@ -161,6 +167,20 @@ func newServices(d Deps, st Stores, m *metrics.Metrics) (Services, error) {
 		if len(fed.Providers) > 0 && len(fed.RedirectURIs) == 0 {
 			return Services{}, errors.New("OIDC_PROVIDERS_FILE lists providers but OAUTH_REDIRECT_URIS names no page to return to")
 		}
+	}
+	if cfg.DevRoutes {
+		// Sign-in with a provider, tried without one: the app's own
+		// development provider (never in production: DEV_ROUTES is refused
+		// there), ending at a page that shows the one-time code.
+		idp, err := devidp.New(devidp.Config{Issuer: cfg.AppBaseURL + devidp.Prefix, Callback: cfg.AppBaseURL + "/auth/oauth/" + services.DevProvider + "/callback",
+			Now: d.Clock.Now})
+		if err != nil {
+			return Services{}, fmt.Errorf("development sign-in provider: %w", err)
+		}
+		s.DevIdP = idp
+		fed.Providers = append(fed.Providers, services.Provider{Name: services.DevProvider, DisplayName: "Development sign-in (DEV_ROUTES, never in production)",
+			Issuer: cfg.AppBaseURL + devidp.Prefix, ClientID: idp.ClientID, ClientSecret: idp.ClientSecret, HTTPClient: idp.Client()})
+		fed.RedirectURIs = append(fed.RedirectURIs, cfg.AppBaseURL+DevSignedIn)
 	}
 	var err error
 	s.Accounts, err = services.NewAccounts(services.AccountDeps{

@@ -84,8 +84,9 @@ func newHTTP(d Deps, st Stores, svc Services, monitor *database.Monitor, m *metr
 	}
 	var dev *handlers.Dev
 	if cfg.DevRoutes {
-		dev = handlers.NewDev(svc.Users, svc.Outbox)
-		d.Log.Warn("development routes on: POST /dev/users makes users of any role, GET /dev/mail shows queued mail (DEV_ROUTES; never in production)")
+		dev = handlers.NewDev(svc.Users, svc.Outbox, svc.DevIdP)
+		d.Log.Warn("development routes on: POST /dev/users makes users of any role, GET /dev/mail shows queued mail, " +
+			"the dev sign-in provider signs in as any address (DEV_ROUTES; never in production)")
 	}
 	limiter := middleware.NewRateLimiter(st.Limits, cfg.RateLimitEnabled, d.Clock, d.Log, m, instanceName())
 	rl := cfg.RateLimits

@@ -73,6 +73,9 @@ type Provider struct {
 	ClientID     string   `json:"client_id"`     // registered with the provider
 	ClientSecret string   `json:"client_secret"` // ditto; from a file in config/ or the environment
 	Scopes       []string `json:"scopes"`        // beyond openid; default email, profile
+	// HTTPClient reaches this provider (nil: FederationConfig's); the
+	// development provider's needs no network.
+	HTTPClient *http.Client `json:"-"`
 }
 
 // FederationConfig holds the providers and where sign-ins may end.
@@ -121,8 +124,11 @@ func (s *Federation) provider(name string) (*Provider, error) {
 	return nil, errProviderUnknown
 }
 
-func (s *Federation) httpContext(ctx context.Context) context.Context {
-	c := s.cfg.HTTPClient
+func (s *Federation) httpContext(ctx context.Context, p *Provider) context.Context {
+	c := p.HTTPClient
+	if c == nil {
+		c = s.cfg.HTTPClient
+	}
 	if c == nil {
 		c = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -136,7 +142,7 @@ func (s *Federation) party(ctx context.Context, p *Provider) (*relyingParty, err
 	if rp := s.parties[p.Name]; rp != nil {
 		return rp, nil
 	}
-	op, err := oidc.NewProvider(s.httpContext(ctx), p.Issuer)
+	op, err := oidc.NewProvider(s.httpContext(ctx, p), p.Issuer)
 	if err != nil {
 		s.log.Warn("oidc discovery failed", "provider", p.Name, "error", err)
 		return nil, errProviderDown
@@ -148,7 +154,7 @@ func (s *Federation) party(ctx context.Context, p *Provider) (*relyingParty, err
 	rp := &relyingParty{
 		oauth: &oauth2.Config{ClientID: p.ClientID, ClientSecret: p.ClientSecret, Endpoint: op.Endpoint(),
 			RedirectURL: s.cfg.BaseURL + "/auth/oauth/" + p.Name + "/callback", Scopes: append([]string{oidc.ScopeOpenID}, scopes...)},
-		verifier: op.VerifierContext(s.httpContext(context.WithoutCancel(ctx)), &oidc.Config{ClientID: p.ClientID, Now: s.clock.Now}),
+		verifier: op.VerifierContext(s.httpContext(context.WithoutCancel(ctx), p), &oidc.Config{ClientID: p.ClientID, Now: s.clock.Now}),
 	}
 	if s.parties == nil {
 		s.parties = map[string]*relyingParty{}
@@ -164,10 +170,16 @@ type Started struct {
 	Browser string
 }
 
-// Start begins a sign-in with provider that ends at redirectURI;
-// codeChallenge (optional) is the front end's PKCE S256 challenge for the
-// one-time code.
-func (s *Federation) Start(ctx context.Context, provider, redirectURI, codeChallenge string) (*Started, error) {
+// StartRequest is what a sign-in starts from: the provider, the front
+// end's page to end at, optionally the front end's PKCE S256 challenge for
+// the one-time code and a login_hint passed on to the provider.
+type StartRequest struct {
+	Provider, RedirectURI, CodeChallenge, LoginHint string
+}
+
+// Start begins a sign-in.
+func (s *Federation) Start(ctx context.Context, in StartRequest) (*Started, error) {
+	provider, redirectURI, codeChallenge := in.Provider, in.RedirectURI, in.CodeChallenge
 	p, err := s.provider(provider)
 	if err != nil {
 		return nil, err
@@ -197,7 +209,11 @@ func (s *Federation) Start(ctx context.Context, provider, redirectURI, codeChall
 	if err := s.db.WithContext(ctx).Create(flow).Error; err != nil {
 		return nil, apperror.Wrap(err, "store sign-in")
 	}
-	return &Started{AuthURL: rp.oauth.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), Browser: browser}, nil
+	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}
+	if in.LoginHint != "" && len(in.LoginHint) <= 254 {
+		opts = append(opts, oauth2.SetAuthURLParam("login_hint", in.LoginHint))
+	}
+	return &Started{AuthURL: rp.oauth.AuthCodeURL(state, opts...), Browser: browser}, nil
 }
 
 // Callback is what the provider sends the browser back with.
@@ -248,13 +264,13 @@ func (s *Federation) Callback(ctx context.Context, in Callback) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	tok, err := rp.oauth.Exchange(s.httpContext(ctx), in.Code, oauth2.VerifierOption(flow.Verifier))
+	tok, err := rp.oauth.Exchange(s.httpContext(ctx, p), in.Code, oauth2.VerifierOption(flow.Verifier))
 	if err != nil {
 		s.log.Info("oidc code exchange refused", "provider", p.Name, "error", err)
 		return fail(failExchange)
 	}
 	raw, _ := tok.Extra("id_token").(string)
-	idt, err := rp.verifier.Verify(s.httpContext(ctx), raw)
+	idt, err := rp.verifier.Verify(s.httpContext(ctx, p), raw)
 	if err != nil || subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(flow.Nonce)) != 1 {
 		s.log.Info("oidc id token refused", "provider", p.Name, "error", err)
 		return fail(failIDToken)
@@ -436,6 +452,10 @@ func (s *Federation) Exchange(ctx context.Context, code, verifier string, client
 	return s.login.begin(ctx, u, client, "oidc:"+oc.Provider)
 }
 
+// DevProvider names the development provider (package devidp), listed
+// when DEV_ROUTES is on.
+const DevProvider = "dev"
+
 var providerName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
 
 // ParseProviders reads OIDC_PROVIDERS_FILE: a JSON list of providers.
@@ -452,6 +472,8 @@ func ParseProviders(raw []byte) ([]Provider, error) {
 		switch {
 		case !providerName.MatchString(p.Name):
 			return nil, fmt.Errorf("provider %d: name %q must be 1-32 lowercase letters, digits or dashes", i+1, p.Name)
+		case p.Name == DevProvider:
+			return nil, fmt.Errorf("provider name %q is the development provider's (DEV_ROUTES)", p.Name)
 		case seen[p.Name]:
 			return nil, fmt.Errorf("provider %q is listed twice", p.Name)
 		case err != nil || u.Host == "" || (u.Scheme != "https" && (u.Scheme != "http" || !isLoopback(u.Hostname()))):

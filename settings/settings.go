@@ -170,9 +170,9 @@ type Config struct {
 	// SWAGGER_ENABLED serves /swagger/ and /openapi.json; unset means on in
 	// development and off in production.
 	Swagger Switch `env:"SWAGGER_ENABLED"`
-	// DEV_ROUTES serves POST /dev/users (make a verified user of any role)
-	// and GET /dev/mail (the last mail the server sent), so a Postman run
-	// needs nothing but the base URL. Unset means on in development;
+	// DEV_ROUTES serves POST /dev/users (make a verified user of any role),
+	// GET /dev/mail (the last mail the server sent) and the "dev" sign-in
+	// provider (any address), so scripts need nothing but the base URL. Unset means on in development;
 	// production refuses to start with it on.
 	Dev Switch `env:"DEV_ROUTES"`
 

@@ -344,7 +344,7 @@ func TestProviderSignInAttacks(t *testing.T) {
 // Without providers configured, the list is empty and a start is 404.
 func TestNoProviders(t *testing.T) {
 	parallelTest(t)
-	a := newApp(t)
+	a := newApp(t, "DEV_ROUTES", "false")
 	r := a.do(t, Request{Method: "GET", URL: "/auth/providers"})
 	mustf(t, r.Status == 200 && r.Body == `{"data":[]}`+"\n", "providers: %d %q", r.Status, r.Body)
 	r = a.do(t, Request{Method: "GET", URL: "/auth/oauth/google/start?redirect_uri=x"})
@@ -530,4 +530,39 @@ func TestIdentities(t *testing.T) {
 	mustf(t, len(ids) == 1, "list: %s", list.Body)
 	r = a.do(t, Request{Method: "DELETE", URL: "/users/me/identities/" + ids[0].ID, Headers: only})
 	mustf(t, r.Status == 409 && strings.Contains(r.Body, "last_sign_in_method"), "unlink the last way in: %d %s", r.Status, r.Body)
+}
+
+// The development provider (DEV_ROUTES): listed, and a sign-in as any
+// address ends at /dev/signed-in with a code that gives a pair, with no
+// network and no provider configured.
+func TestDevelopmentProvider(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t)
+	r := a.do(t, Request{Method: "GET", URL: "/auth/providers"})
+	mustf(t, r.Status == 200 && strings.Contains(r.Body, `"name":"dev","display_name":"Development sign-in (DEV_ROUTES, never in production)"`), "providers: %s", r.Body)
+	email := randomName("dev-") + "@example.com"
+	start := "/auth/oauth/dev/start?redirect_uri=" + url.QueryEscape("http://tollgate.test/dev/signed-in")
+	r = a.do(t, Request{Method: "GET", URL: start + "&login_hint=" + url.QueryEscape(email), RemoteAddr: "127.0.0.1:5555"})
+	mustf(t, r.Status == 302, "start: %d %s", r.Status, r.Body)
+	cookie, _, _ := strings.Cut(r.Header.Get("Set-Cookie"), ";")
+	authorize, _ := url.Parse(r.Header.Get("Location"))
+	mustf(t, authorize.Path == "/dev/oidc/authorize" && authorize.Query().Get("login_hint") == email, "to %s", authorize)
+	// A browser on this machine; from elsewhere the provider is not there.
+	r = a.do(t, Request{Method: "GET", URL: authorize.RequestURI(), RemoteAddr: "203.0.113.9:5555"})
+	mustf(t, r.Status == 404 || r.Status == 403, "from the network: %d", r.Status)
+	r = a.do(t, Request{Method: "GET", URL: authorize.RequestURI(), RemoteAddr: "127.0.0.1:5555"})
+	mustf(t, r.Status == 302, "authorize: %d %s", r.Status, r.Body)
+	back, _ := url.Parse(r.Header.Get("Location"))
+	r = a.do(t, Request{Method: "GET", URL: back.RequestURI(), Headers: map[string]string{"Cookie": cookie}, RemoteAddr: "127.0.0.1:5555"})
+	mustf(t, r.Status == 302, "callback: %d %s", r.Status, r.Body)
+	done, _ := url.Parse(r.Header.Get("Location"))
+	r = a.do(t, Request{Method: "GET", URL: done.RequestURI(), RemoteAddr: "127.0.0.1:5555"})
+	mustf(t, r.Status == 200 && field(t, r, "code") != "", "signed-in page: %d %s", r.Status, r.Body)
+	r = a.do(t, Request{Method: "POST", URL: "/auth/oauth/token", Body: map[string]string{"code": field(t, r, "code")}})
+	mustf(t, r.Status == 200 && strings.Contains(r.Body, `"email":"`+email+`"`), "token: %d %s", r.Status, r.Body)
+	// Without a login_hint it asks, on a small page.
+	r = a.do(t, Request{Method: "GET", URL: start, RemoteAddr: "127.0.0.1:5555"})
+	authorize, _ = url.Parse(r.Header.Get("Location"))
+	r = a.do(t, Request{Method: "GET", URL: authorize.RequestURI(), RemoteAddr: "127.0.0.1:5555"})
+	mustf(t, r.Status == 200 && strings.Contains(r.Body, `name="login_hint"`) && strings.Contains(r.Body, "never runs in production"), "form: %d %s", r.Status, r.Body)
 }
