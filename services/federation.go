@@ -73,6 +73,10 @@ type Provider struct {
 	ClientID     string   `json:"client_id"`     // registered with the provider
 	ClientSecret string   `json:"client_secret"` // ditto; from a file in config/ or the environment
 	Scopes       []string `json:"scopes"`        // beyond openid; default email, profile
+	// Type is "oidc" (the default: any issuer with discovery) or "github"
+	// (OAuth 2.0 without ID tokens; issuer defaults to https://github.com,
+	// or names a GitHub Enterprise Server).
+	Type string `json:"type,omitempty"`
 	// HTTPClient reaches this provider (nil: FederationConfig's); the
 	// development provider's needs no network.
 	HTTPClient *http.Client `json:"-"`
@@ -100,7 +104,8 @@ type Federation struct {
 
 type relyingParty struct {
 	oauth    *oauth2.Config
-	verifier *oidc.IDTokenVerifier
+	verifier *oidc.IDTokenVerifier // nil: not OpenID Connect (GitHub)
+	api      string                // GitHub's REST API base
 }
 
 // ProviderInfo is a provider as a login screen lists it.
@@ -142,6 +147,11 @@ func (s *Federation) party(ctx context.Context, p *Provider) (*relyingParty, err
 	if rp := s.parties[p.Name]; rp != nil {
 		return rp, nil
 	}
+	if p.Type == typeGitHub {
+		rp := gitHubParty(p, s.cfg.BaseURL+"/auth/oauth/"+p.Name+"/callback")
+		s.remember(p.Name, rp)
+		return rp, nil
+	}
 	op, err := oidc.NewProvider(s.httpContext(ctx, p), p.Issuer)
 	if err != nil {
 		s.log.Warn("oidc discovery failed", "provider", p.Name, "error", err)
@@ -156,11 +166,15 @@ func (s *Federation) party(ctx context.Context, p *Provider) (*relyingParty, err
 			RedirectURL: s.cfg.BaseURL + "/auth/oauth/" + p.Name + "/callback", Scopes: append([]string{oidc.ScopeOpenID}, scopes...)},
 		verifier: op.VerifierContext(s.httpContext(context.WithoutCancel(ctx), p), &oidc.Config{ClientID: p.ClientID, Now: s.clock.Now}),
 	}
+	s.remember(p.Name, rp)
+	return rp, nil
+}
+
+func (s *Federation) remember(name string, rp *relyingParty) {
 	if s.parties == nil {
 		s.parties = map[string]*relyingParty{}
 	}
-	s.parties[p.Name] = rp
-	return rp, nil
+	s.parties[name] = rp
 }
 
 // Started is a sign-in begun: where to send the browser, and the value the
@@ -209,7 +223,10 @@ func (s *Federation) Start(ctx context.Context, in StartRequest) (*Started, erro
 	if err := s.db.WithContext(ctx).Create(flow).Error; err != nil {
 		return nil, apperror.Wrap(err, "store sign-in")
 	}
-	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}
+	if rp.verifier != nil {
+		opts = append(opts, oidc.Nonce(nonce))
+	}
 	if in.LoginHint != "" && len(in.LoginHint) <= 254 {
 		opts = append(opts, oauth2.SetAuthURLParam("login_hint", in.LoginHint))
 	}
@@ -269,20 +286,18 @@ func (s *Federation) Callback(ctx context.Context, in Callback) (string, error) 
 		s.log.Info("oidc code exchange refused", "provider", p.Name, "error", err)
 		return fail(failExchange)
 	}
-	raw, _ := tok.Extra("id_token").(string)
-	idt, err := rp.verifier.Verify(s.httpContext(ctx, p), raw)
-	if err != nil || subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(flow.Nonce)) != 1 {
+	var who claimed
+	if rp.verifier == nil {
+		who, err = gitHubUser(s.httpContext(ctx, p), rp, tok)
+		if err != nil {
+			s.log.Info("github user refused", "provider", p.Name, "error", err)
+			return fail(failExchange)
+		}
+	} else if who, err = idTokenUser(s.httpContext(ctx, p), rp, tok, flow.Nonce); err != nil {
 		s.log.Info("oidc id token refused", "provider", p.Name, "error", err)
 		return fail(failIDToken)
 	}
-	var claims struct {
-		Email         string `json:"email"`
-		EmailVerified bool   `json:"email_verified"`
-	}
-	if err := idt.Claims(&claims); err != nil {
-		return fail(failIDToken)
-	}
-	u, reason, err := s.resolve(ctx, p.Name, idt.Subject, claims.Email, claims.EmailVerified)
+	u, reason, err := s.resolve(ctx, p.Name, who.Subject, who.Email, who.EmailVerified)
 	if err != nil {
 		return "", err
 	}
@@ -468,6 +483,16 @@ func ParseProviders(raw []byte) ([]Provider, error) {
 	}
 	seen := map[string]bool{}
 	for i, p := range ps {
+		switch p.Type {
+		case "", typeOIDC:
+			ps[i].Type = typeOIDC
+		case typeGitHub:
+			if p.Issuer == "" {
+				ps[i].Issuer, p.Issuer = "https://github.com", "https://github.com"
+			}
+		default:
+			return nil, fmt.Errorf("provider %q: type %q must be oidc or github", p.Name, p.Type)
+		}
 		u, err := url.Parse(p.Issuer)
 		switch {
 		case !providerName.MatchString(p.Name):

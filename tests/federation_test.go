@@ -566,3 +566,93 @@ func TestDevelopmentProvider(t *testing.T) {
 	r = a.do(t, Request{Method: "GET", URL: authorize.RequestURI(), RemoteAddr: "127.0.0.1:5555"})
 	mustf(t, r.Status == 200 && strings.Contains(r.Body, `name="login_hint"`) && strings.Contains(r.Body, "never runs in production"), "form: %d %s", r.Status, r.Body)
 }
+
+// fakeGitHub is a GitHub Enterprise Server of the test's making: OAuth 2.0
+// with PKCE, then /api/v3/user and /api/v3/user/emails for the token.
+func fakeGitHub(t *testing.T, id int64, emails string) []string {
+	t.Helper()
+	var mu sync.Mutex
+	challenges := map[string]string{}
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	mux.HandleFunc("/login/oauth/authorize", func(w http.ResponseWriter, r *http.Request) {
+		code := randomName("gh-")
+		mu.Lock()
+		challenges[code] = r.URL.Query().Get("code_challenge")
+		mu.Unlock()
+		back, _ := url.Parse(r.URL.Query().Get("redirect_uri"))
+		back.RawQuery = url.Values{"code": {code}, "state": {r.URL.Query().Get("state")}}.Encode()
+		http.Redirect(w, r, back.String(), http.StatusFound)
+	})
+	mux.HandleFunc("/login/oauth/access_token", func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		mu.Lock()
+		want, ok := challenges[r.Form.Get("code")]
+		delete(challenges, r.Form.Get("code"))
+		mu.Unlock()
+		sum := sha256.Sum256([]byte(r.Form.Get("code_verifier")))
+		if !ok || r.Form.Get("client_secret") != "gh-secret" || base64.RawURLEncoding.EncodeToString(sum[:]) != want {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"error":"bad_verification_code"}`))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"access_token":"gho_test","token_type":"bearer","scope":"read:user,user:email"}`))
+	})
+	authorized := func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Header.Get("Authorization") != "Bearer gho_test" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return false
+		}
+		return true
+	}
+	mux.HandleFunc("/api/v3/user", func(w http.ResponseWriter, r *http.Request) {
+		if authorized(w, r) {
+			_ = json.NewEncoder(w).Encode(map[string]any{"id": id, "login": "octocat"})
+		}
+	})
+	mux.HandleFunc("/api/v3/user/emails", func(w http.ResponseWriter, r *http.Request) {
+		if authorized(w, r) {
+			_, _ = w.Write([]byte(emails))
+		}
+	})
+	raw, _ := json.Marshal([]map[string]string{{"name": "github", "type": "github", "issuer": srv.URL, "client_id": "gh-client", "client_secret": "gh-secret"}})
+	file := filepath.Join(t.TempDir(), "oidc-providers.json")
+	mustf(t, os.WriteFile(file, raw, 0o600) == nil, "write providers")
+	return []string{"OIDC_PROVIDERS_FILE", file, "OAUTH_REDIRECT_URIS", frontEnd}
+}
+
+func TestGitHubSignIn(t *testing.T) {
+	parallelTest(t)
+	run := func(t *testing.T, a *App) *signIn {
+		r := a.do(t, Request{Method: "GET", URL: "/auth/oauth/github/start?redirect_uri=" + url.QueryEscape(frontEnd)})
+		mustf(t, r.Status == 302, "start: %d %s", r.Status, r.Body)
+		s := &signIn{cookie: true}
+		s.cookies, _, _ = strings.Cut(r.Header.Get("Set-Cookie"), ";")
+		resp, err := noFollow.Get(r.Header.Get("Location"))
+		mustf(t, err == nil && resp.StatusCode == 302, "github: %v", err)
+		_ = resp.Body.Close()
+		back, _ := url.Parse(resp.Header.Get("Location"))
+		r = a.do(t, Request{Method: "GET", URL: back.RequestURI(), Headers: map[string]string{"Cookie": s.cookies}})
+		mustf(t, r.Status == 302, "callback: %d %s", r.Status, r.Body)
+		s.location, _ = url.Parse(r.Header.Get("Location"))
+		return s
+	}
+	t.Run("the verified primary address signs in, by GitHub's numeric id", func(t *testing.T) {
+		parallelTest(t)
+		email := randomName("octo-") + "@example.com"
+		a := newApp(t, fakeGitHub(t, 4242, `[{"email":"other@example.com","primary":false,"verified":true},{"email":"`+email+`","primary":true,"verified":true}]`)...)
+		s := run(t, a)
+		r := a.do(t, Request{Method: "POST", URL: "/auth/oauth/token", Body: map[string]string{"code": s.location.Query().Get("code")}})
+		mustf(t, r.Status == 200 && strings.Contains(r.Body, `"email":"`+email+`"`), "token: %d %s", r.Status, r.Body)
+		var id models.Identity
+		mustf(t, a.DB.Where("provider = ? AND subject = ?", "github", "4242").Take(&id).Error == nil, "identity by GitHub's id")
+	})
+	t.Run("an unverified primary address does not", func(t *testing.T) {
+		parallelTest(t)
+		a := newApp(t, fakeGitHub(t, 4343, `[{"email":"`+randomName("octo-")+`@example.com","primary":true,"verified":false}]`)...)
+		s := run(t, a)
+		mustf(t, s.location.Query().Get("error") == "provider_email_unverified", "sent to %v", s.location)
+	})
+}
