@@ -217,3 +217,80 @@ func (h *Federation) Unlink(c *echo.Context) error {
 	}
 	return c.NoContent(http.StatusNoContent)
 }
+
+// LinkRequest starts linking a provider to the caller's account.
+type LinkRequest struct {
+	Provider    string `json:"provider" validate:"required,max=32" example:"google"`
+	RedirectURI string `json:"redirect_uri" validate:"required,max=2000" example:"https://app.example.com/settings/linked"`
+	// base64url SHA-256 of a verifier the front end keeps for the completion.
+	CodeChallenge string `json:"code_challenge" validate:"required,max=64"`
+}
+
+// LinkStartResponse is where to send the browser.
+type LinkStartResponse struct {
+	AuthURL string `json:"auth_url"`
+}
+
+// StartLink begins linking a provider to the caller's account.
+//
+//	@Summary	Link a provider to your account
+//	@Description	Needs a login from the last 10 minutes. Send the browser to auth_url; it comes back to redirect_uri with ?code=, for POST /users/me/identities/complete with the verifier. Any address the provider gives: you prove both sides.
+//	@ID	startLink
+//	@Tags	users
+//	@Security	BearerAuth
+//	@Param	body	body	LinkRequest	true	"the provider"
+//	@Success	200	{object}	LinkStartResponse
+//	@Failure	400	{object}	ErrorResponse	"redirect_uri_not_allowed, code_challenge_required, invalid_code_challenge"
+//	@Failure	403	{object}	ErrorResponse	"reauthentication_required, user_token_required"
+//	@Failure	404	{object}	ErrorResponse	"provider_not_found"
+//	@Router		/users/me/identities [post]
+func (h *Federation) StartLink(c *echo.Context) error {
+	cl, err := who(c)
+	if err != nil {
+		return err
+	}
+	var req LinkRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	to, err := h.fed.StartLink(c.Request().Context(), cl, services.StartRequest{Provider: req.Provider, RedirectURI: req.RedirectURI, CodeChallenge: req.CodeChallenge})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, LinkStartResponse{AuthURL: to})
+}
+
+// CompleteLinkRequest finishes a link.
+type CompleteLinkRequest struct {
+	Code         string `json:"code" validate:"required,max=200"`
+	CodeVerifier string `json:"code_verifier" validate:"required,max=200"`
+}
+
+// CompleteLink links the provider account the code carries.
+//
+//	@Summary	Finish linking a provider
+//	@Description	With the same login (from the last 10 minutes) and the verifier of the start's code_challenge.
+//	@ID	completeLink
+//	@Tags	users
+//	@Security	BearerAuth
+//	@Param	body	body	CompleteLinkRequest	true	"the code"
+//	@Success	201	{object}	IdentityResponse
+//	@Failure	400	{object}	ErrorResponse	"oauth_code_invalid, validation_failed or invalid_json"
+//	@Failure	403	{object}	ErrorResponse	"reauthentication_required, user_token_required"
+//	@Failure	409	{object}	ErrorResponse	"identity_in_use"
+//	@Router		/users/me/identities/complete [post]
+func (h *Federation) CompleteLink(c *echo.Context) error {
+	cl, err := who(c)
+	if err != nil {
+		return err
+	}
+	var req CompleteLinkRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	i, err := h.fed.CompleteLink(c.Request().Context(), cl, req.Code, req.CodeVerifier)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, IdentityResponse{ID: i.ID, Provider: i.Provider, Email: i.Email, EmailVerified: i.EmailVerified, CreatedAt: i.CreatedAt, LastUsedAt: i.LastUsedAt})
+}

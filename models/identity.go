@@ -30,7 +30,8 @@ type OAuthFlow struct {
 	Nonce         string
 	Verifier      string
 	RedirectURI   string
-	CodeChallenge string // the front end's own PKCE challenge for the one-time code ("": none)
+	CodeChallenge string     // the front end's own PKCE challenge for the one-time code ("": none)
+	LinkUserID    *uuid.UUID `gorm:"type:uuid"` // set: linking a provider to this user, not a sign-in
 	ExpiresAt     time.Time
 	UsedAt        *time.Time
 	CreatedAt     time.Time
@@ -44,6 +45,11 @@ type OAuthCode struct {
 	UserID        uuid.UUID `gorm:"type:uuid"`
 	Provider      string
 	CodeChallenge string
+	// Link: the code of a link, carrying the identity to link to UserID.
+	Link          bool
+	Subject       string
+	Email         string
+	EmailVerified bool
 	ExpiresAt     time.Time
 	UsedAt        *time.Time
 	CreatedAt     time.Time

@@ -18,4 +18,6 @@ func federation(e *echo.Echo, h *handlers.Federation, g Guards) {
 	// Which providers a person signs in with: their own login only.
 	e.GET("/users/me/identities", h.Identities, g.PeopleOnly()...)
 	e.DELETE("/users/me/identities/:id", h.Unlink, g.PeopleOnly()...)
+	e.POST("/users/me/identities", h.StartLink, g.PeopleOnly()...)
+	e.POST("/users/me/identities/complete", h.CompleteLink, g.PeopleOnly()...)
 }

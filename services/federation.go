@@ -193,6 +193,11 @@ type StartRequest struct {
 
 // Start begins a sign-in.
 func (s *Federation) Start(ctx context.Context, in StartRequest) (*Started, error) {
+	return s.start(ctx, in, nil)
+}
+
+// start begins a sign-in, or with link set, linking a provider to that user.
+func (s *Federation) start(ctx context.Context, in StartRequest, link *uuid.UUID) (*Started, error) {
 	provider, redirectURI, codeChallenge := in.Provider, in.RedirectURI, in.CodeChallenge
 	p, err := s.provider(provider)
 	if err != nil {
@@ -219,7 +224,7 @@ func (s *Federation) Start(ctx context.Context, in StartRequest) (*Started, erro
 	verifier := oauth2.GenerateVerifier()
 	now := s.clock.Now()
 	flow := &models.OAuthFlow{ID: uuid.New(), StateHash: hashToken(state), BrowserHash: hashToken(browser), Provider: p.Name, Nonce: nonce,
-		Verifier: verifier, RedirectURI: redirectURI, CodeChallenge: codeChallenge, ExpiresAt: now.Add(federationFlowTTL), CreatedAt: now}
+		Verifier: verifier, RedirectURI: redirectURI, CodeChallenge: codeChallenge, LinkUserID: link, ExpiresAt: now.Add(federationFlowTTL), CreatedAt: now}
 	if err := s.db.WithContext(ctx).Create(flow).Error; err != nil {
 		return nil, apperror.Wrap(err, "store sign-in")
 	}
@@ -244,7 +249,7 @@ type Callback struct {
 // does not check out is an error, not a redirect: where it would send the
 // browser cannot be trusted.
 func (s *Federation) Callback(ctx context.Context, in Callback) (string, error) {
-	if in.State == "" || in.Browser == "" {
+	if in.State == "" {
 		return "", errStateInvalid
 	}
 	var flow models.OAuthFlow
@@ -256,7 +261,11 @@ func (s *Federation) Callback(ctx context.Context, in Callback) (string, error) 
 		return "", apperror.Wrap(err, "load sign-in")
 	}
 	now := s.clock.Now()
-	if flow.Provider != in.Provider || subtle.ConstantTimeCompare([]byte(flow.BrowserHash), []byte(hashToken(in.Browser))) != 1 {
+	// A sign-in is bound to the browser that started it (its cookie); a
+	// link, started by the front end with a login, to the front end's PKCE
+	// verifier and that login, both checked when the code is traded.
+	browserOK := flow.LinkUserID != nil || (in.Browser != "" && subtle.ConstantTimeCompare([]byte(flow.BrowserHash), []byte(hashToken(in.Browser))) == 1)
+	if flow.Provider != in.Provider || !browserOK {
 		return "", errStateInvalid // another provider's callback, or another browser
 	}
 	res := s.db.WithContext(ctx).Model(&models.OAuthFlow{}).Where("id = ? AND used_at IS NULL AND expires_at > ?", flow.ID, now).Update("used_at", now)
@@ -297,6 +306,10 @@ func (s *Federation) Callback(ctx context.Context, in Callback) (string, error) 
 		s.log.Info("oidc id token refused", "provider", p.Name, "error", err)
 		return fail(failIDToken)
 	}
+	if flow.LinkUserID != nil {
+		return s.handBack(ctx, &flow, p.Name, &models.OAuthCode{UserID: *flow.LinkUserID, Link: true, Subject: who.Subject,
+			Email: NormalizeEmail(who.Email), EmailVerified: who.EmailVerified})
+	}
 	u, reason, err := s.resolve(ctx, p.Name, who.Subject, who.Email, who.EmailVerified)
 	if err != nil {
 		return "", err
@@ -304,12 +317,17 @@ func (s *Federation) Callback(ctx context.Context, in Callback) (string, error) 
 	if reason != "" {
 		return fail(reason)
 	}
+	return s.handBack(ctx, &flow, p.Name, &models.OAuthCode{UserID: u.ID})
+}
+
+// handBack stores oc as the flow's one-time code and answers where it goes.
+func (s *Federation) handBack(ctx context.Context, flow *models.OAuthFlow, provider string, oc *models.OAuthCode) (string, error) {
 	code, err := newOpaqueToken(federationTokenLen)
 	if err != nil {
 		return "", apperror.Wrap(err, "make sign-in code")
 	}
-	oc := &models.OAuthCode{ID: uuid.New(), CodeHash: hashToken(code), UserID: u.ID, Provider: p.Name, CodeChallenge: flow.CodeChallenge,
-		ExpiresAt: now.Add(federationCodeTTL), CreatedAt: now}
+	now := s.clock.Now()
+	oc.ID, oc.CodeHash, oc.Provider, oc.CodeChallenge, oc.ExpiresAt, oc.CreatedAt = uuid.New(), hashToken(code), provider, flow.CodeChallenge, now.Add(federationCodeTTL), now
 	if err := s.db.WithContext(ctx).Create(oc).Error; err != nil {
 		return "", apperror.Wrap(err, "store sign-in code")
 	}
@@ -426,15 +444,16 @@ func (s *Federation) claim(ctx context.Context, tx *gorm.DB, u *models.User, pro
 	return s.audit.Record(ctx, tx, Event{Action: "identity.account_claimed", Reason: provider, TargetType: "user", TargetID: u.ID.String()})
 }
 
-// Exchange trades a one-time code for a token pair (or, for an account
-// with a second factor, the mfa_token a password login would give).
-// verifier is the front end's PKCE verifier, when it sent a challenge.
-func (s *Federation) Exchange(ctx context.Context, code, verifier string, client Client) (*Session, error) {
+// claimCode spends a one-time code of the kind asked for (a link's or a
+// sign-in's), checking the front end's PKCE verifier when it sent a
+// challenge. Claimed before the verifier is checked: a stolen code tried
+// with a guessed verifier is spent, not left for another guess.
+func (s *Federation) claimCode(ctx context.Context, code, verifier string, link bool) (*models.OAuthCode, error) {
 	if code == "" || len(code) > 200 || len(verifier) > 200 {
 		return nil, errOAuthCodeInvalid
 	}
 	var oc models.OAuthCode
-	err := s.db.WithContext(ctx).Where("code_hash = ?", hashToken(code)).Take(&oc).Error
+	err := s.db.WithContext(ctx).Where("code_hash = ? AND link = ?", hashToken(code), link).Take(&oc).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, errOAuthCodeInvalid
 	}
@@ -442,8 +461,6 @@ func (s *Federation) Exchange(ctx context.Context, code, verifier string, client
 		return nil, apperror.Wrap(err, "load sign-in code")
 	}
 	now := s.clock.Now()
-	// Claimed before the verifier is checked: a stolen code tried with a
-	// guessed verifier is spent, not left for another guess.
 	res := s.db.WithContext(ctx).Model(&models.OAuthCode{}).Where("id = ? AND used_at IS NULL AND expires_at > ?", oc.ID, now).Update("used_at", now)
 	if res.Error != nil {
 		return nil, apperror.Wrap(res.Error, "use sign-in code")
@@ -456,6 +473,17 @@ func (s *Federation) Exchange(ctx context.Context, code, verifier string, client
 		if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(oc.CodeChallenge)) != 1 {
 			return nil, errOAuthCodeInvalid
 		}
+	}
+	return &oc, nil
+}
+
+// Exchange trades a one-time code for a token pair (or, for an account
+// with a second factor, the mfa_token a password login would give).
+// verifier is the front end's PKCE verifier, when it sent a challenge.
+func (s *Federation) Exchange(ctx context.Context, code, verifier string, client Client) (*Session, error) {
+	oc, err := s.claimCode(ctx, code, verifier, false)
+	if err != nil {
+		return nil, err
 	}
 	u, err := s.users.Get(ctx, oc.UserID)
 	if errors.Is(err, errUserNotFound) {

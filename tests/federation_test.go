@@ -497,6 +497,8 @@ func init() {
 		})
 		return one("id", id.ID.String())
 	}
+	notAboutAnotherOrg["POST /users/me/identities"] = "the caller's own account (a link)"
+	notAboutAnotherOrg["POST /users/me/identities/complete"] = "the caller's own account (a link's code names its user)"
 }
 
 func TestIdentities(t *testing.T) {
@@ -654,5 +656,92 @@ func TestGitHubSignIn(t *testing.T) {
 		a := newApp(t, fakeGitHub(t, 4343, `[{"email":"`+randomName("octo-")+`@example.com","primary":true,"verified":false}]`)...)
 		s := run(t, a)
 		mustf(t, s.location.Query().Get("error") == "provider_email_unverified", "sent to %v", s.location)
+	})
+}
+
+// linkCode starts linking the mock provider to u (its login and a PKCE
+// challenge), goes through the provider as who, and returns the code the
+// front end receives.
+func (a *App) linkCode(t *testing.T, m *mockoidc.MockOIDC, u *User, who *mockoidc.MockUser, challenge string) string {
+	t.Helper()
+	r := a.do(t, Request{Method: "POST", URL: "/users/me/identities", Headers: bearer(u),
+		Body: map[string]string{"provider": "mock", "redirect_uri": frontEnd, "code_challenge": challenge}})
+	mustf(t, r.Status == 200, "start link: %d %s", r.Status, r.Body)
+	m.QueueUser(who)
+	resp, err := noFollow.Get(field(t, r, "auth_url"))
+	mustf(t, err == nil && resp.StatusCode == 302, "provider: %v", err)
+	_ = resp.Body.Close()
+	back, _ := url.Parse(resp.Header.Get("Location"))
+	r = a.do(t, Request{Method: "GET", URL: back.RequestURI()}) // no cookie: a link is bound to the login and the verifier instead
+	mustf(t, r.Status == 302, "callback: %d %s", r.Status, r.Body)
+	done, _ := url.Parse(r.Header.Get("Location"))
+	mustf(t, done.Query().Get("code") != "", "sent to %v", done)
+	return done.Query().Get("code")
+}
+
+func pkce(verifier string) string {
+	sum := sha256.Sum256([]byte(verifier))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+func TestLinkingAProvider(t *testing.T) {
+	parallelTest(t)
+	m, env := provider(t)
+	verifier := strings.Repeat("k", 48)
+	complete := func(a *App, u *User, code, verifier string) *Response {
+		return a.do(t, Request{Method: "POST", URL: "/users/me/identities/complete", Headers: bearer(u), Body: map[string]string{"code": code, "code_verifier": verifier}})
+	}
+	t.Run("any address, once both sides are proven; then it signs in", func(t *testing.T) {
+		a := newApp(t, env...)
+		u := a.user(t, "viewer", "free")
+		who := googleUser(randomName("elsewhere-")+"@example.com", false) // not the account's address, not even verified
+		r := complete(a, u, a.linkCode(t, m, u, who, pkce(verifier)), verifier)
+		mustf(t, r.Status == 201 && strings.Contains(r.Body, `"provider":"mock"`), "complete: %d %s", r.Status, r.Body)
+		r = a.oidcSignIn(t, m, who)
+		mustf(t, r.Status == 200 && strings.Contains(r.Body, `"id":"`+u.ID+`"`), "sign in with the linked provider: %d %s", r.Status, r.Body)
+	})
+	t.Run("a login older than ten minutes must log in again", func(t *testing.T) {
+		a := newApp(t, env...)
+		u := a.user(t, "viewer", "free")
+		a.Clock.Advance(11 * time.Minute)
+		r := a.do(t, Request{Method: "POST", URL: "/users/me/identities", Headers: bearer(u),
+			Body: map[string]string{"provider": "mock", "redirect_uri": frontEnd, "code_challenge": pkce(verifier)}})
+		mustf(t, r.Status == 403 && strings.Contains(r.Body, "reauthentication_required"), "stale: %d %s", r.Status, r.Body)
+	})
+	t.Run("without a challenge", func(t *testing.T) {
+		a := newApp(t, env...)
+		u := a.user(t, "viewer", "free")
+		r := a.do(t, Request{Method: "POST", URL: "/users/me/identities", Headers: bearer(u), Body: map[string]string{"provider": "mock", "redirect_uri": frontEnd}})
+		mustf(t, r.Status == 400, "no challenge: %d %s", r.Status, r.Body)
+	})
+	t.Run("another person's link code is refused", func(t *testing.T) {
+		a := newApp(t, env...)
+		attacker, victim := a.user(t, "viewer", "free"), a.user(t, "viewer", "free")
+		// The attacker links their own provider account, and makes the
+		// victim's front end finish it (a crafted URL): it must not attach
+		// the attacker's way in to the victim's account.
+		code := a.linkCode(t, m, attacker, googleUser(randomName("attacker-")+"@example.com", true), pkce(verifier))
+		r := complete(a, victim, code, verifier)
+		mustf(t, r.Status == 400 && strings.Contains(r.Body, "oauth_code_invalid"), "the victim completed it: %d %s", r.Status, r.Body)
+		mustf(t, identities(t, a, victim.ID) == 0 && identities(t, a, attacker.ID) == 0, "linked")
+	})
+	t.Run("the wrong verifier, a replay, and the sign-in endpoint refuse a link code", func(t *testing.T) {
+		a := newApp(t, env...)
+		u := a.user(t, "viewer", "free")
+		code := a.linkCode(t, m, u, googleUser(randomName("w-")+"@example.com", true), pkce(verifier))
+		r := a.do(t, Request{Method: "POST", URL: "/auth/oauth/token", Body: map[string]string{"code": code, "code_verifier": verifier}})
+		mustf(t, r.Status == 400 && strings.Contains(r.Body, "oauth_code_invalid"), "a link code signed in: %d %s", r.Status, r.Body)
+		mustf(t, complete(a, u, code, verifier).Status == 201, "the link itself still works once")
+		mustf(t, complete(a, u, code, verifier).Status == 400, "replayed")
+		code = a.linkCode(t, m, u, googleUser(randomName("w-")+"@example.com", true), pkce(verifier))
+		mustf(t, complete(a, u, code, "wrong").Status == 400, "a wrong verifier")
+	})
+	t.Run("a provider account linked to someone else", func(t *testing.T) {
+		a := newApp(t, env...)
+		owner, other := a.user(t, "viewer", "free"), a.user(t, "viewer", "free")
+		who := googleUser(randomName("taken-")+"@example.com", true)
+		mustf(t, complete(a, owner, a.linkCode(t, m, owner, who, pkce(verifier)), verifier).Status == 201, "first link")
+		r := complete(a, other, a.linkCode(t, m, other, who, pkce(verifier)), verifier)
+		mustf(t, r.Status == 409 && strings.Contains(r.Body, "identity_in_use"), "second link: %d %s", r.Status, r.Body)
 	})
 }

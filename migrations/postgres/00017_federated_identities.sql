@@ -26,6 +26,8 @@ CREATE TABLE oauth_flows (
     verifier       TEXT NOT NULL,
     redirect_uri   TEXT NOT NULL,
     code_challenge TEXT NOT NULL DEFAULT '',
+    -- set: linking a provider to this signed-in user, not a sign-in
+    link_user_id   UUID REFERENCES users (id) ON DELETE CASCADE,
     expires_at     TIMESTAMPTZ NOT NULL,
     used_at        TIMESTAMPTZ,
     created_at     TIMESTAMPTZ NOT NULL
@@ -37,6 +39,11 @@ CREATE TABLE oauth_codes (
     user_id        UUID NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     provider       TEXT NOT NULL,
     code_challenge TEXT NOT NULL DEFAULT '',
+    -- a link's code carries the identity to link (a sign-in's names the user)
+    link           BOOLEAN NOT NULL DEFAULT FALSE,
+    subject        TEXT NOT NULL DEFAULT '',
+    email          TEXT NOT NULL DEFAULT '',
+    email_verified BOOLEAN NOT NULL DEFAULT FALSE,
     expires_at     TIMESTAMPTZ NOT NULL,
     used_at        TIMESTAMPTZ,
     created_at     TIMESTAMPTZ NOT NULL

@@ -26,6 +26,8 @@ CREATE TABLE oauth_flows (
     verifier       TEXT NOT NULL,
     redirect_uri   TEXT NOT NULL,
     code_challenge TEXT NOT NULL DEFAULT '',
+    -- set: linking a provider to this signed-in user, not a sign-in
+    link_user_id   TEXT REFERENCES users (id) ON DELETE CASCADE,
     expires_at     DATETIME NOT NULL,
     used_at        DATETIME,
     created_at     DATETIME NOT NULL
@@ -37,6 +39,11 @@ CREATE TABLE oauth_codes (
     user_id        TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     provider       TEXT NOT NULL,
     code_challenge TEXT NOT NULL DEFAULT '',
+    -- a link's code carries the identity to link (a sign-in's names the user)
+    link           BOOLEAN NOT NULL DEFAULT FALSE,
+    subject        TEXT NOT NULL DEFAULT '',
+    email          TEXT NOT NULL DEFAULT '',
+    email_verified BOOLEAN NOT NULL DEFAULT FALSE,
     expires_at     DATETIME NOT NULL,
     used_at        DATETIME,
     created_at     DATETIME NOT NULL
