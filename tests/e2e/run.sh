@@ -4,7 +4,8 @@
 # an admin with `tollgate user create` for the Swagger UI check, then
 #   1. lints the served OpenAPI document with Redocly,
 #   2. renders every Mermaid diagram in the guides (mermaid-cli),
-#   3. drives Swagger UI in headless Chromium (swagger-ui.mjs), and
+#   3. drives Swagger UI in headless Chromium (swagger-ui.mjs), signs in
+#      through the development provider there (sign-in.mjs), and
 #   4. runs docs/postman_collection.json with newman,
 # steps 3 and 4 through Prism, a proxy that validates every answer against
 # the served OpenAPI document: any answer outside it fails the run; and
@@ -85,6 +86,9 @@ wait_up "$proxied/healthz" "$prism" "$artifacts/prism.log"
 
 echo "== Swagger UI in headless Chromium"
 BASE_URL="$proxied" EMAIL="$admin_email" PASSWORD="$password" ARTIFACTS="$artifacts" node swagger-ui.mjs
+
+echo "== sign-in with a provider in headless Chromium (the development provider)"
+BASE_URL="$base" node sign-in.mjs
 
 # Twice in a row on the same server: the collection must be re-runnable
 # (nothing it makes collides, and it leaves the limits usable) and needs
