@@ -134,9 +134,11 @@ func TestOpenAPIDocumentIsValidAndCommitted(t *testing.T) {
 // among its documented answers, with the rate-limit headers it carries.
 func TestSpecAndRouterAgree(t *testing.T) {
 	parallelTest(t)
-	// A key per scope probed, and one caller making a few requests per
-	// route: more than a free tier allows in a minute once a fork adds some.
-	a := newApp(t, "API_KEY_MAX_PER_USER", "100", "RATE_LIMIT_TIERS", "free=100000/1m,paid=100000/1m,enterprise=100000/1m")
+	// A key per scope probed, and one caller (one IP) making a few requests
+	// per route: more than a free tier or the per-IP limit allows in a
+	// minute once a fork adds some.
+	a := newApp(t, "API_KEY_MAX_PER_USER", "100", "RATE_LIMIT_TIERS", "free=100000/1m,paid=100000/1m,enterprise=100000/1m",
+		"RATE_LIMIT_PUBLIC", "100000/1m")
 	viewer := a.user(t, "viewer", "free")
 	admin := a.user(t, "admin", "free")
 	doc, err := openapi.Document()
