@@ -84,7 +84,6 @@ func (h *Audit) List(c *echo.Context) error {
 //	@ID	listOrgAuditEvents
 //	@Tags	orgs
 //	@Security	BearerAuth
-//	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Param	actor_id	query	string	false	"the actor's id"
 //	@Param	action	query	string	false	"e.g. org.member_added"
 //	@Param	since	query	string	false	"from this time (RFC 3339)"	format(date-time)

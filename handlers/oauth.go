@@ -398,7 +398,6 @@ func orgAndClient(c *echo.Context) (*caller.Caller, uuid.UUID, uuid.UUID, error)
 //	@ID	createOrgClient
 //	@Tags	orgs
 //	@Security	BearerAuth
-//	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Param	body	body	CreateClientRequest	true	"the client"
 //	@Success	201	{object}	ClientSecretResponse
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, membership_required or user_token_required"
@@ -423,7 +422,6 @@ func (h *OAuth) CreateOrgClient(c *echo.Context) error {
 //	@ID	listOrgClients
 //	@Tags	orgs
 //	@Security	BearerAuth
-//	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Success	200	{object}	ClientPage
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions or user_token_required"
 //	@Router		/orgs/{id}/clients [get]
@@ -450,7 +448,6 @@ func (h *OAuth) ListOrgClients(c *echo.Context) error {
 //	@ID	rotateOrgClientSecret
 //	@Tags	orgs
 //	@Security	BearerAuth
-//	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Param	client	path	string	true	"client row id"	format(uuid)
 //	@Param	body	body	RotateAPIKeyRequest	false	"grace period"
 //	@Success	200	{object}	ClientSecretResponse
@@ -478,7 +475,6 @@ func (h *OAuth) RotateOrgClientSecret(c *echo.Context) error {
 //	@ID	disableOrgClient
 //	@Tags	orgs
 //	@Security	BearerAuth
-//	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Param	client	path	string	true	"client row id"	format(uuid)
 //	@Success	204
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions or user_token_required"

@@ -178,7 +178,6 @@ func (h *Orgs) List(c *echo.Context) error {
 //	@ID	getOrg
 //	@Tags	orgs
 //	@Security	BearerAuth
-//	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Success	200	{object}	OrgResponse
 //	@Router		/orgs/{id} [get]
 func (h *Orgs) Get(c *echo.Context) error {
@@ -208,7 +207,6 @@ type UpdateOrgRequest struct {
 //	@ID	updateOrg
 //	@Tags	orgs
 //	@Security	BearerAuth
-//	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Param	body	body	UpdateOrgRequest	true	"fields to change"
 //	@Success	200	{object}	OrgResponse
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, tier_platform_only or user_token_required"
@@ -253,7 +251,6 @@ func (h *Orgs) Update(c *echo.Context) error {
 //	@ID	deleteOrg
 //	@Tags	orgs
 //	@Security	BearerAuth
-//	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Success	204
 //	@Failure	403	{object}	ErrorResponse	"owner_required or user_token_required"
 //	@Failure	409	{object}	ErrorResponse	"default_organization"
@@ -276,7 +273,6 @@ func (h *Orgs) Delete(c *echo.Context) error {
 //	@ID	listOrgMembers
 //	@Tags	orgs
 //	@Security	BearerAuth
-//	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Success	200	{object}	MemberPage
 //	@Router		/orgs/{id}/members [get]
 func (h *Orgs) Members(c *echo.Context) error {
@@ -319,7 +315,6 @@ type MemberRoleRequest struct {
 //	@ID	updateOrgMember
 //	@Tags	orgs
 //	@Security	BearerAuth
-//	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Param	user	path	string	true	"the member's user id"	format(uuid)
 //	@Param	body	body	MemberRoleRequest	true	"the new role"
 //	@Success	200	{object}	MemberResponse
@@ -350,7 +345,6 @@ func (h *Orgs) UpdateMember(c *echo.Context) error {
 //	@ID	removeOrgMember
 //	@Tags	orgs
 //	@Security	BearerAuth
-//	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Param	user	path	string	true	"the member's user id"	format(uuid)
 //	@Success	204
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, owner_required or user_token_required"
@@ -375,7 +369,6 @@ func (h *Orgs) RemoveMember(c *echo.Context) error {
 //	@ID	leaveOrg
 //	@Tags	orgs
 //	@Security	BearerAuth
-//	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Success	204
 //	@Failure	409	{object}	ErrorResponse	"last_owner or last_admin"
 //	@Router		/orgs/{id}/leave [post]
@@ -402,7 +395,6 @@ type TransferRequest struct {
 //	@ID	transferOrg
 //	@Tags	orgs
 //	@Security	BearerAuth
-//	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Param	body	body	TransferRequest	true	"the member who becomes owner"
 //	@Success	204
 //	@Failure	403	{object}	ErrorResponse	"owner_required or user_token_required"
@@ -437,7 +429,6 @@ type InviteRequest struct {
 //	@ID	createInvitation
 //	@Tags	orgs
 //	@Security	BearerAuth
-//	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Param	body	body	InviteRequest	true	"address and role"
 //	@Success	201	{object}	InvitationResponse
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, owner_required or user_token_required"
@@ -466,7 +457,6 @@ func (h *Orgs) Invite(c *echo.Context) error {
 //	@ID	listInvitations
 //	@Tags	orgs
 //	@Security	BearerAuth
-//	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Success	200	{object}	InvitationPage
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions or user_token_required"
 //	@Router		/orgs/{id}/invitations [get]
@@ -493,7 +483,6 @@ func (h *Orgs) Invitations(c *echo.Context) error {
 //	@ID	revokeInvitation
 //	@Tags	orgs
 //	@Security	BearerAuth
-//	@Param	id	path	string	true	"organization id"	format(uuid)
 //	@Param	inv	path	string	true	"invitation id"	format(uuid)
 //	@Success	204
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions or user_token_required"

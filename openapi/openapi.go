@@ -51,6 +51,7 @@ func Document() (*openapi3.T, error) {
 			}
 		}
 	}
+	addOrgIDParam(doc)
 	addScopes(doc)
 	addStandardFailures(doc)
 	addPageParams(doc)
@@ -209,6 +210,23 @@ func addFaultAnswers(doc *openapi3.T) {
 // or client token (403 user_token_required), and one about an {id} with a
 // malformed one (400 invalid_id). A handler annotates these only to say
 // more (its own codes).
+// addOrgIDParam declares the {id} of every path under /orgs/{id}, the same
+// everywhere, so the handlers do not repeat it.
+func addOrgIDParam(doc *openapi3.T) {
+	for path, item := range doc.Paths.Map() {
+		if !strings.HasPrefix(path, "/orgs/{id}") {
+			continue
+		}
+		for _, op := range item.Operations() {
+			if op.Parameters.GetByInAndName("path", "id") == nil {
+				p := openapi3.NewPathParameter("id").WithDescription("organization id").
+					WithSchema(&openapi3.Schema{Type: &openapi3.Types{openapi3.TypeString}, Format: "uuid"})
+				op.Parameters = append(openapi3.Parameters{{Value: p}}, op.Parameters...)
+			}
+		}
+	}
+}
+
 // unlimitedPaths are the probes load balancers and orchestrators call,
 // which no rate limit guards (routes/system.go).
 var unlimitedPaths = []string{"/healthz", "/readyz"}
