@@ -57,7 +57,7 @@ func (a *Login) Login(ctx context.Context, email, password string, client Client
 		}
 		return refuse("invalid_credentials", ErrBadCredentials)
 	}
-	ok, err := a.hasher.Matches(ctx, []byte(u.PasswordHash), password)
+	ok, err := a.hasher.Matches(ctx, a.throttle.hashOf(u), password)
 	if err != nil {
 		at.done(true) // not checked: a fault is not a guess
 		return nil, err

@@ -179,7 +179,7 @@ func (a *loginThrottle) checkPassword(ctx context.Context, u *models.User, passw
 		}
 		return errWrongPassword
 	}
-	ok, err := a.hasher.Matches(ctx, []byte(u.PasswordHash), password)
+	ok, err := a.hasher.Matches(ctx, a.hashOf(u), password)
 	if err != nil {
 		at.done(true) // not checked: a fault is not a guess
 		return err
@@ -192,6 +192,17 @@ func (a *loginThrottle) checkPassword(ctx context.Context, u *models.User, passw
 		return errWrongPassword
 	}
 	return nil
+}
+
+// hashOf is the hash to check u's password against: for an account with no
+// password (made by a provider sign-in) the dummy one, the same work as a
+// wrong password and never a match, so timing does not tell such accounts
+// apart.
+func (a *loginThrottle) hashOf(u *models.User) []byte {
+	if u.PasswordHash == "" {
+		return a.dummyHash
+	}
+	return []byte(u.PasswordHash)
 }
 
 // codeAttempt runs check, a transaction that checks a second-factor code,
