@@ -83,21 +83,10 @@ func (h *Federation) Start(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	state := stateOf(st.AuthURL)
-	c.SetCookie(&http.Cookie{Name: flowCookie(state), Value: st.Browser, Path: "/auth/oauth/", MaxAge: int((10 * time.Minute).Seconds()),
+	c.SetCookie(&http.Cookie{Name: flowCookie(st.State), Value: st.Browser, Path: "/auth/oauth/", MaxAge: int(st.TTL.Seconds()),
 		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode})
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.Redirect(http.StatusFound, st.AuthURL)
-}
-
-func stateOf(authURL string) string {
-	_, q, _ := strings.Cut(authURL, "?")
-	for _, kv := range strings.Split(q, "&") {
-		if v, ok := strings.CutPrefix(kv, "state="); ok {
-			return v // base64url/hex: nothing to unescape
-		}
-	}
-	return ""
 }
 
 // Callback is where the provider sends the browser back.

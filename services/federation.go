@@ -181,7 +181,9 @@ func (s *Federation) remember(name string, rp *relyingParty) {
 // browser must bring back (its cookie).
 type Started struct {
 	AuthURL string
-	Browser string
+	State   string        // names the browser's cookie, so parallel sign-ins keep theirs
+	Browser string        // the cookie's value
+	TTL     time.Duration // how long the sign-in (and so the cookie) lasts
 }
 
 // StartRequest is what a sign-in starts from: the provider, the front
@@ -235,7 +237,7 @@ func (s *Federation) start(ctx context.Context, in StartRequest, link *uuid.UUID
 	if in.LoginHint != "" && len(in.LoginHint) <= 254 {
 		opts = append(opts, oauth2.SetAuthURLParam("login_hint", in.LoginHint))
 	}
-	return &Started{AuthURL: rp.oauth.AuthCodeURL(state, opts...), Browser: browser}, nil
+	return &Started{AuthURL: rp.oauth.AuthCodeURL(state, opts...), State: state, Browser: browser, TTL: federationFlowTTL}, nil
 }
 
 // Callback is what the provider sends the browser back with.
