@@ -34,7 +34,7 @@ echo "== three instances on one Redis, CPU busy: every burst exactly at the limi
 start_instances "${REDIS_URL:-redis://127.0.0.1:6379/0}" "load-$$-$(date +%s):"
 for run in $(seq "${RUNS:-10}"); do
   echo -n "run $run: "
-  "$work/limits" -urls "$urls" -bursts 10
+  "$work/limits" -urls "$urls" -bursts 10 -block "$run"
 done
 if grep -q "rate limit store unavailable" "$work"/server-*.log; then
   echo "an instance left Redis under load:"; grep -h "unavailable" "$work"/server-*.log | head -5; exit 1

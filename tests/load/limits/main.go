@@ -34,6 +34,7 @@ type options struct {
 	loadClients         int
 	killPid, killAfter  int
 	settle              time.Duration
+	block               int
 }
 
 func main() {
@@ -49,6 +50,7 @@ func main() {
 	flag.IntVar(&o.killPid, "kill-pid", 0, "outage mode: kill this process (Redis) mid-burst")
 	flag.IntVar(&o.killAfter, "kill-after", 50, "outage mode: requests before the kill")
 	flag.DurationVar(&o.settle, "settle", 3*time.Second, "outage mode: wait after the kill for the instances to notice")
+	flag.IntVar(&o.block, "block", 0, "second octet of the client IPs: give each run of one deployment its own (1-250), so no burst meets an earlier run's window")
 	flag.Parse()
 	o.urls = strings.Split(*urls, ",")
 	if err := run(o); err != nil {
@@ -105,7 +107,9 @@ func burst(o options, ip string, n int, before func(i int)) map[int]int {
 }
 
 func run(o options) error {
-	stamp := time.Now().UnixNano()
+	if o.block == 0 {
+		o.block = int(time.Now().UnixNano()>>8)%250 + 1
+	}
 	ctx, stopLoad := context.WithCancel(context.Background())
 	var loaded atomic.Int64
 	var lg sync.WaitGroup
@@ -122,7 +126,7 @@ func run(o options) error {
 	}
 	defer func() { stopLoad(); lg.Wait() }()
 	time.Sleep(500 * time.Millisecond) // the load is running before the first burst
-	ip := func(b, k int) string { return fmt.Sprintf("10.%d.%d.%d", (stamp>>8)%200+1, b%250+1, k%250+1) }
+	ip := func(b, k int) string { return fmt.Sprintf("10.%d.%d.%d", o.block, b%250+1, k%250+1) }
 
 	if o.killPid != 0 {
 		var once sync.Once
