@@ -1,6 +1,6 @@
 # Build a static binary, run it as an unprivileged user (uid 65532) on a
 # small image.
-FROM golang:1.26 AS build
+FROM golang:1.27 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
