@@ -20,16 +20,19 @@ type OrgResponse struct {
 	Slug string    `json:"slug" example:"acme"`
 	// Tier is the team's plan; absent: each member's own (the default
 	// organization).
-	Tier      string    `json:"tier,omitempty" example:"free"`
-	Role      string    `json:"role" example:"owner" enums:"viewer,editor,admin,owner"`
-	Default   bool      `json:"default" example:"false"` // the organization every installation starts with
-	CreatedAt time.Time `json:"created_at" format:"date-time"`
-	UpdatedAt time.Time `json:"updated_at" format:"date-time"`
+	Tier    string `json:"tier,omitempty" example:"free"`
+	Role    string `json:"role" example:"owner" enums:"viewer,editor,admin,owner"`
+	Default bool   `json:"default" example:"false"` // the organization every installation starts with
+	// SSOEnforced: members other than owners sign in only through the
+	// org's SSO connections.
+	SSOEnforced bool      `json:"sso_enforced" example:"false"`
+	CreatedAt   time.Time `json:"created_at" format:"date-time"`
+	UpdatedAt   time.Time `json:"updated_at" format:"date-time"`
 }
 
 func toOrg(o *services.OrgWithRole) OrgResponse {
 	out := OrgResponse{ID: o.ID, Name: o.Name, Slug: o.Slug, Role: string(o.Role), Default: o.ID == models.DefaultOrgID,
-		CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
+		SSOEnforced: o.SSOEnforced, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
 	if o.Tier != nil {
 		out.Tier = string(*o.Tier)
 	}
@@ -198,6 +201,8 @@ type UpdateOrgRequest struct {
 	Slug *string `json:"slug,omitempty" validate:"omitempty,max=40" example:"acme"`
 	// Tier is for platform operators only: it is what the team pays for.
 	Tier *string `json:"tier,omitempty" validate:"omitempty,tier" example:"paid"`
+	// SSOEnforced: needs an enabled SSO connection and a verified domain.
+	SSOEnforced *bool `json:"sso_enforced,omitempty" example:"true"`
 }
 
 // Update renames an organization or sets its tier.
@@ -210,7 +215,7 @@ type UpdateOrgRequest struct {
 //	@Param	body	body	UpdateOrgRequest	true	"fields to change"
 //	@Success	200	{object}	OrgResponse
 //	@Failure	403	{object}	ErrorResponse	"insufficient_permissions, tier_platform_only or user_token_required"
-//	@Failure	409	{object}	ErrorResponse	"slug_taken"
+//	@Failure	409	{object}	ErrorResponse	"slug_taken, sso_connection_required"
 //	@Router		/orgs/{id} [patch]
 func (h *Orgs) Update(c *echo.Context) error {
 	cl, id, err := whoAndID(c)
@@ -221,9 +226,9 @@ func (h *Orgs) Update(c *echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	ch := services.OrgChanges{Slug: req.Slug, Tier: (*caller.Tier)(req.Tier)}
-	if req.Name == nil && req.Slug == nil && req.Tier == nil {
-		return validationError("body", "give name, slug or tier")
+	ch := services.OrgChanges{Slug: req.Slug, Tier: (*caller.Tier)(req.Tier), SSOEnforced: req.SSOEnforced}
+	if req.Name == nil && req.Slug == nil && req.Tier == nil && req.SSOEnforced == nil {
+		return validationError("body", "give name, slug, tier or sso_enforced")
 	}
 	if req.Slug != nil {
 		if msg := services.CheckSlug(*req.Slug); msg != "" {

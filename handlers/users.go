@@ -23,12 +23,16 @@ type UserResponse struct {
 	Role          string     `json:"role,omitempty" example:"viewer"` // absent: no organization
 	Tier          string     `json:"tier" example:"free"`
 	EmailVerified bool       `json:"email_verified" example:"true"`
-	CreatedAt     time.Time  `json:"created_at" format:"date-time"`
-	UpdatedAt     time.Time  `json:"updated_at" format:"date-time"`
+	// Name and PictureURL: what an identity provider last gave (absent: none).
+	Name       string    `json:"name,omitempty" example:"Marta Rossi"`
+	PictureURL string    `json:"picture_url,omitempty" example:"https://lh3.googleusercontent.com/a/photo"`
+	CreatedAt  time.Time `json:"created_at" format:"date-time"`
+	UpdatedAt  time.Time `json:"updated_at" format:"date-time"`
 }
 
 func toUser(u *models.User, org uuid.UUID, role caller.Role) UserResponse {
-	out := UserResponse{ID: u.ID, Email: u.Email, Role: string(role), Tier: string(u.Tier), EmailVerified: u.EmailVerified, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+	out := UserResponse{ID: u.ID, Email: u.Email, Role: string(role), Tier: string(u.Tier), EmailVerified: u.EmailVerified,
+		Name: u.Name, PictureURL: u.PictureURL, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 	if org != uuid.Nil && role != "" {
 		out.OrgID = &org
 	}

@@ -32,6 +32,7 @@ type OAuthFlow struct {
 	RedirectURI   string
 	CodeChallenge string     // the front end's own PKCE challenge for the one-time code ("": none)
 	LinkUserID    *uuid.UUID `gorm:"type:uuid"` // set: linking a provider to this user, not a sign-in
+	ConnectionID  *uuid.UUID `gorm:"type:uuid"` // set: an organization's SSO connection (Provider is "sso:" and its id)
 	ExpiresAt     time.Time
 	UsedAt        *time.Time
 	CreatedAt     time.Time
@@ -50,6 +51,7 @@ type OAuthCode struct {
 	Subject       string
 	Email         string
 	EmailVerified bool
+	OrgID         *uuid.UUID `gorm:"type:uuid"` // an SSO sign-in's organization: the session starts in it
 	ExpiresAt     time.Time
 	UsedAt        *time.Time
 	CreatedAt     time.Time

@@ -25,9 +25,12 @@ type User struct {
 	// PasswordChangedAt is when the password was last set (nil: never since
 	// the account was made).
 	PasswordChangedAt *time.Time
+	// Name and PictureURL are what an identity provider last gave ("": none).
+	Name       string
+	PictureURL string
 }
 
-var userColumns = []string{"id", "email", "password_hash", "tier", "email_verified", "created_at", "updated_at", "password_changed_at"}
+var userColumns = []string{"id", "email", "password_hash", "tier", "email_verified", "created_at", "updated_at", "password_changed_at", "name", "picture_url"}
 
 // Columns and Fields let hot reads (every /users/me) scan users without
 // reflection (see scan.Scannable).
@@ -35,7 +38,7 @@ func (*User) Columns() []string { return userColumns }
 
 // Fields are the scan targets of Columns, in order.
 func (u *User) Fields() []any {
-	return []any{&u.ID, &u.Email, &u.PasswordHash, &u.Tier, &u.EmailVerified, &u.CreatedAt, &u.UpdatedAt, &u.PasswordChangedAt}
+	return []any{&u.ID, &u.Email, &u.PasswordHash, &u.Tier, &u.EmailVerified, &u.CreatedAt, &u.UpdatedAt, &u.PasswordChangedAt, &u.Name, &u.PictureURL}
 }
 
 // EmailVerificationToken is a single-use token mailed to a new account; only

@@ -19,9 +19,12 @@ type Organization struct {
 	Slug string
 	// Tier is the team's plan; nil: each member's own (the default
 	// organization, as before organizations existed).
-	Tier      *caller.Tier
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Tier *caller.Tier
+	// SSOEnforced: members sign in only through the org's SSO connections
+	// (owners keep their password, so a broken IdP cannot lock the org out).
+	SSOEnforced bool `gorm:"column:sso_enforced"`
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // Membership is a user's role in an organization.

@@ -263,6 +263,10 @@ func addStandardFailures(doc *openapi3.T) {
 				add(op, "401", "authentication_required, invalid_token or token_expired (see WWW-Authenticate)")
 				// Without a scope the route takes a person's login only
 				// (g.PeopleOnly): a key or client token is refused.
+				// An organization's SSO settings are its owners' and admins'.
+				if strings.HasPrefix(path, "/orgs/{id}/") && slices.Contains(op.Tags, "sso") {
+					add(op, "403", "insufficient_permissions or user_token_required")
+				}
 				if !slices.ContainsFunc(*op.Security, func(r openapi3.SecurityRequirement) bool { return r[OAuth2Scheme] != nil }) {
 					add(op, "403", "user_token_required")
 				}

@@ -25,6 +25,7 @@ type Handlers struct {
 	Audit     *handlers.Audit
 	Orgs      *handlers.Orgs
 	Federated *handlers.Federation
+	SSO       *handlers.SSO
 }
 
 // Limits are the per-IP and per-client limits of the routes that need no
@@ -94,6 +95,7 @@ func Register(e *echo.Echo, h Handlers, g Guards) {
 	system(e, h.System, g)
 	auth(e, h.Auth, g)
 	federation(e, h.Federated, g)
+	sso(e, h.SSO, g)
 	account(e, h.Account, g)
 	users(e, h.Users, g)
 	projects(e, h.Projects, g)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"time"
@@ -40,6 +41,8 @@ type Deps struct {
 	RateStore ratelimit.Store
 	// Metrics is where the app records; nil makes a fresh registry.
 	Metrics *metrics.Metrics
+	// Resolver looks up the TXT records that prove org domains; nil: DNS.
+	Resolver services.TXTResolver
 }
 
 // Stores are the shared state beside the database: the rate-limit counts
@@ -155,7 +158,11 @@ func newServices(d Deps, st Stores, m *metrics.Metrics) (Services, error) {
 	s.Orgs = services.NewOrgs(db, d.Clock, s.Audit, s.Outbox, services.OrgsConfig{
 		Signup: cfg.OrgSignup, InvitationTTL: cfg.InvitationTTL, BaseURL: cfg.AppBaseURL, Ended: st.Ended,
 	})
-	fed := services.FederationConfig{RedirectURIs: cfg.OAuthRedirectURIs, BaseURL: cfg.AppBaseURL}
+	fed := services.FederationConfig{RedirectURIs: cfg.OAuthRedirectURIs, BaseURL: cfg.AppBaseURL,
+		SSO: services.SSOConfig{Resolver: d.Resolver, AllowPrivateNetworks: cfg.SSOAllowPrivateNetworks, ClockSkew: cfg.SAMLClockSkew}}
+	if fed.SSO.Resolver == nil {
+		fed.SSO.Resolver = net.DefaultResolver
+	}
 	if cfg.OIDCProvidersFile != "" {
 		raw, err := os.ReadFile(cfg.OIDCProvidersFile)
 		if err != nil {

@@ -90,10 +90,12 @@ func newHTTP(d Deps, st Stores, svc Services, monitor *database.Monitor, m *metr
 	}
 	limiter := middleware.NewRateLimiter(st.Limits, cfg.RateLimitEnabled, d.Clock, d.Log, m, instanceName())
 	rl := cfg.RateLimits
+	fed := handlers.NewFederation(svc.Accounts, cfg.AppBaseURL)
 	routes.Register(e, routes.Handlers{
 		System:    handlers.NewSystem(version(), svc.Health, svc.Tokens, cfg.SwaggerEnabled),
 		Auth:      handlers.NewAuth(svc.Accounts),
-		Federated: handlers.NewFederation(svc.Accounts, cfg.AppBaseURL),
+		Federated: fed,
+		SSO:       handlers.NewSSO(fed),
 		Account:   handlers.NewAccount(svc.Accounts),
 		Users:     handlers.NewUsers(svc.Users, svc.Accounts),
 		Projects:  handlers.NewProjects(svc.Projects),

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,9 +78,16 @@ type Provider struct {
 	// (OAuth 2.0 without ID tokens; issuer defaults to https://github.com,
 	// or names a GitHub Enterprise Server).
 	Type string `json:"type,omitempty"`
+	// Attributes name the ID token claims the user's profile takes
+	// ("name", "picture" by default): {"name": "given_name"}.
+	Attributes map[string]string `json:"attributes,omitempty"`
 	// HTTPClient reaches this provider (nil: FederationConfig's); the
 	// development provider's needs no network.
 	HTTPClient *http.Client `json:"-"`
+	// callback overrides /auth/oauth/{name}/callback (SSO connections').
+	callback string
+	// groups names the claim with the person's groups (SSO connections).
+	groups string
 }
 
 // FederationConfig holds the providers and where sign-ins may end.
@@ -90,6 +98,7 @@ type FederationConfig struct {
 	RedirectURIs []string
 	BaseURL      string       // this API's public URL, for the callback
 	HTTPClient   *http.Client // discovery, JWKS and code exchange (nil: a 10 s default)
+	SSO          SSOConfig    // organizations' own identity providers
 }
 
 // Federation signs people in through OpenID Connect providers.
@@ -129,6 +138,58 @@ func (s *Federation) provider(name string) (*Provider, error) {
 	return nil, errProviderUnknown
 }
 
+// providerFor is a configured provider, or for "sso:{id}" the enabled
+// OpenID Connect connection with that id (c set).
+func (s *Federation) providerFor(ctx context.Context, name string) (*Provider, *models.SSOConnection, error) {
+	id, ok := strings.CutPrefix(name, ssoProviderPrefix)
+	if !ok {
+		p, err := s.provider(name)
+		return p, nil, err
+	}
+	c, err := s.enabledConnection(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.Kind != connOIDC {
+		return nil, nil, errConnNotFound
+	}
+	secret, err := s.accountDeps.cfg.MFAKeys.openFor(secretPurposeSSO, c.ClientSecret, c.KeyVersion, c.ID[:])
+	if err != nil {
+		return nil, nil, apperror.Wrap(err, "open client secret")
+	}
+	attrs := map[string]string{}
+	if c.NameAttribute != "" {
+		attrs["name"] = c.NameAttribute
+	}
+	if c.EmailAttribute != "" {
+		attrs["email"] = c.EmailAttribute
+	}
+	return &Provider{Name: name, DisplayName: c.Name, Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: secret, Type: typeOIDC,
+		Attributes: attrs, HTTPClient: s.outbound(), callback: s.cfg.BaseURL + "/auth/sso/" + c.ID.String() + "/callback", groups: c.GroupsAttribute}, c, nil
+}
+
+// enabledConnection loads an enabled connection by its id (as a URL gives it).
+func (s *Federation) enabledConnection(ctx context.Context, raw string) (*models.SSOConnection, error) {
+	id, err := uuid.Parse(raw)
+	if err != nil {
+		return nil, errConnNotFound
+	}
+	var c models.SSOConnection
+	err = s.db.WithContext(ctx).Where("id = ? AND enabled = ?", id, true).Take(&c).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, errConnNotFound
+	}
+	if err != nil {
+		return nil, apperror.Wrap(err, "load connection")
+	}
+	return &c, nil
+}
+
+// discover reads an issuer's OpenID Connect discovery document.
+func (s *Federation) discover(ctx context.Context, issuer string) (*oidc.Provider, error) {
+	return oidc.NewProvider(oidc.ClientContext(ctx, s.outbound()), issuer)
+}
+
 func (s *Federation) httpContext(ctx context.Context, p *Provider) context.Context {
 	c := p.HTTPClient
 	if c == nil {
@@ -147,8 +208,12 @@ func (s *Federation) party(ctx context.Context, p *Provider) (*relyingParty, err
 	if rp := s.parties[p.Name]; rp != nil {
 		return rp, nil
 	}
+	callback := p.callback
+	if callback == "" {
+		callback = s.cfg.BaseURL + "/auth/oauth/" + p.Name + "/callback"
+	}
 	if p.Type == typeGitHub {
-		rp := gitHubParty(p, s.cfg.BaseURL+"/auth/oauth/"+p.Name+"/callback")
+		rp := gitHubParty(p, callback)
 		s.remember(p.Name, rp)
 		return rp, nil
 	}
@@ -163,7 +228,7 @@ func (s *Federation) party(ctx context.Context, p *Provider) (*relyingParty, err
 	}
 	rp := &relyingParty{
 		oauth: &oauth2.Config{ClientID: p.ClientID, ClientSecret: p.ClientSecret, Endpoint: op.Endpoint(),
-			RedirectURL: s.cfg.BaseURL + "/auth/oauth/" + p.Name + "/callback", Scopes: append([]string{oidc.ScopeOpenID}, scopes...)},
+			RedirectURL: callback, Scopes: append([]string{oidc.ScopeOpenID}, scopes...)},
 		verifier: op.VerifierContext(s.httpContext(context.WithoutCancel(ctx), p), &oidc.Config{ClientID: p.ClientID, Now: s.clock.Now}),
 	}
 	s.remember(p.Name, rp)
@@ -200,36 +265,22 @@ func (s *Federation) Start(ctx context.Context, in StartRequest) (*Started, erro
 
 // start begins a sign-in, or with link set, linking a provider to that user.
 func (s *Federation) start(ctx context.Context, in StartRequest, link *uuid.UUID) (*Started, error) {
-	provider, redirectURI, codeChallenge := in.Provider, in.RedirectURI, in.CodeChallenge
-	p, err := s.provider(provider)
+	p, conn, err := s.providerFor(ctx, in.Provider)
 	if err != nil {
 		return nil, err
 	}
-	if !slices.Contains(s.cfg.RedirectURIs, redirectURI) {
-		return nil, errRedirectNotListed
-	}
-	if codeChallenge != "" {
-		if raw, err := base64.RawURLEncoding.DecodeString(codeChallenge); err != nil || len(raw) != sha256.Size {
-			return nil, errChallengeFormat
-		}
+	if err := s.checkReturn(in); err != nil {
+		return nil, err
 	}
 	rp, err := s.party(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	var state, browser, nonce string
-	for _, v := range []*string{&state, &browser, &nonce} {
-		if *v, err = newOpaqueToken(federationTokenLen); err != nil {
-			return nil, apperror.Wrap(err, "make sign-in secrets")
-		}
+	flow, st, err := s.newFlow(ctx, p.Name, in, link, conn, "")
+	if err != nil {
+		return nil, err
 	}
-	verifier := oauth2.GenerateVerifier()
-	now := s.clock.Now()
-	flow := &models.OAuthFlow{ID: uuid.New(), StateHash: hashToken(state), BrowserHash: hashToken(browser), Provider: p.Name, Nonce: nonce,
-		Verifier: verifier, RedirectURI: redirectURI, CodeChallenge: codeChallenge, LinkUserID: link, ExpiresAt: now.Add(federationFlowTTL), CreatedAt: now}
-	if err := s.db.WithContext(ctx).Create(flow).Error; err != nil {
-		return nil, apperror.Wrap(err, "store sign-in")
-	}
+	verifier, nonce, state := flow.Verifier, flow.Nonce, st.State
 	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}
 	if rp.verifier != nil {
 		opts = append(opts, oidc.Nonce(nonce))
@@ -237,7 +288,47 @@ func (s *Federation) start(ctx context.Context, in StartRequest, link *uuid.UUID
 	if in.LoginHint != "" && len(in.LoginHint) <= 254 {
 		opts = append(opts, oauth2.SetAuthURLParam("login_hint", in.LoginHint))
 	}
-	return &Started{AuthURL: rp.oauth.AuthCodeURL(state, opts...), State: state, Browser: browser, TTL: federationFlowTTL}, nil
+	st.AuthURL = rp.oauth.AuthCodeURL(state, opts...)
+	return st, nil
+}
+
+// checkReturn checks where a sign-in may end and the front end's challenge.
+func (s *Federation) checkReturn(in StartRequest) error {
+	if !slices.Contains(s.cfg.RedirectURIs, in.RedirectURI) {
+		return errRedirectNotListed
+	}
+	if in.CodeChallenge != "" {
+		if raw, err := base64.RawURLEncoding.DecodeString(in.CodeChallenge); err != nil || len(raw) != sha256.Size {
+			return errChallengeFormat
+		}
+	}
+	return nil
+}
+
+// newFlow stores a sign-in in progress: its state (the RelayState of a
+// SAML one), the browser's binding, a nonce (a SAML one's: the AuthnRequest
+// ID, given) and a PKCE verifier.
+func (s *Federation) newFlow(ctx context.Context, provider string, in StartRequest, link *uuid.UUID, conn *models.SSOConnection, nonce string) (*models.OAuthFlow, *Started, error) {
+	var state, browser string
+	var err error
+	for _, v := range []*string{&state, &browser, &nonce} {
+		if *v != "" {
+			continue
+		}
+		if *v, err = newOpaqueToken(federationTokenLen); err != nil {
+			return nil, nil, apperror.Wrap(err, "make sign-in secrets")
+		}
+	}
+	now := s.clock.Now()
+	flow := &models.OAuthFlow{ID: uuid.New(), StateHash: hashToken(state), BrowserHash: hashToken(browser), Provider: provider, Nonce: nonce,
+		Verifier: oauth2.GenerateVerifier(), RedirectURI: in.RedirectURI, CodeChallenge: in.CodeChallenge, LinkUserID: link, ExpiresAt: now.Add(federationFlowTTL), CreatedAt: now}
+	if conn != nil {
+		flow.ConnectionID = &conn.ID
+	}
+	if err := s.db.WithContext(ctx).Create(flow).Error; err != nil {
+		return nil, nil, apperror.Wrap(err, "store sign-in")
+	}
+	return flow, &Started{State: state, Browser: browser, TTL: federationFlowTTL}, nil
 }
 
 // Callback is what the provider sends the browser back with.
@@ -278,13 +369,17 @@ func (s *Federation) Callback(ctx context.Context, in Callback) (string, error) 
 		return "", errStateInvalid // used (a replay) or expired
 	}
 	fail := func(reason string) (string, error) {
-		s.audit.RecordAlone(ctx, Event{Action: "auth.oidc_failed", Outcome: Failure, Reason: reason, TargetType: "provider", TargetID: flow.Provider})
+		ev := Event{Action: "auth.oidc_failed", Outcome: Failure, Reason: reason, TargetType: "provider", TargetID: flow.Provider}
+		if flow.ConnectionID != nil {
+			ev.Action, ev.TargetType, ev.TargetID = "auth.sso_failed", "sso_connection", flow.ConnectionID.String()
+		}
+		s.audit.RecordAlone(ctx, ev)
 		return withQuery(flow.RedirectURI, "error", reason), nil
 	}
 	if in.Error != "" || in.Code == "" {
 		return fail(failProvider)
 	}
-	p, err := s.provider(flow.Provider)
+	p, conn, err := s.providerFor(ctx, flow.Provider)
 	if err != nil {
 		return "", err
 	}
@@ -304,15 +399,25 @@ func (s *Federation) Callback(ctx context.Context, in Callback) (string, error) 
 			s.log.Info("github user refused", "provider", p.Name, "error", err)
 			return fail(failExchange)
 		}
-	} else if who, err = idTokenUser(s.httpContext(ctx, p), rp, tok, flow.Nonce); err != nil {
+	} else if who, err = idTokenUser(s.httpContext(ctx, p), rp, tok, flow.Nonce, p); err != nil {
 		s.log.Info("oidc id token refused", "provider", p.Name, "error", err)
 		return fail(failIDToken)
+	}
+	if conn != nil {
+		u, reason, err := s.ssoSignIn(ctx, conn, ssoPerson{Subject: who.Subject, Email: who.Email, Name: who.Name, Groups: who.Groups})
+		if err != nil {
+			return "", err
+		}
+		if reason != "" {
+			return fail(reason)
+		}
+		return s.handBack(ctx, &flow, p.Name, &models.OAuthCode{UserID: u.ID, OrgID: &conn.OrgID})
 	}
 	if flow.LinkUserID != nil {
 		return s.handBack(ctx, &flow, p.Name, &models.OAuthCode{UserID: *flow.LinkUserID, Link: true, Subject: who.Subject,
 			Email: NormalizeEmail(who.Email), EmailVerified: who.EmailVerified})
 	}
-	u, reason, err := s.resolve(ctx, p.Name, who.Subject, who.Email, who.EmailVerified)
+	u, reason, err := s.resolve(ctx, p.Name, who)
 	if err != nil {
 		return "", err
 	}
@@ -363,7 +468,8 @@ func withQuery(raw, key, value string) string {
 //     verified.
 //   - No account: one is made, verified, in the organization ORG_SIGNUP
 //     says, without a password (a reset can set one).
-func (s *Federation) resolve(ctx context.Context, provider, subject, email string, verified bool) (*models.User, string, error) {
+func (s *Federation) resolve(ctx context.Context, provider string, who claimed) (*models.User, string, error) {
+	subject, email, verified := who.Subject, who.Email, who.EmailVerified
 	var u *models.User
 	reason := ""
 	now := s.clock.Now()
@@ -376,6 +482,9 @@ func (s *Federation) resolve(ctx context.Context, provider, subject, email strin
 				return apperror.Wrap(err, "load user")
 			}
 			u = &known
+			if err := profile(tx, u, who); err != nil {
+				return err
+			}
 			return tx.Model(&id).Updates(map[string]any{"last_used_at": now, "email": NormalizeEmail(email), "email_verified": verified}).Error
 		}
 		if !errors.Is(err, gorm.ErrRecordNotFound) {
@@ -416,6 +525,9 @@ func (s *Federation) resolve(ctx context.Context, provider, subject, email strin
 			}
 		}
 		u = &local
+		if err := profile(tx, u, who); err != nil {
+			return err
+		}
 		if err := tx.Create(&models.Identity{ID: uuid.New(), UserID: local.ID, Provider: provider, Subject: subject, Email: email,
 			EmailVerified: verified, CreatedAt: now, LastUsedAt: now}).Error; err != nil {
 			return apperror.Wrap(err, "insert identity")
@@ -427,6 +539,29 @@ func (s *Federation) resolve(ctx context.Context, provider, subject, email strin
 		return nil, "", err
 	}
 	return u, reason, nil
+}
+
+// profile takes the name and picture a provider gave (attribute mapping),
+// when they changed.
+func profile(tx *gorm.DB, u *models.User, who claimed) error {
+	name, picture := CleanText(who.Name, 200), who.Picture
+	if p, err := url.Parse(picture); err != nil || p.Scheme != "https" || len(picture) > 2000 {
+		picture = "" // only an https image: the URL ends up in a front end's <img>
+	}
+	ch := map[string]any{}
+	if name != "" && name != u.Name {
+		ch["name"], u.Name = name, name
+	}
+	if picture != "" && picture != u.PictureURL {
+		ch["picture_url"], u.PictureURL = picture, picture
+	}
+	if len(ch) == 0 {
+		return nil
+	}
+	if err := tx.Model(u).Updates(ch).Error; err != nil {
+		return apperror.Wrap(err, "update profile")
+	}
+	return nil
 }
 
 // claim takes over an unverified account for the person who just proved
@@ -494,7 +629,11 @@ func (s *Federation) Exchange(ctx context.Context, code, verifier string, client
 	if err != nil {
 		return nil, err
 	}
-	return s.login.begin(ctx, u, client, "oidc:"+oc.Provider)
+	reason, prefer := "oidc:"+oc.Provider, uuid.Nil
+	if oc.OrgID != nil {
+		reason, prefer = oc.Provider, *oc.OrgID // "sso:{connection}"
+	}
+	return s.login.begin(ctx, u, client, reason, prefer)
 }
 
 // DevProvider names the development provider (package devidp), listed

@@ -23,11 +23,13 @@ const (
 type claimed struct {
 	Subject, Email string
 	EmailVerified  bool
+	Name, Picture  string   // mapped by the provider's attributes
+	Groups         []string // an SSO connection's groups claim
 }
 
 // idTokenUser verifies the ID token of an OpenID Connect exchange:
 // signature (the provider's JWKS), iss, aud, exp, and the flow's nonce.
-func idTokenUser(ctx context.Context, rp *relyingParty, tok *oauth2.Token, nonce string) (claimed, error) {
+func idTokenUser(ctx context.Context, rp *relyingParty, tok *oauth2.Token, nonce string, p *Provider) (claimed, error) {
 	raw, _ := tok.Extra("id_token").(string)
 	idt, err := rp.verifier.Verify(ctx, raw)
 	if err != nil {
@@ -36,14 +38,33 @@ func idTokenUser(ctx context.Context, rp *relyingParty, tok *oauth2.Token, nonce
 	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(nonce)) != 1 {
 		return claimed{}, errors.New("nonce mismatch")
 	}
-	var c struct {
-		Email         string `json:"email"`
-		EmailVerified bool   `json:"email_verified"`
-	}
+	var c map[string]any
 	if err := idt.Claims(&c); err != nil {
 		return claimed{}, err
 	}
-	return claimed{Subject: idt.Subject, Email: c.Email, EmailVerified: c.EmailVerified}, nil
+	attr := func(key, def string) string {
+		if n := p.Attributes[key]; n != "" {
+			def = n
+		}
+		v, _ := c[def].(string)
+		return v
+	}
+	// email_verified is a boolean by the spec; some providers send "true".
+	verified := c["email_verified"] == true || c["email_verified"] == "true"
+	out := claimed{Subject: idt.Subject, Email: attr("email", "email"), EmailVerified: verified, Name: attr("name", "name"), Picture: attr("picture", "picture")}
+	if p.groups != "" {
+		switch g := c[p.groups].(type) {
+		case []any:
+			for _, x := range g {
+				if s, ok := x.(string); ok {
+					out.Groups = append(out.Groups, s)
+				}
+			}
+		case string:
+			out.Groups = []string{g}
+		}
+	}
+	return out, nil
 }
 
 // gitHubParty is GitHub's OAuth 2.0 (no ID token): github.com, or a
@@ -70,7 +91,9 @@ func gitHubUser(ctx context.Context, rp *relyingParty, tok *oauth2.Token) (claim
 		client.Timeout = c.Timeout
 	}
 	var user struct {
-		ID int64 `json:"id"`
+		ID        int64  `json:"id"`
+		Name      string `json:"name"`
+		AvatarURL string `json:"avatar_url"`
 	}
 	if err := getJSON(client, rp.api+"/user", &user); err != nil {
 		return claimed{}, err
@@ -86,7 +109,7 @@ func gitHubUser(ctx context.Context, rp *relyingParty, tok *oauth2.Token) (claim
 	if err := getJSON(client, rp.api+"/user/emails", &emails); err != nil {
 		return claimed{}, err
 	}
-	out := claimed{Subject: strconv.FormatInt(user.ID, 10)}
+	out := claimed{Subject: strconv.FormatInt(user.ID, 10), Name: user.Name, Picture: user.AvatarURL}
 	for _, e := range emails {
 		if e.Primary {
 			out.Email, out.EmailVerified = e.Email, e.Verified

@@ -3,6 +3,7 @@ package services
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
@@ -72,13 +73,21 @@ func (a *Login) Login(ctx context.Context, email, password string, client Client
 	if !u.EmailVerified {
 		return refuse("email_not_verified", errEmailNotVerified)
 	}
-	return a.begin(ctx, u, client, "")
+	return a.begin(ctx, u, client, "", uuid.Nil)
 }
 
 // begin starts a session for u, whose first factor checked out (a
-// password, or a provider's sign-in: reason names it): the mfa_token of a
-// second step when u has a second factor, else a token pair.
-func (a *Login) begin(ctx context.Context, u *models.User, client Client, reason string) (*Session, error) {
+// password, or a provider's sign-in: reason names it), in org prefer when
+// set (an SSO sign-in's): the mfa_token of a second step when u has a
+// second factor, else a token pair. A member of an organization that
+// enforces SSO gets only sso_required from anything but its SSO.
+func (a *Login) begin(ctx context.Context, u *models.User, client Client, reason string, prefer uuid.UUID) (*Session, error) {
+	if !strings.HasPrefix(reason, ssoProviderPrefix) {
+		if err := enforcedSSO(a.db.WithContext(ctx), u); err != nil {
+			a.audit.RecordAlone(ctx, Event{Action: "auth.login_failed", Outcome: Failure, Reason: "sso_required", TargetType: "user", TargetID: u.ID.String()})
+			return nil, err
+		}
+	}
 	if on, err := a.mfaEnabled(ctx, u); err != nil {
 		return nil, err
 	} else if on {
@@ -91,7 +100,7 @@ func (a *Login) begin(ctx context.Context, u *models.User, client Client, reason
 	var s *Session
 	err := a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
-		if s, err = a.issuer.issue(tx, u, uuid.Nil, uuid.Nil, uuid.New(), uuid.New(), client); err != nil {
+		if s, err = a.issuer.issue(tx, u, uuid.Nil, prefer, uuid.New(), uuid.New(), client); err != nil {
 			return err
 		}
 		return a.audit.Record(ctx, tx, Event{Action: "auth.login", Reason: reason, ActorType: "user", ActorID: u.ID.String(), TargetType: "user", TargetID: u.ID.String()})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -291,6 +292,9 @@ func (s *Orgs) Get(ctx context.Context, who *caller.Caller, org uuid.UUID) (*Org
 type OrgChanges struct {
 	Name, Slug *string
 	Tier       *caller.Tier
+	// SSOEnforced: members sign in only through the org's connections
+	// (needs an enabled connection and a verified domain).
+	SSOEnforced *bool
 }
 
 // Update renames an organization (owners and admins) or sets its tier
@@ -315,8 +319,20 @@ func (s *Orgs) Update(ctx context.Context, who *caller.Caller, org uuid.UUID, ch
 		if ch.Tier != nil {
 			o.Tier = ch.Tier
 		}
+		if ch.SSOEnforced != nil && *ch.SSOEnforced != o.SSOEnforced {
+			if *ch.SSOEnforced {
+				if err := canEnforce(tx, org); err != nil {
+					return err
+				}
+			}
+			o.SSOEnforced = *ch.SSOEnforced
+			if err := s.audit.Record(ctx, tx, Event{Action: "sso.enforcement_changed", Reason: strconv.FormatBool(o.SSOEnforced), OrgID: org.String(),
+				TargetType: "organization", TargetID: org.String()}); err != nil {
+				return err
+			}
+		}
 		o.UpdatedAt = s.clock.Now()
-		if err := tx.Model(&o.Organization).Select("name", "slug", "tier", "updated_at").Updates(&o.Organization).Error; err != nil {
+		if err := tx.Model(&o.Organization).Select("name", "slug", "tier", "sso_enforced", "updated_at").Updates(&o.Organization).Error; err != nil {
 			if errors.Is(err, gorm.ErrDuplicatedKey) {
 				return errSlugTaken
 			}

@@ -122,6 +122,13 @@ type Config struct {
 	// OAUTH_REDIRECT_URIS are the front end's pages a finished sign-in may
 	// be sent back to (exact match).
 	OAuthRedirectURIs []string `env:"OAUTH_REDIRECT_URIS" envSeparator:","`
+	// SSO_ALLOW_PRIVATE_NETWORKS lets organizations' SSO connections (their
+	// issuer and metadata URLs, set by org admins) reach loopback and
+	// private addresses: development only, else an org admin could make the
+	// server fetch from its own network.
+	SSOAllowPrivateNetworks bool `env:"SSO_ALLOW_PRIVATE_NETWORKS" envDefault:"false"`
+	// SAML_CLOCK_SKEW is the leeway on a SAML assertion's validity window.
+	SAMLClockSkew time.Duration `env:"SAML_CLOCK_SKEW" envDefault:"90s"`
 	// Default lifetime of OAuth client access tokens (a client may set its own).
 	OAuthTokenTTL time.Duration `env:"OAUTH_TOKEN_TTL" envDefault:"15m"`
 
@@ -494,6 +501,12 @@ func (c *Config) validateHTTP() error {
 	}
 	if c.HTTPMaxHeaderBytes < 1 {
 		return bad("HTTP_MAX_HEADER_BYTES", "must be a whole number from 1")
+	}
+	if c.SSOAllowPrivateNetworks && c.IsProduction() {
+		return bad("SSO_ALLOW_PRIVATE_NETWORKS", "is for development: in production an org admin's URL would reach the server's own network")
+	}
+	if c.SAMLClockSkew < 0 || c.SAMLClockSkew > 10*time.Minute {
+		return bad("SAML_CLOCK_SKEW", "must be between 0s and 10m")
 	}
 	for _, r := range c.OAuthRedirectURIs {
 		if u, err := url.Parse(r); err != nil || u.Host == "" || u.Fragment != "" || (u.Scheme != "https" && u.Scheme != "http" && !strings.Contains(u.Scheme, ".")) {

@@ -96,12 +96,16 @@ type App struct {
 	Server  *server.Server
 	Handler http.Handler
 	Logs    *syncBuffer
+	// DNS answers the TXT lookups that prove org domains.
+	DNS *fakeDNS
 	// Redis and RedisPrefix are set when the limits run on TEST_REDIS_URL.
 	Redis       *redis.Client
 	RedisPrefix string
 
 	owner     sync.Once
 	ownerView *gorm.DB
+	// currentTeam is the team a scenario's setup made (tests/sso_test.go).
+	currentTeam *Team
 }
 
 // testAppRole is the PostgreSQL role the tests' apps connect as: it owns
@@ -212,7 +216,7 @@ func newAppOn(t testing.TB, db *database.DB, clk *clock.Manual, env ...string) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &App{Config: cfg, Clock: clk, Mailer: &mail.Memory{}, DB: db, Keys: secrets.Keys, Logs: logs}
+	a := &App{Config: cfg, Clock: clk, Mailer: &mail.Memory{}, DB: db, Keys: secrets.Keys, Logs: logs, DNS: &fakeDNS{records: map[string][]string{}}}
 	var rdb redis.UniversalClient // stays a nil interface without REDIS_URL
 	if cfg.RedisURL != "" {
 		// One server, a Cluster or Sentinels.
@@ -239,7 +243,7 @@ func newAppOn(t testing.TB, db *database.DB, clk *clock.Manual, env ...string) *
 		}
 	}
 	a.Server, err = server.New(server.Deps{
-		Config: cfg, DB: db, Redis: rdb, Secrets: secrets, Clock: a.Clock, Mailer: mailer, Log: log, RateStore: store,
+		Config: cfg, DB: db, Redis: rdb, Secrets: secrets, Clock: a.Clock, Mailer: mailer, Log: log, RateStore: store, Resolver: a.DNS,
 	})
 	if err != nil {
 		t.Fatal(err)

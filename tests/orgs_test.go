@@ -121,7 +121,7 @@ func TestOrgs(t *testing.T) {
 				return vals
 			}, Body: map[string]string{"tier": "paid"}, ExpectedStatus: 200, ExpectedContent: []string{`"tier":"paid"`}},
 		{Name: "an empty change is 400", Method: "PATCH", URL: "/orgs/{org}", Headers: auth, Setup: asTeam("owner"),
-			Body: `{}`, ExpectedStatus: 400, ExpectedContent: []string{`"body":"give name, slug or tier"`}},
+			Body: `{}`, ExpectedStatus: 400, ExpectedContent: []string{`"body":"give name, slug, tier or sso_enforced"`}},
 		{Name: "an admin cannot delete it", Method: "DELETE", URL: "/orgs/{org}", Headers: auth, Setup: asTeam("admin"),
 			ExpectedStatus: 403, ExpectedContent: []string{`"code":"owner_required"`}},
 		{Name: "the owner deletes it, and its members' tokens stop", Method: "DELETE", URL: "/orgs/{org}", Headers: auth, Setup: asTeam("owner"),
