@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -30,6 +31,8 @@ type ConnectionRequest struct {
 	Issuer       string `json:"issuer,omitempty" validate:"max=2000" example:"https://acme.okta.com"`
 	ClientID     string `json:"client_id,omitempty" validate:"max=500"`
 	ClientSecret string `json:"client_secret,omitempty" validate:"max=500"`
+	// Beyond openid, email and profile: "groups" for Okta's groups claim.
+	Scopes []string `json:"scopes,omitempty" example:"groups"`
 	// SAML: the IdP's metadata, as XML or a URL to fetch it from (once).
 	MetadataXML       string `json:"metadata_xml,omitempty" validate:"max=1000000"`
 	MetadataURL       string `json:"metadata_url,omitempty" validate:"max=2000"`
@@ -47,7 +50,7 @@ type ConnectionRequest struct {
 
 func (r ConnectionRequest) input() services.ConnectionInput {
 	return services.ConnectionInput{Kind: r.Kind, Name: r.Name, Enabled: r.Enabled, AllowIdPInitiated: r.AllowIdPInitiated, Issuer: r.Issuer,
-		ClientID: r.ClientID, ClientSecret: r.ClientSecret, MetadataXML: r.MetadataXML, MetadataURL: r.MetadataURL, EmailAttribute: r.EmailAttribute,
+		ClientID: r.ClientID, ClientSecret: r.ClientSecret, Scopes: r.Scopes, MetadataXML: r.MetadataXML, MetadataURL: r.MetadataURL, EmailAttribute: r.EmailAttribute,
 		NameAttribute: r.NameAttribute, GroupsAttribute: r.GroupsAttribute, DefaultRole: r.DefaultRole, RoleMapping: r.RoleMapping}
 }
 
@@ -61,6 +64,7 @@ type ConnectionResponse struct {
 	Issuer            string            `json:"issuer,omitempty"`
 	ClientID          string            `json:"client_id,omitempty"`
 	HasClientSecret   bool              `json:"has_client_secret"`
+	Scopes            []string          `json:"scopes,omitempty"`
 	IdPEntityID       string            `json:"idp_entity_id,omitempty"`
 	AllowIdPInitiated bool              `json:"allow_idp_initiated"`
 	EmailAttribute    string            `json:"email_attribute"`
@@ -81,7 +85,7 @@ type ConnectionResponse struct {
 func (h *SSO) toConnection(c *services.Connection) ConnectionResponse {
 	base := h.fed.SSOBase(c.ID)
 	out := ConnectionResponse{ID: c.ID, OrgID: c.OrgID, Kind: c.Kind, Name: c.Name, Enabled: c.Enabled, Issuer: c.Issuer, ClientID: c.ClientID,
-		HasClientSecret: c.HasClientSecret, IdPEntityID: c.IdPEntityID, AllowIdPInitiated: c.AllowIdPInitiated, EmailAttribute: c.EmailAttribute,
+		HasClientSecret: c.HasClientSecret, Scopes: strings.Fields(c.Scopes), IdPEntityID: c.IdPEntityID, AllowIdPInitiated: c.AllowIdPInitiated, EmailAttribute: c.EmailAttribute,
 		NameAttribute: c.NameAttribute, GroupsAttribute: c.GroupsAttribute, RoleMapping: c.Mapping, DefaultRole: c.DefaultRole,
 		StartURL: base + "/start", CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
 	if c.Kind == "saml" {

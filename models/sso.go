@@ -29,6 +29,7 @@ type SSOConnection struct {
 	Issuer       string
 	ClientID     string
 	ClientSecret string // sealed (MFA_KEY), bound to the connection's id
+	Scopes       string // beyond openid, email and profile; space-separated
 	KeyVersion   int
 	// SAML: the IdP's metadata XML (entity id, SSO URL, signing certificates).
 	IdPMetadata       string `gorm:"column:idp_metadata"`

@@ -165,6 +165,7 @@ func (s *Federation) providerFor(ctx context.Context, name string) (*Provider, *
 		attrs["email"] = c.EmailAttribute
 	}
 	return &Provider{Name: name, DisplayName: c.Name, Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: secret, Type: typeOIDC,
+		Scopes:     append([]string{"email", "profile"}, strings.Fields(c.Scopes)...),
 		Attributes: attrs, HTTPClient: s.outbound(), callback: s.cfg.BaseURL + "/auth/sso/" + c.ID.String() + "/callback", groups: c.GroupsAttribute}, c, nil
 }
 

@@ -107,6 +107,8 @@ func (p *Purge) Run(ctx context.Context) (Purged, error) {
 		{"api_keys", &out.APIKeys, &models.APIKey{}, "revoked_at <= ? OR expires_at <= ?", []any{oldKey, oldKey}},
 		{"oauth_flows", &out.SignIns, &models.OAuthFlow{}, "expires_at <= ?", []any{spent}},
 		{"oauth_codes", &out.SignIns, &models.OAuthCode{}, "expires_at <= ?", []any{spent}},
+		// A used assertion ID matters until the assertion itself expires.
+		{"saml_assertions", &out.SignIns, &models.SAMLAssertion{}, "expires_at <= ?", []any{now}},
 	} {
 		var n int64
 		// Purging spans every organization (api_keys is one of theirs).

@@ -81,6 +81,7 @@ type ConnectionInput struct {
 	Kind, Name                     string
 	Enabled, AllowIdPInitiated     *bool
 	Issuer, ClientID, ClientSecret string
+	Scopes                         []string // nil: unchanged
 	MetadataXML, MetadataURL       string
 	EmailAttribute, NameAttribute  *string
 	GroupsAttribute, DefaultRole   *string
@@ -197,6 +198,17 @@ func (s *Federation) applyConnection(ctx context.Context, c *models.SSOConnectio
 			}
 			c.ClientID = in.ClientID
 		}
+		if in.Scopes != nil {
+			for _, sc := range in.Scopes {
+				if sc == "" || len(sc) > 100 || strings.ContainsAny(sc, " \t\r\n") {
+					return errConnInvalid.WithMessage("scopes: words without spaces, at most 100 characters each")
+				}
+			}
+			if len(in.Scopes) > 20 {
+				return errConnInvalid.WithMessage("scopes: at most 20")
+			}
+			c.Scopes = strings.Join(in.Scopes, " ")
+		}
 		if in.ClientSecret != "" || create {
 			if in.ClientSecret == "" || len(in.ClientSecret) > 500 {
 				return errConnInvalid.WithMessage("client_secret is required (at most 500 characters)")
@@ -215,8 +227,8 @@ func (s *Federation) applyConnection(ctx context.Context, c *models.SSOConnectio
 			}
 		}
 	case connSAML:
-		if in.Issuer != "" || in.ClientID != "" || in.ClientSecret != "" {
-			return errConnInvalid.WithMessage("issuer, client_id and client_secret are for OpenID Connect connections")
+		if in.Issuer != "" || in.ClientID != "" || in.ClientSecret != "" || in.Scopes != nil {
+			return errConnInvalid.WithMessage("issuer, client_id, client_secret and scopes are for OpenID Connect connections")
 		}
 		raw := []byte(in.MetadataXML)
 		if in.MetadataURL != "" {

@@ -25,6 +25,7 @@ import (
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml/samlidp"
 	"github.com/google/uuid"
+	"github.com/oauth2-proxy/mockoidc"
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/tollgate/tollgate/models"
@@ -603,4 +604,44 @@ func init() {
 	crossTenantBodies["POST /orgs/{id}/sso/connections"] = `{"kind":"oidc","name":"intruder","issuer":"https://intruder.test","client_id":"c","client_secret":"s"}`
 	crossTenantBodies["PATCH /orgs/{id}/sso/connections/{conn}"] = `{"name":"taken"}`
 	crossTenantBodies["POST /orgs/{id}/domains"] = `{"domain":"intruder.test"}`
+}
+
+// An organization's OpenID Connect connection (mockoidc as its IdP): the
+// groups claim maps to the role, and the session starts in that org.
+func TestOIDCConnection(t *testing.T) {
+	parallelTest(t)
+	m, env := provider(t)
+	a := newApp(t, append(env, "SSO_ALLOW_PRIVATE_NETWORKS", "true")...)
+	tm := a.team(t, randomSlug())
+	domain := strings.ToLower(randomName("corp-")) + ".test"
+	r := a.do(t, Request{Method: "POST", URL: "/orgs/" + tm.ID + "/domains", Headers: bearer(tm.Admin), Body: map[string]string{"domain": domain}})
+	a.DNS.set(field(t, r, "txt_name"), field(t, r, "txt_value"))
+	mustf(t, a.do(t, Request{Method: "POST", URL: "/orgs/" + tm.ID + "/domains/" + field(t, r, "id") + "/verify", Headers: bearer(tm.Admin)}).Status == http.StatusOK, "verify")
+	r = a.do(t, Request{Method: "POST", URL: "/orgs/" + tm.ID + "/sso/connections", Headers: bearer(tm.Admin), Body: map[string]any{"kind": "oidc", "name": "Corp",
+		"issuer": m.Issuer(), "client_id": m.ClientID, "client_secret": m.ClientSecret, "scopes": []string{"groups"}, "groups_attribute": "groups", "role_mapping": map[string]string{"admins": "admin"}}})
+	mustf(t, r.Status == http.StatusCreated && strings.Contains(r.Body, `"has_client_secret":true`) && !strings.Contains(r.Body, m.ClientSecret), "connection: %d %s", r.Status, r.Body)
+	conn := field(t, r, "id")
+	var stored models.SSOConnection
+	mustf(t, a.DB.Take(&stored, "id = ?", conn).Error == nil && stored.ClientSecret != "" && !strings.Contains(stored.ClientSecret, m.ClientSecret), "secret stored encrypted")
+
+	signIn := func(user *mockoidc.MockUser) url.Values {
+		m.QueueUser(user)
+		start := a.do(t, Request{Method: "GET", URL: "/auth/sso/" + conn + "/start?redirect_uri=" + url.QueryEscape(frontEnd)})
+		mustf(t, start.Status == http.StatusFound, "start: %d %s", start.Status, start.Body)
+		cookie, _, _ := strings.Cut(start.Header.Get("Set-Cookie"), ";")
+		resp, err := noFollow.Get(start.Header.Get("Location"))
+		mustf(t, err == nil && resp.StatusCode == http.StatusFound, "idp: %v", err)
+		_ = resp.Body.Close()
+		cb, _ := url.Parse(resp.Header.Get("Location"))
+		mustf(t, cb.Path == "/auth/sso/"+conn+"/callback", "callback %s", cb)
+		return redirected(t, a.do(t, Request{Method: "GET", URL: cb.Path + "?" + cb.RawQuery, Headers: map[string]string{"Cookie": cookie}}))
+	}
+	q := signIn(&mockoidc.MockUser{Subject: randomName("sub-"), Email: "lea@" + domain, Groups: []string{"admins"}})
+	tok := a.do(t, Request{Method: "POST", URL: "/auth/oauth/token", Body: map[string]string{"code": q.Get("code")}})
+	mustf(t, tok.Status == http.StatusOK, "token: %d %s", tok.Status, tok.Body)
+	claims := decodeClaims(t, field(t, tok, "access_token"))
+	mustf(t, claims["org_id"] == tm.ID && claims["org_role"] == "admin", "claims: %v", claims)
+	// Not the org's domain: refused, whatever the IdP says.
+	q = signIn(&mockoidc.MockUser{Subject: randomName("sub-"), Email: "lea@elsewhere.test", EmailVerified: true, Groups: []string{"admins"}})
+	mustf(t, q.Get("error") == "sso_domain_not_verified", "foreign address: %v", q)
 }

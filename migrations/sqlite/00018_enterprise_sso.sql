@@ -37,6 +37,7 @@ CREATE TABLE sso_connections (
     issuer              TEXT NOT NULL DEFAULT '',
     client_id           TEXT NOT NULL DEFAULT '',
     client_secret       TEXT NOT NULL DEFAULT '', -- sealed with MFA_KEY
+    scopes              TEXT NOT NULL DEFAULT '', -- beyond openid email profile, space-separated ("groups" for Okta)
     key_version         INTEGER NOT NULL DEFAULT 0,
     idp_metadata        TEXT NOT NULL DEFAULT '',
     allow_idp_initiated BOOLEAN NOT NULL DEFAULT FALSE,
