@@ -23,7 +23,7 @@ type SSO struct {
 func NewSSO(f *Federation) *SSO { return &SSO{fed: f.fed, secure: f.secure} }
 
 // ConnectionRequest creates or changes an SSO connection; on a change,
-// absent fields stay.
+// absent fields stay and the kind cannot change.
 type ConnectionRequest struct {
 	Kind string `json:"kind,omitempty" validate:"omitempty,oneof=oidc saml" example:"saml" enums:"oidc,saml"`
 	Name string `json:"name,omitempty" validate:"max=100" example:"Okta"`
@@ -169,7 +169,6 @@ func (h *SSO) Connections(c *echo.Context) error {
 //	@ID	getSSOConnection
 //	@Tags	sso
 //	@Security	BearerAuth
-//	@Param	conn	path	string	true	"connection id"	format(uuid)
 //	@Success	200	{object}	ConnectionResponse
 //	@Failure	404	{object}	ErrorResponse	"sso_connection_not_found"
 //	@Router		/orgs/{id}/sso/connections/{conn} [get]
@@ -192,11 +191,9 @@ func (h *SSO) Connection(c *echo.Context) error {
 // UpdateConnection changes a connection.
 //
 //	@Summary	Update an SSO connection
-//	@Description	Absent fields stay; the kind cannot change.
 //	@ID	updateSSOConnection
 //	@Tags	sso
 //	@Security	BearerAuth
-//	@Param	conn	path	string	true	"connection id"	format(uuid)
 //	@Param	body	body	ConnectionRequest	true	"fields to change"
 //	@Success	200	{object}	ConnectionResponse
 //	@Failure	400	{object}	ErrorResponse	"sso_connection_invalid, sso_discovery_failed"
@@ -228,7 +225,6 @@ func (h *SSO) UpdateConnection(c *echo.Context) error {
 //	@ID	deleteSSOConnection
 //	@Tags	sso
 //	@Security	BearerAuth
-//	@Param	conn	path	string	true	"connection id"	format(uuid)
 //	@Success	204
 //	@Failure	404	{object}	ErrorResponse	"sso_connection_not_found"
 //	@Router		/orgs/{id}/sso/connections/{conn} [delete]
@@ -340,7 +336,6 @@ func (h *SSO) Domains(c *echo.Context) error {
 //	@ID	verifyDomain
 //	@Tags	sso
 //	@Security	BearerAuth
-//	@Param	domain	path	string	true	"domain id"	format(uuid)
 //	@Success	200	{object}	DomainResponse
 //	@Failure	400	{object}	ErrorResponse	"domain_not_verified"
 //	@Failure	404	{object}	ErrorResponse	"domain_not_found"
@@ -368,7 +363,6 @@ func (h *SSO) VerifyDomain(c *echo.Context) error {
 //	@ID	removeDomain
 //	@Tags	sso
 //	@Security	BearerAuth
-//	@Param	domain	path	string	true	"domain id"	format(uuid)
 //	@Success	204
 //	@Failure	404	{object}	ErrorResponse	"domain_not_found"
 //	@Router		/orgs/{id}/domains/{domain} [delete]
@@ -444,7 +438,6 @@ func (h *SSO) flowCookie(state, value string, maxAge int) *http.Cookie {
 //	@Description	Redirects (302) to the IdP: a SAML AuthnRequest (HTTP-Redirect) or an OpenID Connect authorization request with state, nonce and PKCE. Ends at redirect_uri with ?code= (for POST /auth/oauth/token) or ?error= (saml_assertion_invalid, sso_domain_not_verified, sso_no_role, id_token_invalid...).
 //	@ID	startSSO
 //	@Tags	auth
-//	@Param	conn	path	string	true	"connection id"	format(uuid)
 //	@Param	redirect_uri	query	string	true	"the front end's page to return to"
 //	@Param	code_challenge	query	string	false	"base64url SHA-256 of the app's own verifier"
 //	@Success	302
@@ -478,11 +471,9 @@ func (h *SSO) browser(c *echo.Context, state string) string {
 
 // Callback is where an OpenID Connect IdP sends the browser back.
 //
-//	@Summary	SSO callback (OpenID Connect)
-//	@Description	For the IdP, not for clients; as GET /auth/oauth/{provider}/callback.
+//	@Summary	SSO callback (OpenID Connect): for the IdP, not for clients
 //	@ID	ssoCallback
 //	@Tags	auth
-//	@Param	conn	path	string	true	"connection id"	format(uuid)
 //	@Success	302
 //	@Failure	400	{object}	ErrorResponse	"oauth_state_invalid"
 //	@Router		/auth/sso/{conn}/callback [get]
@@ -505,7 +496,6 @@ func (h *SSO) Callback(c *echo.Context) error {
 //	@ID	samlACS
 //	@Tags	auth
 //	@Accept	x-www-form-urlencoded
-//	@Param	conn	path	string	true	"connection id"	format(uuid)
 //	@Param	SAMLResponse	formData	string	true	"the base64 response"
 //	@Param	RelayState	formData	string	false	"the sign-in's state"
 //	@Success	303
@@ -530,7 +520,6 @@ func (h *SSO) ACS(c *echo.Context) error {
 //	@Description	application/samlmetadata+xml: the entity id (this URL), the ACS and the NameID format, for the IdP's set-up.
 //	@ID	samlMetadata
 //	@Tags	auth
-//	@Param	conn	path	string	true	"connection id"	format(uuid)
 //	@Success	200	{string}	string	"SAML metadata XML"
 //	@Failure	404	{object}	ErrorResponse	"sso_connection_not_found"
 //	@Router		/auth/sso/{conn}/metadata [get]

@@ -210,18 +210,30 @@ func addFaultAnswers(doc *openapi3.T) {
 // or client token (403 user_token_required), and one about an {id} with a
 // malformed one (400 invalid_id). A handler annotates these only to say
 // more (its own codes).
-// addOrgIDParam declares the {id} of every path under /orgs/{id}, the same
-// everywhere, so the handlers do not repeat it.
+// pathIDs are the path parameters declared here rather than in each
+// handler: every one is a uuid, the same everywhere (the {id} under
+// /orgs/{id} is the organization's).
+var pathIDs = map[string]string{"conn": "SSO connection id", "domain": "domain id"}
+
+// addOrgIDParam declares the {id} of every path under /orgs/{id} and the
+// pathIDs wherever they appear, so the handlers do not repeat them.
 func addOrgIDParam(doc *openapi3.T) {
-	for path, item := range doc.Paths.Map() {
-		if !strings.HasPrefix(path, "/orgs/{id}") {
-			continue
+	uuidParam := func(op *openapi3.Operation, name, desc string) {
+		if op.Parameters.GetByInAndName("path", name) == nil {
+			p := openapi3.NewPathParameter(name).WithDescription(desc).
+				WithSchema(&openapi3.Schema{Type: &openapi3.Types{openapi3.TypeString}, Format: "uuid"})
+			op.Parameters = append(openapi3.Parameters{{Value: p}}, op.Parameters...)
 		}
+	}
+	for path, item := range doc.Paths.Map() {
 		for _, op := range item.Operations() {
-			if op.Parameters.GetByInAndName("path", "id") == nil {
-				p := openapi3.NewPathParameter("id").WithDescription("organization id").
-					WithSchema(&openapi3.Schema{Type: &openapi3.Types{openapi3.TypeString}, Format: "uuid"})
-				op.Parameters = append(openapi3.Parameters{{Value: p}}, op.Parameters...)
+			for name, desc := range pathIDs {
+				if strings.Contains(path, "{"+name+"}") {
+					uuidParam(op, name, desc)
+				}
+			}
+			if strings.HasPrefix(path, "/orgs/{id}") {
+				uuidParam(op, "id", "organization id")
 			}
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"html"
 	"io"
+	"log"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -84,7 +85,7 @@ func newSAMLIdP(t *testing.T) *testIdP {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
 	u, _ := url.Parse(srv.URL)
-	s, err := samlidp.New(samlidp.Options{URL: *u, Key: key, Certificate: cert, Store: &samlidp.MemoryStore{}})
+	s, err := samlidp.New(samlidp.Options{URL: *u, Key: key, Certificate: cert, Store: &samlidp.MemoryStore{}, Logger: log.New(io.Discard, "", 0)})
 	mustf(t, err == nil, "samlidp: %v", err)
 	s.IDP.Clock = dsig.NewFakeClockAt(Start)
 	handler = s
