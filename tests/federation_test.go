@@ -748,3 +748,32 @@ func TestLinkingAProvider(t *testing.T) {
 		mustf(t, r.Status == 409 && strings.Contains(r.Body, "identity_in_use"), "second link: %d %s", r.Status, r.Body)
 	})
 }
+
+// Attribute mapping: a first sign-in takes the name and picture the ID
+// token gives (a picture only as https), and email_verified sent as the
+// string "true" (as some providers do) counts as verified.
+func TestProviderProfileClaims(t *testing.T) {
+	parallelTest(t)
+	for _, c := range []struct{ name, picture, wantPicture string }{
+		{"Lena Berg", "https://cdn.example.com/lena.png", `"picture_url":"https://cdn.example.com/lena.png"`},
+		{"Lena Berg", "javascript:alert(1)", ``},
+	} {
+		var a *App
+		p, env := newFakeIdP(t, func() time.Time { return a.Clock.Now() })
+		a = newApp(t, env...)
+		p.email = randomName("profile-") + "@example.com"
+		p.tamper = func(m jwt.MapClaims) { m["name"], m["picture"], m["email_verified"] = c.name, c.picture, "true" }
+		s := &signIn{cookie: true}
+		a.startSignIn(t, s)
+		a.finishSignIn(t, s)
+		tok := a.do(t, Request{Method: "POST", URL: "/auth/oauth/token", Body: map[string]string{"code": s.location.Query().Get("code")}})
+		mustf(t, tok.Status == http.StatusOK, "token: %d %s (%v)", tok.Status, tok.Body, s.location)
+		me := a.do(t, Request{Method: "GET", URL: "/users/me", Headers: map[string]string{"Authorization": "Bearer " + field(t, tok, "access_token")}})
+		mustf(t, strings.Contains(me.Body, `"name":"Lena Berg"`) && strings.Contains(me.Body, `"email_verified":true`), "me: %s", me.Body)
+		if c.wantPicture == "" {
+			mustf(t, !strings.Contains(me.Body, "picture_url"), "a picture that is not https was kept: %s", me.Body)
+		} else {
+			mustf(t, strings.Contains(me.Body, c.wantPicture), "me: %s", me.Body)
+		}
+	}
+}
