@@ -109,6 +109,9 @@ type Federation struct {
 
 	mu      sync.Mutex
 	parties map[string]*relyingParty // by provider, discovered on first use
+
+	outboundOnce sync.Once
+	outboundHTTP *http.Client // SSO connections' (see outbound)
 }
 
 type relyingParty struct {

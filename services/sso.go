@@ -73,6 +73,7 @@ var (
 	errSSORequired     = apperror.Define(apperror.Forbidden, "sso_required", "Your organization signs you in through its identity provider: use POST /auth/sso/discover")
 	errEnforceNeedsSSO = apperror.Define(apperror.Conflict, "sso_connection_required", "Enforcing SSO needs an enabled connection and a verified domain first")
 	errPrivateAddress  = errors.New("address not reachable from here (private network)")
+	errNoPlace         = errors.New("no role in the organization")
 )
 
 // ConnectionInput creates or changes a connection; nil or "" leaves a
@@ -279,7 +280,13 @@ func (s *Federation) checkURL(raw string) error {
 // outbound is the HTTP client connections use: an org admin's URL, so it
 // refuses loopback, private and link-local addresses at connect time
 // (after DNS, so a name that resolves inward is refused too).
+// One client for all of them, so connections are pooled, not leaked.
 func (s *Federation) outbound() *http.Client {
+	s.outboundOnce.Do(func() { s.outboundHTTP = s.newOutbound() })
+	return s.outboundHTTP
+}
+
+func (s *Federation) newOutbound() *http.Client {
 	if s.cfg.HTTPClient != nil && s.cfg.SSO.AllowPrivateNetworks {
 		return s.cfg.HTTPClient
 	}
@@ -294,7 +301,8 @@ func (s *Federation) outbound() *http.Client {
 		}
 		return errPrivateAddress
 	}}
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, TLSHandshakeTimeout: 5 * time.Second}}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, TLSHandshakeTimeout: 5 * time.Second,
+		MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second}}
 }
 
 func publicIP(ip net.IP) bool {
@@ -711,11 +719,17 @@ func (s *Federation) ssoSignIn(ctx context.Context, c *models.SSOConnection, p s
 			return err
 		}
 		changed = ch
+		if !ok && !ch {
+			return errNoPlace // nothing to keep: no account or link is made for someone the org does not admit
+		}
 		if !ok {
-			reason = failNoRole
+			reason = failNoRole // the membership removal stays
 		}
 		return nil
 	})
+	if errors.Is(err, errNoPlace) {
+		return nil, failNoRole, nil
+	}
 	if err != nil {
 		return nil, "", err
 	}

@@ -282,6 +282,13 @@ func TestSAMLSignIn(t *testing.T) {
 	var m int64
 	a.DB.Model(&models.Membership{}).Where("org_id = ? AND user_id = ?", o.ID, field(t, me, "id")).Count(&m)
 	mustf(t, m == 0, "still a member")
+	// Nor is an account made for a newcomer the org does not admit.
+	idp.addUser(t, "nobody", "nobody@"+o.domain)
+	f = a.samlStart(t, o).login(t, o, "nobody")
+	mustf(t, redirected(t, a.acs(t, o, f.cookie, f.relay, f.response)).Get("error") == "sso_no_role", "newcomer in no group")
+	var made int64
+	a.DB.Model(&models.User{}).Where("email = ?", "nobody@"+o.domain).Count(&made)
+	mustf(t, made == 0, "an account was made for someone with no role")
 
 	// An address outside the org's verified domains is refused: this IdP
 	// cannot speak for another organization's people.
@@ -435,6 +442,21 @@ func resign(t *testing.T, response string, key *rsa.PrivateKey, cert *x509.Certi
 	return base64.StdEncoding.EncodeToString(out)
 }
 
+// signEnvelope signs the response element itself with key.
+func signEnvelope(t *testing.T, response string, key *rsa.PrivateKey, cert *x509.Certificate) string {
+	t.Helper()
+	raw, _ := base64.StdEncoding.DecodeString(response)
+	doc := etree.NewDocument()
+	mustf(t, doc.ReadFromBytes(raw) == nil, "parse response")
+	ctx := dsig.NewDefaultSigningContext(dsig.TLSCertKeyStore(tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key}))
+	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
+	signed, err := ctx.SignEnveloped(doc.Root())
+	mustf(t, err == nil, "sign: %v", err)
+	doc.SetRoot(signed)
+	out, _ := doc.WriteToBytes()
+	return base64.StdEncoding.EncodeToString(out)
+}
+
 func TestSAMLAttacks(t *testing.T) {
 	parallelTest(t)
 	a := ssoApp(t)
@@ -478,6 +500,9 @@ func TestSAMLAttacks(t *testing.T) {
 	refused("from another browser", func(f *samlFlow) (string, string, string) { return "", f.relay, f.response })
 	refused("unsigned assertion", func(f *samlFlow) (string, string, string) {
 		return f.cookie, f.relay, resign(t, f.response, nil, nil, nil)
+	})
+	refused("a signed response around an unsigned assertion", func(f *samlFlow) (string, string, string) {
+		return f.cookie, f.relay, signEnvelope(t, resign(t, f.response, nil, nil, nil), idp.key, idp.cert)
 	})
 	refused("signed by another key", func(f *samlFlow) (string, string, string) {
 		return f.cookie, f.relay, resign(t, f.response, otherKey, otherCert, setEmail("ana@"+o.domain))
