@@ -517,7 +517,7 @@ func (h *SSO) ACS(c *echo.Context) error {
 // Metadata is the SP metadata of a SAML connection, for its IdP.
 //
 //	@Summary	SAML service provider metadata
-//	@Description	application/samlmetadata+xml: the entity id (this URL), the ACS and the NameID format, for the IdP's set-up.
+//	@Description	The entity id (this URL), the ACS and the NameID format, for the IdP's set-up.
 //	@ID	samlMetadata
 //	@Tags	auth
 //	@Success	200	{string}	string	"SAML metadata XML"

@@ -59,6 +59,20 @@ func addExportMediaType(doc *openapi3.T) {
 	}
 }
 
+// addSAMLMetadataType: a SAML connection's SP metadata is XML, not the
+// JSON string swag would say.
+func addSAMLMetadataType(doc *openapi3.T) {
+	item := doc.Paths.Value("/auth/sso/{conn}/metadata")
+	if item == nil || item.Get == nil {
+		return
+	}
+	if ok := item.Get.Responses.Value("200"); ok != nil && ok.Value != nil {
+		ok.Value.Content = openapi3.Content{"application/samlmetadata+xml": openapi3.NewMediaType().WithSchema(&openapi3.Schema{
+			Type: &openapi3.Types{openapi3.TypeString}, Description: "the SP's EntityDescriptor",
+		})}
+	}
+}
+
 // addHeadOperations: every GET also answers HEAD (the same status and
 // headers, no body), so the document says so.
 func addHeadOperations(doc *openapi3.T) {

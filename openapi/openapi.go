@@ -60,6 +60,7 @@ func Document() (*openapi3.T, error) {
 	addErrorExamples(doc)
 	addLoginChallenge(doc)
 	addExportMediaType(doc)
+	addSAMLMetadataType(doc)
 	addRolesAndTiers(doc)
 	addEnumNames(doc)
 	addHeadOperations(doc) // last: a copy of each GET as finished

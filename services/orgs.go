@@ -304,6 +304,7 @@ func (s *Orgs) Update(ctx context.Context, who *caller.Caller, org uuid.UUID, ch
 		return nil, errTierPlatformOnly
 	}
 	var o *OrgWithRole
+	var ended []uuid.UUID // members whose sessions enforcing SSO ended
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
 		if o, err = s.manager(ctx, tx, who, org); err != nil {
@@ -326,6 +327,18 @@ func (s *Orgs) Update(ctx context.Context, who *caller.Caller, org uuid.UUID, ch
 				}
 			}
 			o.SSOEnforced = *ch.SSOEnforced
+			if o.SSOEnforced {
+				// Sessions begun with a password or a social login end now: the
+				// members sign in again, through SSO (owners keep theirs).
+				if err := tx.Model(&models.Membership{}).Where("org_id = ? AND role <> ?", org, caller.Owner).Pluck("user_id", &ended).Error; err != nil {
+					return apperror.Wrap(err, "list members")
+				}
+				if err := tx.Model(&models.RefreshToken{}).Where("revoked_at IS NULL AND user_id IN (?)",
+					tx.Model(&models.Membership{}).Select("user_id").Where("org_id = ? AND role <> ?", org, caller.Owner)).
+					Update("revoked_at", s.clock.Now()).Error; err != nil {
+					return apperror.Wrap(err, "end members' sessions")
+				}
+			}
 			if err := s.audit.Record(ctx, tx, Event{Action: "sso.enforcement_changed", Reason: strconv.FormatBool(o.SSOEnforced), OrgID: org.String(),
 				TargetType: "organization", TargetID: org.String()}); err != nil {
 				return err
@@ -344,6 +357,9 @@ func (s *Orgs) Update(ctx context.Context, who *caller.Caller, org uuid.UUID, ch
 		}
 		return s.audit.Record(ctx, tx, Event{Action: "org.updated", Reason: reason, OrgID: org.String(), TargetType: "organization", TargetID: org.String()})
 	})
+	if err == nil {
+		s.endUser(ctx, ended...)
+	}
 	return o, err
 }
 

@@ -307,15 +307,28 @@ func TestSSOEnforcement(t *testing.T) {
 	o := a.ssoOrg(t, idp, nil)
 	// A member with a password, in the org's domain.
 	u := a.user(t, "viewer", "free")
+	u.Email = "member@" + o.domain
+	mustf(t, a.DB.Model(&models.User{}).Where("id = ?", u.ID).Update("email", u.Email).Error == nil, "move the member into the domain")
 	r := a.do(t, Request{Method: "POST", URL: "/orgs/" + o.ID + "/invitations", Headers: bearer(o.Admin), Body: map[string]string{"email": u.Email, "role": "editor"}})
 	mustf(t, r.Status == http.StatusCreated, "invite: %d %s", r.Status, r.Body)
 	token := invitationToken(t, a, u.Email)
 	mustf(t, a.do(t, Request{Method: "POST", URL: "/invitations/accept", Headers: bearer(u), Body: map[string]string{"token": token}}).Status == http.StatusOK, "accept")
 
+	// Logged in with a password before enforcement.
+	before := a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": u.Password}})
+	mustf(t, before.Status == http.StatusOK, "login before: %d %s", before.Status, before.Body)
 	off := a.do(t, Request{Method: "PATCH", URL: "/orgs/" + o.ID, Headers: bearer(o.Admin), Body: map[string]any{"sso_enforced": true}})
 	mustf(t, off.Status == http.StatusOK && strings.Contains(off.Body, `"sso_enforced":true`), "enforce: %d %s", off.Status, off.Body)
 	login := a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": u.Email, "password": u.Password}})
 	mustf(t, login.Status == http.StatusForbidden && strings.Contains(login.Body, "sso_required"), "password login of an enforced member: %d %s", login.Status, login.Body)
+	// The session begun before it ended with it: no refresh, no access.
+	ref := a.do(t, Request{Method: "POST", URL: "/auth/refresh", Body: map[string]string{"refresh_token": field(t, before, "refresh_token")}})
+	mustf(t, ref.Status == http.StatusUnauthorized, "refresh of a pre-enforcement session: %d %s", ref.Status, ref.Body)
+	old := a.do(t, Request{Method: "GET", URL: "/users/me", Headers: map[string]string{"Authorization": "Bearer " + field(t, before, "access_token")}})
+	mustf(t, old.Status == http.StatusUnauthorized, "access token of a pre-enforcement session: %d %s", old.Status, old.Body)
+	// The member still signs in through SSO.
+	idp.addUser(t, "member", u.Email)
+	mustf(t, a.samlSignIn(t, o, "member").Status == http.StatusOK, "SSO sign-in of the enforced member")
 	// Owners keep their password: a broken IdP cannot lock the org out.
 	owner := a.do(t, Request{Method: "POST", URL: "/auth/login", Body: map[string]string{"email": o.Owner.Email, "password": o.Owner.Password}})
 	mustf(t, owner.Status == http.StatusOK, "owner login: %d %s", owner.Status, owner.Body)
