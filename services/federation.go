@@ -346,31 +346,9 @@ type Callback struct {
 // does not check out is an error, not a redirect: where it would send the
 // browser cannot be trusted.
 func (s *Federation) Callback(ctx context.Context, in Callback) (string, error) {
-	if in.State == "" {
-		return "", errStateInvalid
-	}
-	var flow models.OAuthFlow
-	err := s.db.WithContext(ctx).Where("state_hash = ?", hashToken(in.State)).Take(&flow).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return "", errStateInvalid
-	}
+	flow, err := s.claimFlow(ctx, in.State, in.Browser, in.Provider)
 	if err != nil {
-		return "", apperror.Wrap(err, "load sign-in")
-	}
-	now := s.clock.Now()
-	// A sign-in is bound to the browser that started it (its cookie); a
-	// link, started by the front end with a login, to the front end's PKCE
-	// verifier and that login, both checked when the code is traded.
-	browserOK := flow.LinkUserID != nil || (in.Browser != "" && subtle.ConstantTimeCompare([]byte(flow.BrowserHash), []byte(hashToken(in.Browser))) == 1)
-	if flow.Provider != in.Provider || !browserOK {
-		return "", errStateInvalid // another provider's callback, or another browser
-	}
-	res := s.db.WithContext(ctx).Model(&models.OAuthFlow{}).Where("id = ? AND used_at IS NULL AND expires_at > ?", flow.ID, now).Update("used_at", now)
-	if res.Error != nil {
-		return "", apperror.Wrap(res.Error, "use sign-in")
-	}
-	if res.RowsAffected == 0 {
-		return "", errStateInvalid // used (a replay) or expired
+		return "", err
 	}
 	fail := func(reason string) (string, error) {
 		ev := Event{Action: "auth.oidc_failed", Outcome: Failure, Reason: reason, TargetType: "provider", TargetID: flow.Provider}
@@ -415,10 +393,10 @@ func (s *Federation) Callback(ctx context.Context, in Callback) (string, error) 
 		if reason != "" {
 			return fail(reason)
 		}
-		return s.handBack(ctx, &flow, p.Name, &models.OAuthCode{UserID: u.ID, OrgID: &conn.OrgID})
+		return s.handBack(ctx, flow, p.Name, &models.OAuthCode{UserID: u.ID, OrgID: &conn.OrgID})
 	}
 	if flow.LinkUserID != nil {
-		return s.handBack(ctx, &flow, p.Name, &models.OAuthCode{UserID: *flow.LinkUserID, Link: true, Subject: who.Subject,
+		return s.handBack(ctx, flow, p.Name, &models.OAuthCode{UserID: *flow.LinkUserID, Link: true, Subject: who.Subject,
 			Email: NormalizeEmail(who.Email), EmailVerified: who.EmailVerified})
 	}
 	u, reason, err := s.resolve(ctx, p.Name, who)
@@ -428,7 +406,43 @@ func (s *Federation) Callback(ctx context.Context, in Callback) (string, error) 
 	if reason != "" {
 		return fail(reason)
 	}
-	return s.handBack(ctx, &flow, p.Name, &models.OAuthCode{UserID: u.ID})
+	return s.handBack(ctx, flow, p.Name, &models.OAuthCode{UserID: u.ID})
+}
+
+// errStateUnknown is errStateInvalid for a state no sign-in has (a SAML
+// RelayState that may be an IdP-initiated one's).
+var errStateUnknown = fmt.Errorf("%w (unknown state)", errStateInvalid)
+
+// claimFlow spends the sign-in state names, for provider's callback: it
+// must exist (else errStateUnknown), have been started by this browser,
+// and be unused and unexpired (else errStateInvalid). A link, started by
+// the front end with a login, is bound instead to the front end's PKCE
+// verifier and that login, both checked when its code is traded.
+func (s *Federation) claimFlow(ctx context.Context, state, browser, provider string) (*models.OAuthFlow, error) {
+	if state == "" || len(state) > 200 {
+		return nil, errStateUnknown
+	}
+	var flow models.OAuthFlow
+	err := s.db.WithContext(ctx).Where("state_hash = ?", hashToken(state)).Take(&flow).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, errStateUnknown
+	}
+	if err != nil {
+		return nil, apperror.Wrap(err, "load sign-in")
+	}
+	browserOK := flow.LinkUserID != nil || (browser != "" && subtle.ConstantTimeCompare([]byte(flow.BrowserHash), []byte(hashToken(browser))) == 1)
+	if flow.Provider != provider || !browserOK {
+		return nil, errStateInvalid // another provider's callback, or another browser
+	}
+	now := s.clock.Now()
+	res := s.db.WithContext(ctx).Model(&models.OAuthFlow{}).Where("id = ? AND used_at IS NULL AND expires_at > ?", flow.ID, now).Update("used_at", now)
+	if res.Error != nil {
+		return nil, apperror.Wrap(res.Error, "use sign-in")
+	}
+	if res.RowsAffected == 0 {
+		return nil, errStateInvalid // used (a replay) or expired
+	}
+	return &flow, nil
 }
 
 // handBack stores oc as the flow's one-time code and answers where it goes.

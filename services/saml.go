@@ -3,7 +3,6 @@ package services
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/xml"
@@ -211,37 +210,18 @@ func (s *Federation) ConsumeAssertion(ctx context.Context, in ACS) (string, erro
 // connection allows it; it then ends at the first OAUTH_REDIRECT_URIS page
 // (or the RelayState, when that is one of them) and must answer no request.
 func (s *Federation) samlFlow(ctx context.Context, c *models.SSOConnection, in ACS) (*models.OAuthFlow, error) {
-	var flow models.OAuthFlow
-	var err error = errStateInvalid
-	if in.RelayState != "" && len(in.RelayState) <= 200 {
-		err = s.db.WithContext(ctx).Where("state_hash = ?", hashToken(in.RelayState)).Take(&flow).Error
+	flow, err := s.claimFlow(ctx, in.RelayState, in.Browser, ssoProviderPrefix+c.ID.String())
+	if !errors.Is(err, errStateUnknown) {
+		return flow, err
 	}
-	if errors.Is(err, gorm.ErrRecordNotFound) || errors.Is(err, errStateInvalid) {
-		if !c.AllowIdPInitiated || len(s.cfg.RedirectURIs) == 0 {
-			return nil, errStateInvalid
-		}
-		to := s.cfg.RedirectURIs[0]
-		if slices.Contains(s.cfg.RedirectURIs, in.RelayState) {
-			to = in.RelayState
-		}
-		return &models.OAuthFlow{RedirectURI: to, ConnectionID: &c.ID}, nil // Nonce "": must answer no request
-	}
-	if err != nil {
-		return nil, apperror.Wrap(err, "load sign-in")
-	}
-	browserOK := in.Browser != "" && subtle.ConstantTimeCompare([]byte(flow.BrowserHash), []byte(hashToken(in.Browser))) == 1
-	if flow.ConnectionID == nil || *flow.ConnectionID != c.ID || !browserOK {
+	if !c.AllowIdPInitiated || len(s.cfg.RedirectURIs) == 0 {
 		return nil, errStateInvalid
 	}
-	now := s.clock.Now()
-	res := s.db.WithContext(ctx).Model(&models.OAuthFlow{}).Where("id = ? AND used_at IS NULL AND expires_at > ?", flow.ID, now).Update("used_at", now)
-	if res.Error != nil {
-		return nil, apperror.Wrap(res.Error, "use sign-in")
+	to := s.cfg.RedirectURIs[0]
+	if slices.Contains(s.cfg.RedirectURIs, in.RelayState) {
+		to = in.RelayState
 	}
-	if res.RowsAffected == 0 {
-		return nil, errStateInvalid
-	}
-	return &flow, nil
+	return &models.OAuthFlow{RedirectURI: to, ConnectionID: &c.ID}, nil // Nonce "": it must answer no request
 }
 
 // checkResponse verifies a base64 SAML response for c, answering request
