@@ -386,7 +386,7 @@ func (s *Federation) Callback(ctx context.Context, in Callback) (string, error) 
 		return fail(failIDToken)
 	}
 	if conn != nil {
-		u, reason, err := s.ssoSignIn(ctx, conn, ssoPerson{Subject: who.Subject, Email: who.Email, Name: who.Name, Groups: who.Groups})
+		u, reason, err := s.ssoSignIn(ctx, conn, who)
 		if err != nil {
 			return "", err
 		}
@@ -487,76 +487,120 @@ func withQuery(raw, key, value string) string {
 //   - No account: one is made, verified, in the organization ORG_SIGNUP
 //     says, without a password (a reset can set one).
 func (s *Federation) resolve(ctx context.Context, provider string, who claimed) (*models.User, string, error) {
-	subject, email, verified := who.Subject, who.Email, who.EmailVerified
 	var u *models.User
 	reason := ""
-	now := s.clock.Now()
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var id models.Identity
-		err := tx.Where("provider = ? AND subject = ?", provider, subject).Take(&id).Error
-		if err == nil {
-			var known models.User
-			if err := tx.Take(&known, "id = ?", id.UserID).Error; err != nil {
-				return apperror.Wrap(err, "load user")
-			}
-			u = &known
-			if err := profile(tx, u, who); err != nil {
-				return err
-			}
-			return tx.Model(&id).Updates(map[string]any{"last_used_at": now, "email": NormalizeEmail(email), "email_verified": verified}).Error
+		var err error
+		if u, err = s.known(tx, provider, who); u != nil || err != nil {
+			return err
 		}
-		if !errors.Is(err, gorm.ErrRecordNotFound) {
-			return apperror.Wrap(err, "load identity")
-		}
-		email = NormalizeEmail(email)
-		var local models.User
-		err = tx.Where("lower(email) = ?", email).Take(&local).Error
-		found := err == nil
-		if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
-			return apperror.Wrap(err, "load user by email")
+		email := NormalizeEmail(who.Email)
+		local, err := userByEmail(tx, email)
+		if err != nil {
+			return err
 		}
 		switch {
 		case email == "" || CheckEmail(email) != "":
 			reason = failUnverified
 			return nil
-		case !verified && found:
+		case !who.EmailVerified && local != nil:
 			reason = failLinkFirst
 			return nil
-		case !verified:
+		case !who.EmailVerified:
 			reason = failUnverified
 			return nil
-		case found && !local.EmailVerified:
-			if err := s.claim(ctx, tx, &local, provider); err != nil {
-				return err
-			}
-		case !found:
-			local = models.User{ID: uuid.New(), Email: email, Tier: caller.Free, EmailVerified: true, CreatedAt: now, UpdatedAt: now}
-			if err := tx.Create(&local).Error; err != nil {
-				return apperror.Wrap(err, "insert user")
-			}
-			if err := s.orgs.joinOnSignup(ctx, tx, &local); err != nil {
-				return err
-			}
-			if err := s.audit.Record(ctx, tx, Event{Action: "auth.registered", Reason: "oidc:" + provider, ActorType: "user", ActorID: local.ID.String(),
-				TargetType: "user", TargetID: local.ID.String()}); err != nil {
-				return err
-			}
 		}
-		u = &local
-		if err := profile(tx, u, who); err != nil {
-			return err
-		}
-		if err := tx.Create(&models.Identity{ID: uuid.New(), UserID: local.ID, Provider: provider, Subject: subject, Email: email,
-			EmailVerified: verified, CreatedAt: now, LastUsedAt: now}).Error; err != nil {
-			return apperror.Wrap(err, "insert identity")
-		}
-		return s.audit.Record(ctx, tx, Event{Action: "identity.linked", Reason: provider, ActorType: "user", ActorID: local.ID.String(),
-			TargetType: "user", TargetID: local.ID.String()})
+		u, err = s.adopt(ctx, tx, provider, who, local, "", func(u *models.User) error { return s.orgs.joinOnSignup(ctx, tx, u) })
+		return err
 	})
 	if err != nil {
 		return nil, "", err
 	}
 	return u, reason, nil
+}
+
+// known is the user of provider's subject, with the identity and profile
+// brought up to date (nil: no such identity).
+func (s *Federation) known(tx *gorm.DB, provider string, who claimed) (*models.User, error) {
+	var id models.Identity
+	err := tx.Where("provider = ? AND subject = ?", provider, who.Subject).Take(&id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, apperror.Wrap(err, "load identity")
+	}
+	var u models.User
+	if err := tx.Take(&u, "id = ?", id.UserID).Error; err != nil {
+		return nil, apperror.Wrap(err, "load user")
+	}
+	if err := profile(tx, &u, who); err != nil {
+		return nil, err
+	}
+	if err := tx.Model(&id).Updates(map[string]any{"last_used_at": s.clock.Now(), "email": NormalizeEmail(who.Email), "email_verified": who.EmailVerified}).Error; err != nil {
+		return nil, apperror.Wrap(err, "update identity")
+	}
+	return &u, nil
+}
+
+// userByEmail is the account with email (nil: none).
+func userByEmail(tx *gorm.DB, email string) (*models.User, error) {
+	var u models.User
+	err := tx.Where("lower(email) = ?", email).Take(&u).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, apperror.Wrap(err, "load user by email")
+	}
+	return &u, nil
+}
+
+// adopt links who's identity at provider to local, the account with the
+// address (an unverified one is claimed: see resolve), or to a new,
+// verified account (joined by join) when local is nil; audited, in org
+// when one is named.
+func (s *Federation) adopt(ctx context.Context, tx *gorm.DB, provider string, who claimed, local *models.User, org string,
+	join func(*models.User) error) (*models.User, error) {
+	now := s.clock.Now()
+	email := NormalizeEmail(who.Email)
+	switch {
+	case local == nil:
+		local = &models.User{ID: uuid.New(), Email: email, Tier: caller.Free, EmailVerified: true, CreatedAt: now, UpdatedAt: now}
+		if err := tx.Create(local).Error; err != nil {
+			return nil, apperror.Wrap(err, "insert user")
+		}
+		if err := join(local); err != nil {
+			return nil, err
+		}
+		if err := s.audit.Record(ctx, tx, Event{Action: "auth.registered", Reason: signInMethod(provider), OrgID: org, ActorType: "user",
+			ActorID: local.ID.String(), TargetType: "user", TargetID: local.ID.String()}); err != nil {
+			return nil, err
+		}
+	case !local.EmailVerified:
+		if err := s.claim(ctx, tx, local, provider); err != nil {
+			return nil, err
+		}
+	}
+	if err := profile(tx, local, who); err != nil {
+		return nil, err
+	}
+	if err := tx.Create(&models.Identity{ID: uuid.New(), UserID: local.ID, Provider: provider, Subject: who.Subject, Email: email,
+		EmailVerified: who.EmailVerified, CreatedAt: now, LastUsedAt: now}).Error; err != nil {
+		return nil, apperror.Wrap(err, "insert identity")
+	}
+	err := s.audit.Record(ctx, tx, Event{Action: "identity.linked", Reason: provider, OrgID: org, ActorType: "user", ActorID: local.ID.String(),
+		TargetType: "user", TargetID: local.ID.String()})
+	return local, err
+}
+
+// signInMethod names a sign-in through provider in the audit log:
+// "oidc:google", or an SSO connection's "sso:{id}".
+func signInMethod(provider string) string {
+	if strings.HasPrefix(provider, ssoProviderPrefix) {
+		return provider
+	}
+	return "oidc:" + provider
 }
 
 // profile takes the name and picture a provider gave (attribute mapping),
@@ -647,11 +691,11 @@ func (s *Federation) Exchange(ctx context.Context, code, verifier string, client
 	if err != nil {
 		return nil, err
 	}
-	reason, prefer := "oidc:"+oc.Provider, uuid.Nil
+	prefer := uuid.Nil
 	if oc.OrgID != nil {
-		reason, prefer = oc.Provider, *oc.OrgID // "sso:{connection}"
+		prefer = *oc.OrgID // an SSO sign-in's session starts in its organization
 	}
-	return s.login.begin(ctx, u, client, reason, prefer)
+	return s.login.begin(ctx, u, client, signInMethod(oc.Provider), prefer)
 }
 
 // DevProvider names the development provider (package devidp), listed

@@ -226,16 +226,16 @@ func (s *Federation) samlFlow(ctx context.Context, c *models.SSOConnection, in A
 
 // checkResponse verifies a base64 SAML response for c, answering request
 // (the AuthnRequest ID; "" for an unsolicited one), and returns its person.
-func (s *Federation) checkResponse(ctx context.Context, c *models.SSOConnection, encoded, request string) (ssoPerson, error) {
+func (s *Federation) checkResponse(ctx context.Context, c *models.SSOConnection, encoded, request string) (claimed, error) {
 	if encoded == "" || len(encoded) > maxSAMLResponse {
-		return ssoPerson{}, errors.New("no SAMLResponse, or too large")
+		return claimed{}, errors.New("no SAMLResponse, or too large")
 	}
 	raw, err := base64.StdEncoding.DecodeString(encoded)
 	if err != nil {
-		return ssoPerson{}, errors.New("SAMLResponse is not base64")
+		return claimed{}, errors.New("SAMLResponse is not base64")
 	}
 	if err := oneSignedAssertion(raw); err != nil {
-		return ssoPerson{}, err
+		return claimed{}, err
 	}
 	skew := s.cfg.SSO.ClockSkew
 	if skew <= 0 {
@@ -245,37 +245,37 @@ func (s *Federation) checkResponse(ctx context.Context, c *models.SSOConnection,
 	// gosaml2's expiry checks run on a clock held back by the skew.
 	sp, err := s.serviceProvider(c, now.Add(-skew))
 	if err != nil {
-		return ssoPerson{}, err
+		return claimed{}, err
 	}
 	resp, err := sp.ValidateEncodedResponse(encoded)
 	if err != nil {
-		return ssoPerson{}, err
+		return claimed{}, err
 	}
 	if len(resp.Assertions) != 1 {
-		return ssoPerson{}, errors.New("not exactly one assertion")
+		return claimed{}, errors.New("not exactly one assertion")
 	}
 	a := &resp.Assertions[0]
 	if resp.Destination != sp.AssertionConsumerServiceURL {
-		return ssoPerson{}, fmt.Errorf("destination %q", resp.Destination)
+		return claimed{}, fmt.Errorf("destination %q", resp.Destination)
 	}
 	scd := a.Subject.SubjectConfirmation.SubjectConfirmationData
 	if resp.InResponseTo != request || scd.InResponseTo != request {
-		return ssoPerson{}, fmt.Errorf("in response to %q, not this sign-in's request", resp.InResponseTo)
+		return claimed{}, fmt.Errorf("in response to %q, not this sign-in's request", resp.InResponseTo)
 	}
 	notOnOrAfter, err := s.checkConditions(sp, a, now, skew)
 	if err != nil {
-		return ssoPerson{}, err
+		return claimed{}, err
 	}
 	if a.ID == "" || a.Subject.NameID == nil || a.Subject.NameID.Value == "" {
-		return ssoPerson{}, errors.New("no assertion ID or NameID")
+		return claimed{}, errors.New("no assertion ID or NameID")
 	}
 	// Single use, on every instance: the first insert wins.
 	used := models.SAMLAssertion{ID: hashToken(c.ID.String() + "\x00" + a.ID), ExpiresAt: notOnOrAfter.Add(skew)}
 	if err := s.db.WithContext(ctx).Create(&used).Error; err != nil {
 		if errors.Is(err, gorm.ErrDuplicatedKey) {
-			return ssoPerson{}, errors.New("assertion replayed")
+			return claimed{}, errors.New("assertion replayed")
 		}
-		return ssoPerson{}, apperror.Wrap(err, "record assertion")
+		return claimed{}, apperror.Wrap(err, "record assertion")
 	}
 	values := map[string][]string{}
 	if a.AttributeStatement != nil {
@@ -299,7 +299,7 @@ func (s *Federation) checkResponse(ctx context.Context, c *models.SSOConnection,
 		}
 		return nil
 	}
-	p := ssoPerson{Subject: a.Subject.NameID.Value, Groups: pick(c.GroupsAttribute, samlGroupsNames)}
+	p := claimed{Subject: a.Subject.NameID.Value, Groups: pick(c.GroupsAttribute, samlGroupsNames)}
 	if v := pick(c.EmailAttribute, samlEmailNames); len(v) > 0 {
 		p.Email = v[0]
 	} else if strings.Contains(p.Subject, "@") {

@@ -635,12 +635,6 @@ func canEnforce(tx *gorm.DB, org uuid.UUID) error {
 	return nil
 }
 
-// ssoPerson is who a connection's IdP says signed in.
-type ssoPerson struct {
-	Subject, Email, Name string
-	Groups               []string
-}
-
 // ssoSignIn finds or makes the member c's IdP signed in. The address must
 // be in one of c's organization's verified domains (else that IdP would
 // speak for another organization's people); within them the IdP is the
@@ -648,70 +642,37 @@ type ssoPerson struct {
 // an unverified one claimed, as in resolve). The role follows the IdP's
 // groups at every sign-in; an owner's membership is left alone (owners are
 // managed here, not by an IdP).
-func (s *Federation) ssoSignIn(ctx context.Context, c *models.SSOConnection, p ssoPerson) (*models.User, string, error) {
-	email := NormalizeEmail(p.Email)
-	at := strings.LastIndexByte(email, '@')
-	if p.Subject == "" || at < 0 || CheckEmail(email) != "" {
+func (s *Federation) ssoSignIn(ctx context.Context, c *models.SSOConnection, who claimed) (*models.User, string, error) {
+	who.Email = NormalizeEmail(who.Email)
+	who.EmailVerified = true // by the verified domain, checked next
+	at := strings.LastIndexByte(who.Email, '@')
+	if who.Subject == "" || at < 0 || CheckEmail(who.Email) != "" {
 		return nil, failUnverified, nil
 	}
 	var owned int64
-	if err := s.db.WithContext(ctx).Model(&models.OrgDomain{}).Where("org_id = ? AND domain = ? AND verified_at IS NOT NULL", c.OrgID, email[at+1:]).
+	if err := s.db.WithContext(ctx).Model(&models.OrgDomain{}).Where("org_id = ? AND domain = ? AND verified_at IS NOT NULL", c.OrgID, who.Email[at+1:]).
 		Count(&owned).Error; err != nil {
 		return nil, "", apperror.Wrap(err, "check domain")
 	}
 	if owned == 0 {
 		return nil, failDomainNotOwned, nil
 	}
-	role := mapRole(c, p.Groups)
+	role := mapRole(c, who.Groups)
 	provider := ssoProviderPrefix + c.ID.String()
-	now := s.clock.Now()
-	var u models.User
+	var u *models.User
 	reason, changed := "", false
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var id models.Identity
-		err := tx.Where("provider = ? AND subject = ?", provider, p.Subject).Take(&id).Error
-		switch {
-		case err == nil:
-			if err := tx.Take(&u, "id = ?", id.UserID).Error; err != nil {
-				return apperror.Wrap(err, "load user")
-			}
-			if err := tx.Model(&id).Updates(map[string]any{"last_used_at": now, "email": email, "email_verified": true}).Error; err != nil {
-				return apperror.Wrap(err, "update identity")
-			}
-		case !errors.Is(err, gorm.ErrRecordNotFound):
-			return apperror.Wrap(err, "load identity")
-		default:
-			err := tx.Where("lower(email) = ?", email).Take(&u).Error
-			switch {
-			case errors.Is(err, gorm.ErrRecordNotFound):
-				u = models.User{ID: uuid.New(), Email: email, Tier: caller.Free, EmailVerified: true, CreatedAt: now, UpdatedAt: now}
-				if err := tx.Create(&u).Error; err != nil {
-					return apperror.Wrap(err, "insert user")
-				}
-				if err := s.audit.Record(ctx, tx, Event{Action: "auth.registered", Reason: provider, OrgID: c.OrgID.String(), ActorType: "user",
-					ActorID: u.ID.String(), TargetType: "user", TargetID: u.ID.String()}); err != nil {
-					return err
-				}
-			case err != nil:
-				return apperror.Wrap(err, "load user by email")
-			case !u.EmailVerified:
-				if err := s.claim(ctx, tx, &u, provider); err != nil {
-					return err
-				}
-			}
-			if err := tx.Create(&models.Identity{ID: uuid.New(), UserID: u.ID, Provider: provider, Subject: p.Subject, Email: email,
-				EmailVerified: true, CreatedAt: now, LastUsedAt: now}).Error; err != nil {
-				return apperror.Wrap(err, "insert identity")
-			}
-			if err := s.audit.Record(ctx, tx, Event{Action: "identity.linked", Reason: provider, OrgID: c.OrgID.String(), ActorType: "user",
-				ActorID: u.ID.String(), TargetType: "user", TargetID: u.ID.String()}); err != nil {
+		var err error
+		if u, err = s.known(tx, provider, who); err != nil {
+			return err
+		}
+		if u == nil {
+			local, err := userByEmail(tx, who.Email)
+			if err != nil {
 				return err
 			}
-		}
-		if p.Name != "" && p.Name != u.Name {
-			u.Name = CleanText(p.Name, 200)
-			if err := tx.Model(&u).Update("name", u.Name).Error; err != nil {
-				return apperror.Wrap(err, "update name")
+			if u, err = s.adopt(ctx, tx, provider, who, local, c.OrgID.String(), func(*models.User) error { return nil }); err != nil {
+				return err
 			}
 		}
 		ok, ch, err := s.syncRole(ctx, tx, c, u.ID, role)
@@ -736,7 +697,7 @@ func (s *Federation) ssoSignIn(ctx context.Context, c *models.SSOConnection, p s
 	if changed {
 		s.orgs.endUser(ctx, u.ID) // the old role's access tokens end; the new pair carries the new one
 	}
-	return &u, reason, nil
+	return u, reason, nil
 }
 
 // mapRole is the role c's mapping gives groups: the highest a group maps
