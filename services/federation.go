@@ -88,6 +88,10 @@ type Provider struct {
 	callback string
 	// groups names the claim with the person's groups (SSO connections).
 	groups string
+	// version changes with the settings the discovered party holds (an SSO
+	// connection's issuer, client and scopes): every instance then
+	// discovers the provider again.
+	version string
 }
 
 // FederationConfig holds the providers and where sign-ins may end.
@@ -115,6 +119,7 @@ type Federation struct {
 }
 
 type relyingParty struct {
+	version  string // of the Provider it was made from
 	oauth    *oauth2.Config
 	verifier *oidc.IDTokenVerifier // nil: not OpenID Connect (GitHub)
 	api      string                // GitHub's REST API base
@@ -169,7 +174,8 @@ func (s *Federation) providerFor(ctx context.Context, name string) (*Provider, *
 	}
 	return &Provider{Name: name, DisplayName: c.Name, Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: secret, Type: typeOIDC,
 		Scopes:     append([]string{"email", "profile"}, strings.Fields(c.Scopes)...),
-		Attributes: attrs, HTTPClient: s.outbound(), callback: s.cfg.BaseURL + "/auth/sso/" + c.ID.String() + "/callback", groups: c.GroupsAttribute}, c, nil
+		Attributes: attrs, HTTPClient: s.outbound(), callback: s.cfg.BaseURL + "/auth/sso/" + c.ID.String() + "/callback", groups: c.GroupsAttribute,
+		version: hashToken(strings.Join([]string{c.Issuer, c.ClientID, c.ClientSecret, c.Scopes}, "\x00"))}, c, nil
 }
 
 // enabledConnection loads an enabled connection by its id (as a URL gives it).
@@ -209,7 +215,7 @@ func (s *Federation) httpContext(ctx context.Context, p *Provider) context.Conte
 func (s *Federation) party(ctx context.Context, p *Provider) (*relyingParty, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if rp := s.parties[p.Name]; rp != nil {
+	if rp := s.parties[p.Name]; rp != nil && rp.version == p.version {
 		return rp, nil
 	}
 	callback := p.callback
@@ -218,6 +224,7 @@ func (s *Federation) party(ctx context.Context, p *Provider) (*relyingParty, err
 	}
 	if p.Type == typeGitHub {
 		rp := gitHubParty(p, callback)
+		rp.version = p.version
 		s.remember(p.Name, rp)
 		return rp, nil
 	}
@@ -230,7 +237,7 @@ func (s *Federation) party(ctx context.Context, p *Provider) (*relyingParty, err
 	if len(scopes) == 0 {
 		scopes = []string{"email", "profile"}
 	}
-	rp := &relyingParty{
+	rp := &relyingParty{version: p.version,
 		oauth: &oauth2.Config{ClientID: p.ClientID, ClientSecret: p.ClientSecret, Endpoint: op.Endpoint(),
 			RedirectURL: callback, Scopes: append([]string{oidc.ScopeOpenID}, scopes...)},
 		verifier: op.VerifierContext(s.httpContext(context.WithoutCancel(ctx), p), &oidc.Config{ClientID: p.ClientID, Now: s.clock.Now}),

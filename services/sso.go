@@ -393,7 +393,6 @@ func (s *Federation) UpdateConnection(ctx context.Context, who *caller.Caller, o
 	if err != nil {
 		return nil, err
 	}
-	s.forget(ssoProviderPrefix + c.ID.String())
 	return s.view(c), nil
 }
 
@@ -403,7 +402,7 @@ func (s *Federation) DeleteConnection(ctx context.Context, who *caller.Caller, o
 	if _, err := s.orgs.manager(ctx, s.db, who, org); err != nil {
 		return err
 	}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Delete(&models.SSOConnection{}, "id = ? AND org_id = ?", id, org)
 		if res.Error != nil {
 			return apperror.Wrap(res.Error, "delete connection")
@@ -416,16 +415,6 @@ func (s *Federation) DeleteConnection(ctx context.Context, who *caller.Caller, o
 		}
 		return s.audit.Record(ctx, tx, Event{Action: "sso.connection_deleted", OrgID: org.String(), TargetType: "sso_connection", TargetID: id.String()})
 	})
-	if err == nil {
-		s.forget(ssoProviderPrefix + id.String())
-	}
-	return err
-}
-
-func (s *Federation) forget(name string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.parties, name)
 }
 
 // NormalizeDomain lowercases a domain name and checks its shape ("" when

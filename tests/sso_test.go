@@ -663,9 +663,9 @@ func TestOIDCConnection(t *testing.T) {
 	var stored models.SSOConnection
 	mustf(t, a.DB.Take(&stored, "id = ?", conn).Error == nil && stored.ClientSecret != "" && !strings.Contains(stored.ClientSecret, m.ClientSecret), "secret stored encrypted")
 
-	signIn := func(user *mockoidc.MockUser) url.Values {
+	signIn := func(on *App, user *mockoidc.MockUser) url.Values {
 		m.QueueUser(user)
-		start := a.do(t, Request{Method: "GET", URL: "/auth/sso/" + conn + "/start?redirect_uri=" + url.QueryEscape(frontEnd)})
+		start := on.do(t, Request{Method: "GET", URL: "/auth/sso/" + conn + "/start?redirect_uri=" + url.QueryEscape(frontEnd)})
 		mustf(t, start.Status == http.StatusFound, "start: %d %s", start.Status, start.Body)
 		cookie, _, _ := strings.Cut(start.Header.Get("Set-Cookie"), ";")
 		resp, err := noFollow.Get(start.Header.Get("Location"))
@@ -673,14 +673,28 @@ func TestOIDCConnection(t *testing.T) {
 		_ = resp.Body.Close()
 		cb, _ := url.Parse(resp.Header.Get("Location"))
 		mustf(t, cb.Path == "/auth/sso/"+conn+"/callback", "callback %s", cb)
-		return redirected(t, a.do(t, Request{Method: "GET", URL: cb.Path + "?" + cb.RawQuery, Headers: map[string]string{"Cookie": cookie}}))
+		return redirected(t, on.do(t, Request{Method: "GET", URL: cb.Path + "?" + cb.RawQuery, Headers: map[string]string{"Cookie": cookie}}))
 	}
-	q := signIn(&mockoidc.MockUser{Subject: randomName("sub-"), Email: "lea@" + domain, Groups: []string{"admins"}})
+	q := signIn(a, &mockoidc.MockUser{Subject: randomName("sub-"), Email: "lea@" + domain, Groups: []string{"admins"}})
 	tok := a.do(t, Request{Method: "POST", URL: "/auth/oauth/token", Body: map[string]string{"code": q.Get("code")}})
 	mustf(t, tok.Status == http.StatusOK, "token: %d %s", tok.Status, tok.Body)
 	claims := decodeClaims(t, field(t, tok, "access_token"))
 	mustf(t, claims["org_id"] == tm.ID && claims["org_role"] == "admin", "claims: %v", claims)
+	b := a.sibling(t, append(env, "SSO_ALLOW_PRIVATE_NETWORKS", "true")...)
+	lea := &mockoidc.MockUser{Subject: randomName("sub-"), Email: "lea@" + domain, Groups: []string{"admins"}}
+	role := func(on *App) any {
+		q := signIn(on, lea)
+		tok := on.do(t, Request{Method: "POST", URL: "/auth/oauth/token", Body: map[string]string{"code": q.Get("code")}})
+		mustf(t, tok.Status == http.StatusOK, "token: %d %s (%v)", tok.Status, tok.Body, q)
+		return decodeClaims(t, field(t, tok, "access_token"))["org_role"]
+	}
+	mustf(t, role(b) == "admin", "the second instance, first sign-in")
+	// A change made on one instance reaches the other, which had discovered
+	// the IdP already: without the groups scope mockoidc sends no groups.
+	p := a.do(t, Request{Method: "PATCH", URL: "/orgs/" + tm.ID + "/sso/connections/" + conn, Headers: bearer(tm.Admin), Body: map[string]any{"scopes": []string{}}})
+	mustf(t, p.Status == http.StatusOK, "patch: %d %s", p.Status, p.Body)
+	mustf(t, role(b) == "viewer", "the second instance kept the old scopes")
 	// Not the org's domain: refused, whatever the IdP says.
-	q = signIn(&mockoidc.MockUser{Subject: randomName("sub-"), Email: "lea@elsewhere.test", EmailVerified: true, Groups: []string{"admins"}})
+	q = signIn(a, &mockoidc.MockUser{Subject: randomName("sub-"), Email: "lea@elsewhere.test", EmailVerified: true, Groups: []string{"admins"}})
 	mustf(t, q.Get("error") == "sso_domain_not_verified", "foreign address: %v", q)
 }
