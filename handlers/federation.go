@@ -17,12 +17,12 @@ import (
 type Federation struct {
 	fed     *services.Federation
 	baseURL string
-	secure  bool // cookies only over https (APP_BASE_URL says)
+	binding flowBinding
 }
 
 // NewFederation builds the federated sign-in handlers.
 func NewFederation(a *services.Accounts, baseURL string) *Federation {
-	return &Federation{fed: a.Federation, baseURL: baseURL, secure: strings.HasPrefix(baseURL, "https://")}
+	return &Federation{fed: a.Federation, baseURL: baseURL, binding: flowBinding{path: "/auth/oauth/", secure: strings.HasPrefix(baseURL, "https://")}}
 }
 
 // ProviderResponse is a sign-in provider as a login screen shows it.
@@ -54,11 +54,45 @@ func (h *Federation) Providers(c *echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-// The browser binding: a cookie per sign-in (named after its state, so
-// two tabs signing in at once keep theirs), sent back on the callback.
-func flowCookie(state string) string {
+// flowBinding is the cookie that binds a sign-in to the browser that
+// started it, named after its state (two tabs signing in at once keep
+// theirs), sent back on the callback. secure: only over https (APP_BASE_URL
+// says). crossSite: the IdP answers with a cross-site POST (SAML), which a
+// SameSite=Lax cookie does not follow, so over https it is SameSite=None;
+// over plain http (development, IdP and API on one site) Lax is what
+// browsers accept.
+type flowBinding struct {
+	path              string
+	secure, crossSite bool
+}
+
+func (b flowBinding) cookie(state, value string, maxAge int) *http.Cookie {
 	sum := sha256.Sum256([]byte(state))
-	return "tollgate_oauth_" + hex.EncodeToString(sum[:8])
+	ck := &http.Cookie{Name: "tollgate_oauth_" + hex.EncodeToString(sum[:8]), Value: value, Path: b.path, MaxAge: maxAge,
+		HttpOnly: true, Secure: b.secure, SameSite: http.SameSiteLaxMode}
+	if b.crossSite && b.secure {
+		ck.SameSite = http.SameSiteNoneMode
+	}
+	return ck
+}
+
+// set binds the sign-in of state to this browser for ttl.
+func (b flowBinding) set(c *echo.Context, state, value string, ttl time.Duration) {
+	c.SetCookie(b.cookie(state, value, int(ttl.Seconds())))
+}
+
+// take reads the binding of state ("" when the browser sent none) and
+// clears it: a sign-in's callback comes once.
+func (b flowBinding) take(c *echo.Context, state string) string {
+	if state == "" {
+		return ""
+	}
+	v := ""
+	if ck, err := c.Cookie(b.cookie(state, "", 0).Name); err == nil {
+		v = ck.Value
+	}
+	c.SetCookie(b.cookie(state, "", -1))
+	return v
 }
 
 // Start begins a sign-in with a provider.
@@ -83,8 +117,7 @@ func (h *Federation) Start(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.SetCookie(&http.Cookie{Name: flowCookie(st.State), Value: st.Browser, Path: "/auth/oauth/", MaxAge: int(st.TTL.Seconds()),
-		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode})
+	h.binding.set(c, st.State, st.Browser, st.TTL)
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.Redirect(http.StatusFound, st.AuthURL)
 }
@@ -102,13 +135,7 @@ func (h *Federation) Start(c *echo.Context) error {
 func (h *Federation) Callback(c *echo.Context) error {
 	q := c.Request().URL.Query()
 	in := services.Callback{Provider: c.Param("provider"), State: q.Get("state"), Code: q.Get("code"), Error: q.Get("error")}
-	if in.State != "" {
-		name := flowCookie(in.State)
-		if ck, err := c.Cookie(name); err == nil {
-			in.Browser = ck.Value
-		}
-		c.SetCookie(&http.Cookie{Name: name, Value: "", Path: "/auth/oauth/", MaxAge: -1, HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode})
-	}
+	in.Browser = h.binding.take(c, in.State)
 	to, err := h.fed.Callback(c.Request().Context(), in)
 	if err != nil {
 		return err

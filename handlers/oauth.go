@@ -384,9 +384,9 @@ func orgAndClient(c *echo.Context) (*caller.Caller, uuid.UUID, uuid.UUID, error)
 	if err != nil {
 		return nil, uuid.Nil, uuid.Nil, err
 	}
-	id, err := uuid.Parse(c.Param("client"))
+	id, err := pathUUID(c, "client")
 	if err != nil {
-		return nil, uuid.Nil, uuid.Nil, errMalformedID
+		return nil, uuid.Nil, uuid.Nil, err
 	}
 	return cl, org, id, nil
 }

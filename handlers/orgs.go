@@ -301,9 +301,9 @@ func orgAndUser(c *echo.Context) (*caller.Caller, uuid.UUID, uuid.UUID, error) {
 	if err != nil {
 		return nil, uuid.Nil, uuid.Nil, err
 	}
-	user, err := uuid.Parse(c.Param("user"))
+	user, err := pathUUID(c, "user")
 	if err != nil {
-		return nil, uuid.Nil, uuid.Nil, errMalformedID
+		return nil, uuid.Nil, uuid.Nil, err
 	}
 	return cl, id, user, nil
 }
@@ -498,9 +498,9 @@ func (h *Orgs) RevokeInvitation(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	inv, err := uuid.Parse(c.Param("inv"))
+	inv, err := pathUUID(c, "inv")
 	if err != nil {
-		return errMalformedID
+		return err
 	}
 	if err := h.orgs.Revoke(c.Request().Context(), cl, id, inv); err != nil {
 		return err

@@ -199,8 +199,11 @@ func jsonType(t reflect.Type) string {
 }
 
 // pathID parses the :id path parameter.
-func pathID(c *echo.Context) (uuid.UUID, error) {
-	id, err := uuid.Parse(c.Param("id"))
+func pathID(c *echo.Context) (uuid.UUID, error) { return pathUUID(c, "id") }
+
+// pathUUID is the uuid path parameter name (400 invalid_id when malformed).
+func pathUUID(c *echo.Context, name string) (uuid.UUID, error) {
+	id, err := uuid.Parse(c.Param(name))
 	if err != nil {
 		return uuid.Nil, errMalformedID
 	}

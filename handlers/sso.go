@@ -15,12 +15,14 @@ import (
 // SSO serves organizations' enterprise sign-in: their connections and
 // domains (owners and admins), discovery and the sign-in itself (anyone).
 type SSO struct {
-	fed    *services.Federation
-	secure bool
+	fed     *services.Federation
+	binding flowBinding
 }
 
 // NewSSO builds the enterprise sign-in handlers.
-func NewSSO(f *Federation) *SSO { return &SSO{fed: f.fed, secure: f.secure} }
+func NewSSO(f *Federation) *SSO {
+	return &SSO{fed: f.fed, binding: flowBinding{path: "/auth/sso/", secure: f.binding.secure, crossSite: true}}
+}
 
 // ConnectionRequest creates or changes an SSO connection; on a change,
 // absent fields stay and the kind cannot change.
@@ -101,14 +103,6 @@ type ConnectionList struct {
 	Data []ConnectionResponse `json:"data"`
 }
 
-func connID(c *echo.Context) (uuid.UUID, error) {
-	id, err := uuid.Parse(c.Param("conn"))
-	if err != nil {
-		return uuid.Nil, errMalformedID
-	}
-	return id, nil
-}
-
 // CreateConnection registers an identity provider for the organization.
 //
 //	@Summary	Add an SSO connection
@@ -177,7 +171,7 @@ func (h *SSO) Connection(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	id, err := connID(c)
+	id, err := pathUUID(c, "conn")
 	if err != nil {
 		return err
 	}
@@ -204,7 +198,7 @@ func (h *SSO) UpdateConnection(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	id, err := connID(c)
+	id, err := pathUUID(c, "conn")
 	if err != nil {
 		return err
 	}
@@ -233,7 +227,7 @@ func (h *SSO) DeleteConnection(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	id, err := connID(c)
+	id, err := pathUUID(c, "conn")
 	if err != nil {
 		return err
 	}
@@ -268,14 +262,6 @@ func toDomain(d *models.OrgDomain) DomainResponse {
 // DomainList is an organization's domains.
 type DomainList struct {
 	Data []DomainResponse `json:"data"`
-}
-
-func domainID(c *echo.Context) (uuid.UUID, error) {
-	id, err := uuid.Parse(c.Param("domain"))
-	if err != nil {
-		return uuid.Nil, errMalformedID
-	}
-	return id, nil
 }
 
 // AddDomain claims a domain for the organization.
@@ -346,7 +332,7 @@ func (h *SSO) VerifyDomain(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	id, err := domainID(c)
+	id, err := pathUUID(c, "domain")
 	if err != nil {
 		return err
 	}
@@ -371,7 +357,7 @@ func (h *SSO) RemoveDomain(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	id, err := domainID(c)
+	id, err := pathUUID(c, "domain")
 	if err != nil {
 		return err
 	}
@@ -420,18 +406,6 @@ func (h *SSO) Discover(c *echo.Context) error {
 		StartURL: h.fed.SSOBase(d.ConnectionID) + "/start"})
 }
 
-// The SAML response comes back as a cross-site POST, which a SameSite=Lax
-// cookie does not follow: over https the binding cookie is SameSite=None
-// (Secure); over plain http (development, where IdP and API share a site)
-// Lax is what browsers accept.
-func (h *SSO) flowCookie(state, value string, maxAge int) *http.Cookie {
-	ck := &http.Cookie{Name: flowCookie(state), Value: value, Path: "/auth/sso/", MaxAge: maxAge, HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode}
-	if h.secure {
-		ck.SameSite = http.SameSiteNoneMode
-	}
-	return ck
-}
-
 // Start begins a sign-in through a connection.
 //
 //	@Summary	Sign in through an organization's SSO
@@ -451,22 +425,9 @@ func (h *SSO) Start(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.SetCookie(h.flowCookie(st.State, st.Browser, int(st.TTL.Seconds())))
+	h.binding.set(c, st.State, st.Browser, st.TTL)
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.Redirect(http.StatusFound, st.AuthURL)
-}
-
-// browser reads (and clears) the binding cookie of state.
-func (h *SSO) browser(c *echo.Context, state string) string {
-	if state == "" {
-		return ""
-	}
-	v := ""
-	if ck, err := c.Cookie(flowCookie(state)); err == nil {
-		v = ck.Value
-	}
-	c.SetCookie(h.flowCookie(state, "", -1))
-	return v
 }
 
 // Callback is where an OpenID Connect IdP sends the browser back.
@@ -480,7 +441,7 @@ func (h *SSO) browser(c *echo.Context, state string) string {
 func (h *SSO) Callback(c *echo.Context) error {
 	q := c.Request().URL.Query()
 	in := services.Callback{Provider: "sso:" + c.Param("conn"), State: q.Get("state"), Code: q.Get("code"), Error: q.Get("error")}
-	in.Browser = h.browser(c, in.State)
+	in.Browser = h.binding.take(c, in.State)
 	to, err := h.fed.Callback(c.Request().Context(), in)
 	if err != nil {
 		return err
@@ -505,7 +466,7 @@ func (h *SSO) Callback(c *echo.Context) error {
 func (h *SSO) ACS(c *echo.Context) error {
 	r := c.Request()
 	in := services.ACS{Connection: c.Param("conn"), SAMLResponse: r.PostFormValue("SAMLResponse"), RelayState: r.PostFormValue("RelayState")}
-	in.Browser = h.browser(c, in.RelayState)
+	in.Browser = h.binding.take(c, in.RelayState)
 	to, err := h.fed.ConsumeAssertion(r.Context(), in)
 	if err != nil {
 		return err

@@ -51,7 +51,7 @@ func Document() (*openapi3.T, error) {
 			}
 		}
 	}
-	addOrgIDParam(doc)
+	addPathIDParams(doc)
 	addScopes(doc)
 	addStandardFailures(doc)
 	addPageParams(doc)
@@ -216,9 +216,9 @@ func addFaultAnswers(doc *openapi3.T) {
 // /orgs/{id} is the organization's).
 var pathIDs = map[string]string{"conn": "SSO connection id", "domain": "domain id"}
 
-// addOrgIDParam declares the {id} of every path under /orgs/{id} and the
+// addPathIDParams declares the {id} of every path under /orgs/{id} and the
 // pathIDs wherever they appear, so the handlers do not repeat them.
-func addOrgIDParam(doc *openapi3.T) {
+func addPathIDParams(doc *openapi3.T) {
 	uuidParam := func(op *openapi3.Operation, name, desc string) {
 		if op.Parameters.GetByInAndName("path", name) == nil {
 			p := openapi3.NewPathParameter(name).WithDescription(desc).

@@ -698,3 +698,16 @@ func TestOIDCConnection(t *testing.T) {
 	q = signIn(a, &mockoidc.MockUser{Subject: randomName("sub-"), Email: "lea@elsewhere.test", EmailVerified: true, Groups: []string{"admins"}})
 	mustf(t, q.Get("error") == "sso_domain_not_verified", "foreign address: %v", q)
 }
+
+// Over https the SAML sign-in's binding cookie is SameSite=None (the IdP
+// answers with a cross-site POST, which a Lax cookie would not follow) and
+// Secure; a provider's, which comes back by a redirect, stays Lax.
+func TestSSOBindingCookieCrossSite(t *testing.T) {
+	parallelTest(t)
+	a := ssoApp(t, "APP_BASE_URL", "https://tollgate.test")
+	o := a.ssoOrg(t, newSAMLIdP(t), nil)
+	sso := a.do(t, Request{Method: "GET", URL: "/auth/sso/" + o.conn + "/start?redirect_uri=" + url.QueryEscape(frontEnd)}).Header.Get("Set-Cookie")
+	mustf(t, strings.Contains(sso, "SameSite=None") && strings.Contains(sso, "Secure") && strings.Contains(sso, "HttpOnly") && strings.Contains(sso, "Path=/auth/sso/"), "sso cookie: %s", sso)
+	social := a.do(t, Request{Method: "GET", URL: "/auth/oauth/mock/start?redirect_uri=" + url.QueryEscape(frontEnd)}).Header.Get("Set-Cookie")
+	mustf(t, strings.Contains(social, "SameSite=Lax") && strings.Contains(social, "Secure"), "provider cookie: %s", social)
+}
