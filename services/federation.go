@@ -392,6 +392,10 @@ func (s *Federation) Callback(ctx context.Context, in Callback) (string, error) 
 		s.log.Info("oidc id token refused", "provider", p.Name, "error", err)
 		return fail(failIDToken)
 	}
+	if who, err = storable(who); err != nil {
+		s.log.Info("provider claims refused", "provider", p.Name, "error", err)
+		return fail(failIDToken)
+	}
 	if conn != nil {
 		u, reason, err := s.ssoSignIn(ctx, conn, who)
 		if err != nil {
@@ -450,6 +454,20 @@ func (s *Federation) claimFlow(ctx context.Context, state, browser, provider str
 		return nil, errStateInvalid // used (a replay) or expired
 	}
 	return &flow, nil
+}
+
+// storable makes what an IdP claims safe to keep on either database
+// (PostgreSQL refuses NUL, which JSON can carry): a subject identifies, so
+// one that is not plain text is refused rather than changed; an address
+// that is not one is taken as none.
+func storable(who claimed) (claimed, error) {
+	if who.Subject == "" || len(who.Subject) > 1000 || CleanText(who.Subject, 1000) != who.Subject {
+		return who, errors.New("the subject is empty, too long or not plain text")
+	}
+	if who.Email = NormalizeEmail(who.Email); CheckEmail(who.Email) != "" {
+		who.Email, who.EmailVerified = "", false
+	}
+	return who, nil
 }
 
 // handBack stores oc as the flow's one-time code and answers where it goes.

@@ -191,6 +191,9 @@ func (s *Federation) ConsumeAssertion(ctx context.Context, in ACS) (string, erro
 		return withQuery(flow.RedirectURI, "error", reason), nil
 	}
 	person, err := s.checkResponse(ctx, c, in.SAMLResponse, flow.Nonce)
+	if err == nil {
+		person, err = storable(person)
+	}
 	if err != nil {
 		return fail(failAssertion, err)
 	}

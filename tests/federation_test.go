@@ -777,3 +777,38 @@ func TestProviderProfileClaims(t *testing.T) {
 		}
 	}
 }
+
+// What a provider claims reaches PostgreSQL, which refuses NUL (JSON
+// carries it as \u0000): a subject that is not plain text is refused, an
+// address that is not one counts as none, a name is cleaned; never a 500.
+func TestProviderClaimsWithNUL(t *testing.T) {
+	parallelTest(t)
+	for _, c := range []struct {
+		name   string
+		tamper func(m jwt.MapClaims)
+		want   string // ?error=, "" for a code
+	}{
+		{"a subject with NUL", func(m jwt.MapClaims) { m["sub"] = "sub\x00ject" }, "id_token_invalid"},
+		{"an address with NUL", func(m jwt.MapClaims) { m["email"] = "le\x00na@example.com" }, "provider_email_unverified"},
+		{"a name with NUL", func(m jwt.MapClaims) { m["name"] = "Le\x00na" }, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			parallelTest(t)
+			var a *App
+			p, env := newFakeIdP(t, func() time.Time { return a.Clock.Now() })
+			a = newApp(t, env...)
+			p.email = randomName("nul-") + "@example.com"
+			p.tamper = c.tamper
+			s := &signIn{cookie: true}
+			a.startSignIn(t, s)
+			r := a.finishSignIn(t, s)
+			mustf(t, r.Status == http.StatusFound, "callback: %d %s", r.Status, r.Body)
+			mustf(t, s.location.Query().Get("error") == c.want, "sent to %v, want error=%q", s.location, c.want)
+			if c.want == "" {
+				tok := a.do(t, Request{Method: "POST", URL: "/auth/oauth/token", Body: map[string]string{"code": s.location.Query().Get("code")}})
+				me := a.do(t, Request{Method: "GET", URL: "/users/me", Headers: map[string]string{"Authorization": "Bearer " + field(t, tok, "access_token")}})
+				mustf(t, strings.Contains(me.Body, `"name":"Lena"`), "me: %s", me.Body)
+			}
+		})
+	}
+}
