@@ -298,6 +298,10 @@ func TestSAMLSignIn(t *testing.T) {
 	q = redirected(t, a.acs(t, o, f.cookie, f.relay, f.response))
 	mustf(t, q.Get("error") == "sso_domain_not_verified", "foreign address: %v", q)
 	mustf(t, auditCount(t, a, "auth.sso_failed", "") >= 2, "rejections audited")
+	for _, action := range []string{"sso.domain_added", "sso.domain_verified", "sso.connection_created", "sso.connection_updated", "identity.linked", "auth.registered"} {
+		mustf(t, auditCount(t, a, action, "") >= 1, "%s not audited", action)
+	}
+	mustf(t, auditCount(t, a, "auth.login", "sso:"+o.conn) >= 2, "SSO sign-ins audited")
 }
 
 func TestSSOEnforcement(t *testing.T) {
@@ -360,7 +364,11 @@ func TestSSOConnectionsAndDomains(t *testing.T) {
 			ExpectedStatus: http.StatusBadRequest, ExpectedContent: []string{"sso_connection_invalid", "https"}},
 		{Name: "an OIDC issuer on the server's own network (refused at connect time)", Method: "POST", URL: "/orgs/{org}/sso/connections", Headers: map[string]string{"Authorization": "Bearer {admin}"},
 			Setup: teamSetup(nil), Body: `{"kind":"oidc","name":"x","issuer":"https://127.0.0.1:9","client_id":"c","client_secret":"s"}`,
-			ExpectedStatus: http.StatusBadRequest, ExpectedContent: []string{"sso_discovery_failed"}},
+			ExpectedStatus: http.StatusBadRequest, ExpectedContent: []string{"sso_discovery_failed"},
+			// Refused by the dialer's guard, not merely a closed port.
+			After: func(t testing.TB, a *App, _ *Response) {
+				mustf(t, strings.Contains(a.Logs.String(), "private network"), "not refused by the guard: %s", a.Logs.String())
+			}},
 		{Name: "owner role cannot be mapped", Method: "POST", URL: "/orgs/{org}/sso/connections", Headers: map[string]string{"Authorization": "Bearer {admin}"},
 			Setup: teamSetup(nil), Body: `{"kind":"saml","name":"x","metadata_xml":"<x/>","role_mapping":{"root":"owner"}}`,
 			ExpectedStatus: http.StatusBadRequest, ExpectedContent: []string{"role_mapping"}},
@@ -564,6 +572,12 @@ func TestSAMLAttacks(t *testing.T) {
 			as.FindElement(".//Conditions").CreateAttr("NotBefore", Start.Add(-2*time.Hour).Format(time.RFC3339))
 		})
 	})
+	refused("not yet valid", func(f *samlFlow) (string, string, string) {
+		return f.cookie, f.relay, resign(t, f.response, idp.key, idp.cert, func(_ *etree.Document, as *etree.Element) {
+			as.FindElement(".//Conditions").CreateAttr("NotBefore", Start.Add(10*time.Minute).Format(time.RFC3339))
+			as.FindElement(".//Conditions").CreateAttr("NotOnOrAfter", Start.Add(20*time.Minute).Format(time.RFC3339))
+		})
+	})
 	refused("in response to another request", func(f *samlFlow) (string, string, string) {
 		other := a.samlStart(t, o).login(t, o, "ana")
 		return f.cookie, f.relay, other.response
@@ -582,6 +596,12 @@ func TestSAMLAttacks(t *testing.T) {
 		})
 		r := a.acs(t, o, "", "", unsolicited)
 		mustf(t, r.Status == http.StatusBadRequest && strings.Contains(r.Body, "oauth_state_invalid"), "unsolicited: %d %s", r.Status, r.Body)
+	})
+	t.Run("a little late, within SAML_CLOCK_SKEW, is accepted", func(t *testing.T) {
+		b := a.sibling(t, "OAUTH_REDIRECT_URIS", frontEnd, "SSO_ALLOW_PRIVATE_NETWORKS", "true")
+		f := b.samlStart(t, o).login(t, o, "ana")
+		b.Clock.Advance(2 * time.Minute) // past NotOnOrAfter (90 s after issue), within the 90 s skew
+		mustf(t, redirected(t, b.acs(t, o, f.cookie, f.relay, f.response)).Get("code") != "", "refused within the skew")
 	})
 	t.Run("a late assertion (the clock past its window)", func(t *testing.T) {
 		b := a.sibling(t, "OAUTH_REDIRECT_URIS", frontEnd, "SSO_ALLOW_PRIVATE_NETWORKS", "true")
