@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -10,10 +11,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html"
 	"io"
 	"log"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -730,4 +733,39 @@ func TestSSOBindingCookieCrossSite(t *testing.T) {
 	mustf(t, strings.Contains(sso, "SameSite=None") && strings.Contains(sso, "Secure") && strings.Contains(sso, "HttpOnly") && strings.Contains(sso, "Path=/auth/sso/"), "sso cookie: %s", sso)
 	social := a.do(t, Request{Method: "GET", URL: "/auth/oauth/mock/start?redirect_uri=" + url.QueryEscape(frontEnd)}).Header.Get("Set-Cookie")
 	mustf(t, strings.Contains(social, "SameSite=Lax") && strings.Contains(social, "Secure"), "provider cookie: %s", social)
+}
+
+// The ACS answers its 303 only once the new member, the link and the
+// one-time code are stored: a browser that drops the connection as soon as
+// it has the answer's headers (over a real socket) still has a working
+// code, and a fresh sign-in made the account and the membership.
+func TestSAMLAnswerSurvivesHangUp(t *testing.T) {
+	parallelTest(t)
+	a := ssoApp(t)
+	idp := newSAMLIdP(t)
+	o := a.ssoOrg(t, idp, nil)
+	srv := httptest.NewServer(a.Handler)
+	defer srv.Close()
+	for i := range 3 {
+		user := fmt.Sprintf("newcomer%d", i)
+		idp.addUser(t, user, user+"@"+o.domain, "engineers")
+		f := a.samlStart(t, o).login(t, o, user)
+		form := url.Values{"SAMLResponse": {f.response}, "RelayState": {f.relay}}.Encode()
+		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(srv.URL, "http://"), 5*time.Second)
+		mustf(t, err == nil, "dial: %v", err)
+		_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+		_, err = fmt.Fprintf(conn, "POST /auth/sso/%s/acs HTTP/1.1\r\nHost: tollgate.test\r\nCookie: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s",
+			o.conn, f.cookie, len(form), form)
+		mustf(t, err == nil, "write: %v", err)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		mustf(t, err == nil && resp.StatusCode == http.StatusSeeOther, "answer: %v %v", err, resp)
+		conn.Close() // at once, with the headers: the body is never read
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		code := loc.Query().Get("code")
+		mustf(t, code != "", "no code in %s", loc)
+		tok := a.do(t, Request{Method: "POST", URL: "/auth/oauth/token", Body: map[string]string{"code": code}})
+		mustf(t, tok.Status == http.StatusOK, "round %d: the code after the hang-up: %d %s", i, tok.Status, tok.Body)
+		claims := decodeClaims(t, field(t, tok, "access_token"))
+		mustf(t, claims["org_id"] == o.ID && claims["org_role"] == "editor", "round %d: claims %v", i, claims)
+	}
 }
