@@ -226,7 +226,7 @@ type RefreshRequest struct {
 // Refresh rotates a refresh token.
 //
 //	@Summary	Rotate a refresh token
-//	@Description	Returns a new pair and revokes the presented refresh token. With org_id, the new pair acts in that organization (switching; 404 org_not_found unless the user is a member); without, in the session's organization while the user is still in it, else the default organization or the oldest membership. Memberships, roles and tiers are read afresh. Presenting an already rotated token within REFRESH_REUSE_GRACE (10 s) of its rotation answers 409 refresh_token_rotated and changes nothing (a second tab, a retried request); later it revokes every token of that login (reuse detection). Limited per client IP.
+//	@Description	Returns a new pair and revokes the presented refresh token. With org_id, the new pair acts in that organization (switching; 404 org_not_found unless the user is a member); without, in the session's organization while the user is still in it, else the default organization or the oldest membership. Memberships, roles and tiers are read afresh. Presenting an already rotated token within REFRESH_REUSE_GRACE (10 s) of its rotation (a second tab, a retried request, parallel refreshes) answers 200 with the same successor, the newest refresh token of that login, and a fresh access token; nothing is revoked. Later it revokes every token of that login (reuse detection). Limited per client IP.
 //	@ID	refreshToken
 //	@x-order	6
 //	@Tags	auth
@@ -234,7 +234,7 @@ type RefreshRequest struct {
 //	@Success	200	{object}	TokenResponse
 //	@Failure	401	{object}	ErrorResponse	"invalid_refresh_token, refresh_token_expired or refresh_token_reused"
 //	@Failure	404	{object}	ErrorResponse	"org_not_found: org_id names no organization the user belongs to"
-//	@Failure	409	{object}	ErrorResponse	"refresh_token_rotated: presented again within REFRESH_REUSE_GRACE of its rotation; use the newest token"
+//	@Failure	409	{object}	ErrorResponse	"refresh_token_rotated: a retry within the grace period whose successor cannot be given (rotated before the upgrade that keeps successors, or more than 8 times since); use the newest token"
 //	@Router			/auth/refresh [post]
 func (h *Auth) Refresh(c *echo.Context) error {
 	var req RefreshRequest

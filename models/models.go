@@ -67,6 +67,10 @@ type RefreshToken struct {
 	UserAgent  string
 	// OrgID is the session's active organization (nil: none).
 	OrgID *uuid.UUID `gorm:"type:uuid"`
+	// SuccessorSecret is the raw token that replaced this one, sealed with
+	// MFA key SuccessorKeyVersion, kept for the reuse grace period only.
+	SuccessorSecret     *string
+	SuccessorKeyVersion *int
 }
 
 // Secret is how a credential's secret is kept: an HMAC made with the

@@ -64,6 +64,8 @@ const (
 	// revokedKeyRetention: API keys revoked or expired this long ago; their
 	// history stays in the audit log.
 	revokedKeyRetention = 30 * 24 * time.Hour
+	// successorRetention: a rotated refresh token's sealed successor.
+	successorRetention = time.Hour
 )
 
 // Run deletes, in this order:
@@ -78,7 +80,9 @@ const (
 //     day ago;
 //   - API keys revoked or expired more than 30 days ago;
 //   - provider sign-ins and one-time codes expired more than a day ago;
-//   - with WithAudit, audit events past their retention.
+//   - with WithAudit, audit events past their retention;
+//
+// and clears the sealed successors of tokens rotated over an hour ago.
 //
 // Every statement is idempotent, so instances may run it at the same time.
 func (p *Purge) Run(ctx context.Context) (Purged, error) {
@@ -122,6 +126,13 @@ func (p *Purge) Run(ctx context.Context) (Purged, error) {
 		}
 		*step.into += n
 		p.metrics.PurgedRows.WithLabelValues(step.table).Add(float64(n))
+	}
+	// A kept successor serves retries within REFRESH_REUSE_GRACE (at most
+	// a minute); an hour on, nothing reads it.
+	err := db.Model(&models.RefreshToken{}).Where("successor_secret IS NOT NULL AND revoked_at <= ?", now.Add(-successorRetention)).
+		Updates(map[string]any{"successor_secret": nil, "successor_key_version": nil}).Error
+	if err != nil {
+		return out, apperror.Wrap(err, "purge refresh successors")
 	}
 	if p.audit != nil && p.auditRetention > 0 {
 		n, err := p.audit.Purge(ctx, p.auditRetention)

@@ -30,12 +30,15 @@ type SessionInfo struct {
 }
 
 // Refresh rotates a refresh token: the presented one is revoked and points to
-// its replacement. Presenting a token that was already rotated or revoked is
-// treated as theft: the whole family is revoked. With org (not uuid.Nil)
-// the new pair is for that organization (404 org_not_found unless the user
-// is a member); without, for the session's organization while the user is
-// still in it. Memberships are read afresh: a member removed from an
-// organization is not in it after the refresh.
+// its replacement. Presenting a token that was already rotated is, within
+// ReuseGrace of its rotation, a second tab or a retried request: it gets
+// the same successor (the newest token of its line) and a fresh access
+// token for it, and nothing is revoked. Later it is treated as theft: the
+// whole family is revoked. With org (not uuid.Nil) the new pair is for that
+// organization (404 org_not_found unless the user is a member); without,
+// for the session's organization while the user is still in it.
+// Memberships are read afresh: a member removed from an organization is
+// not in it after the refresh.
 func (a *Sessions) Refresh(ctx context.Context, raw string, org uuid.UUID, client Client) (*Session, error) {
 	db := a.db.WithContext(ctx)
 	var old models.RefreshToken
@@ -46,29 +49,16 @@ func (a *Sessions) Refresh(ctx context.Context, raw string, org uuid.UUID, clien
 	if err != nil {
 		return nil, apperror.Wrap(err, "load refresh token")
 	}
-	now := a.clock.Now()
 	if old.RevokedAt != nil {
-		if old.ReplacedBy == nil {
-			// Revoked, never rotated: its session was ended (logout, reset,
-			// an admin). A client that missed it, not a thief.
-			return nil, errRefreshInvalid
-		}
-		if now.Sub(*old.RevokedAt) < a.cfg.ReuseGrace {
-			return nil, a.retried(&old, client)
-		}
-		return nil, a.reuseDetected(ctx, &old, client)
+		return a.spent(ctx, &old, client)
 	}
+	now := a.clock.Now()
 	if !now.Before(old.ExpiresAt) {
 		return nil, errRefreshExpired
 	}
 	// Re-read the user so role and tier changes (and deletions) apply now.
-	u, err := a.users.Get(ctx, old.UserID)
+	u, err := a.sessionUser(ctx, &old)
 	if err != nil {
-		var ae *apperror.Error
-		if errors.As(err, &ae) && ae.Kind == apperror.NotFound {
-			_ = a.issuer.revokeFamily(ctx, old.FamilyID)
-			return nil, errRefreshInvalid
-		}
 		return nil, err
 	}
 	var s *Session
@@ -76,7 +66,8 @@ func (a *Sessions) Refresh(ctx context.Context, raw string, org uuid.UUID, clien
 	err = db.Transaction(func(tx *gorm.DB) error {
 		next := uuid.New()
 		// Only one of several concurrent refreshes of this token can flip
-		// revoked_at from NULL; the others see zero rows and count as reuse.
+		// revoked_at from NULL; the others see zero rows and are answered
+		// with the winner's successor once it has committed.
 		res := tx.Model(&models.RefreshToken{}).Where("id = ? AND revoked_at IS NULL", old.ID).
 			Updates(map[string]any{"revoked_at": now, "replaced_by": next})
 		if res.Error != nil {
@@ -91,25 +82,131 @@ func (a *Sessions) Refresh(ctx context.Context, raw string, org uuid.UUID, clien
 		if old.OrgID != nil {
 			prefer = *old.OrgID
 		}
-		s, ierr = a.issuer.issue(tx, u, org, prefer, next, old.FamilyID, client)
-		return ierr
+		if s, ierr = a.issuer.issue(tx, u, org, prefer, next, old.FamilyID, client); ierr != nil {
+			return ierr
+		}
+		return a.keepSuccessor(tx, &old, s.RefreshToken)
 	})
 	if lostRace {
-		// A concurrent refresh of the same token won just now.
-		if a.cfg.ReuseGrace > 0 {
-			return nil, a.retried(&old, client)
+		// The winner has committed (its row lock made the UPDATE above
+		// wait): read the token again, now rotated, with its successor.
+		if err := db.Where("id = ?", old.ID).First(&old).Error; err != nil {
+			return nil, apperror.Wrap(err, "load refresh token")
 		}
-		return nil, a.reuseDetected(ctx, &old, client)
+		return a.spent(ctx, &old, client)
 	}
 	return s, err
 }
 
-// retried answers a rotated token presented again within the grace
-// period: the client lost the race or the answer, not the token.
-func (a *Sessions) retried(rt *models.RefreshToken, client Client) error {
+// maxSuccessorHops bounds how far down a line of descent a retry follows
+// (one tab refreshed again within the grace period, and again...).
+const maxSuccessorHops = 8
+
+// secretPurposeSuccessor binds a kept successor to the token it replaced.
+const secretPurposeSuccessor = "refresh-successor"
+
+// keepSuccessor seals the successor of old into old's row, for a retry
+// within the grace period.
+func (a *Sessions) keepSuccessor(tx *gorm.DB, old *models.RefreshToken, successor string) error {
+	if a.cfg.ReuseGrace <= 0 {
+		return nil
+	}
+	sealed, err := a.cfg.MFAKeys.sealFor(secretPurposeSuccessor, successor, old.ID[:])
+	if err != nil {
+		return apperror.Wrap(err, "seal successor")
+	}
+	err = tx.Model(&models.RefreshToken{}).Where("id = ?", old.ID).
+		Updates(map[string]any{"successor_secret": sealed, "successor_key_version": a.cfg.MFAKeys.Current}).Error
+	if err != nil {
+		return apperror.Wrap(err, "keep successor")
+	}
+	return nil
+}
+
+// spent answers a token that is no longer live: a session that was ended,
+// a retry within the grace period, or reuse.
+func (a *Sessions) spent(ctx context.Context, old *models.RefreshToken, client Client) (*Session, error) {
+	if old.ReplacedBy == nil {
+		// Revoked, never rotated: its session was ended (logout, reset,
+		// an admin). A client that missed it, not a thief.
+		return nil, errRefreshInvalid
+	}
+	if a.clock.Now().Sub(*old.RevokedAt) >= a.cfg.ReuseGrace {
+		return nil, a.reuseDetected(ctx, old, client)
+	}
 	a.metrics.RefreshRetries.Inc()
-	a.log.Info("refresh token presented again within the grace period", "user_id", rt.UserID, "family_id", rt.FamilyID, "ip", client.IP)
-	return errRefreshRotated
+	a.log.Info("refresh token presented again within the grace period", "user_id", old.UserID, "family_id", old.FamilyID, "ip", client.IP)
+	return a.successor(ctx, old)
+}
+
+// successor is the pair a retry of rotated gets: the newest live token of
+// its line, with a fresh access token for it.
+func (a *Sessions) successor(ctx context.Context, rotated *models.RefreshToken) (*Session, error) {
+	db := a.db.WithContext(ctx)
+	cur := rotated
+	for range maxSuccessorHops {
+		if cur.ReplacedBy == nil {
+			return nil, errRefreshInvalid // the session was ended since
+		}
+		if cur.SuccessorSecret == nil || cur.SuccessorKeyVersion == nil {
+			return nil, errRefreshRotated // rotated before successors were kept
+		}
+		var next models.RefreshToken
+		if err := db.Where("id = ?", *cur.ReplacedBy).First(&next).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return nil, errRefreshInvalid
+			}
+			return nil, apperror.Wrap(err, "load successor")
+		}
+		if next.RevokedAt != nil {
+			cur = &next
+			continue
+		}
+		now := a.clock.Now()
+		if !now.Before(next.ExpiresAt) {
+			return nil, errRefreshExpired
+		}
+		raw, err := a.cfg.MFAKeys.openFor(secretPurposeSuccessor, *cur.SuccessorSecret, *cur.SuccessorKeyVersion, cur.ID[:])
+		if err != nil || hashToken(raw) != next.TokenHash {
+			a.log.Warn("a kept refresh successor does not open; answering 409", "family_id", cur.FamilyID, "error", err)
+			return nil, errRefreshRotated
+		}
+		u, err := a.sessionUser(ctx, &next)
+		if err != nil {
+			return nil, err
+		}
+		prefer := uuid.Nil
+		if next.OrgID != nil {
+			prefer = *next.OrgID
+		}
+		st, err := standing(db, u, uuid.Nil, prefer)
+		if err != nil {
+			return nil, err
+		}
+		access, err := a.tokens.IssueSession(u, st, next.FamilyID.String())
+		if err != nil {
+			return nil, apperror.Wrap(err, "sign access token")
+		}
+		return &Session{
+			AccessToken: access, AccessExpiresIn: a.tokens.TTL(),
+			RefreshToken: raw, RefreshExpiresIn: next.ExpiresAt.Sub(now), User: u, Standing: st,
+		}, nil
+	}
+	return nil, errRefreshRotated
+}
+
+// sessionUser re-reads the user of rt; a deleted user's family is revoked.
+func (a *Sessions) sessionUser(ctx context.Context, rt *models.RefreshToken) (*models.User, error) {
+	u, err := a.users.Get(ctx, rt.UserID)
+	if err != nil {
+		var ae *apperror.Error
+		if errors.As(err, &ae) && ae.Kind == apperror.NotFound {
+			_ = a.issuer.revokeFamily(ctx, rt.FamilyID)
+			return nil, errRefreshInvalid
+		}
+		return nil, err
+	}
+	return u, nil
 }
 
 func (a *Sessions) reuseDetected(ctx context.Context, rt *models.RefreshToken, client Client) error {

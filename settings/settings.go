@@ -378,8 +378,8 @@ func (c *Config) validateTokens() error {
 		"EMAIL_VERIFICATION_TTL": c.EmailVerificationTTL}, "15m"); err != nil {
 		return err
 	}
-	if c.RefreshReuseGrace < 0 {
-		return bad("REFRESH_REUSE_GRACE", "must not be negative (0 turns it off)")
+	if c.RefreshReuseGrace < 0 || c.RefreshReuseGrace > time.Minute {
+		return bad("REFRESH_REUSE_GRACE", "must be between 0s (off) and 1m")
 	}
 	if c.PasswordResetTTL < time.Minute || c.PasswordResetTTL > 24*time.Hour {
 		return bad("PASSWORD_RESET_TTL", "must be between 1m and 24h")

@@ -297,10 +297,15 @@ func TestPurge(t *testing.T) {
 	purge := services.NewPurge(a.DB.DB, a.Clock, slog.New(slog.DiscardHandler), metrics.New(), a.Config.EmailVerificationTTL)
 	n, err := purge.Run(ctx)
 	mustf(t, err == nil && n == (services.Purged{}), "nothing is stale yet: %+v %v", n, err)
+	var kept int64
+	a.DB.Model(&models.RefreshToken{}).Where("successor_secret IS NOT NULL").Count(&kept)
+	mustf(t, kept == 1, "the rotated token keeps its successor for the grace period: %d", kept)
 
 	a.Clock.Advance(25 * time.Hour) // past the verification TTL and the dead-family retention
 	n, err = purge.Run(ctx)
 	mustf(t, err == nil && n.UnverifiedUsers == 1 && n.VerificationTokens == 1 && n.RefreshTokens == 1, "after a day: %+v %v", n, err)
+	a.DB.Model(&models.RefreshToken{}).Where("successor_secret IS NOT NULL").Count(&kept)
+	mustf(t, kept == 0, "a successor sealed a day ago is still kept")
 	// The rotated-out token of a live family stays: reuse is still caught.
 	r := refresh(t, a, u.Refresh)
 	mustf(t, r.Status == 401 && strings.Contains(r.Body, "refresh_token_reused"), "reuse after purge: %d %s", r.Status, r.Body)
