@@ -40,6 +40,9 @@ type Error struct {
 	// OAuth errors are written as RFC 6749 section 5.2 asks:
 	// {"error": Code, "error_description": Message}.
 	OAuth bool
+	// Policies names the rate-limit policies a 429 exceeded (the IETF
+	// RateLimit draft's violated-policies).
+	Policies []string
 }
 
 // NewOAuth builds an error of the OAuth endpoints (RFC 6749 section 5.2),
@@ -160,6 +163,14 @@ var (
 	ErrBusy = register(&Error{Kind: Unavailable, Code: "server_busy",
 		Message: "The server is busy; try again shortly", RetryAfter: time.Second})
 )
+
+// WithPolicies returns a copy of e naming the rate-limit policies it
+// exceeded.
+func (e *Error) WithPolicies(names ...string) *Error {
+	c := *e
+	c.Policies = names
+	return &c
+}
 
 // WithCause returns a copy of e carrying cause (for the log).
 func (e *Error) WithCause(cause error) *Error {

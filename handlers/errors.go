@@ -92,6 +92,11 @@ func ErrorHandler(log *slog.Logger, classify Classifier) echo.HTTPErrorHandler {
 		} else if status == http.StatusUnauthorized {
 			c.Response().Header().Set("WWW-Authenticate", challenge(c, body))
 		}
+		if status == http.StatusTooManyRequests && Negotiate(c, mediaJSON, mediaProblem) == mediaProblem {
+			ae, _ := apperror.As(err)
+			out = quotaProblem(body, ae)
+			c.Response().Header().Set(echo.HeaderContentType, mediaProblem)
+		}
 		var werr error
 		if c.Request().Method == http.MethodHead {
 			werr = c.NoContent(status)
@@ -102,6 +107,29 @@ func ErrorHandler(log *slog.Logger, classify Classifier) echo.HTTPErrorHandler {
 			log.Debug("write error response", "error", werr)
 		}
 	}
+}
+
+// QuotaProblem is a 429 as the IETF RateLimit draft's problem type
+// (RFC 9457), for clients that ask for application/problem+json.
+type QuotaProblem struct {
+	Type             string   `json:"type" example:"https://iana.org/assignments/http-problem-types#quota-exceeded"`
+	Title            string   `json:"title" example:"Request cannot be satisfied as assigned quota has been exceeded"`
+	Status           int      `json:"status" example:"429"`
+	Detail           string   `json:"detail" example:"Too many requests"`
+	Code             string   `json:"code" example:"rate_limited"`
+	ViolatedPolicies []string `json:"violated-policies" example:"user"`
+}
+
+func quotaProblem(body ErrorResponse, ae *apperror.Error) QuotaProblem {
+	p := QuotaProblem{
+		Type:   "https://iana.org/assignments/http-problem-types#quota-exceeded",
+		Title:  "Request cannot be satisfied as assigned quota has been exceeded",
+		Status: http.StatusTooManyRequests, Detail: body.Error, Code: body.Code, ViolatedPolicies: []string{},
+	}
+	if ae != nil && ae.Policies != nil {
+		p.ViolatedPolicies = ae.Policies
+	}
+	return p
 }
 
 func describe(err error) (int, ErrorResponse) {

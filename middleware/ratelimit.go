@@ -342,9 +342,12 @@ func (l *RateLimiter) decided(p ratelimit.Policy, allowed bool) {
 	l.metrics.RateLimitDecisions.WithLabelValues(p.Name, result).Inc()
 }
 
-func (l *RateLimiter) refuse(c *echo.Context, p ratelimit.Policy, r ratelimit.Result, err error) error {
+func (l *RateLimiter) refuse(c *echo.Context, p ratelimit.Policy, r ratelimit.Result, err *apperror.Error) error {
 	l.headers(c, p, r)
 	c.Response().Header().Set("Retry-After", strconv.FormatInt(int64(retryAfter(r).Seconds()), 10))
+	if p.Name != "" {
+		return err.WithPolicies(p.Name)
+	}
 	return err
 }
 

@@ -58,6 +58,7 @@ func Document() (*openapi3.T, error) {
 	addRateLimitHeaders(doc)
 	addFaultAnswers(doc)
 	addErrorExamples(doc)
+	addQuotaProblem(doc)
 	addLoginChallenge(doc)
 	addExportMediaType(doc)
 	addSAMLMetadataType(doc)
@@ -442,6 +443,35 @@ func addRateLimitHeaders(doc *openapi3.T) {
 				if _, ok := resp.Value.Headers["Retry-After"]; status == "429" && !ok {
 					resp.Value.Headers["Retry-After"] = retryAfterHeader()
 				}
+			}
+		}
+	}
+}
+
+// addQuotaProblem documents the other body a 429 can have: the IETF
+// RateLimit draft's quota-exceeded problem (RFC 9457), answered to a
+// client whose Accept prefers application/problem+json.
+func addQuotaProblem(doc *openapi3.T) {
+	str := openapi3.NewStringSchema
+	schema := openapi3.NewObjectSchema().
+		WithProperty("type", str().WithEnum("https://iana.org/assignments/http-problem-types#quota-exceeded")).
+		WithProperty("title", str()).
+		WithProperty("status", openapi3.NewIntegerSchema().WithEnum(429)).
+		WithProperty("detail", str()).
+		WithProperty("code", str()).
+		WithProperty("violated-policies", openapi3.NewArraySchema().WithItems(str()))
+	schema.Required = []string{"type", "title", "status", "detail", "code", "violated-policies"}
+	schema.Description = "A 429 as the IETF RateLimit draft's problem type; violated-policies names the RateLimit-Policy entries exceeded."
+	schema.Example = map[string]any{
+		"type": "https://iana.org/assignments/http-problem-types#quota-exceeded", "title": "Request cannot be satisfied as assigned quota has been exceeded",
+		"status": 429, "detail": "Too many requests", "code": "rate_limited", "violated-policies": []string{"user"},
+	}
+	doc.Components.Schemas["QuotaProblem"] = openapi3.NewSchemaRef("", schema)
+	ref := openapi3.NewSchemaRef("#/components/schemas/QuotaProblem", schema)
+	for _, item := range doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			if r := op.Responses.Value("429"); r != nil && r.Value != nil && r.Value.Content != nil {
+				r.Value.Content["application/problem+json"] = openapi3.NewMediaType().WithSchemaRef(ref)
 			}
 		}
 	}

@@ -525,3 +525,41 @@ func TestRedisDownEachInstanceAdmitsItsShare(t *testing.T) {
 	mustf(t, strings.Count(apps[0].Logs.String(), "rate limit store unavailable") == 1 &&
 		strings.Count(apps[0].Logs.String(), "shared limits resumed") == 1, "outage log: %s", apps[0].Logs.String())
 }
+
+// A 429 follows the IETF RateLimit draft's problem type when the client
+// asks for application/problem+json, naming the policy it exceeded, and
+// keeps the API's error body otherwise.
+func TestQuotaExceededProblem(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t, "RATE_LIMIT_TIERS", "free=2/1m,paid=600/1m,enterprise=3000/1m")
+	u := a.user(t, caller.Viewer, caller.Free)
+	for range 2 {
+		mustf(t, a.do(t, Request{Method: "GET", URL: "/users/me", Headers: bearer(u)}).Status == 200, "within the limit")
+	}
+	problem := []string{`"type":"https://iana.org/assignments/http-problem-types#quota-exceeded"`, `"status":429`,
+		`"violated-policies":["user"]`, `"code":"rate_limited"`, `"detail":"Too many requests"`}
+	for _, c := range []struct {
+		name, accept, contentType string
+		want, not                 []string
+	}{
+		{"problem asked", "application/problem+json", "application/problem+json", problem, []string{`"error"`}},
+		{"problem preferred", "application/json;q=0.5, application/problem+json", "application/problem+json", problem, nil},
+		{"json asked", "application/json", "application/json", []string{`{"error":"Too many requests","code":"rate_limited"}`}, []string{"violated-policies"}},
+		{"problem refused", "application/problem+json;q=0, */*", "application/json", []string{`"code":"rate_limited"`}, []string{"violated-policies"}},
+		{"no Accept", "", "application/json", []string{`"code":"rate_limited"`}, []string{"violated-policies"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := bearer(u)
+			h["Accept"] = c.accept
+			r := a.do(t, Request{Method: "GET", URL: "/users/me", Headers: h})
+			assert429(t, a, r, c.want[0])
+			mustf(t, strings.HasPrefix(r.Header.Get("Content-Type"), c.contentType), "Content-Type %q", r.Header.Get("Content-Type"))
+			for _, w := range c.want {
+				mustf(t, strings.Contains(r.Body, w), "body %s lacks %s", r.Body, w)
+			}
+			for _, n := range c.not {
+				mustf(t, !strings.Contains(r.Body, n), "body %s has %s", r.Body, n)
+			}
+		})
+	}
+}
