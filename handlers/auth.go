@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v5"
 
+	"github.com/tollgate/tollgate/browser"
 	"github.com/tollgate/tollgate/services"
 )
 
@@ -18,11 +19,14 @@ type Auth struct {
 	login        *services.Login
 	sessions     *services.Sessions
 	passwords    *services.Passwords
+	cookie       cookieMode
 }
 
-// NewAuth builds the auth handlers.
-func NewAuth(a *services.Accounts) *Auth {
-	return &Auth{registration: a.Registration, login: a.Login, sessions: a.Sessions, passwords: a.Passwords}
+// NewAuth builds the auth handlers; logins asking for a cookie session get
+// cookies as described, backed by browserSessions.
+func NewAuth(a *services.Accounts, cookies browser.Cookies, browserSessions *services.BrowserSessions) *Auth {
+	return &Auth{registration: a.Registration, login: a.Login, sessions: a.Sessions, passwords: a.Passwords,
+		cookie: cookieMode{cookies: cookies, sessions: browserSessions}}
 }
 
 // RegisterRequest creates an account. Anything else in the body (role,
@@ -120,6 +124,9 @@ func acceptEmail(c *echo.Context, message string, work func(context.Context, str
 type LoginRequest struct {
 	Email    string `json:"email" validate:"required,max=254" example:"marta@example.com"`
 	Password string `json:"password" validate:"required,max=1024" example:"Correct-Horse-9"`
+	// Session cookie: answer with an HttpOnly session cookie instead of
+	// tokens (browser apps; see CookieSessionResponse).
+	Session string `json:"session,omitempty" validate:"omitempty,oneof=bearer cookie" enums:"bearer,cookie"`
 }
 
 // TokenResponse is what login and refresh return.
@@ -166,6 +173,9 @@ func (h *Auth) Login(c *echo.Context) error {
 		}
 		return err
 	}
+	if err := h.cookie.start(c, req.Session); err != nil {
+		return err
+	}
 	s, err := h.login.Login(c.Request().Context(), req.Email, req.Password, client(c))
 	if err != nil {
 		return err
@@ -173,7 +183,7 @@ func (h *Auth) Login(c *echo.Context) error {
 	if s.MFAToken != "" {
 		return c.JSON(http.StatusOK, MFAChallengeResponse{MFARequired: true, MFAToken: s.MFAToken, ExpiresIn: 300})
 	}
-	return c.JSON(http.StatusOK, toTokens(s))
+	return h.cookie.answer(c, s, req.Session)
 }
 
 // MFAChallengeResponse is a login's answer when the account needs a second
@@ -189,6 +199,8 @@ type MFAVerifyRequest struct {
 	MFAToken string `json:"mfa_token" validate:"required,max=256"`
 	// A 6-digit code from the authenticator app, or a recovery code.
 	Code string `json:"code" validate:"required,max=32" example:"123456"`
+	// Session cookie: as in the login.
+	Session string `json:"session,omitempty" validate:"omitempty,oneof=bearer cookie" enums:"bearer,cookie"`
 }
 
 // VerifyMFA finishes a login with a TOTP or recovery code.
@@ -208,16 +220,20 @@ func (h *Auth) VerifyMFA(c *echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
+	if err := h.cookie.start(c, req.Session); err != nil {
+		return err
+	}
 	s, err := h.login.VerifyMFA(c.Request().Context(), req.MFAToken, req.Code, client(c))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toTokens(s))
+	return h.cookie.answer(c, s, req.Session)
 }
 
 // RefreshRequest carries a refresh token and, to switch, an organization.
 type RefreshRequest struct {
-	RefreshToken string `json:"refresh_token" validate:"required,max=256" example:"3f9a...128 hex characters"`
+	// RefreshToken is required unless the session cookie is sent instead.
+	RefreshToken string `json:"refresh_token,omitempty" validate:"max=256" example:"3f9a...128 hex characters"`
 	// OrgID switches the session to another organization the user belongs
 	// to; absent: the session's own, while the user is still in it.
 	OrgID *uuid.UUID `json:"org_id,omitempty" format:"uuid" example:"3f1c2b9a-8d4e-4f6a-9b7c-2e5d8a1f0c34"`
@@ -241,20 +257,25 @@ func (h *Auth) Refresh(c *echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
+	raw, mode, err := h.cookie.presented(c, req.RefreshToken)
+	if err != nil {
+		return err
+	}
 	org := uuid.Nil
 	if req.OrgID != nil {
 		org = *req.OrgID
 	}
-	s, err := h.sessions.Refresh(c.Request().Context(), req.RefreshToken, org, client(c))
+	s, err := h.sessions.Refresh(c.Request().Context(), raw, org, client(c))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toTokens(s))
+	return h.cookie.answer(c, s, mode)
 }
 
 // LogoutRequest ends one session, the others, or all of them.
 type LogoutRequest struct {
-	RefreshToken string `json:"refresh_token" validate:"required,max=256" example:"3f9a...128 hex characters"`
+	// RefreshToken is required unless the session cookie is sent instead.
+	RefreshToken string `json:"refresh_token,omitempty" validate:"max=256" example:"3f9a...128 hex characters"`
 	// local (default): this session; others: every other session of the
 	// account; global: every session.
 	Scope string `json:"scope,omitempty" validate:"omitempty,oneof=local others global" enums:"local,others,global"`
@@ -276,8 +297,18 @@ func (h *Auth) Logout(c *echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	if err := h.sessions.Logout(c.Request().Context(), req.RefreshToken, req.Scope); err != nil {
+	raw, mode, err := h.cookie.presented(c, req.RefreshToken)
+	if err != nil {
+		if mode == sessionCookie && errors.Is(err, services.ErrRefreshInvalid) {
+			return c.NoContent(http.StatusNoContent) // a session already gone: logged out, cookies cleared
+		}
 		return err
+	}
+	if err := h.sessions.Logout(c.Request().Context(), raw, req.Scope); err != nil {
+		return err
+	}
+	if mode == sessionCookie {
+		h.cookie.cookies.Clear(c.Response())
 	}
 	return c.NoContent(http.StatusNoContent)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v5"
 
+	"github.com/tollgate/tollgate/browser"
 	"github.com/tollgate/tollgate/services"
 )
 
@@ -18,11 +19,15 @@ type Federation struct {
 	fed     *services.Federation
 	baseURL string
 	binding flowBinding
+	cookie  cookieMode
 }
 
-// NewFederation builds the federated sign-in handlers.
-func NewFederation(a *services.Accounts, baseURL string) *Federation {
-	return &Federation{fed: a.Federation, baseURL: baseURL, binding: flowBinding{path: "/auth/oauth/", secure: strings.HasPrefix(baseURL, "https://")}}
+// NewFederation builds the federated sign-in handlers; a sign-in asking
+// for a cookie session gets cookies as described, backed by
+// browserSessions.
+func NewFederation(a *services.Accounts, baseURL string, cookies browser.Cookies, browserSessions *services.BrowserSessions) *Federation {
+	return &Federation{fed: a.Federation, baseURL: baseURL, binding: flowBinding{path: "/auth/oauth/", secure: strings.HasPrefix(baseURL, "https://")},
+		cookie: cookieMode{cookies: cookies, sessions: browserSessions}}
 }
 
 // ProviderResponse is a sign-in provider as a login screen shows it.
@@ -149,6 +154,8 @@ type ProviderTokenRequest struct {
 	Code string `json:"code" validate:"required,max=200" example:"the code from the redirect"`
 	// The app's PKCE verifier, when it sent code_challenge at the start.
 	CodeVerifier string `json:"code_verifier,omitempty" validate:"max=200"`
+	// Session cookie: as in the password login.
+	Session string `json:"session,omitempty" validate:"omitempty,oneof=bearer cookie" enums:"bearer,cookie"`
 }
 
 // Token trades the one-time code for a token pair.
@@ -166,6 +173,9 @@ func (h *Federation) Token(c *echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
+	if err := h.cookie.start(c, req.Session); err != nil {
+		return err
+	}
 	s, err := h.fed.Exchange(c.Request().Context(), req.Code, req.CodeVerifier, client(c))
 	if err != nil {
 		return err
@@ -173,7 +183,7 @@ func (h *Federation) Token(c *echo.Context) error {
 	if s.MFAToken != "" {
 		return c.JSON(http.StatusOK, MFAChallengeResponse{MFARequired: true, MFAToken: s.MFAToken, ExpiresIn: 300})
 	}
-	return c.JSON(http.StatusOK, toTokens(s))
+	return h.cookie.answer(c, s, req.Session)
 }
 
 // IdentityResponse is a provider sign-in linked to the account.

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/tollgate/tollgate/apperror"
+	"github.com/tollgate/tollgate/browser"
 	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/services"
 )
@@ -37,12 +38,22 @@ type AccountChecker interface {
 	Live(ctx context.Context, id uuid.UUID) error
 }
 
+// CookieSessions resolve a session cookie to the access token it stands
+// for, and check its CSRF token.
+type CookieSessions interface {
+	Access(ctx context.Context, raw string) (string, error)
+	Forget(raw string)
+	CSRFValid(session, token string) bool
+}
+
 // Auth carries what the auth middleware needs.
 type Auth struct {
 	tokens   TokenVerifier
 	keys     KeyVerifier
 	clients  ClientTokenVerifier
 	accounts AccountChecker
+	sessions CookieSessions // nil: no cookie sessions
+	cookies  browser.Cookies
 }
 
 // NewAuth builds the auth middleware; accounts may be nil (no check).
@@ -50,18 +61,38 @@ func NewAuth(tokens TokenVerifier, keys KeyVerifier, clients ClientTokenVerifier
 	return &Auth{tokens: tokens, keys: keys, clients: clients, accounts: accounts}
 }
 
+// WithCookies also accepts a browser's session cookie, as cookies names it.
+func (a *Auth) WithCookies(sessions CookieSessions, cookies browser.Cookies) *Auth {
+	a.sessions, a.cookies = sessions, cookies
+	return a
+}
+
 // RequireAuth authenticates the request and puts the caller on its context
 // (read it with caller.From). It accepts a user's access token or an OAuth
 // client's (told apart by the JWT header's typ, at+jwt for clients) as
 // `Authorization: Bearer <jwt>`, and an API key as `X-API-Key: <key>` or
-// `Authorization: Bearer <key>` (the tg_ prefix tells a key from a JWT).
+// `Authorization: Bearer <key>` (the tg_ prefix tells a key from a JWT),
+// and a browser's session cookie (never together with either): an unsafe
+// cookie request must come from an allowed Origin and carry the CSRF token.
 func (a *Auth) RequireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c *echo.Context) error {
 		req := c.Request()
-		raw, ok := bearer(req.Header.Get(echo.HeaderAuthorization))
+		authz := req.Header.Get(echo.HeaderAuthorization)
+		raw, ok := bearer(authz)
 		key := req.Header.Get("X-API-Key")
 		var who *caller.Caller
+		session := ""
+		if a.sessions != nil {
+			session = a.cookies.Session(req)
+		}
 		switch {
+		case session != "" && (authz != "" || key != ""):
+			return browser.ErrAmbiguous
+		case session != "":
+			var err error
+			if who, err = a.fromCookie(c, session); err != nil {
+				return err
+			}
 		case key != "" || (ok && services.IsAPIKey(raw)):
 			if key == "" {
 				key = raw
@@ -97,6 +128,40 @@ func (a *Auth) RequireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		c.SetRequest(req.WithContext(caller.With(req.Context(), who)))
 		return next(c)
 	}
+}
+
+// fromCookie is the caller of a cookie request: the session's access
+// token, minted afresh once if the one held was ended (a role change).
+func (a *Auth) fromCookie(c *echo.Context, session string) (*caller.Caller, error) {
+	req := c.Request()
+	unsafe := browser.Unsafe(req.Method)
+	if unsafe && !a.cookies.OriginAllowed(req) {
+		return nil, browser.ErrOrigin
+	}
+	var claims *services.Claims
+	for try := 0; ; try++ {
+		tok, err := a.sessions.Access(req.Context(), session)
+		if err != nil {
+			return nil, err
+		}
+		if claims, err = a.tokens.Verify(tok); err == nil {
+			break
+		}
+		a.sessions.Forget(session)
+		if try > 0 {
+			return nil, err
+		}
+	}
+	if unsafe && !a.sessions.CSRFValid(claims.Sid, req.Header.Get(browser.CSRFHeader)) {
+		return nil, browser.ErrCSRF
+	}
+	who := claims.Caller()
+	if a.accounts != nil {
+		if err := a.accounts.Live(req.Context(), who.ID); err != nil {
+			return nil, err
+		}
+	}
+	return who, nil
 }
 
 func bearer(header string) (string, bool) {

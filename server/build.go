@@ -65,6 +65,7 @@ type Services struct {
 	Users     *services.Users
 	Outbox    *services.Outbox
 	Accounts  *services.Accounts
+	Browser   *services.BrowserSessions // cookie sessions of browser apps
 	APIKeys   *services.APIKeys
 	Clients   *services.Clients
 	Orgs      *services.Orgs
@@ -203,6 +204,7 @@ func newServices(d Deps, st Stores, m *metrics.Metrics) (Services, error) {
 	if err != nil {
 		return Services{}, err
 	}
+	s.Browser = services.NewBrowserSessions(s.Accounts)
 	env := "test"
 	if cfg.IsProduction() {
 		env = "live"

@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v5"
 	echomw "github.com/labstack/echo/v5/middleware"
 
+	"github.com/tollgate/tollgate/browser"
 	"github.com/tollgate/tollgate/database"
 	"github.com/tollgate/tollgate/handlers"
 	"github.com/tollgate/tollgate/metrics"
@@ -67,9 +68,12 @@ func newHTTP(d Deps, st Stores, svc Services, monitor *database.Monitor, m *metr
 		e.Use(echomw.CORSWithConfig(echomw.CORSConfig{
 			AllowOrigins:  cfg.CORSAllowedOrigins,
 			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete, http.MethodOptions},
-			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType},
+			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType, browser.CSRFHeader, "X-API-Key"},
 			ExposeHeaders: exposedHeaders,
-			MaxAge:        600,
+			// Cookie sessions: the listed origins may send credentials (and
+			// only they: the allowed origin is echoed, never "*").
+			AllowCredentials: true,
+			MaxAge:           600,
 		}))
 	}
 	e.Use(echomw.BodyLimit(MaxBodyBytes))
@@ -90,10 +94,11 @@ func newHTTP(d Deps, st Stores, svc Services, monitor *database.Monitor, m *metr
 	}
 	limiter := middleware.NewRateLimiter(st.Limits, cfg.RateLimitEnabled, d.Clock, d.Log, m, instanceName())
 	rl := cfg.RateLimits
-	fed := handlers.NewFederation(svc.Accounts, cfg.AppBaseURL)
+	cookies := browser.New(cfg.AppBaseURL, cfg.CORSAllowedOrigins)
+	fed := handlers.NewFederation(svc.Accounts, cfg.AppBaseURL, cookies, svc.Browser)
 	routes.Register(e, routes.Handlers{
 		System:    handlers.NewSystem(version(), svc.Health, svc.Tokens, cfg.SwaggerEnabled),
-		Auth:      handlers.NewAuth(svc.Accounts),
+		Auth:      handlers.NewAuth(svc.Accounts, cookies, svc.Browser),
 		Federated: fed,
 		SSO:       handlers.NewSSO(fed),
 		Account:   handlers.NewAccount(svc.Accounts),
@@ -107,7 +112,7 @@ func newHTTP(d Deps, st Stores, svc Services, monitor *database.Monitor, m *metr
 		Audit:     handlers.NewAudit(svc.Audit, svc.Orgs),
 		Orgs:      handlers.NewOrgs(svc.Orgs, svc.Users, d.Clock.Now),
 	}, routes.NewGuards(
-		chain(middleware.NoStore, chain(limiter.FailedAuth(rl.Public), middleware.NewAuth(svc.Tokens, svc.APIKeys, svc.Clients, svc.Users).RequireAuth)),
+		chain(middleware.NoStore, chain(limiter.FailedAuth(rl.Public), middleware.NewAuth(svc.Tokens, svc.APIKeys, svc.Clients, svc.Users).WithCookies(svc.Browser, cookies).RequireAuth)),
 		limiter.PerUser(rl.Tiers, rl.User, rl.OrgTiers),
 		routes.Limits{
 			Public:        limiter.PerIP(rl.Public),

@@ -104,10 +104,11 @@ var (
 	errVerificationInvalid = apperror.Define(apperror.Invalid, "verification_token_invalid", "Verification token is invalid")
 	errVerificationUsed    = apperror.Define(apperror.Invalid, "verification_token_used", "Verification token has already been used")
 	errVerificationExpired = apperror.Define(apperror.Invalid, "verification_token_expired", "Verification token has expired; ask for a new one")
-	errRefreshInvalid      = apperror.Define(apperror.Unauthenticated, "invalid_refresh_token", "Invalid refresh token")
-	errRefreshExpired      = apperror.Define(apperror.Unauthenticated, "refresh_token_expired", "Refresh token expired")
-	errRefreshReused       = apperror.Define(apperror.Unauthenticated, "refresh_token_reused", "Refresh token was already used; every session of this login has been revoked")
-	errRefreshRotated      = apperror.Define(apperror.Conflict, "refresh_token_rotated", "This refresh token was rotated moments ago (another tab or a retried request); use the newest refresh token")
+	// ErrRefreshInvalid: no such refresh token, or its session ended.
+	ErrRefreshInvalid = apperror.Define(apperror.Unauthenticated, "invalid_refresh_token", "Invalid refresh token")
+	errRefreshExpired = apperror.Define(apperror.Unauthenticated, "refresh_token_expired", "Refresh token expired")
+	errRefreshReused  = apperror.Define(apperror.Unauthenticated, "refresh_token_reused", "Refresh token was already used; every session of this login has been revoked")
+	errRefreshRotated = apperror.Define(apperror.Conflict, "refresh_token_rotated", "This refresh token was rotated moments ago (another tab or a retried request); use the newest refresh token")
 )
 
 var (

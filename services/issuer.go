@@ -30,6 +30,8 @@ type Session struct {
 	User             *models.User
 	// Standing is the organization the session acts in, and the role.
 	Standing Standing
+	// ID is the session (the refresh-token family, the access token's sid).
+	ID string
 	// MFAToken, when set, is all a login gives: the account needs a second
 	// factor at POST /auth/mfa/verify before any token.
 	MFAToken string
@@ -65,7 +67,7 @@ func (a *sessionIssuer) issue(tx *gorm.DB, u *models.User, want, prefer, id, fam
 	}
 	return &Session{
 		AccessToken: access, AccessExpiresIn: a.tokens.TTL(),
-		RefreshToken: raw, RefreshExpiresIn: a.cfg.RefreshTTL, User: u, Standing: st,
+		RefreshToken: raw, RefreshExpiresIn: a.cfg.RefreshTTL, User: u, Standing: st, ID: family.String(),
 	}, nil
 }
 

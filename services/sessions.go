@@ -44,7 +44,7 @@ func (a *Sessions) Refresh(ctx context.Context, raw string, org uuid.UUID, clien
 	var old models.RefreshToken
 	err := db.Where("token_hash = ?", hashToken(raw)).First(&old).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, errRefreshInvalid
+		return nil, ErrRefreshInvalid
 	}
 	if err != nil {
 		return nil, apperror.Wrap(err, "load refresh token")
@@ -129,7 +129,7 @@ func (a *Sessions) spent(ctx context.Context, old *models.RefreshToken, client C
 	if old.ReplacedBy == nil {
 		// Revoked, never rotated: its session was ended (logout, reset,
 		// an admin). A client that missed it, not a thief.
-		return nil, errRefreshInvalid
+		return nil, ErrRefreshInvalid
 	}
 	if a.clock.Now().Sub(*old.RevokedAt) >= a.cfg.ReuseGrace {
 		return nil, a.reuseDetected(ctx, old, client)
@@ -146,7 +146,7 @@ func (a *Sessions) successor(ctx context.Context, rotated *models.RefreshToken) 
 	cur := rotated
 	for range maxSuccessorHops {
 		if cur.ReplacedBy == nil {
-			return nil, errRefreshInvalid // the session was ended since
+			return nil, ErrRefreshInvalid // the session was ended since
 		}
 		if cur.SuccessorSecret == nil || cur.SuccessorKeyVersion == nil {
 			return nil, errRefreshRotated // rotated before successors were kept
@@ -154,7 +154,7 @@ func (a *Sessions) successor(ctx context.Context, rotated *models.RefreshToken) 
 		var next models.RefreshToken
 		if err := db.Where("id = ?", *cur.ReplacedBy).First(&next).Error; err != nil {
 			if errors.Is(err, gorm.ErrRecordNotFound) {
-				return nil, errRefreshInvalid
+				return nil, ErrRefreshInvalid
 			}
 			return nil, apperror.Wrap(err, "load successor")
 		}
@@ -189,7 +189,7 @@ func (a *Sessions) successor(ctx context.Context, rotated *models.RefreshToken) 
 		}
 		return &Session{
 			AccessToken: access, AccessExpiresIn: a.tokens.TTL(),
-			RefreshToken: raw, RefreshExpiresIn: next.ExpiresAt.Sub(now), User: u, Standing: st,
+			RefreshToken: raw, RefreshExpiresIn: next.ExpiresAt.Sub(now), User: u, Standing: st, ID: next.FamilyID.String(),
 		}, nil
 	}
 	return nil, errRefreshRotated
@@ -202,7 +202,7 @@ func (a *Sessions) sessionUser(ctx context.Context, rt *models.RefreshToken) (*m
 		var ae *apperror.Error
 		if errors.As(err, &ae) && ae.Kind == apperror.NotFound {
 			_ = a.issuer.revokeFamily(ctx, rt.FamilyID)
-			return nil, errRefreshInvalid
+			return nil, ErrRefreshInvalid
 		}
 		return nil, err
 	}
@@ -324,7 +324,7 @@ func (a *Sessions) Logout(ctx context.Context, raw, scope string) error {
 	switch scope {
 	case LogoutOthers, LogoutGlobal:
 		if rt.RevokedAt != nil || !a.clock.Now().Before(rt.ExpiresAt) {
-			return errRefreshInvalid // a dead session cannot speak for the others
+			return ErrRefreshInvalid // a dead session cannot speak for the others
 		}
 		keep := ""
 		if scope == LogoutOthers {

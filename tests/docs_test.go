@@ -306,7 +306,10 @@ func TestJSONSchemasStayInStepWithOpenAPI(t *testing.T) {
 	check("register.json", `{"email":"marta@example.com"}`, false)
 	check("login.json", `{"email":"marta@example.com","password":"x"}`, true)
 	check("refresh.json", `{"refresh_token":"abc"}`, true)
-	check("refresh.json", `{}`, false)
+	check("refresh.json", `{}`, true) // a cookie session's refresh: the token is the cookie
+	check("refresh.json", `{"refresh_token":7}`, false)
+	check("login.json", `{"email":"marta@example.com","password":"x","session":"cookie"}`, true)
+	check("login.json", `{"email":"marta@example.com","password":"x","session":"jar"}`, false)
 	check("token-pair.json", `{"access_token":"x"}`, false)
 	check("error.json", `{"error":"x"}`, false)
 
