@@ -104,12 +104,20 @@ func build(ctx context.Context, cfg settings.Config, log *slog.Logger) (*server.
 }
 
 func serve(ctx context.Context, cfg settings.Config, log *slog.Logger) error {
-	srv, closeAll, err := build(ctx, cfg, log)
+	// Listen first: without APP_BASE_URL, the links the server mails and
+	// its issuer name the port it really listens on.
+	ln, err := server.Listen(ctx, net.JoinHostPort(cfg.Host, cfg.Port))
 	if err != nil {
 		return err
 	}
+	cfg.ListeningOn(ln.Addr())
+	srv, closeAll, err := build(ctx, cfg, log)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
 	defer closeAll()
-	return srv.Run(ctx, net.JoinHostPort(cfg.Host, cfg.Port))
+	return srv.Run(ctx, ln)
 }
 
 func migrate(ctx context.Context, cfg settings.Config, args []string, out io.Writer) error {

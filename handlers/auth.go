@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v5"
@@ -65,7 +66,7 @@ type MessageResponse struct {
 // Verify marks an email verified.
 //
 //	@Summary	Verify an email address
-//	@Description	The link mailed at registration points here. Limited per client IP.
+//	@Description	The link mailed at registration points here (unless VERIFY_EMAIL_URL names a front end page, which gets the token in the fragment and calls this). A browser (Accept preferring text/html) gets a small page saying what happened and what to do next, with the same status; API clients get JSON. Limited per client IP.
 //	@ID	verifyEmail
 //	@x-order	2
 //	@Tags	auth
@@ -75,10 +76,17 @@ type MessageResponse struct {
 //	@Router		/auth/verify [get]
 func (h *Auth) Verify(c *echo.Context) error {
 	token := c.QueryParam("token")
-	if token == "" {
-		return validationError("token", "is required")
+	err := validationError("token", "is required")
+	if token != "" {
+		err = h.registration.VerifyEmail(c.Request().Context(), token)
 	}
-	if err := h.registration.VerifyEmail(c.Request().Context(), token); err != nil {
+	if wantsPage(c) {
+		if err != nil {
+			return failedPage(c, "This link did not work", err, "Ask the app for a new verification link (it lasts a limited time and works once).", nil)
+		}
+		return showPage(c, http.StatusOK, page{Title: "Email verified", Message: "Your email address is verified.", Next: "You can close this page and log in."})
+	}
+	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, MessageResponse{Message: "Email verified"})
@@ -334,17 +342,54 @@ func (h *Auth) Forgot(c *echo.Context) error {
 
 // ResetRequest sets a new password with a reset token.
 type ResetRequest struct {
-	Token    string `json:"token" validate:"required,max=256" example:"9c1f...64 hex characters"`
-	Password string `json:"password" validate:"required" example:"Brand-New-Pass-7"`
+	Token    string `json:"token" form:"token" validate:"required,max=256" example:"9c1f...64 hex characters"`
+	Password string `json:"password" form:"password" validate:"required" example:"Brand-New-Pass-7"`
 	// RevokeAPIKeys ends every API key and OAuth client of the account,
 	// not only those made since the password was last set.
-	RevokeAPIKeys bool `json:"revoke_api_keys,omitempty"`
+	RevokeAPIKeys bool `json:"revoke_api_keys,omitempty" form:"revoke_api_keys"`
+}
+
+// ResetLinkResponse says until when a reset link works.
+type ResetLinkResponse struct {
+	Message   string    `json:"message" example:"This reset link works; POST /auth/password/reset with the token and a new password"`
+	ExpiresAt time.Time `json:"expires_at" format:"date-time"`
+}
+
+// ResetPage is where the reset mail's link leads.
+//
+//	@Summary	Open a password reset link
+//	@Description	The link mailed by POST /auth/password/forgot points here (unless RESET_PASSWORD_URL names a front end page, which gets the token in the fragment). A browser (Accept preferring text/html) gets a page with a form that sets the new password (it posts to POST /auth/password/reset); API clients get JSON saying whether the token still works, without using it. Limited per client IP.
+//	@ID	resetPasswordPage
+//	@x-order	9
+//	@Tags	auth
+//	@Param	token	query	string	true	"token from the reset link"
+//	@Success	200	{object}	ResetLinkResponse
+//	@Failure	400	{object}	ErrorResponse	"validation_failed, reset_token_invalid, reset_token_used or reset_token_expired"
+//	@Router		/auth/password/reset [get]
+func (h *Auth) ResetPage(c *echo.Context) error {
+	token := c.QueryParam("token")
+	var until time.Time
+	err := validationError("token", "is required")
+	if token != "" {
+		until, err = h.passwords.CheckReset(c.Request().Context(), token)
+	}
+	if wantsPage(c) {
+		if err != nil {
+			return failedPage(c, "This link did not work", err, "Ask for a new reset link; each one works once, for a limited time.", nil)
+		}
+		return showPage(c, http.StatusOK, page{Title: "Choose a new password", Form: &resetForm{Token: token},
+			Message: "At least 10 characters, with upper and lower case letters and a digit. Every session of the account is signed out."})
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ResetLinkResponse{Message: "This reset link works; POST /auth/password/reset with the token and a new password", ExpiresAt: until})
 }
 
 // Reset sets a new password with the token from the mail.
 //
 //	@Summary	Reset the password
-//	@Description	Uses up the token from the reset mail: the account gets the new password (same policy as registration), every session of it ends at once (access tokens included), its address counts as verified, and its owner gets a notice. The API keys and OAuth clients made since the password was last set are revoked too (whoever knew the old password may have made them; with revoke_api_keys, every one of them); the notice lists what was revoked and what still works. Limited per client IP.
+//	@Description	Uses up the token from the reset mail (the reset page's form posts here as application/x-www-form-urlencoded and gets a page back): the account gets the new password (same policy as registration), every session of it ends at once (access tokens included), its address counts as verified, and its owner gets a notice. The API keys and OAuth clients made since the password was last set are revoked too (whoever knew the old password may have made them; with revoke_api_keys, every one of them); the notice lists what was revoked and what still works. Limited per client IP.
 //	@ID	resetPassword
 //	@x-order	9
 //	@Tags	auth
@@ -353,6 +398,9 @@ type ResetRequest struct {
 //	@Failure	400	{object}	ErrorResponse	"validation_failed, reset_token_invalid, reset_token_used or reset_token_expired"
 //	@Router			/auth/password/reset [post]
 func (h *Auth) Reset(c *echo.Context) error {
+	if isForm(c) {
+		return h.resetFromPage(c)
+	}
 	var req ResetRequest
 	if err := bind(c, &req); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"io/fs"
 	"net/http"
 	"regexp"
 	"time"
@@ -17,12 +18,21 @@ type Dev struct {
 	users  *services.Users
 	outbox *services.Outbox
 	// IdP is the development sign-in provider (package devidp).
-	IdP http.Handler
+	IdP     http.Handler
+	example http.Handler
 }
 
-// NewDev builds the development handlers.
-func NewDev(users *services.Users, outbox *services.Outbox, idp http.Handler) *Dev {
-	return &Dev{users: users, outbox: outbox, IdP: idp}
+// NewDev builds the development handlers; example is the example front
+// end's files.
+func NewDev(users *services.Users, outbox *services.Outbox, idp http.Handler, example fs.FS) *Dev {
+	return &Dev{users: users, outbox: outbox, IdP: idp, example: http.StripPrefix("/dev/example", http.FileServerFS(example))}
+}
+
+// Example serves the example front end (web/example).
+func (h *Dev) Example(c *echo.Context) error {
+	c.Response().Header().Set("Content-Security-Policy", PageCSP)
+	h.example.ServeHTTP(c.Response(), c.Request())
+	return nil
 }
 
 // DevSignedIn is where a development sign-in ends: the one-time code,

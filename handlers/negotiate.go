@@ -11,6 +11,7 @@ import (
 const (
 	mediaJSON    = "application/json"
 	mediaProblem = "application/problem+json"
+	mediaHTML    = "text/html"
 )
 
 // Negotiate picks the alternative the request's Accept header prefers

@@ -61,6 +61,7 @@ func Document() (*openapi3.T, error) {
 	addCookieSessions(doc)
 	addErrorExamples(doc)
 	addQuotaProblem(doc)
+	addPages(doc)
 	addExportMediaType(doc)
 	addSAMLMetadataType(doc)
 	addRolesAndTiers(doc)

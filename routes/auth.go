@@ -18,5 +18,6 @@ func auth(e *echo.Echo, h *handlers.Auth, g Guards) {
 	e.POST("/auth/refresh", h.Refresh, mw.NoStore, g.Public)
 	e.POST("/auth/logout", h.Logout, g.Public)
 	e.POST("/auth/password/forgot", h.Forgot, g.Public, g.Register) // and per account, in the service
+	e.GET("/auth/password/reset", h.ResetPage, g.Public)            // the reset mail's link: a page, or JSON
 	e.POST("/auth/password/reset", h.Reset, g.Public, g.Register)
 }

@@ -24,4 +24,6 @@ func dev(e *echo.Echo, h *handlers.Dev, g Guards) {
 	e.GET("/dev/oidc/*", echo.WrapHandler(h.IdP), g.Public, mw.LoopbackOnly)
 	e.POST("/dev/oidc/token", echo.WrapHandler(h.IdP), g.Public, mw.LoopbackOnly)
 	e.GET("/dev/signed-in", h.SignedIn, g.Public, mw.LoopbackOnly)
+	// The example front end (web/example), on the API's own origin.
+	e.GET("/dev/example/*", h.Example, g.Public)
 }

@@ -194,7 +194,7 @@ func newServices(d Deps, st Stores, m *metrics.Metrics) (Services, error) {
 	s.Accounts, err = services.NewAccounts(services.AccountDeps{
 		DB: db, Clock: d.Clock, Users: s.Users, Orgs: s.Orgs, Tokens: s.Tokens, Hasher: s.Hasher, Outbox: s.Outbox, Audit: s.Audit, Log: d.Log, Metrics: m,
 		Config: services.AuthConfig{
-			BaseURL: cfg.AppBaseURL, RefreshTTL: cfg.RefreshTokenTTL, VerificationTTL: cfg.EmailVerificationTTL,
+			BaseURL: cfg.AppBaseURL, VerifyURL: cfg.VerifyEmailURL, ResetURL: cfg.ResetPasswordURL, RefreshTTL: cfg.RefreshTokenTTL, VerificationTTL: cfg.EmailVerificationTTL,
 			ReuseGrace: cfg.RefreshReuseGrace, ResetTTL: cfg.PasswordResetTTL,
 			AccountStore: st.Accounts, LoginAccount: rl.LoginAccount, ForgotAccount: rl.ForgotAccount, MailAddress: rl.MailAddress,
 			Issuer: cfg.MFAIssuer, MFAKeys: d.Secrets.MFAKeys, Ended: st.Ended,

@@ -16,6 +16,7 @@ import (
 	"github.com/tollgate/tollgate/ratelimit"
 	"github.com/tollgate/tollgate/routes"
 	"github.com/tollgate/tollgate/settings"
+	"github.com/tollgate/tollgate/web"
 )
 
 // MaxBodyBytes caps request bodies.
@@ -88,7 +89,7 @@ func newHTTP(d Deps, st Stores, svc Services, monitor *database.Monitor, m *metr
 	}
 	var dev *handlers.Dev
 	if cfg.DevRoutes {
-		dev = handlers.NewDev(svc.Users, svc.Outbox, svc.DevIdP)
+		dev = handlers.NewDev(svc.Users, svc.Outbox, svc.DevIdP, web.Example())
 		d.Log.Warn("development routes on: POST /dev/users makes users of any role, GET /dev/mail shows queued mail, " +
 			"the dev sign-in provider signs in as any address (DEV_ROUTES; never in production)")
 	}

@@ -50,13 +50,23 @@ func (s *Server) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})
 }
 
-// Run serves on addr until ctx is cancelled, then shuts down in three steps:
+// Listen opens the API's listener on addr (Run serves on it); the caller
+// learns the real address (PORT=0) before building the server.
+func Listen(ctx context.Context, addr string) (net.Listener, error) {
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// Run serves on ln until ctx is cancelled, then shuts down in three steps:
 // /readyz turns 503 while the server keeps serving for SHUTDOWN_DRAIN_DELAY
 // (load balancers notice and stop sending), then the listener closes and
 // in-flight requests get up to SHUTDOWN_TIMEOUT to finish. With
 // METRICS_ADDR set, /metrics is served on that second listener meanwhile;
 // with PURGE_INTERVAL, stale tokens and accounts are deleted periodically.
-func (s *Server) Run(ctx context.Context, addr string) error {
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	cfg, log := s.deps.Config, s.deps.Log
 	serveCtx, stopServing := context.WithCancel(context.Background())
 	defer stopServing()
@@ -106,10 +116,6 @@ func (s *Server) Run(ctx context.Context, addr string) error {
 		close(checkpointed)
 	}()
 	defer func() { stopServing(); <-flushed; <-checkpointed }()
-	ln, err := (&net.ListenConfig{}).Listen(serveCtx, "tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
-	}
 	sc := echo.StartConfig{
 		Listener:        jsonErrorsListener{ln},
 		HideBanner:      true,
@@ -128,7 +134,7 @@ func (s *Server) Run(ctx context.Context, addr string) error {
 			return nil
 		},
 	}
-	err = sc.Start(serveCtx, s.handler)
+	err := sc.Start(serveCtx, s.handler)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

@@ -3,6 +3,7 @@ package services
 import (
 	"context"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"gorm.io/gorm"
@@ -121,9 +122,12 @@ var (
 
 // AuthConfig holds the auth rules that come from configuration.
 type AuthConfig struct {
-	BaseURL         string
-	RefreshTTL      time.Duration
-	VerificationTTL time.Duration
+	BaseURL string
+	// VerifyURL and ResetURL: the front end's pages the mails link to
+	// (the token in the fragment); "": the API's own pages.
+	VerifyURL, ResetURL string
+	RefreshTTL          time.Duration
+	VerificationTTL     time.Duration
 	// ReuseGrace: a rotated refresh token presented again this soon is a
 	// retry (409, family kept); later it is theft (family revoked).
 	ReuseGrace time.Duration
@@ -154,4 +158,14 @@ func durable(ctx context.Context) (context.Context, context.CancelFunc) {
 		return context.WithDeadline(detached, deadline)
 	}
 	return context.WithTimeout(detached, durableTimeout)
+}
+
+// link is where a mail sends a person with token: the front end's page
+// (the token in the fragment, which no server sees or logs), or without
+// one the API's own page at path.
+func (c AuthConfig) link(frontEnd, path, token string) string {
+	if frontEnd != "" {
+		return frontEnd + "#token=" + url.QueryEscape(token)
+	}
+	return c.BaseURL + path + "?token=" + url.QueryEscape(token)
 }

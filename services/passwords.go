@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -79,15 +78,44 @@ func (a *Passwords) Forgot(ctx context.Context, email string) error {
 		}
 		return a.outbox.Enqueue(tx, mail.Message{To: u.Email, Subject: "Reset your password", Body: fmt.Sprintf(
 			"Someone, perhaps you, asked to reset the password of this account.\n\n"+
-				"Within %s, choose a new password with this token (POST %s/auth/password/reset, {\"token\", \"password\"}):\n\n%s\n\n"+
-				"or open %s/auth/password/reset?token=%s in an app that supports it.\n\n"+
+				"Within %s, choose a new password here:\n\n%s\n\n"+
+				"An app can do it with this token (POST %s/auth/password/reset, {\"token\", \"password\"}):\n\n%s\n\n"+
 				"If it was not you, ignore this message: your password has not changed.\n",
-			a.cfg.ResetTTL, a.cfg.BaseURL, raw, a.cfg.BaseURL, url.QueryEscape(raw))})
+			a.cfg.ResetTTL, a.cfg.link(a.cfg.ResetURL, "/auth/password/reset", raw), a.cfg.BaseURL, raw)})
 	})
 	if err == nil && withhold == "" {
 		a.outbox.Notify()
 	}
 	return err
+}
+
+// CheckReset says whether raw is a reset token that still works, and
+// until when, without using it (the reset page asks before showing its
+// form).
+func (a *Passwords) CheckReset(ctx context.Context, raw string) (time.Time, error) {
+	tok, err := a.resetToken(ctx, raw)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return tok.ExpiresAt, nil
+}
+
+func (a *Passwords) resetToken(ctx context.Context, raw string) (*models.PasswordResetToken, error) {
+	var tok models.PasswordResetToken
+	err := a.db.WithContext(ctx).Where("token_hash = ?", hashToken(raw)).Take(&tok).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, errResetInvalid
+	}
+	if err != nil {
+		return nil, apperror.Wrap(err, "load reset token")
+	}
+	switch {
+	case tok.UsedAt != nil:
+		return nil, errResetUsed
+	case !a.clock.Now().Before(tok.ExpiresAt):
+		return nil, errResetExpired
+	}
+	return &tok, nil
 }
 
 // Reset uses up a reset token: the account gets the new password,
@@ -102,21 +130,11 @@ func (a *Passwords) Reset(ctx context.Context, raw, password string, revokeAll b
 	if msg := CheckPassword(password); msg != "" {
 		return apperror.Validation(map[string]string{"password": msg})
 	}
-	var tok models.PasswordResetToken
-	err := a.db.WithContext(ctx).Where("token_hash = ?", hashToken(raw)).Take(&tok).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return errResetInvalid
-	}
+	tok, err := a.resetToken(ctx, raw)
 	if err != nil {
-		return apperror.Wrap(err, "load reset token")
+		return err
 	}
 	now := a.clock.Now()
-	switch {
-	case tok.UsedAt != nil:
-		return errResetUsed
-	case !now.Before(tok.ExpiresAt):
-		return errResetExpired
-	}
 	hash, err := a.hasher.Hash(ctx, password)
 	if err != nil {
 		return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 
 	"github.com/tollgate/tollgate/mail"
 
@@ -166,7 +165,7 @@ func (a *Registration) queueVerification(tx *gorm.DB, u *models.User) error {
 	if err := tx.Create(&tok).Error; err != nil {
 		return apperror.Wrap(err, "store verification token")
 	}
-	link := a.cfg.BaseURL + "/auth/verify?token=" + url.QueryEscape(raw)
+	link := a.cfg.link(a.cfg.VerifyURL, "/auth/verify", raw)
 	return a.outbox.Enqueue(tx, mail.Message{
 		To:      u.Email,
 		Subject: "Verify your email address",

@@ -37,9 +37,14 @@ type Config struct {
 	// HOST is the address to listen on; unset: 127.0.0.1 in development
 	// (a laptop's dev server is not the network's), every address in
 	// production.
-	Host       string `env:"HOST"`
-	AppEnv     string `env:"APP_ENV" envDefault:"development"`
-	AppBaseURL string `env:"APP_BASE_URL" envDefault:"http://localhost:8080"`
+	Host   string `env:"HOST"`
+	AppEnv string `env:"APP_ENV" envDefault:"development"`
+	// APP_BASE_URL is where clients reach the API (links in mail, the
+	// issuer); unset: http://localhost:<the port it listens on>.
+	AppBaseURL string `env:"APP_BASE_URL"`
+	// AppBaseURLDerived: APP_BASE_URL was not set, and ListeningOn may
+	// point it at the real port.
+	AppBaseURLDerived bool
 	// ALLOW_HTTP_BASE_URL lets production run on a plain-http APP_BASE_URL
 	// (a local stack behind no TLS); otherwise production refuses one.
 	AllowHTTPBaseURL bool `env:"ALLOW_HTTP_BASE_URL"`
@@ -122,6 +127,12 @@ type Config struct {
 	// OAUTH_REDIRECT_URIS are the front end's pages a finished sign-in may
 	// be sent back to (exact match).
 	OAuthRedirectURIs []string `env:"OAUTH_REDIRECT_URIS" envSeparator:","`
+	// VERIFY_EMAIL_URL and RESET_PASSWORD_URL are the front end's pages
+	// that the verification and reset mails link to, with the token in the
+	// fragment (#token=..., which no server or log sees). Unset: the API's
+	// own small pages (GET /auth/verify, GET /auth/password/reset).
+	VerifyEmailURL   string `env:"VERIFY_EMAIL_URL"`
+	ResetPasswordURL string `env:"RESET_PASSWORD_URL"`
 	// SSO_ALLOW_PRIVATE_NETWORKS lets organizations' SSO connections (their
 	// issuer and metadata URLs, set by org admins) reach loopback and
 	// private addresses: development only, else an org admin could make the
@@ -253,6 +264,21 @@ func (r *RateLimits) name() {
 // IsProduction reports whether APP_ENV is production.
 func (c Config) IsProduction() bool { return c.AppEnv == Production }
 
+// ListeningOn points what was derived from the port (APP_BASE_URL unset,
+// and the issuer named after it) at addr, the port really listened on:
+// PORT=0 picks a free one, and the links the server mails must reach it.
+func (c *Config) ListeningOn(addr net.Addr) {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !c.AppBaseURLDerived || !ok {
+		return
+	}
+	base := "http://localhost:" + strconv.Itoa(tcp.Port)
+	if c.JWTIssuer == c.AppBaseURL {
+		c.JWTIssuer = base
+	}
+	c.AppBaseURL, c.Port = base, strconv.Itoa(tcp.Port)
+}
+
 // Load reads the configuration from environ (KEY -> value) and validates it.
 func Load(environ map[string]string) (Config, error) {
 	var cfg Config
@@ -290,13 +316,16 @@ func positive(ds map[string]time.Duration, example string) error {
 
 // validateServer: where the app listens and how it names itself.
 func (c *Config) validateServer() error {
-	if n, err := strconv.Atoi(c.Port); err != nil || n < 1 || n > 65535 {
-		return bad("PORT", fmt.Sprintf("%q is not a port number from 1 to 65535", c.Port))
+	if n, err := strconv.Atoi(c.Port); err != nil || n < 0 || n > 65535 {
+		return bad("PORT", fmt.Sprintf("%q is not a port number from 0 (any free port) to 65535", c.Port))
 	}
 	switch c.AppEnv {
 	case Development, Production:
 	default:
 		return bad("APP_ENV", fmt.Sprintf("%q is not development or production", c.AppEnv))
+	}
+	if c.AppBaseURL == "" {
+		c.AppBaseURL, c.AppBaseURLDerived = "http://localhost:"+c.Port, true
 	}
 	if u, err := url.Parse(c.AppBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return bad("APP_BASE_URL", "must be an absolute http(s) URL")
@@ -507,6 +536,11 @@ func (c *Config) validateHTTP() error {
 	}
 	if c.SAMLClockSkew < 0 || c.SAMLClockSkew > 10*time.Minute {
 		return bad("SAML_CLOCK_SKEW", "must be between 0s and 10m")
+	}
+	for name, v := range map[string]string{"VERIFY_EMAIL_URL": c.VerifyEmailURL, "RESET_PASSWORD_URL": c.ResetPasswordURL} {
+		if u, err := url.Parse(v); v != "" && (err != nil || u.Host == "" || u.Fragment != "" || (u.Scheme != "https" && u.Scheme != "http")) {
+			return bad(name, fmt.Sprintf("%q is not an absolute http(s) URL without a fragment, such as https://app.example.com/verify", v))
+		}
 	}
 	for _, r := range c.OAuthRedirectURIs {
 		if u, err := url.Parse(r); err != nil || u.Host == "" || u.Fragment != "" || (u.Scheme != "https" && u.Scheme != "http" && !strings.Contains(u.Scheme, ".")) {

@@ -263,3 +263,21 @@ func TestCORSWithCredentials(t *testing.T) {
 	r = preflight("https://evil.example")
 	mustf(t, r.Header.Get("Access-Control-Allow-Origin") == "" && r.Header.Get("Access-Control-Allow-Credentials") == "", "refused preflight: %v", r.Header)
 }
+
+// The example front end is served in development, under the page CSP.
+func TestExampleFrontEnd(t *testing.T) {
+	parallelTest(t)
+	a := newApp(t)
+	for _, c := range []struct{ path, want, contentType string }{
+		{"/dev/example/", `<script type="module" src="app.js"></script>`, "text/html"},
+		{"/dev/example/app.js", `session: 'cookie'`, "text/javascript"},
+		{"/dev/example/style.css", "main {", "text/css"},
+	} {
+		r := a.do(t, Request{Method: "GET", URL: c.path, RemoteAddr: "127.0.0.1:5000"})
+		mustf(t, r.Status == 200 && strings.Contains(r.Body, c.want) && strings.HasPrefix(r.Header.Get("Content-Type"), c.contentType),
+			"%s: %d %s %s", c.path, r.Status, r.Header.Get("Content-Type"), r.Body)
+		mustf(t, strings.Contains(r.Header.Get("Content-Security-Policy"), "script-src 'self'"), "%s CSP %q", c.path, r.Header.Get("Content-Security-Policy"))
+	}
+	off := newApp(t, "DEV_ROUTES", "false")
+	mustf(t, off.do(t, Request{Method: "GET", URL: "/dev/example/"}).Status == 404, "the example is served without DEV_ROUTES")
+}

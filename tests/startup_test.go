@@ -440,3 +440,49 @@ func TestHelpAndDocsNeedNoConfiguration(t *testing.T) {
 	_, err = run(t, []string{"migrate", "status"}, broken)
 	mustf(t, err != nil && strings.Contains(err.Error(), "invalid PORT"), "migrate with PORT=abc: %v", err)
 }
+
+// Without APP_BASE_URL, the links the server mails name the port it really
+// listens on (PORT=0: one the system picked), not a default.
+func TestDevelopmentLinksFollowTheListenAddress(t *testing.T) {
+	parallelTest(t)
+	dir := t.TempDir()
+	env := map[string]string{
+		"PORT": "0", "SQLITE_PATH": dir + "/app.db", "BCRYPT_COST": "4", "RATE_LIMIT_ENABLED": "false",
+		"JWT_PRIVATE_KEY_FILE": dir + "/config/jwt-private.pem", "JWT_PUBLIC_KEY_FILE": dir + "/config/jwt-public.pem",
+		"API_KEY_PEPPER_FILE": dir + "/config/api-key-pepper", "AUDIT_KEY_FILE": dir + "/config/audit-key", "MFA_KEY_FILE": dir + "/config/mfa-key",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- cli.Run(ctx, nil, env, out) }()
+	defer func() { cancel(); <-done }()
+	listening := regexp.MustCompile(`msg=listening address=127\.0\.0\.1:(\d+)`)
+	var port string
+	for i := 0; port == ""; i++ {
+		if m := listening.FindStringSubmatch(out.String()); m != nil {
+			port = m[1]
+		}
+		select {
+		case err := <-done:
+			done <- err // for the deferred wait
+			t.Fatalf("serve ended: %v %s", err, out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		mustf(t, i < 200, "never listened: %s", out.String())
+	}
+	base := "http://127.0.0.1:" + port
+	email := "follow@example.com"
+	res, err := http.Post(base+"/auth/register", "application/json", strings.NewReader(`{"email":"`+email+`","password":"Correct-Horse-9"}`))
+	mustf(t, err == nil && res.StatusCode == 202, "register: %v %v", err, res)
+	res.Body.Close()
+	res, err = http.Get(base + "/dev/mail?to=" + email)
+	mustf(t, err == nil && res.StatusCode == 200, "dev mail: %v", err)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	mustf(t, strings.Contains(string(body), "http://localhost:"+port+"/auth/verify?token="), "the link does not name port %s: %s", port, body)
+	res, err = http.Get(base + "/.well-known/oauth-authorization-server")
+	mustf(t, err == nil, "metadata: %v", err)
+	meta, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	mustf(t, strings.Contains(string(meta), `"issuer":"http://localhost:`+port+`"`), "the issuer does not follow: %s", meta)
+}

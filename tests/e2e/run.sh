@@ -5,7 +5,8 @@
 #   1. lints the served OpenAPI document with Redocly,
 #   2. renders every Mermaid diagram in the guides (mermaid-cli),
 #   3. drives Swagger UI in headless Chromium (swagger-ui.mjs), signs in
-#      through the development provider there (sign-in.mjs), and
+#      through the development provider there (sign-in.mjs), uses the
+#      example front end on a cookie session (example-app.mjs), and
 #   4. runs docs/postman_collection.json with newman,
 # steps 3 and 4 through Prism, a proxy that validates every answer against
 # the served OpenAPI document: any answer outside it fails the run; and
@@ -89,6 +90,9 @@ BASE_URL="$proxied" EMAIL="$admin_email" PASSWORD="$password" ARTIFACTS="$artifa
 
 echo "== sign-in with a provider in headless Chromium (the development provider)"
 BASE_URL="$base" node sign-in.mjs
+
+echo "== the example front end in headless Chromium (a cookie session)"
+BASE_URL="$base" node example-app.mjs
 
 # Twice in a row on the same server: the collection must be re-runnable
 # (nothing it makes collides, and it leaves the limits usable) and needs

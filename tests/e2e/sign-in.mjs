@@ -4,23 +4,10 @@
 // callback (with the cookie that binds the sign-in to this browser), the
 // front end's page with the one-time code, and the code traded for tokens.
 // BASE_URL comes from run.sh (the server itself: the redirects go there).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { fail, launch } from './chromium.mjs';
 
 const { BASE_URL } = process.env;
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-const fail = (msg) => { throw new Error(msg); };
-
-const userDataDir = mkdtempSync(join(tmpdir(), 'tollgate-chromium-'));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath,
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
-const page = context.pages()[0] ?? await context.newPage();
+const { page, close } = await launch();
 try {
   const providers = await (await page.request.get(`${BASE_URL}/auth/providers`)).json();
   const dev = providers.data.find((p) => p.name === 'dev') ?? fail(`no dev provider: ${JSON.stringify(providers)}`);
@@ -39,6 +26,5 @@ try {
   if (again.status() !== 400) fail(`the code worked twice: ${again.status()}`);
   console.log(`signed in through the development provider as ${email}; the code worked once`);
 } finally {
-  await context.close();
-  rmSync(userDataDir, { recursive: true, force: true });
+  await close();
 }

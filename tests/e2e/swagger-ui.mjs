@@ -2,26 +2,11 @@
 // token (401), authorize with an access token from a real login, try again
 // (200), and keep a screenshot. BASE_URL, EMAIL, PASSWORD and ARTIFACTS come
 // from run.sh.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { fail, launch } from './chromium.mjs';
 
 const { BASE_URL, EMAIL, PASSWORD, ARTIFACTS } = process.env;
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-const fail = (msg) => { throw new Error(msg); };
-
-const userDataDir = mkdtempSync(join(tmpdir(), 'tollgate-chromium-'));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath,
-  headless: true,
-  viewport: { width: 1280, height: 1600 },
-  // Without the background-networking flags Chromium keeps dialling out,
-  // which a closed network refuses.
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
-const page = context.pages()[0] ?? await context.newPage();
+const { page, close } = await launch({ viewport: { width: 1280, height: 1600 } });
 const pageErrors = [];
 page.on('pageerror', (e) => pageErrors.push(e.message));
 // Console errors include CSP violations; the deliberate 401 below is not one.
@@ -78,6 +63,5 @@ try {
   await page.screenshot({ path: join(ARTIFACTS, 'swagger-ui-failure.png'), fullPage: true }).catch(() => {});
   throw err;
 } finally {
-  await context.close();
-  rmSync(userDataDir, { recursive: true, force: true });
+  await close();
 }
