@@ -21,13 +21,15 @@ type Auth struct {
 	sessions     *services.Sessions
 	passwords    *services.Passwords
 	cookie       cookieMode
+	captcha      *services.Captcha
 }
 
 // NewAuth builds the auth handlers; logins asking for a cookie session get
-// cookies as described, backed by browserSessions.
-func NewAuth(a *services.Accounts, cookies browser.Cookies, browserSessions *services.BrowserSessions) *Auth {
+// cookies as described, backed by browserSessions; captcha guards the
+// flows CAPTCHA_FLOWS names.
+func NewAuth(a *services.Accounts, cookies browser.Cookies, browserSessions *services.BrowserSessions, captcha *services.Captcha) *Auth {
 	return &Auth{registration: a.Registration, login: a.Login, sessions: a.Sessions, passwords: a.Passwords,
-		cookie: cookieMode{cookies: cookies, sessions: browserSessions}}
+		cookie: cookieMode{cookies: cookies, sessions: browserSessions}, captcha: captcha}
 }
 
 // RegisterRequest creates an account. Anything else in the body (role,
@@ -52,7 +54,12 @@ func (h *Auth) Register(c *echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	if err := h.registration.Register(c.Request().Context(), req.Email, req.Password); err != nil {
+	ctx, ip := c.Request().Context(), c.RealIP()
+	if err := h.captcha.Check(ctx, captchaRegister, ip, req.Email, c.Request().Header.Get(CaptchaHeader)); err != nil {
+		return err
+	}
+	h.captcha.Attempted(ctx, captchaRegister, ip, req.Email)
+	if err := h.registration.Register(ctx, req.Email, req.Password); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusAccepted, MessageResponse{Message: "Check your inbox: a link to verify the address is on its way"})
@@ -108,13 +115,14 @@ type ResendRequest struct {
 //	@Success	202	{object}	MessageResponse
 //	@Router			/auth/verify/resend [post]
 func (h *Auth) Resend(c *echo.Context) error {
-	return acceptEmail(c, "If that account exists and is not verified, a new link is on its way", h.registration.ResendVerification)
+	return h.acceptEmail(c, captchaResend, "If that account exists and is not verified, a new link is on its way", h.registration.ResendVerification)
 }
 
-// acceptEmail reads {"email"}, runs work for the address and answers 202
-// with message once that work is durable (work costs the same whether or
-// not the address has an account, so the timing tells nothing).
-func acceptEmail(c *echo.Context, message string, work func(context.Context, string) error) error {
+// acceptEmail reads {"email"}, passes flow's CAPTCHA, runs work for the
+// address and answers 202 with message once that work is durable (work
+// costs the same whether or not the address has an account, so the timing
+// tells nothing).
+func (h *Auth) acceptEmail(c *echo.Context, flow, message string, work func(context.Context, string) error) error {
 	var req ResendRequest // the same body as ForgotRequest
 	if err := bind(c, &req); err != nil {
 		return err
@@ -122,7 +130,12 @@ func acceptEmail(c *echo.Context, message string, work func(context.Context, str
 	if msg := services.CheckEmail(services.NormalizeEmail(req.Email)); msg != "" {
 		return validationError("email", msg)
 	}
-	if err := work(c.Request().Context(), req.Email); err != nil {
+	ctx, ip := c.Request().Context(), c.RealIP()
+	if err := h.captcha.Check(ctx, flow, ip, req.Email, c.Request().Header.Get(CaptchaHeader)); err != nil {
+		return err
+	}
+	h.captcha.Attempted(ctx, flow, ip, req.Email)
+	if err := work(ctx, req.Email); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusAccepted, MessageResponse{Message: message})
@@ -184,7 +197,14 @@ func (h *Auth) Login(c *echo.Context) error {
 	if err := h.cookie.start(c, req.Session); err != nil {
 		return err
 	}
-	s, err := h.login.Login(c.Request().Context(), req.Email, req.Password, client(c))
+	ctx, ip := c.Request().Context(), c.RealIP()
+	if err := h.captcha.Check(ctx, captchaLogin, ip, req.Email, c.Request().Header.Get(CaptchaHeader)); err != nil {
+		return err
+	}
+	s, err := h.login.Login(ctx, req.Email, req.Password, client(c))
+	if errors.Is(err, services.ErrBadCredentials) {
+		h.captcha.Attempted(ctx, captchaLogin, ip, req.Email)
+	}
 	if err != nil {
 		return err
 	}
@@ -337,7 +357,7 @@ type ForgotRequest struct {
 //	@Success	202	{object}	MessageResponse
 //	@Router			/auth/password/forgot [post]
 func (h *Auth) Forgot(c *echo.Context) error {
-	return acceptEmail(c, "If that account exists, a reset link is on its way", h.passwords.Forgot)
+	return h.acceptEmail(c, captchaForgot, "If that account exists, a reset link is on its way", h.passwords.Forgot)
 }
 
 // ResetRequest sets a new password with a reset token.

@@ -21,11 +21,13 @@ import (
 type OAuth struct {
 	clients *services.Clients
 	baseURL string
+	captcha *services.Captcha
 }
 
-// NewOAuth builds the OAuth handlers; baseURL is APP_BASE_URL.
-func NewOAuth(clients *services.Clients, baseURL string) *OAuth {
-	return &OAuth{clients: clients, baseURL: baseURL}
+// NewOAuth builds the OAuth handlers; baseURL is APP_BASE_URL; captcha
+// guards the token endpoint when CAPTCHA_FLOWS says so.
+func NewOAuth(clients *services.Clients, baseURL string, captcha *services.Captcha) *OAuth {
+	return &OAuth{clients: clients, baseURL: baseURL, captcha: captcha}
 }
 
 // ClientTokenResponse is the token endpoint's answer (RFC 6749 section 5.1).
@@ -113,8 +115,16 @@ func (h *OAuth) Token(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
+	ctx, ip, id := c.Request().Context(), c.RealIP(), f.Get("client_id")
+	if basic, _, ok := c.Request().BasicAuth(); ok {
+		id = basic
+	}
+	if err := h.captcha.Check(ctx, captchaToken, ip, id, c.Request().Header.Get(CaptchaHeader)); err != nil {
+		return err
+	}
 	ac, err := h.client(c, f)
 	if err != nil {
+		h.captcha.Attempted(ctx, captchaToken, ip, id)
 		return err
 	}
 	switch f.Get("grant_type") {

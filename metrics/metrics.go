@@ -39,6 +39,7 @@ type Metrics struct {
 	PurgedRows         *prometheus.CounterVec // table
 	MailDelivered      *prometheus.CounterVec // result: sent, retry, abandoned
 	PasswordHashes     *prometheus.CounterVec // cost: bcrypt hashes and comparisons run
+	CaptchaChecks      *prometheus.CounterVec // flow, result
 }
 
 // New builds the collectors, with the Go runtime and process collectors.
@@ -56,7 +57,7 @@ func New() *Metrics {
 		RefreshReuse: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "refresh_token_reuse_total",
 			Help: "Refresh tokens presented after rotation past the grace period: the family was revoked."}),
 		RefreshRetries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "refresh_token_retries_total",
-			Help: "Rotated refresh tokens presented again within the grace period (409, family kept)."}),
+			Help: "Rotated refresh tokens presented again within the grace period (answered with their successor, family kept)."}),
 		DependencyUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "dependency_up",
 			Help: "1 when the dependency answered the last readiness check."}, []string{"dependency"}),
 		PurgedRows: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "purged_rows_total",
@@ -65,9 +66,12 @@ func New() *Metrics {
 			Help: "Outbox delivery attempts by result: sent, retry (failed, will retry), abandoned (failed for the last time)."}, []string{"result"}),
 		PasswordHashes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "password_hashes_total",
 			Help: "bcrypt hashes and comparisons run, by cost: checks at a cost below BCRYPT_COST fall to zero as passwords are rehashed."}, []string{"cost"}),
+		CaptchaChecks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "captcha_checks_total",
+			Help: "CAPTCHA decisions by flow and result: passed, required (none sent), refused, unavailable_open, unavailable_closed."}, []string{"flow", "result"}),
 	}
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.LoginAttempts, m.RateLimitDecisions, m.RateLimitFallback, m.RefreshReuse, m.RefreshRetries, m.DependencyUp, m.PurgedRows, m.MailDelivered, m.PasswordHashes)
+		m.LoginAttempts, m.RateLimitDecisions, m.RateLimitFallback, m.RefreshReuse, m.RefreshRetries, m.DependencyUp, m.PurgedRows, m.MailDelivered, m.PasswordHashes,
+		m.CaptchaChecks)
 	for _, o := range []string{LoginSuccess, LoginFailed, LoginUnverified, LoginLimited, LoginBusy} {
 		m.LoginAttempts.WithLabelValues(o) // present at zero, so rate() works from the first scrape
 	}

@@ -59,6 +59,7 @@ func Document() (*openapi3.T, error) {
 	addFaultAnswers(doc)
 	addLoginChallenge(doc)
 	addCookieSessions(doc)
+	addCaptcha(doc)
 	addErrorExamples(doc)
 	addQuotaProblem(doc)
 	addPages(doc)

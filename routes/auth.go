@@ -8,7 +8,8 @@ import (
 )
 
 // Anyone may call these: they are how a caller gets a token.
-func auth(e *echo.Echo, h *handlers.Auth, g Guards) {
+func auth(e *echo.Echo, h *handlers.Auth, captcha *handlers.CaptchaInfo, g Guards) {
+	e.GET("/auth/captcha", captcha.Show, g.Public) // which CAPTCHA widget to show, and when
 	e.POST("/auth/register", h.Register, g.Public, g.Register)
 	e.GET("/auth/verify", h.Verify, g.Public)
 	e.POST("/auth/verify/resend", h.Resend, g.Public, g.Register)

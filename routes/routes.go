@@ -14,6 +14,7 @@ import (
 type Handlers struct {
 	System    *handlers.System
 	Auth      *handlers.Auth
+	Captcha   *handlers.CaptchaInfo
 	Account   *handlers.Account
 	Users     *handlers.Users
 	Projects  *handlers.Projects
@@ -93,7 +94,7 @@ func (g Guards) PlatformPeople() []echo.MiddlewareFunc {
 // Register adds every route to e.
 func Register(e *echo.Echo, h Handlers, g Guards) {
 	system(e, h.System, g)
-	auth(e, h.Auth, g)
+	auth(e, h.Auth, h.Captcha, g)
 	federation(e, h.Federated, g)
 	sso(e, h.SSO, g)
 	account(e, h.Account, g)

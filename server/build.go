@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tollgate/tollgate/captcha"
 	"github.com/tollgate/tollgate/clock"
 	"github.com/tollgate/tollgate/database"
 	"github.com/tollgate/tollgate/devidp"
@@ -66,6 +67,7 @@ type Services struct {
 	Outbox    *services.Outbox
 	Accounts  *services.Accounts
 	Browser   *services.BrowserSessions // cookie sessions of browser apps
+	Captcha   *services.Captcha         // the CAPTCHA of the flows that ask for one
 	APIKeys   *services.APIKeys
 	Clients   *services.Clients
 	Orgs      *services.Orgs
@@ -205,6 +207,9 @@ func newServices(d Deps, st Stores, m *metrics.Metrics) (Services, error) {
 		return Services{}, err
 	}
 	s.Browser = services.NewBrowserSessions(s.Accounts)
+	if s.Captcha, err = buildCaptcha(cfg, st, d, m); err != nil {
+		return Services{}, err
+	}
 	env := "test"
 	if cfg.IsProduction() {
 		env = "live"
@@ -249,3 +254,21 @@ func (s *Server) Close() {
 
 // Handler is the application as an http.Handler (tests serve it directly).
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// buildCaptcha makes the CAPTCHA gate of cfg (off: one that asks for none).
+func buildCaptcha(cfg settings.Config, st Stores, d Deps, m *metrics.Metrics) (*services.Captcha, error) {
+	c := services.CaptchaConfig{Window: cfg.CaptchaWindow, FailOpen: cfg.CaptchaFailOpen, Store: st.Limits,
+		Flows: map[string]services.CaptchaMode{}}
+	for flow, mode := range cfg.CaptchaFlows {
+		c.Flows[flow] = services.CaptchaMode{Always: mode.Always, After: mode.After}
+	}
+	if cfg.CaptchaProvider != "off" {
+		v, err := captcha.New(captcha.Config{Provider: cfg.CaptchaProvider, Secret: cfg.CaptchaSecret, URL: cfg.CaptchaVerifyURL,
+			Timeout: cfg.CaptchaTimeout, MinScore: cfg.CaptchaMinScore})
+		if err != nil {
+			return nil, err
+		}
+		c.Verifier = v
+	}
+	return services.NewCaptcha(c, d.Log, m), nil
+}

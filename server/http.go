@@ -69,7 +69,7 @@ func newHTTP(d Deps, st Stores, svc Services, monitor *database.Monitor, m *metr
 		e.Use(echomw.CORSWithConfig(echomw.CORSConfig{
 			AllowOrigins:  cfg.CORSAllowedOrigins,
 			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete, http.MethodOptions},
-			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType, browser.CSRFHeader, "X-API-Key"},
+			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType, browser.CSRFHeader, handlers.CaptchaHeader, "X-API-Key"},
 			ExposeHeaders: exposedHeaders,
 			// Cookie sessions: the listed origins may send credentials (and
 			// only they: the allowed origin is echoed, never "*").
@@ -99,7 +99,8 @@ func newHTTP(d Deps, st Stores, svc Services, monitor *database.Monitor, m *metr
 	fed := handlers.NewFederation(svc.Accounts, cfg.AppBaseURL, cookies, svc.Browser)
 	routes.Register(e, routes.Handlers{
 		System:    handlers.NewSystem(version(), svc.Health, svc.Tokens, cfg.SwaggerEnabled),
-		Auth:      handlers.NewAuth(svc.Accounts, cookies, svc.Browser),
+		Captcha:   handlers.NewCaptchaInfo(svc.Captcha, cfg.CaptchaSiteKey),
+		Auth:      handlers.NewAuth(svc.Accounts, cookies, svc.Browser, svc.Captcha),
 		Federated: fed,
 		SSO:       handlers.NewSSO(fed),
 		Account:   handlers.NewAccount(svc.Accounts),
@@ -109,7 +110,7 @@ func newHTTP(d Deps, st Stores, svc Services, monitor *database.Monitor, m *metr
 		Docs:      apiDocs,
 		Dev:       dev,
 		APIKeys:   handlers.NewAPIKeys(svc.APIKeys),
-		OAuth:     handlers.NewOAuth(svc.Clients, cfg.AppBaseURL),
+		OAuth:     handlers.NewOAuth(svc.Clients, cfg.AppBaseURL, svc.Captcha),
 		Audit:     handlers.NewAudit(svc.Audit, svc.Orgs),
 		Orgs:      handlers.NewOrgs(svc.Orgs, svc.Users, d.Clock.Now),
 	}, routes.NewGuards(

@@ -140,6 +140,26 @@ type Config struct {
 	SSOAllowPrivateNetworks bool `env:"SSO_ALLOW_PRIVATE_NETWORKS" envDefault:"false"`
 	// SAML_CLOCK_SKEW is the leeway on a SAML assertion's validity window.
 	SAMLClockSkew time.Duration `env:"SAML_CLOCK_SKEW" envDefault:"90s"`
+
+	// CAPTCHA_PROVIDER is off, turnstile, hcaptcha, recaptcha or fake (the
+	// answer "pass" passes; never in production). CAPTCHA_SECRET is the
+	// provider's secret key, CAPTCHA_SITE_KEY its public one (GET
+	// /auth/captcha hands it to the front end).
+	CaptchaProvider string `env:"CAPTCHA_PROVIDER" envDefault:"off"`
+	CaptchaSecret   string `env:"CAPTCHA_SECRET"`
+	CaptchaSiteKey  string `env:"CAPTCHA_SITE_KEY"`
+	// CAPTCHA_FLOWS: which flows ask for one, and when (see CaptchaFlows).
+	CaptchaFlows CaptchaFlows `env:"CAPTCHA_FLOWS" envDefault:"register=always,login=after:3,forgot=after:3,resend=after:3,token=off"`
+	// CAPTCHA_WINDOW is the sliding window of after:N modes.
+	CaptchaWindow time.Duration `env:"CAPTCHA_WINDOW" envDefault:"15m"`
+	// CAPTCHA_FAIL_OPEN lets requests through while the provider does not
+	// answer (logged); off: 503 captcha_unavailable.
+	CaptchaFailOpen bool          `env:"CAPTCHA_FAIL_OPEN" envDefault:"false"`
+	CaptchaTimeout  time.Duration `env:"CAPTCHA_TIMEOUT" envDefault:"5s"`
+	// CAPTCHA_VERIFY_URL replaces the provider's siteverify URL (a proxy).
+	CaptchaVerifyURL string `env:"CAPTCHA_VERIFY_URL"`
+	// CAPTCHA_MIN_SCORE: reCAPTCHA v3 answers scoring below it fail.
+	CaptchaMinScore float64 `env:"CAPTCHA_MIN_SCORE" envDefault:"0.5"`
 	// Default lifetime of OAuth client access tokens (a client may set its own).
 	OAuthTokenTTL time.Duration `env:"OAUTH_TOKEN_TTL" envDefault:"15m"`
 
@@ -485,6 +505,28 @@ func (c *Config) validateSecrets() error {
 func (c *Config) validateCredentials() error {
 	if c.APIKeyMaxPerUser < 1 {
 		return bad("API_KEY_MAX_PER_USER", "must be a whole number from 1")
+	}
+	switch c.CaptchaProvider {
+	case "off":
+	case "fake":
+		if c.IsProduction() {
+			return bad("CAPTCHA_PROVIDER", "fake passes any answer \"pass\": not in production")
+		}
+	case "turnstile", "hcaptcha", "recaptcha":
+		if c.CaptchaSecret == "" {
+			return bad("CAPTCHA_SECRET", "is required with CAPTCHA_PROVIDER="+c.CaptchaProvider)
+		}
+	default:
+		return bad("CAPTCHA_PROVIDER", "must be off, turnstile, hcaptcha, recaptcha or fake")
+	}
+	if c.CaptchaWindow < time.Minute || c.CaptchaWindow > 24*time.Hour {
+		return bad("CAPTCHA_WINDOW", "must be between 1m and 24h")
+	}
+	if c.CaptchaTimeout <= 0 || c.CaptchaTimeout > 30*time.Second {
+		return bad("CAPTCHA_TIMEOUT", "must be between 1ms and 30s")
+	}
+	if c.CaptchaMinScore < 0 || c.CaptchaMinScore > 1 {
+		return bad("CAPTCHA_MIN_SCORE", "must be between 0 and 1")
 	}
 	if c.APIKeyMaxLifetime < 0 {
 		return bad("API_KEY_MAX_LIFETIME", "must be a duration such as 8760h (0: no maximum)")

@@ -2,6 +2,7 @@ package settings
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -137,5 +138,49 @@ func (t *TierPolicies) UnmarshalText(b []byte) error {
 		out[tier] = p
 	}
 	*t = out
+	return nil
+}
+
+// CaptchaFlows are the CAPTCHA modes by flow, as FLOW=MODE,... where MODE
+// is off, always or after:N (N attempts, for login and the token endpoint
+// failed ones, from the client's IP or for the account within
+// CAPTCHA_WINDOW). Flows not named are off.
+type CaptchaFlows map[string]CaptchaMode
+
+// CaptchaMode is one flow's: Always, or from After attempts on (0: off).
+type CaptchaMode struct {
+	Always bool
+	After  int64
+}
+
+// CaptchaFlowNames are the flows a CAPTCHA can guard.
+var CaptchaFlowNames = []string{"register", "login", "forgot", "resend", "token"}
+
+// UnmarshalText parses CAPTCHA_FLOWS.
+func (f *CaptchaFlows) UnmarshalText(b []byte) error {
+	out := CaptchaFlows{}
+	for _, item := range strings.Split(string(b), ",") {
+		if strings.TrimSpace(item) == "" {
+			continue
+		}
+		flow, mode, ok := strings.Cut(strings.TrimSpace(item), "=")
+		if !ok || !slices.Contains(CaptchaFlowNames, flow) {
+			return fmt.Errorf("%q is not FLOW=MODE with FLOW one of %s", item, strings.Join(CaptchaFlowNames, ", "))
+		}
+		switch n, found := strings.CutPrefix(mode, "after:"); {
+		case mode == "off":
+		case mode == "always":
+			out[flow] = CaptchaMode{Always: true}
+		case found:
+			v, err := strconv.ParseInt(n, 10, 64)
+			if err != nil || v < 1 || v > 1000 {
+				return fmt.Errorf("%s: after:N needs N from 1 to 1000", flow)
+			}
+			out[flow] = CaptchaMode{After: v}
+		default:
+			return fmt.Errorf("%s: %q is not off, always or after:N", flow, mode)
+		}
+	}
+	*f = out
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tollgate/tollgate/caller"
 	"github.com/tollgate/tollgate/models"
+	"github.com/tollgate/tollgate/product"
 )
 
 const appOrigin = "http://tollgate.test" // the tests' APP_BASE_URL
@@ -24,9 +25,9 @@ func cookieLogin(t testing.TB, a *App, u *User, origin string) (session, csrf st
 		Body: map[string]string{"email": u.Email, "password": u.Password, "session": "cookie"}})
 	for _, ck := range (&http.Response{Header: r.Header}).Cookies() {
 		switch ck.Name {
-		case "tollgate_session":
+		case product.ID + "_session":
 			session = ck.Value
-		case "tollgate_csrf":
+		case product.ID + "_csrf":
 			csrf = ck.Value
 		}
 	}
@@ -35,7 +36,7 @@ func cookieLogin(t testing.TB, a *App, u *User, origin string) (session, csrf st
 
 // withCookies are the headers of a browser request carrying the session.
 func withCookies(session, csrf, origin string) map[string]string {
-	h := map[string]string{"Cookie": "tollgate_session=" + session + "; tollgate_csrf=" + csrf}
+	h := map[string]string{"Cookie": product.ID + "_session=" + session + "; " + product.ID + "_csrf=" + csrf}
 	if csrf != "" {
 		h["X-CSRF-Token"] = csrf
 	}
@@ -58,12 +59,12 @@ func TestCookieLogin(t *testing.T) {
 	mustf(t, !strings.Contains(session, ".") && len(session) < 200, "the session cookie looks like a JWT or is large: %d bytes", len(session))
 	var sawSession bool
 	for _, line := range r.Header.Values("Set-Cookie") {
-		if strings.HasPrefix(line, "tollgate_session=") {
+		if strings.HasPrefix(line, product.ID+"_session=") {
 			sawSession = true
 			mustf(t, strings.Contains(line, "HttpOnly") && strings.Contains(line, "SameSite=Lax") && strings.Contains(line, "Path=/") &&
 				strings.Contains(line, "Max-Age=604800"), "session cookie %q", line)
 		}
-		if strings.HasPrefix(line, "tollgate_csrf=") {
+		if strings.HasPrefix(line, product.ID+"_csrf=") {
 			mustf(t, !strings.Contains(line, "HttpOnly"), "the CSRF cookie must be readable by the page: %q", line)
 		}
 	}
@@ -118,7 +119,7 @@ func TestCookieLoginScenarios(t *testing.T) {
 	for _, s := range []Scenario{
 		{Name: "from the API's own origin", Method: "POST", URL: "/auth/login", Body: body, Setup: login(appOrigin),
 			Headers: map[string]string{"Origin": "{origin}"}, ExpectedStatus: 200, ExpectedContent: []string{`"session":"cookie"`, `"csrf_token"`},
-			NotExpected: []string{"access_token"}, ExpectedHeaders: map[string]string{"Set-Cookie": "tollgate_"}},
+			NotExpected: []string{"access_token"}, ExpectedHeaders: map[string]string{"Set-Cookie": product.ID + "_"}},
 		{Name: "from a configured front end", Method: "POST", URL: "/auth/login", Body: body, Setup: login("http://localhost:5173"),
 			Env: []string{"CORS_ALLOWED_ORIGINS", "http://localhost:5173"}, Headers: map[string]string{"Origin": "{origin}"},
 			ExpectedStatus: 200, ExpectedContent: []string{`"session":"cookie"`}},
@@ -136,12 +137,12 @@ func TestCookieLoginScenarios(t *testing.T) {
 		{Name: "a refresh without token or cookie", Method: "POST", URL: "/auth/refresh", Body: `{}`,
 			ExpectedStatus: 400, ExpectedContent: []string{`"refresh_token"`}},
 		{Name: "a refresh with a body token and a cookie", Method: "POST", URL: "/auth/refresh", Body: `{"refresh_token":"abc"}`,
-			Headers: map[string]string{"Cookie": "tollgate_session=def", "Origin": appOrigin}, ExpectedStatus: 400,
+			Headers: map[string]string{"Cookie": product.ID + "_session=def", "Origin": appOrigin}, ExpectedStatus: 400,
 			ExpectedContent: []string{`"code":"ambiguous_credentials"`}},
-		{Name: "a cookie of no session", Method: "GET", URL: "/users/me", Headers: map[string]string{"Cookie": "tollgate_session=nothing"},
+		{Name: "a cookie of no session", Method: "GET", URL: "/users/me", Headers: map[string]string{"Cookie": product.ID + "_session=nothing"},
 			ExpectedStatus: 401, ExpectedContent: []string{`"code":"invalid_refresh_token"`}},
 		{Name: "logout with a cookie of no session", Method: "POST", URL: "/auth/logout", Body: `{}`,
-			Headers: map[string]string{"Cookie": "tollgate_session=nothing", "Origin": appOrigin}, ExpectedStatus: 204,
+			Headers: map[string]string{"Cookie": product.ID + "_session=nothing", "Origin": appOrigin}, ExpectedStatus: 204,
 			ExpectedHeaders: map[string]string{"Set-Cookie": "Max-Age=0"}},
 	} {
 		s.Run(t)
@@ -172,7 +173,7 @@ func TestCookieSessionLifecycle(t *testing.T) {
 		}
 		u, _ := url.Parse(srv.URL)
 		for _, ck := range jar.Cookies(u) {
-			if ck.Name == "tollgate_csrf" {
+			if ck.Name == product.ID+"_csrf" {
 				req.Header.Set("X-CSRF-Token", ck.Value)
 			}
 		}
@@ -206,12 +207,12 @@ func TestCookieSessionLifecycle(t *testing.T) {
 	mustf(t, r.Status == 200 && strings.Contains(r.Body, `"session":"cookie"`) && !strings.Contains(r.Body, "refresh_token"), "refresh: %d %s", r.Status, r.Body)
 	var oldSession string
 	for _, ck := range old {
-		if ck.Name == "tollgate_session" {
+		if ck.Name == product.ID+"_session" {
 			oldSession = ck.Value
 		}
 	}
 	for _, ck := range jar.Cookies(before) {
-		if ck.Name == "tollgate_session" {
+		if ck.Name == product.ID+"_session" {
 			mustf(t, ck.Value != oldSession, "the session cookie was not rotated")
 		}
 	}
@@ -241,12 +242,12 @@ func TestCookieSessionOverHTTPS(t *testing.T) {
 	for _, ck := range (&http.Response{Header: r.Header}).Cookies() {
 		names = append(names, ck.Name)
 		mustf(t, ck.Secure && ck.Path == "/" && ck.Domain == "", "%s: Secure %v, Path %q, Domain %q", ck.Name, ck.Secure, ck.Path, ck.Domain)
-		if ck.Name == "__Host-tollgate_session" {
+		if ck.Name == "__Host-"+product.ID+"_session" {
 			me := a.do(t, Request{Method: "GET", URL: "/users/me", Headers: map[string]string{"Cookie": ck.Name + "=" + ck.Value}})
 			mustf(t, me.Status == 200, "read with the __Host- cookie: %d %s", me.Status, me.Body)
 		}
 	}
-	mustf(t, strings.Join(names, ",") == "__Host-tollgate_session,__Host-tollgate_csrf", "cookies %v", names)
+	mustf(t, strings.Join(names, ",") == "__Host-"+product.ID+"_session,__Host-"+product.ID+"_csrf", "cookies %v", names)
 }
 
 // CORS with credentials, for the allowlisted origins only.

@@ -4,12 +4,13 @@
 // CORS_ALLOWED_ORIGINS, and keeps everything else as it is here.
 const api = '';
 
-// The CSRF cookie's value, sent as X-CSRF-Token on every unsafe request.
-// Over https it is named __Host-tollgate_csrf.
+// The CSRF cookie's value, sent as X-CSRF-Token on every unsafe request:
+// <product>_csrf (tollgate_csrf until you rename it), __Host-<product>_csrf
+// over https. It is the only cookie scripts can read.
 function csrfToken() {
   for (const part of document.cookie.split('; ')) {
     const [name, value] = part.split('=');
-    if (name === 'tollgate_csrf' || name === '__Host-tollgate_csrf') return value;
+    if (name.endsWith('_csrf')) return value;
   }
   return '';
 }
