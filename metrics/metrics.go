@@ -40,6 +40,8 @@ type Metrics struct {
 	MailDelivered      *prometheus.CounterVec // result: sent, retry, abandoned
 	PasswordHashes     *prometheus.CounterVec // cost: bcrypt hashes and comparisons run
 	CaptchaChecks      *prometheus.CounterVec // flow, result
+	IPBlocked          *prometheus.CounterVec // source: requests refused by an IP rule
+	IPAutoBlocks       prometheus.Counter     // automatic temporary blocks made
 }
 
 // New builds the collectors, with the Go runtime and process collectors.
@@ -68,10 +70,14 @@ func New() *Metrics {
 			Help: "bcrypt hashes and comparisons run, by cost: checks at a cost below BCRYPT_COST fall to zero as passwords are rehashed."}, []string{"cost"}),
 		CaptchaChecks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "captcha_checks_total",
 			Help: "CAPTCHA decisions by flow and result: passed, required (none sent), refused, unavailable_open, unavailable_closed."}, []string{"flow", "result"}),
+		IPBlocked: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "ip_blocked_requests_total",
+			Help: "Requests refused by an IP block rule, by the rule's source: config, admin or auto."}, []string{"source"}),
+		IPAutoBlocks: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "ip_auto_blocks_total",
+			Help: "Temporary IP blocks made after repeated rate-limit refusals (IP_AUTO_BLOCK)."}),
 	}
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.LoginAttempts, m.RateLimitDecisions, m.RateLimitFallback, m.RefreshReuse, m.RefreshRetries, m.DependencyUp, m.PurgedRows, m.MailDelivered, m.PasswordHashes,
-		m.CaptchaChecks)
+		m.CaptchaChecks, m.IPBlocked, m.IPAutoBlocks)
 	for _, o := range []string{LoginSuccess, LoginFailed, LoginUnverified, LoginLimited, LoginBusy} {
 		m.LoginAttempts.WithLabelValues(o) // present at zero, so rate() works from the first scrape
 	}

@@ -31,6 +31,7 @@ type RateLimiter struct {
 	metrics *metrics.Metrics
 	// policyHeaders caches RateLimit-Policy values: ratelimit.Policy -> string.
 	policyHeaders sync.Map
+	onRefused     func(ctx context.Context, client string)
 }
 
 // NewRateLimiter builds the limiter. With enabled false every limit
@@ -342,7 +343,17 @@ func (l *RateLimiter) decided(p ratelimit.Policy, allowed bool) {
 	l.metrics.RateLimitDecisions.WithLabelValues(p.Name, result).Inc()
 }
 
+// OnRefused calls f with the client key (its IP, an IPv6 client's /64) of
+// every request refused for a limit (IP_AUTO_BLOCK counts them).
+func (l *RateLimiter) OnRefused(f func(ctx context.Context, ip string)) *RateLimiter {
+	l.onRefused = f
+	return l
+}
+
 func (l *RateLimiter) refuse(c *echo.Context, p ratelimit.Policy, r ratelimit.Result, err *apperror.Error) error {
+	if l.onRefused != nil {
+		l.onRefused(c.Request().Context(), ClientKey(c))
+	}
 	l.headers(c, p, r)
 	c.Response().Header().Set("Retry-After", strconv.FormatInt(int64(retryAfter(r).Seconds()), 10))
 	if p.Name != "" {

@@ -229,3 +229,16 @@ type MFAChallenge struct {
 
 // TableName names the challenge table.
 func (MFAChallenge) TableName() string { return "mfa_challenges" }
+
+// IPRule allows or blocks a CIDR, from the admin API or made after
+// repeated rate-limit refusals (Source auto); ExpiresAt nil: until removed.
+type IPRule struct {
+	ID        uuid.UUID `gorm:"type:uuid;primaryKey"`
+	CIDR      string    `gorm:"column:cidr"`
+	Action    string    // allow or block
+	Source    string    // admin or auto
+	Reason    string
+	CreatedBy *uuid.UUID `gorm:"type:uuid"`
+	CreatedAt time.Time
+	ExpiresAt *time.Time
+}

@@ -15,6 +15,7 @@ type Handlers struct {
 	System    *handlers.System
 	Auth      *handlers.Auth
 	Captcha   *handlers.CaptchaInfo
+	IPRules   *handlers.IPRules
 	Account   *handlers.Account
 	Users     *handlers.Users
 	Projects  *handlers.Projects
@@ -101,7 +102,7 @@ func Register(e *echo.Echo, h Handlers, g Guards) {
 	users(e, h.Users, g)
 	projects(e, h.Projects, g)
 	analytics(e, h.Analytics, g)
-	admin(e, h.Users, g)
+	admin(e, h.Users, h.IPRules, g)
 	audit(e, h.Audit, g)
 	orgs(e, h.Orgs, h.Audit, g)
 	apiKeys(e, h.APIKeys, g)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
 
@@ -68,6 +69,7 @@ type Services struct {
 	Accounts  *services.Accounts
 	Browser   *services.BrowserSessions // cookie sessions of browser apps
 	Captcha   *services.Captcha         // the CAPTCHA of the flows that ask for one
+	IPRules   *services.IPRules         // who may call at all
 	APIKeys   *services.APIKeys
 	Clients   *services.Clients
 	Orgs      *services.Orgs
@@ -210,6 +212,9 @@ func newServices(d Deps, st Stores, m *metrics.Metrics) (Services, error) {
 	if s.Captcha, err = buildCaptcha(cfg, st, d, m); err != nil {
 		return Services{}, err
 	}
+	if s.IPRules, err = buildIPRules(cfg, st, d, m, s.Audit); err != nil {
+		return Services{}, err
+	}
 	env := "test"
 	if cfg.IsProduction() {
 		env = "live"
@@ -271,4 +276,35 @@ func buildCaptcha(cfg settings.Config, st Stores, d Deps, m *metrics.Metrics) (*
 		c.Verifier = v
 	}
 	return services.NewCaptcha(c, d.Log, m), nil
+}
+
+// buildIPRules makes the IP rules of cfg and reads the stored ones.
+func buildIPRules(cfg settings.Config, st Stores, d Deps, m *metrics.Metrics, audit *services.Audit) (*services.IPRules, error) {
+	c := services.IPRulesConfig{Store: st.Limits, AutoBlockFor: cfg.IPAutoBlockFor, KeyPrefix: cfg.RateLimitKeyPrefix}
+	if d.Redis != nil {
+		c.Redis = d.Redis
+	}
+	for _, list := range []struct {
+		from []string
+		to   *[]netip.Prefix
+	}{{cfg.IPAllowlist, &c.Allow}, {cfg.IPBlocklist, &c.Block}} {
+		for _, v := range list.from {
+			p, err := services.ParseCIDR(v)
+			if err != nil {
+				return nil, err
+			}
+			*list.to = append(*list.to, p)
+		}
+	}
+	if cfg.IPAutoBlock != "" {
+		p, err := ratelimit.ParsePolicy("ip_refusals", cfg.IPAutoBlock)
+		if err != nil {
+			return nil, err
+		}
+		c.AutoBlock = p
+	}
+	r := services.NewIPRules(d.DB.DB, d.Clock, audit, d.Log, m, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return r, r.Reload(ctx)
 }

@@ -64,6 +64,8 @@ func newHTTP(d Deps, st Stores, svc Services, monitor *database.Monitor, m *metr
 			Timeout: cfg.RequestTimeout, ErrorHandler: func(_ *echo.Context, err error) error { return err },
 		}),
 		middleware.RequestInfo,
+		// A blocked address gets no further (the probes stay answered).
+		middleware.IPFilter(svc.IPRules, "/healthz", "/readyz"),
 	)
 	if len(cfg.CORSAllowedOrigins) > 0 {
 		e.Use(echomw.CORSWithConfig(echomw.CORSConfig{
@@ -93,13 +95,14 @@ func newHTTP(d Deps, st Stores, svc Services, monitor *database.Monitor, m *metr
 		d.Log.Warn("development routes on: POST /dev/users makes users of any role, GET /dev/mail shows queued mail, " +
 			"the dev sign-in provider signs in as any address (DEV_ROUTES; never in production)")
 	}
-	limiter := middleware.NewRateLimiter(st.Limits, cfg.RateLimitEnabled, d.Clock, d.Log, m, instanceName())
+	limiter := middleware.NewRateLimiter(st.Limits, cfg.RateLimitEnabled, d.Clock, d.Log, m, instanceName()).OnRefused(svc.IPRules.Refused)
 	rl := cfg.RateLimits
 	cookies := browser.New(cfg.AppBaseURL, cfg.CORSAllowedOrigins)
 	fed := handlers.NewFederation(svc.Accounts, cfg.AppBaseURL, cookies, svc.Browser)
 	routes.Register(e, routes.Handlers{
 		System:    handlers.NewSystem(version(), svc.Health, svc.Tokens, cfg.SwaggerEnabled),
 		Captcha:   handlers.NewCaptchaInfo(svc.Captcha, cfg.CaptchaSiteKey),
+		IPRules:   handlers.NewIPRules(svc.IPRules),
 		Auth:      handlers.NewAuth(svc.Accounts, cookies, svc.Browser, svc.Captcha),
 		Federated: fed,
 		SSO:       handlers.NewSSO(fed),

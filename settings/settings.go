@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"runtime"
@@ -158,6 +159,16 @@ type Config struct {
 	CaptchaTimeout  time.Duration `env:"CAPTCHA_TIMEOUT" envDefault:"5s"`
 	// CAPTCHA_VERIFY_URL replaces the provider's siteverify URL (a proxy).
 	CaptchaVerifyURL string `env:"CAPTCHA_VERIFY_URL"`
+	// IP_ALLOWLIST and IP_BLOCKLIST are CIDRs (or addresses), IPv4 or
+	// IPv6, comma-separated: a blocked client gets 403 ip_blocked before
+	// anything else; an allowed one is never blocked (not by the admin
+	// API's rules, not automatically).
+	IPAllowlist []string `env:"IP_ALLOWLIST" envSeparator:","`
+	IPBlocklist []string `env:"IP_BLOCKLIST" envSeparator:","`
+	// IP_AUTO_BLOCK: this many rate-limit refusals of one client IP within
+	// the window (N/WINDOW) block it for IP_AUTO_BLOCK_FOR. Empty: never.
+	IPAutoBlock    string        `env:"IP_AUTO_BLOCK"`
+	IPAutoBlockFor time.Duration `env:"IP_AUTO_BLOCK_FOR" envDefault:"1h"`
 	// CAPTCHA_MIN_SCORE: reCAPTCHA v3 answers scoring below it fail.
 	CaptchaMinScore float64 `env:"CAPTCHA_MIN_SCORE" envDefault:"0.5"`
 	// Default lifetime of OAuth client access tokens (a client may set its own).
@@ -524,6 +535,23 @@ func (c *Config) validateCredentials() error {
 	}
 	if c.CaptchaTimeout <= 0 || c.CaptchaTimeout > 30*time.Second {
 		return bad("CAPTCHA_TIMEOUT", "must be between 1ms and 30s")
+	}
+	for name, list := range map[string][]string{"IP_ALLOWLIST": c.IPAllowlist, "IP_BLOCKLIST": c.IPBlocklist} {
+		for _, v := range list {
+			if _, err := netip.ParsePrefix(strings.TrimSpace(v)); err != nil {
+				if _, err := netip.ParseAddr(strings.TrimSpace(v)); err != nil {
+					return bad(name, fmt.Sprintf("%q is not an address or CIDR such as 203.0.113.0/24 or 2001:db8::/32", v))
+				}
+			}
+		}
+	}
+	if c.IPAutoBlock != "" {
+		if _, err := ratelimit.ParsePolicy("ip_refusals", c.IPAutoBlock); err != nil {
+			return bad("IP_AUTO_BLOCK", "must be N/WINDOW such as 100/5m: "+err.Error())
+		}
+	}
+	if c.IPAutoBlockFor < time.Minute || c.IPAutoBlockFor > 30*24*time.Hour {
+		return bad("IP_AUTO_BLOCK_FOR", "must be between 1m and 720h")
 	}
 	if c.CaptchaMinScore < 0 || c.CaptchaMinScore > 1 {
 		return bad("CAPTCHA_MIN_SCORE", "must be between 0 and 1")

@@ -113,7 +113,7 @@ func TestCaptchaProviders(t *testing.T) {
 		case "broken":
 			answer = map[string]any{"success": false, "error-codes": []string{"internal-error"}}
 		case "slow":
-			time.Sleep(300 * time.Millisecond)
+			time.Sleep(900 * time.Millisecond)
 			answer = map[string]any{"success": true}
 		case "500":
 			w.WriteHeader(500)
@@ -138,7 +138,7 @@ func TestCaptchaProviders(t *testing.T) {
 	} {
 		t.Run(c.provider+"/"+c.token, func(t *testing.T) {
 			a := newApp(t, "CAPTCHA_PROVIDER", c.provider, "CAPTCHA_SECRET", "secret-"+c.provider, "CAPTCHA_VERIFY_URL", srv.URL,
-				"CAPTCHA_TIMEOUT", "100ms", "CAPTCHA_FLOWS", "register=always")
+				"CAPTCHA_TIMEOUT", "500ms", "CAPTCHA_FLOWS", "register=always")
 			r := a.do(t, Request{Method: "POST", URL: "/auth/register", Headers: captchaHeader(c.token), RemoteAddr: "203.0.113.7:4000",
 				Body: map[string]string{"email": randomName("cap-") + "@example.com", "password": testPassword}})
 			mustf(t, r.Status == c.status && strings.Contains(r.Body, c.code), "%d %s", r.Status, r.Body)
