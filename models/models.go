@@ -242,3 +242,38 @@ type IPRule struct {
 	CreatedAt time.Time
 	ExpiresAt *time.Time
 }
+
+// WebhookEndpoint is a receiver of auth events (Standard Webhooks). Secret
+// is sealed with MFA key KeyVersion; the previous one signs too until
+// PreviousExpiresAt (a rotation's overlap).
+type WebhookEndpoint struct {
+	ID                 uuid.UUID `gorm:"type:uuid;primaryKey"`
+	URL                string
+	Description        string
+	Events             string // comma-separated event types, or "*"
+	Secret             string
+	KeyVersion         int
+	PreviousSecret     *string
+	PreviousKeyVersion *int
+	PreviousExpiresAt  *time.Time
+	DisabledAt         *time.Time
+	CreatedBy          *uuid.UUID `gorm:"type:uuid"`
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+}
+
+// WebhookMessage is one event for one endpoint: the outbox row, and its
+// delivery log.
+type WebhookMessage struct {
+	ID            string    // the webhook-id header: msg_...
+	EndpointID    uuid.UUID `gorm:"type:uuid"`
+	EventType     string
+	Payload       string
+	Status        string // pending, delivered or dead
+	Attempts      int
+	NextAttemptAt time.Time
+	LastStatus    int
+	LastError     string
+	CreatedAt     time.Time
+	DeliveredAt   *time.Time
+}

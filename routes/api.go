@@ -7,7 +7,7 @@ package routes
 //	@version					0.1.0
 //	@description				SaaS REST API starter: registration with email verification, RS256 access tokens with rotating refresh tokens, roles (viewer, editor, admin) and tiered sliding-window rate limits (free, paid, enterprise).
 //	@description
-//	@description				Authorize with an access token from POST /auth/login. Every answer of a rate-limited operation, errors included, carries X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset (Unix seconds), the IETF draft RateLimit and RateLimit-Policy fields, and Retry-After (seconds) on 429; the document lists them under the success and 429 answers only, to stay readable. Every error body has the same shape: ErrorResponse.
+//	@description				Authorize with an access token from POST /auth/login (a browser app may log in with "session": "cookie" instead: an HttpOnly session cookie, and X-CSRF-Token on unsafe requests). Every answer of a rate-limited operation, errors included, carries X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset (Unix seconds), the IETF draft RateLimit and RateLimit-Policy fields, and Retry-After (seconds) on 429; the document lists them under the success and 429 answers only, to stay readable. Every error body has the same shape: ErrorResponse.
 //	@contact.name				Tollgate
 //	@license.name				MIT
 //	@BasePath					/
@@ -31,6 +31,8 @@ package routes
 //	@tag.description			OAuth 2.0 for machine clients: client credentials tokens (RFC 6749 section 4.4, RFC 9068 JWTs), revocation (RFC 7009), introspection (RFC 7662), server metadata (RFC 8414). Errors follow RFC 6749 section 5.2.
 //	@tag.name					admin
 //	@tag.description			User management for admins.
+//	@tag.name					webhooks
+//	@tag.description			Signed auth-event webhooks (Standard Webhooks) for platform operators: endpoints, secret rotation, the delivery log, retries.
 //	@tag.name					public
 //	@tag.description			Status and signing keys, no token needed.
 //	@tag.name					system

@@ -16,6 +16,7 @@ type Handlers struct {
 	Auth      *handlers.Auth
 	Captcha   *handlers.CaptchaInfo
 	IPRules   *handlers.IPRules
+	Webhooks  *handlers.Webhooks
 	Account   *handlers.Account
 	Users     *handlers.Users
 	Projects  *handlers.Projects
@@ -104,6 +105,7 @@ func Register(e *echo.Echo, h Handlers, g Guards) {
 	analytics(e, h.Analytics, g)
 	admin(e, h.Users, h.IPRules, g)
 	audit(e, h.Audit, g)
+	webhooks(e, h.Webhooks, g)
 	orgs(e, h.Orgs, h.Audit, g)
 	apiKeys(e, h.APIKeys, g)
 	oauth(e, h.OAuth, g)

@@ -70,6 +70,7 @@ type Services struct {
 	Browser   *services.BrowserSessions // cookie sessions of browser apps
 	Captcha   *services.Captcha         // the CAPTCHA of the flows that ask for one
 	IPRules   *services.IPRules         // who may call at all
+	Webhooks  *services.Webhooks        // auth events to the operators' endpoints
 	APIKeys   *services.APIKeys
 	Clients   *services.Clients
 	Orgs      *services.Orgs
@@ -215,6 +216,9 @@ func newServices(d Deps, st Stores, m *metrics.Metrics) (Services, error) {
 	if s.IPRules, err = buildIPRules(cfg, st, d, m, s.Audit); err != nil {
 		return Services{}, err
 	}
+	s.Webhooks = services.NewWebhooks(db, d.Clock, s.Audit, d.Log, services.WebhooksConfig{MFAKeys: d.Secrets.MFAKeys,
+		AllowPrivate: cfg.WebhookAllowPrivateNetworks, RequireHTTPS: cfg.IsProduction() && !cfg.AllowHTTPBaseURL,
+		Timeout: cfg.WebhookTimeout, MaxAttempts: cfg.WebhookMaxAttempts})
 	env := "test"
 	if cfg.IsProduction() {
 		env = "live"

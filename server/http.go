@@ -103,6 +103,7 @@ func newHTTP(d Deps, st Stores, svc Services, monitor *database.Monitor, m *metr
 		System:    handlers.NewSystem(version(), svc.Health, svc.Tokens, cfg.SwaggerEnabled),
 		Captcha:   handlers.NewCaptchaInfo(svc.Captcha, cfg.CaptchaSiteKey),
 		IPRules:   handlers.NewIPRules(svc.IPRules),
+		Webhooks:  handlers.NewWebhooks(svc.Webhooks),
 		Auth:      handlers.NewAuth(svc.Accounts, cookies, svc.Browser, svc.Captcha),
 		Federated: fed,
 		SSO:       handlers.NewSSO(fed),

@@ -102,6 +102,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	go s.Heartbeat(serveCtx)
 	go s.FollowEndedSessions(serveCtx)
 	go s.Services.IPRules.Run(serveCtx)
+	go s.Services.Webhooks.Run(serveCtx, cfg.WebhookPollInterval)
 	// Queued mail is delivered in the background, with retries.
 	go s.Services.Outbox.Run(serveCtx, cfg.MailPollInterval)
 	// API key last-use times are batched in memory and written each minute.

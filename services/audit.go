@@ -49,6 +49,9 @@ type Audit struct {
 	clock clock.Clock
 	key   []byte
 	log   *slog.Logger
+	// onRecord runs in the transaction of every recorded event (the
+	// webhooks' outbox).
+	onRecord func(tx *gorm.DB, e *models.AuditEvent) error
 
 	checkpointFile string // "": checkpoints go to the log only
 	mu             sync.Mutex
@@ -105,6 +108,10 @@ func (a *Audit) Record(ctx context.Context, tx *gorm.DB, e Event) error {
 	if err := tx.Model(&models.AuditChain{}).Where("id = 1").
 		Updates(map[string]any{"last_seq": row.Seq, "last_hash": row.Hash}).Error; err != nil {
 		return apperror.Wrap(err, "advance audit chain")
+	}
+	if a.onRecord != nil {
+		// Webhooks: the event's messages commit (or not) with the change.
+		return a.onRecord(tx, &row)
 	}
 	return nil
 }

@@ -51,6 +51,7 @@ type Purged struct {
 	MFAChallenges      int64
 	APIKeys            int64
 	SignIns            int64 // provider sign-ins and their one-time codes
+	WebhookMessages    int64 // delivered or dead, 30 days on
 }
 
 // Retentions: what is kept, and how long, after it can no longer be used.
@@ -80,6 +81,7 @@ const (
 //     day ago;
 //   - API keys revoked or expired more than 30 days ago;
 //   - provider sign-ins and one-time codes expired more than a day ago;
+//   - webhook messages delivered or dead more than 30 days ago;
 //   - with WithAudit, audit events past their retention;
 //
 // and clears the sealed successors of tokens rotated over an hour ago.
@@ -113,6 +115,8 @@ func (p *Purge) Run(ctx context.Context) (Purged, error) {
 		{"oauth_codes", &out.SignIns, &models.OAuthCode{}, "expires_at <= ?", []any{spent}},
 		// A used assertion ID matters until the assertion itself expires.
 		{"saml_assertions", &out.SignIns, &models.SAMLAssertion{}, "expires_at <= ?", []any{now}},
+		// Webhook messages stay in the delivery log as long as mail does.
+		{"webhook_messages", &out.WebhookMessages, &models.WebhookMessage{}, "status <> ? AND created_at <= ?", []any{WebhookPending, now.Add(-mailRetention)}},
 	} {
 		var n int64
 		// Purging spans every organization (api_keys is one of theirs).

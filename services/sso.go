@@ -6,12 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -290,26 +288,7 @@ func (s *Federation) newOutbound() *http.Client {
 	if s.cfg.HTTPClient != nil && s.cfg.SSO.AllowPrivateNetworks {
 		return s.cfg.HTTPClient
 	}
-	allow := s.cfg.SSO.AllowPrivateNetworks
-	d := &net.Dialer{Timeout: 5 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
-		host, _, err := net.SplitHostPort(address)
-		if err != nil {
-			return err
-		}
-		if ip := net.ParseIP(host); allow || (ip != nil && publicIP(ip)) {
-			return nil
-		}
-		return errPrivateAddress
-	}}
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, TLSHandshakeTimeout: 5 * time.Second,
-		MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second}}
-}
-
-func publicIP(ip net.IP) bool {
-	cgnat := &net.IPNet{IP: net.IPv4(100, 64, 0, 0), Mask: net.CIDRMask(10, 32)}
-	inward := ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() ||
-		ip.IsMulticast() || ip.IsInterfaceLocalMulticast() || cgnat.Contains(ip)
-	return !inward
+	return guardedClient(s.cfg.SSO.AllowPrivateNetworks, 10*time.Second)
 }
 
 func (s *Federation) fetch(ctx context.Context, raw string) ([]byte, error) {

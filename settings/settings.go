@@ -159,6 +159,16 @@ type Config struct {
 	CaptchaTimeout  time.Duration `env:"CAPTCHA_TIMEOUT" envDefault:"5s"`
 	// CAPTCHA_VERIFY_URL replaces the provider's siteverify URL (a proxy).
 	CaptchaVerifyURL string `env:"CAPTCHA_VERIFY_URL"`
+	// WEBHOOK_ALLOW_PRIVATE_NETWORKS lets webhook endpoints be on loopback
+	// and private addresses: development only (refused in production),
+	// else an admin's URL could reach the internal network (SSRF).
+	WebhookAllowPrivateNetworks bool `env:"WEBHOOK_ALLOW_PRIVATE_NETWORKS" envDefault:"false"`
+	// WEBHOOK_TIMEOUT bounds one delivery; WEBHOOK_MAX_ATTEMPTS (1 to 8)
+	// tries before a message is dead; WEBHOOK_POLL_INTERVAL is how often
+	// the worker looks for due messages (new ones are sent at once).
+	WebhookTimeout      time.Duration `env:"WEBHOOK_TIMEOUT" envDefault:"10s"`
+	WebhookMaxAttempts  int           `env:"WEBHOOK_MAX_ATTEMPTS" envDefault:"8"`
+	WebhookPollInterval time.Duration `env:"WEBHOOK_POLL_INTERVAL" envDefault:"5s"`
 	// IP_ALLOWLIST and IP_BLOCKLIST are CIDRs (or addresses), IPv4 or
 	// IPv6, comma-separated: a blocked client gets 403 ip_blocked before
 	// anything else; an allowed one is never blocked (not by the admin
@@ -549,6 +559,18 @@ func (c *Config) validateCredentials() error {
 		if _, err := ratelimit.ParsePolicy("ip_refusals", c.IPAutoBlock); err != nil {
 			return bad("IP_AUTO_BLOCK", "must be N/WINDOW such as 100/5m: "+err.Error())
 		}
+	}
+	if c.WebhookAllowPrivateNetworks && c.IsProduction() {
+		return bad("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "is for development: in production an admin's endpoint could reach internal addresses")
+	}
+	if c.WebhookTimeout <= 0 || c.WebhookTimeout > time.Minute {
+		return bad("WEBHOOK_TIMEOUT", "must be between 1ms and 1m")
+	}
+	if c.WebhookMaxAttempts < 1 || c.WebhookMaxAttempts > 8 {
+		return bad("WEBHOOK_MAX_ATTEMPTS", "must be from 1 to 8")
+	}
+	if c.WebhookPollInterval < 10*time.Millisecond || c.WebhookPollInterval > time.Hour {
+		return bad("WEBHOOK_POLL_INTERVAL", "must be between 10ms and 1h")
 	}
 	if c.IPAutoBlockFor < time.Minute || c.IPAutoBlockFor > 30*24*time.Hour {
 		return bad("IP_AUTO_BLOCK_FOR", "must be between 1m and 720h")
