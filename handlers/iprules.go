@@ -35,9 +35,9 @@ type IPRuleResponse struct {
 	// Source: admin (this API) or auto (IP_AUTO_BLOCK).
 	Source    string     `json:"source" enums:"admin,auto" example:"admin"`
 	Reason    string     `json:"reason" example:"credential stuffing"`
-	CreatedBy *uuid.UUID `json:"created_by" format:"uuid"`
+	CreatedBy *uuid.UUID `json:"created_by" format:"uuid" extensions:"x-nullable"`
 	CreatedAt time.Time  `json:"created_at" format:"date-time"`
-	ExpiresAt *time.Time `json:"expires_at" format:"date-time"`
+	ExpiresAt *time.Time `json:"expires_at" format:"date-time" extensions:"x-nullable"`
 }
 
 // IPRuleList is every live stored rule.

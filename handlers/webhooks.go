@@ -38,14 +38,14 @@ type WebhookPatch struct {
 
 // WebhookResponse is an endpoint (never its secret).
 type WebhookResponse struct {
-	ID          uuid.UUID  `json:"id" format:"uuid"`
-	URL         string     `json:"url" example:"https://hooks.example.com/tollgate"`
-	Description string     `json:"description" example:"CRM sync"`
-	Events      []string   `json:"events" example:"user.created,session.revoked"`
-	Disabled    bool       `json:"disabled"`
-	CreatedAt   time.Time  `json:"created_at" format:"date-time"`
-	UpdatedAt   time.Time  `json:"updated_at" format:"date-time"`
-	RotatingTo  *time.Time `json:"previous_secret_expires_at" format:"date-time"` // the old secret still signs until then
+	ID                      uuid.UUID  `json:"id" format:"uuid"`
+	URL                     string     `json:"url" example:"https://hooks.example.com/tollgate"`
+	Description             string     `json:"description" example:"CRM sync"`
+	Events                  []string   `json:"events" example:"user.created,session.revoked"`
+	Disabled                bool       `json:"disabled"`
+	CreatedAt               time.Time  `json:"created_at" format:"date-time"`
+	UpdatedAt               time.Time  `json:"updated_at" format:"date-time"`
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at" format:"date-time" extensions:"x-nullable"` // the old secret still signs until then
 }
 
 // WebhookSecretResponse is an endpoint with its signing secret, shown
@@ -71,7 +71,7 @@ type WebhookMessageResponse struct {
 	LastStatus    int        `json:"last_status" example:"200"` // the endpoint's last HTTP status (0: no answer)
 	LastError     string     `json:"last_error" example:""`
 	CreatedAt     time.Time  `json:"created_at" format:"date-time"`
-	DeliveredAt   *time.Time `json:"delivered_at" format:"date-time"`
+	DeliveredAt   *time.Time `json:"delivered_at" format:"date-time" extensions:"x-nullable"`
 	Payload       string     `json:"payload" example:"{\"type\":\"user.created\",...}"`
 }
 
@@ -93,7 +93,7 @@ type RotateWebhookRequest struct {
 
 func toWebhook(ep *models.WebhookEndpoint) WebhookResponse {
 	return WebhookResponse{ID: ep.ID, URL: ep.URL, Description: ep.Description, Events: strings.Split(ep.Events, ","),
-		Disabled: ep.DisabledAt != nil, CreatedAt: ep.CreatedAt, UpdatedAt: ep.UpdatedAt, RotatingTo: ep.PreviousExpiresAt}
+		Disabled: ep.DisabledAt != nil, CreatedAt: ep.CreatedAt, UpdatedAt: ep.UpdatedAt, PreviousSecretExpiresAt: ep.PreviousExpiresAt}
 }
 
 // Events lists the event types.

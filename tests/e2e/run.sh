@@ -35,6 +35,10 @@ export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 
 port="$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")"
 base="http://127.0.0.1:$port"
+# Prism's port is chosen now: the collection's cookie session comes from its
+# origin, which the server must allow.
+pport="$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")"
+export CORS_ALLOWED_ORIGINS="http://127.0.0.1:$pport"
 export PORT="$port" APP_ENV=development APP_BASE_URL="$base" SQLITE_PATH="$work/tollgate.db" \
   JWT_PRIVATE_KEY_FILE="$work/jwt-private.pem" JWT_PUBLIC_KEY_FILE="$work/jwt-public.pem" API_KEY_PEPPER_FILE="$work/api-key-pepper" \
   AUDIT_KEY_FILE="$work/audit-key" MFA_KEY_FILE="$work/mfa-key" \
@@ -79,7 +83,6 @@ done
 echo "== Prism validating proxy in front of the server"
 # Every answer of the browser and Postman steps below is checked against the
 # document. Requests are not (the collection sends bad input on purpose).
-pport="$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")"
 "$here/node_modules/.bin/prism" proxy "$work/openapi.json" "$base" --host 127.0.0.1 --port "$pport" >"$artifacts/prism.log" 2>&1 &
 prism=$!
 proxied="http://127.0.0.1:$pport"
