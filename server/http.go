@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"slices"
 
 	echoprometheus "github.com/labstack/echo-contrib/v5/echoprometheus"
 	"github.com/labstack/echo/v5"
@@ -74,8 +75,9 @@ func newHTTP(d Deps, st Stores, svc Services, monitor *database.Monitor, m *metr
 			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType, browser.CSRFHeader, handlers.CaptchaHeader, "X-API-Key"},
 			ExposeHeaders: exposedHeaders,
 			// Cookie sessions: the listed origins may send credentials (and
-			// only they: the allowed origin is echoed, never "*").
-			AllowCredentials: true,
+			// only they: the allowed origin is echoed). With "*" (any origin)
+			// nobody may: Echo refuses the pair, and so would browsers.
+			AllowCredentials: !slices.Contains(cfg.CORSAllowedOrigins, "*"),
 			MaxAge:           600,
 		}))
 	}

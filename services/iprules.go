@@ -206,6 +206,9 @@ func ParseCIDR(v string) (netip.Prefix, error) {
 		return netip.Prefix{}, err
 	}
 	if p.Addr().Is4In6() {
+		if p.Bits() < 96 {
+			return netip.Prefix{}, errors.New("an IPv4-mapped range shorter than /96")
+		}
 		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 	}
 	return p.Masked(), nil
@@ -228,6 +231,9 @@ func (s *IPRules) Create(ctx context.Context, who *caller.Caller, in NewIPRule) 
 	p, err := ParseCIDR(in.CIDR)
 	if err != nil {
 		return nil, apperror.Validation(map[string]string{"cidr": "must be an IPv4 or IPv6 address or CIDR, such as 203.0.113.0/24 or 2001:db8::/32"})
+	}
+	if in.Action != IPAllow && in.Action != IPBlock {
+		return nil, apperror.Validation(map[string]string{"action": "must be allow or block"})
 	}
 	if in.TTL < 0 {
 		return nil, apperror.Validation(map[string]string{"ttl": "must not be negative"})

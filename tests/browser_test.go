@@ -263,6 +263,11 @@ func TestCORSWithCredentials(t *testing.T) {
 		strings.Contains(strings.ToLower(r.Header.Get("Access-Control-Allow-Headers")), "x-csrf-token"), "allowed preflight: %d %v", r.Status, r.Header)
 	r = preflight("https://evil.example")
 	mustf(t, r.Header.Get("Access-Control-Allow-Origin") == "" && r.Header.Get("Access-Control-Allow-Credentials") == "", "refused preflight: %v", r.Header)
+	// Any origin: the API is readable from anywhere, but never with credentials.
+	anyOrigin := newApp(t, "CORS_ALLOWED_ORIGINS", "*")
+	r = anyOrigin.do(t, Request{Method: "OPTIONS", URL: "/api-keys", Headers: map[string]string{"Origin": "https://evil.example",
+		"Access-Control-Request-Method": "POST"}})
+	mustf(t, r.Header.Get("Access-Control-Allow-Origin") == "*" && r.Header.Get("Access-Control-Allow-Credentials") == "", "with *: %v", r.Header)
 }
 
 // The example front end is served in development, under the page CSP.

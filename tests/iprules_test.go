@@ -45,6 +45,8 @@ func TestIPRulesAPI(t *testing.T) {
 			Body: map[string]string{"cidr": "2001:db8::1", "action": "allow"}, ExpectedStatus: 201, ExpectedContent: []string{`"cidr":"2001:db8::1/128"`, `"expires_at":null`}},
 		{Name: "not a CIDR", Method: "POST", URL: "/admin/ip-rules", Headers: op, Setup: withOperator,
 			Body: map[string]string{"cidr": "300.1.2.3/8", "action": "block"}, ExpectedStatus: 400, ExpectedContent: []string{`"cidr"`}},
+		{Name: "a mapped range too short", Method: "POST", URL: "/admin/ip-rules", Headers: op, Setup: withOperator,
+			Body: map[string]string{"cidr": "::ffff:0:0/64", "action": "block"}, ExpectedStatus: 400, ExpectedContent: []string{`"cidr"`}},
 		{Name: "an unknown action", Method: "POST", URL: "/admin/ip-rules", Headers: op, Setup: withOperator,
 			Body: map[string]string{"cidr": "10.0.0.0/8", "action": "tarpit"}, ExpectedStatus: 400, ExpectedContent: []string{`"action"`}},
 		{Name: "a bad ttl", Method: "POST", URL: "/admin/ip-rules", Headers: op, Setup: withOperator,
